@@ -1,0 +1,3 @@
+from clawstats.cli import main
+
+raise SystemExit(main())

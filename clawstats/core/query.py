@@ -1,0 +1,120 @@
+"""Filtering, sorting and paging of session rows: one parser for the CLI and the HTTP query.
+
+``parse_query`` validates raw strings and raises :class:`QueryError` naming the parameter
+and what it accepts; ``select`` applies a parsed :class:`SessionQuery` to snapshot rows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from clawstats.core.session import SessionRow
+
+SORTS = ("updated", "cost", "context", "key")
+ORDERS = ("desc", "asc")
+MAX_LIMIT = 100_000
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class QueryError(ValueError):
+    def __init__(self, param: str, allowed: str, got: str | None = None) -> None:
+        shown = f" (got {got[:60]!r})" if got is not None else ""
+        super().__init__(f"invalid value for '{param}'{shown}: expected {allowed}")
+        self.param = param
+        self.allowed = allowed
+
+
+@dataclass(frozen=True, slots=True)
+class SessionQuery:
+    agent: str | None = None
+    active_min: float | None = None
+    model: str | None = None
+    q: str | None = None
+    sort: str = "updated"
+    order: str | None = None  # default: desc, but asc for key
+    limit: int | None = None
+    offset: int = 0
+    archived: bool = True
+
+
+def _number(param: str, raw: str, *, integer: bool, minimum: float) -> float:
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        raise QueryError(param, f"a {'whole ' if integer else ''}number >= {minimum:g}", raw) from None
+    if not value >= minimum or value != value or value in (float("inf"),):
+        raise QueryError(param, f"a {'whole ' if integer else ''}number >= {minimum:g}", raw)
+    return value
+
+
+def _choice(param: str, raw: str, allowed: tuple[str, ...]) -> str:
+    if raw not in allowed:
+        raise QueryError(param, "one of " + ", ".join(allowed), raw)
+    return raw
+
+
+def parse_day(param: str, raw: str | None) -> str | None:
+    """A UTC day ``YYYY-MM-DD`` (a longer ISO time is cut to its day)."""
+    if raw is None or raw == "":
+        return None
+    day = raw[:10]
+    if not _DAY.match(day):
+        raise QueryError(param, "a UTC day YYYY-MM-DD (or an ISO-8601 time)", raw)
+    return day
+
+
+def parse_query(params: Mapping[str, str], known: Iterable[str] = ()) -> SessionQuery:
+    """Build a :class:`SessionQuery` from string parameters (HTTP query or CLI)."""
+    allowed = {"agent", "active", "model", "q", "sort", "order", "limit", "offset", "archived", *known}
+    for name in params:
+        if name not in allowed:
+            raise QueryError(name, "no such parameter; known: " + ", ".join(sorted(allowed)))
+    get = params.get
+    active = get("active")
+    limit = get("limit")
+    offset = get("offset")
+    archived = get("archived")
+    if archived is not None and archived not in ("true", "false", "1", "0"):
+        raise QueryError("archived", "true or false", archived)
+    return SessionQuery(
+        agent=get("agent") or None,
+        active_min=_number("active", active, integer=False, minimum=0) if active else None,
+        model=get("model") or None,
+        q=get("q") or None,
+        sort=_choice("sort", get("sort") or "updated", SORTS),
+        order=_choice("order", get("order") or "", ORDERS) if get("order") else None,
+        limit=int(_number("limit", limit, integer=True, minimum=0)) if limit else None,
+        offset=int(_number("offset", offset, integer=True, minimum=0)) if offset else 0,
+        archived=archived not in ("false", "0"),
+    )
+
+
+_SORT_KEYS: dict[str, Callable[[SessionRow], tuple[float | str, str]]] = {
+    "updated": lambda r: (r.updated_at_ms or 0.0, r.key),
+    "cost": lambda r: (r.total_cost, r.key),
+    "context": lambda r: (r.context_tokens if r.context_tokens is not None else -1, r.key),
+    "key": lambda r: (r.key, r.key),
+}
+
+
+def select(rows: Iterable[SessionRow], query: SessionQuery, now_ms: float) -> tuple[list[SessionRow], int]:
+    """(the page of rows, how many matched before paging)."""
+    needle = query.q.lower() if query.q else None
+    since_ms = now_ms - query.active_min * 60_000 if query.active_min is not None else None
+    matched = [
+        r
+        for r in rows
+        if (query.agent is None or r.agent_id == query.agent)
+        and (query.model is None or r.model == query.model or (r.model or "").endswith("/" + query.model))
+        and (since_ms is None or (r.updated_at_ms or 0.0) >= since_ms)
+        and (query.archived or not r.archived)
+        and (needle is None or needle in r.key.lower() or needle in (r.label or "").lower())
+    ]
+    order = query.order or ("asc" if query.sort == "key" else "desc")
+    matched.sort(key=_SORT_KEYS[query.sort], reverse=order == "desc")
+    page = matched[query.offset :]
+    if query.limit is not None:
+        page = page[: min(query.limit, MAX_LIMIT)]
+    return page, len(matched)

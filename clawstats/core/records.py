@@ -1,0 +1,167 @@
+"""Decoding of OpenClaw records: one transcript line (or SQLite event) and one index row.
+
+Only the fields the statistics need are declared; everything else is skipped by the decoder
+without building Python objects (message text is read as ``msgspec.Raw``: its length is kept,
+its content never is). A line that is not valid JSON, or whose used fields have the wrong
+type, raises :class:`BadRecord` with a ``kind`` the caller counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from msgspec import Raw, Struct
+
+Number = int | float
+#: Loose on purpose: fields we only display may come in any scalar shape.
+Stamp = str | int | float | None
+
+
+class BadRecord(Exception):
+    """A record that cannot be used; ``kind`` is the health counter it goes to."""
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.detail = detail
+
+
+class Cost(Struct):
+    total: Number | None = None
+
+
+class Usage(Struct):
+    input: Number | None = 0
+    output: Number | None = 0
+    cacheRead: Number | None = 0
+    cacheWrite: Number | None = 0
+    totalTokens: Number | None = None
+    cost: Cost | None = None
+
+
+class Message(Struct):
+    role: str | None = None
+    content: Raw = Raw(b"")
+    provider: str | None = None
+    model: str | None = None
+    usage: Usage | None = None
+    stopReason: str | None = None
+    timestamp: Stamp = None
+    isError: bool | None = None
+
+
+class SnapshotData(Struct):
+    provider: str | None = None
+    modelId: str | None = None
+
+
+class Line(Struct):
+    """One transcript entry (file line or SQLite ``transcript_events`` row)."""
+
+    type: str | None = None
+    id: str | int | None = None
+    parentId: str | int | None = None
+    timestamp: Stamp = None
+    message: Message | None = None
+    customType: str | None = None
+    data: Raw = Raw(b"")
+    summary: Raw = Raw(b"")
+    firstKeptEntryId: str | int | None = None
+    tokensBefore: Number | None = None
+    tokensAfter: Number | None = None
+    fromHook: bool | None = None
+    reason: str | None = None
+    provider: str | None = None
+    modelId: str | None = None
+    version: Number | None = None
+
+
+_line_decoder = msgspec.json.Decoder(Line)
+_snapshot_decoder = msgspec.json.Decoder(SnapshotData)
+
+
+def decode_line(raw: bytes | memoryview) -> Line:
+    """Decode one JSON line; raise :class:`BadRecord` (``malformed`` or ``wrongType``)."""
+    try:
+        return _line_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise BadRecord("wrongType", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise BadRecord("malformed", str(exc)) from None
+
+
+def decode_snapshot_data(raw: Raw) -> SnapshotData | None:
+    """The ``data`` of a ``model-snapshot`` custom entry, or None when it is unusable."""
+    try:
+        return _snapshot_decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
+class IndexRow(Struct):
+    """The fields of a ``sessions.json`` row (or SQLite ``entry_json``) that statistics use."""
+
+    sessionId: str | None = None
+    updatedAt: Number | None = None
+    sessionFile: str | None = None
+    totalTokens: Number | None = None
+    totalTokensFresh: bool | None = None
+    contextTokens: Number | None = None
+    compactionCount: Number | None = None
+    model: str | None = None
+    modelProvider: str | None = None
+    modelOverride: str | None = None
+    providerOverride: str | None = None
+    label: str | None = None
+    displayName: str | None = None
+    channel: str | None = None
+    lastChannel: str | None = None
+    spawnedBy: str | None = None
+    status: str | None = None
+
+
+_row_decoder = msgspec.json.Decoder(IndexRow)
+_row_convert_error = (msgspec.ValidationError, TypeError)
+
+
+def parse_index(raw: bytes) -> tuple[dict[str, IndexRow], dict[str, str]]:
+    """Parse a whole ``sessions.json``.
+
+    Returns the usable rows and, per rejected key, the reason. Raises :class:`BadRecord`
+    when the document itself is unusable (not JSON, not an object), so the caller can keep
+    its last good copy.
+    """
+    try:
+        doc = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
+    except msgspec.ValidationError as exc:
+        raise BadRecord("indexNotObject", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise BadRecord("indexMalformed", str(exc)) from None
+    rows: dict[str, IndexRow] = {}
+    rejected: dict[str, str] = {}
+    for key, value in doc.items():
+        try:
+            rows[key] = _row_decoder.decode(value)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            rejected[key] = str(exc)
+    return rows, rejected
+
+
+def parse_index_row(raw: bytes | str) -> IndexRow:
+    """One row from its JSON text (SQLite ``entry_json``); raises :class:`BadRecord`."""
+    try:
+        return _row_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise BadRecord("rowWrongType", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise BadRecord("rowMalformed", str(exc)) from None
+
+
+def as_int(value: Any) -> int:
+    """A token count as a non-negative int (floats truncated, junk as 0)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if value != value or value in (float("inf"), float("-inf")) or value < 0:
+        return 0
+    return int(value)

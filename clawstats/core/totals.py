@@ -1,0 +1,116 @@
+"""Totals and usage groups over many transcripts (live and archived), from their buckets.
+
+Each transcript contributes its (day, model) buckets once, so totals include archives and
+never count a transcript twice, however many rows point at it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from clawstats.core.catalog import Catalog
+from clawstats.core.session import UsageTotals
+from clawstats.core.transcript import (
+    B_CALLS,
+    B_COST,
+    B_CR,
+    B_CW,
+    B_IN,
+    B_MISSING,
+    B_OUT,
+    B_UCR,
+    B_UCW,
+    B_UIN,
+    B_UOUT,
+    BUCKET_SIZE,
+    TranscriptStats,
+)
+
+GROUP_BY = ("model", "agent", "day")
+
+
+class UsageGroup(msgspec.Struct, frozen=True, rename="camel"):
+    cost: float
+    calls: int
+    usage: UsageTotals
+    missing_cost_entries: int = 0
+
+
+class Totals(msgspec.Struct, frozen=True, rename="camel"):
+    total_cost: float
+    calls: int
+    usage: UsageTotals
+    missing_cost_entries: int
+    sessions: int
+    by_agent: dict[str, UsageGroup]
+    by_model: dict[str, UsageGroup]
+    by_day: dict[str, UsageGroup]
+
+
+def _group(acc: list[float], extra_cost: float) -> UsageGroup:
+    usage = [int(acc[B_IN]), int(acc[B_OUT]), int(acc[B_CR]), int(acc[B_CW])]
+    return UsageGroup(
+        cost=acc[B_COST] + extra_cost,
+        calls=int(acc[B_CALLS]),
+        usage=UsageTotals(*usage, total=sum(usage)),
+        missing_cost_entries=int(acc[B_MISSING]),
+    )
+
+
+def group_usage(
+    transcripts: Iterable[tuple[str, TranscriptStats]],
+    catalog: Catalog,
+    by: str,
+    since: str | None = None,
+    until: str | None = None,
+) -> dict[str, UsageGroup]:
+    """Usage and cost per model, agent or UTC day; ``since``/``until`` are inclusive days."""
+    if by not in GROUP_BY:
+        raise ValueError(f"by must be one of {', '.join(GROUP_BY)}")
+    sums: dict[str, list[float]] = {}
+    extra: dict[str, float] = {}
+    for agent_id, stats in transcripts:
+        for (day, model), bucket in stats.buckets.items():
+            if (since and day < since) or (until and day > until):
+                continue
+            name = model if by == "model" else agent_id if by == "agent" else day
+            acc = sums.get(name)
+            if acc is None:
+                acc = sums[name] = [0.0] * BUCKET_SIZE
+            for slot in range(BUCKET_SIZE):
+                acc[slot] += bucket[slot]
+            if bucket[B_MISSING]:
+                tokens = (int(bucket[B_UIN]), int(bucket[B_UOUT]), int(bucket[B_UCR]), int(bucket[B_UCW]))
+                extra[name] = extra.get(name, 0.0) + (catalog.price(agent_id, model, tokens) or 0.0)
+    return {name: _group(acc, extra.get(name, 0.0)) for name, acc in sorted(sums.items())}
+
+
+def compute_totals(
+    transcripts: list[tuple[str, TranscriptStats]],
+    catalog: Catalog,
+    total_cost: float,
+    sessions: int,
+) -> Totals:
+    """Totals over every transcript; ``total_cost`` is the rows' cost summed in row order."""
+    by_agent = group_usage(transcripts, catalog, "agent")
+    usage = [0, 0, 0, 0]
+    calls = missing = 0
+    for group in by_agent.values():
+        usage[0] += group.usage.input
+        usage[1] += group.usage.output
+        usage[2] += group.usage.cache_read
+        usage[3] += group.usage.cache_write
+        calls += group.calls
+        missing += group.missing_cost_entries
+    return Totals(
+        total_cost=total_cost,
+        calls=calls,
+        usage=UsageTotals(*usage, total=sum(usage)),
+        missing_cost_entries=missing,
+        sessions=sessions,
+        by_agent=by_agent,
+        by_model=group_usage(transcripts, catalog, "model"),
+        by_day=group_usage(transcripts, catalog, "day"),
+    )

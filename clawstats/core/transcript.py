@@ -1,0 +1,392 @@
+"""Incremental statistics of one transcript: ``TranscriptStats.apply(line)`` per entry.
+
+The accumulator owns everything a transcript contributes: cumulative usage and cost per
+(day, model) bucket, message counts, the model that ran last, compactions, a per-call
+timeline, and the *context segment*: the entries of the active branch since the last
+compaction, as (id hash, characters, prompt tokens) triples in compact arrays. The segment is
+what lets us estimate the context right after a compaction (OpenClaw only reports a stale or
+missing number then) without keeping any message text.
+
+Semantics follow ``shared/docs/openclaw-session-store.md`` §3-§4: cost is summed over every
+assistant message in file order (all branches); context comes from the active branch.
+"""
+
+from __future__ import annotations
+
+import zlib
+from array import array
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from clawstats.core.records import Line, as_int, decode_snapshot_data
+
+#: Assistant messages that are not model calls (OpenClaw's delivery mirrors, injected text).
+_SYNTHETIC_PROVIDER = "openclaw"
+_NOT_A_CALL = frozenset({"error", "aborted"})
+_TOOL_CALL_MARK = b'"type":"toolCall"'
+#: Bucket slots: calls, input, output, cacheRead, cacheWrite, recorded cost,
+#: missing-cost calls and their (input, output, cacheRead, cacheWrite) tokens.
+BUCKET_SIZE = 11
+B_CALLS, B_IN, B_OUT, B_CR, B_CW, B_COST, B_MISSING, B_UIN, B_UOUT, B_UCR, B_UCW = range(BUCKET_SIZE)
+CHARS_PER_TOKEN = 4
+_STATE_VERSION = 1
+
+
+def id_hash(value: str | int | None) -> int:
+    """A stable 32-bit key for an entry id (8-hex ids in 2026.7, UUIDs in 2026.9)."""
+    if value is None:
+        return 0
+    return zlib.crc32(str(value).encode()) or 1
+
+
+def iso_to_ms(value: Any) -> float | None:
+    """Epoch ms from an ISO-8601 string or an epoch-ms number; None when unusable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value == value and 0 <= value < 1e15 else None
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp() * 1000.0
+
+
+def ms_to_day(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000.0, UTC).strftime("%Y-%m-%d")
+
+
+class Compaction(msgspec.Struct, frozen=True, array_like=True):
+    at_ms: float | None
+    tokens_before: int | None
+    tokens_after: int | None
+    #: our estimate of the context right after it (system prompt and tools included)
+    estimate: int | None
+    from_hook: bool
+
+
+class TranscriptStats:
+    """Mutable accumulator for one transcript; fed entries in order by its single owner."""
+
+    __slots__ = (
+        "session_id",
+        "version",
+        "entries",
+        "first_ts",
+        "last_ts",
+        "cost",
+        "buckets",
+        "user",
+        "assistant",
+        "tool_calls",
+        "tool_results",
+        "errors",
+        "model",
+        "compactions",
+        "resets",
+        "seg_ids",
+        "seg_chars",
+        "seg_prompt",
+        "last_prompt",
+        "last_output",
+        "last_call_ms",
+        "compacted_after_call",
+        "estimate_at_compaction",
+        "chars_after_compaction",
+        "summary_chars",
+        "branch_lost",
+        "tl_ms",
+        "tl_ctx",
+        "tl_cost",
+    )
+
+    def __init__(self) -> None:
+        self.session_id: str | None = None
+        self.version: int | None = None
+        self.entries = 0
+        self.first_ts: str | None = None
+        self.last_ts: str | None = None
+        self.cost = 0.0  # recorded usage.cost.total, summed in file order (= OpenClaw's own sum)
+        self.buckets: dict[tuple[str, str], list[float]] = {}
+        self.user = self.assistant = self.tool_calls = self.tool_results = self.errors = 0
+        self.model: str | None = None
+        self.compactions: list[Compaction] = []
+        self.resets = 0
+        self.seg_ids = array("I")
+        self.seg_chars = array("I")
+        self.seg_prompt = array("I")
+        self.last_prompt: int | None = None
+        self.last_output = 0
+        self.last_call_ms: float | None = None
+        self.compacted_after_call = False
+        self.estimate_at_compaction: int | None = None
+        self.chars_after_compaction = 0
+        self.summary_chars = 0
+        self.branch_lost = False
+        self.tl_ms = array("d")
+        self.tl_ctx = array("I")
+        self.tl_cost = array("d")
+
+    # -- feeding ---------------------------------------------------------------------------
+
+    def apply(self, line: Line) -> None:
+        """Fold one decoded entry into the statistics."""
+        self.entries += 1
+        ts = line.timestamp if isinstance(line.timestamp, str) else None
+        if ts is not None:
+            if self.first_ts is None:
+                self.first_ts = ts
+            self.last_ts = ts
+        kind = line.type
+        if kind == "session":
+            if isinstance(line.id, str) and self.session_id is None:
+                self.session_id = line.id
+            self.version = as_int(line.version) or None
+            return
+        self._follow_branch(line.parentId)
+        if kind == "message" and line.message is not None:
+            self._message(line)
+        elif kind == "compaction":
+            self._compaction(line)
+        elif kind == "reset":
+            self._reset()
+            return
+        elif kind == "model_change":
+            if line.provider and line.modelId:
+                self.model = f"{line.provider}/{line.modelId}"
+            self._push(line.id, 0, 0)
+        elif kind == "custom" and line.customType == "model-snapshot":
+            snap = decode_snapshot_data(line.data)
+            if snap is not None and snap.provider and snap.modelId:
+                self.model = f"{snap.provider}/{snap.modelId}"
+            self._push(line.id, 0, 0)
+        else:
+            self._push(line.id, 0, 0)
+
+    def _message(self, line: Line) -> None:
+        msg = line.message
+        assert msg is not None
+        chars = max(len(msg.content) - 2, 0)  # raw JSON of the content, quotes off
+        role = msg.role
+        if role == "user":
+            self.user += 1
+        elif role == "toolResult":
+            self.tool_results += 1
+            if msg.isError:
+                self.errors += 1
+        if role != "assistant":
+            self._push(line.id, chars, 0)
+            return
+        self.assistant += 1
+        self.tool_calls += bytes(msg.content).count(_TOOL_CALL_MARK)
+        if msg.stopReason == "error":
+            self.errors += 1
+        usage = msg.usage
+        prompt = 0
+        if usage is not None:
+            prompt = self._account(line, usage)
+            synthetic = msg.provider == _SYNTHETIC_PROVIDER
+            if prompt > 0 and not synthetic and msg.stopReason not in _NOT_A_CALL:
+                self.last_prompt = prompt
+                self.last_output = as_int(usage.output)
+                self.last_call_ms = iso_to_ms(msg.timestamp) or iso_to_ms(line.timestamp)
+                self.compacted_after_call = False
+                self.tl_ms.append(self.last_call_ms or 0.0)
+                self.tl_ctx.append(min(prompt, 0xFFFFFFFF))
+                self.tl_cost.append(self.cost)
+            else:
+                prompt = 0
+        if msg.provider and msg.model and msg.provider != _SYNTHETIC_PROVIDER:
+            self.model = f"{msg.provider}/{msg.model}"
+        self._push(line.id, chars, prompt)
+
+    def _account(self, line: Line, usage: Any) -> int:
+        """Add one call's usage to its bucket; return its prompt size."""
+        msg = line.message
+        assert msg is not None
+        tin, tout = as_int(usage.input), as_int(usage.output)
+        tcr, tcw = as_int(usage.cacheRead), as_int(usage.cacheWrite)
+        model = f"{msg.provider or 'unknown'}/{msg.model or 'unknown'}"
+        day = _day_of(line)
+        bucket = self.buckets.get((day, model))
+        if bucket is None:
+            bucket = self.buckets[(day, model)] = [0.0] * BUCKET_SIZE
+        bucket[B_CALLS] += 1
+        bucket[B_IN] += tin
+        bucket[B_OUT] += tout
+        bucket[B_CR] += tcr
+        bucket[B_CW] += tcw
+        total = usage.cost.total if usage.cost is not None else None
+        if isinstance(total, int | float) and not isinstance(total, bool) and total == total:
+            self.cost += total
+            bucket[B_COST] += total
+        else:
+            bucket[B_MISSING] += 1
+            bucket[B_UIN] += tin
+            bucket[B_UOUT] += tout
+            bucket[B_UCR] += tcr
+            bucket[B_UCW] += tcw
+        return tin + tcr + tcw
+
+    def _compaction(self, line: Line) -> None:
+        if self.compacted_after_call:
+            base = self.estimate_at_compaction
+            if base is not None:
+                base += self.chars_after_compaction // CHARS_PER_TOKEN
+        elif self.last_prompt is not None:
+            base = self.last_prompt + self.last_output + self._chars_since_call() // CHARS_PER_TOKEN
+        else:
+            base = as_int(line.tokensBefore) or None
+        keep_from = self._index_of(id_hash(line.firstKeptEntryId)) if line.firstKeptEntryId else -1
+        if keep_from < 0:
+            keep_from = len(self.seg_ids)  # kept entries unknown: assume all dropped
+        dropped = sum(self.seg_chars[:keep_from]) + self.summary_chars
+        self.summary_chars = max(len(line.summary) - 2, 0)
+        estimate = None
+        if base is not None:
+            estimate = max(base - (dropped - self.summary_chars) // CHARS_PER_TOKEN, 0)
+        del self.seg_ids[:keep_from], self.seg_chars[:keep_from], self.seg_prompt[:keep_from]
+        at_ms = iso_to_ms(line.timestamp)
+        after = as_int(line.tokensAfter) if line.tokensAfter is not None else None
+        before = as_int(line.tokensBefore) if line.tokensBefore is not None else None
+        self.compactions.append(Compaction(at_ms, before, after, estimate, bool(line.fromHook)))
+        self.compacted_after_call = True
+        self.estimate_at_compaction = estimate
+        self.chars_after_compaction = 0
+        self._push(line.id, 0, 0)
+
+    def _reset(self) -> None:
+        """SQLite store: a ``reset`` event starts a fresh context in the same session."""
+        self.resets += 1
+        del self.seg_ids[:], self.seg_chars[:], self.seg_prompt[:]
+        self.last_prompt = None
+        self.last_output = 0
+        self.compacted_after_call = False
+        self.estimate_at_compaction = None
+        self.chars_after_compaction = self.summary_chars = 0
+
+    def _push(self, entry_id: str | int | None, chars: int, prompt: int) -> None:
+        self.seg_ids.append(id_hash(entry_id))
+        self.seg_chars.append(min(chars, 0xFFFFFFFF))
+        self.seg_prompt.append(min(prompt, 0xFFFFFFFF))
+        if self.compacted_after_call and prompt == 0:
+            self.chars_after_compaction += chars
+
+    def _follow_branch(self, parent: str | int | None) -> None:
+        """A parent other than the previous entry moves the active branch back to it."""
+        if parent is None or not self.seg_ids:
+            return
+        parent_hash = id_hash(parent)
+        if self.seg_ids[-1] == parent_hash:
+            return
+        index = self._index_of(parent_hash)
+        if index < 0:
+            self.branch_lost = True  # parent before the segment: context below is best effort
+            return
+        del self.seg_ids[index + 1 :], self.seg_chars[index + 1 :], self.seg_prompt[index + 1 :]
+        for prompt_index in range(len(self.seg_prompt) - 1, -1, -1):
+            if self.seg_prompt[prompt_index]:
+                self.last_prompt = self.seg_prompt[prompt_index]
+                self.compacted_after_call = False
+                return
+
+    def _index_of(self, entry_hash: int) -> int:
+        ids = self.seg_ids
+        for index in range(len(ids) - 1, -1, -1):
+            if ids[index] == entry_hash:
+                return index
+        return -1
+
+    def _chars_since_call(self) -> int:
+        total = 0
+        for index in range(len(self.seg_prompt) - 1, -1, -1):
+            if self.seg_prompt[index]:
+                break
+            total += self.seg_chars[index]
+        return total
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def context(self) -> tuple[int | None, str]:
+        """Context in use per the transcript alone: (tokens, "transcript"|"estimate"|"unknown")."""
+        if self.compacted_after_call:
+            if self.estimate_at_compaction is None:
+                return None, "unknown"
+            return self.estimate_at_compaction + self.chars_after_compaction // CHARS_PER_TOKEN, "estimate"
+        if self.last_prompt is not None:
+            return self.last_prompt, "transcript"
+        return None, "unknown"
+
+    @property
+    def last_ms(self) -> float | None:
+        return iso_to_ms(self.last_ts)
+
+    # -- persistence (the index cache and worker processes) ---------------------------------
+
+    def dump(self) -> bytes:
+        state = [
+            _STATE_VERSION,
+            self.session_id,
+            self.version,
+            self.entries,
+            self.first_ts,
+            self.last_ts,
+            self.cost,
+            [[day, model, values] for (day, model), values in self.buckets.items()],
+            [self.user, self.assistant, self.tool_calls, self.tool_results, self.errors],
+            self.model,
+            self.compactions,
+            self.resets,
+            self.seg_ids.tobytes(),
+            self.seg_chars.tobytes(),
+            self.seg_prompt.tobytes(),
+            [self.last_prompt, self.last_output, self.last_call_ms, self.compacted_after_call],
+            [self.estimate_at_compaction, self.chars_after_compaction, self.summary_chars],
+            self.branch_lost,
+            self.tl_ms.tobytes(),
+            self.tl_ctx.tobytes(),
+            self.tl_cost.tobytes(),
+        ]
+        return msgspec.msgpack.encode(state)
+
+    @classmethod
+    def load(cls, blob: bytes) -> TranscriptStats:
+        """Inverse of :meth:`dump`; raises ValueError on a blob of another version."""
+        try:
+            state = msgspec.msgpack.decode(blob)
+        except msgspec.DecodeError as exc:
+            raise ValueError(str(exc)) from None
+        if not isinstance(state, list) or not state or state[0] != _STATE_VERSION:
+            raise ValueError("transcript state of another version")
+        self = cls()
+        (_, self.session_id, self.version, self.entries, self.first_ts, self.last_ts, self.cost) = state[:7]
+        self.buckets = {(day, model): list(values) for day, model, values in state[7]}
+        self.user, self.assistant, self.tool_calls, self.tool_results, self.errors = state[8]
+        self.model = state[9]
+        self.compactions = [Compaction(*c) for c in state[10]]
+        self.resets = state[11]
+        self.seg_ids.frombytes(state[12])
+        self.seg_chars.frombytes(state[13])
+        self.seg_prompt.frombytes(state[14])
+        self.last_prompt, self.last_output, self.last_call_ms, self.compacted_after_call = state[15]
+        self.estimate_at_compaction, self.chars_after_compaction, self.summary_chars = state[16]
+        self.branch_lost = state[17]
+        self.tl_ms.frombytes(state[18])
+        self.tl_ctx.frombytes(state[19])
+        self.tl_cost.frombytes(state[20])
+        return self
+
+
+def _day_of(line: Line) -> str:
+    ts = line.timestamp
+    if isinstance(ts, str) and len(ts) >= 10 and ts.endswith("Z"):
+        return ts[:10]  # UTC ISO: the date is its prefix, no parsing needed
+    msg_ts = line.message.timestamp if line.message is not None else None
+    ms = iso_to_ms(ts) or iso_to_ms(msg_ts)
+    return ms_to_day(ms) if ms is not None else "unknown"

@@ -1,0 +1,180 @@
+"""The persisted index: per transcript its identity, offset and accumulated statistics.
+
+A small SQLite file in the user cache dir (one per state dir) lets a restart over a
+multi-GB store cost O(changed bytes): a cached transcript resumes at its offset when its
+device, inode and first bytes still match, and is re-read from zero otherwise. Writes are
+batched in one transaction and throttled; an unwritable or full cache dir degrades health and
+the service goes on without it. SIGKILL mid-write leaves the last committed state (SQLite).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from clawstats.core.health import HealthLog
+from clawstats.core.transcript import TranscriptStats
+from clawstats.watch.tail import FileId, Tail
+
+log = logging.getLogger("clawstats")
+SCHEMA_VERSION = 1
+
+
+def default_cache_path(cache_dir: Path, state_dir: Path) -> Path:
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+    return cache_dir / f"index-{digest}.sqlite"
+
+
+class IndexCache:
+    def __init__(self, path: Path, health: HealthLog | None = None, min_interval_s: float = 5.0) -> None:
+        self.path = path
+        self.health = health
+        self.min_interval_s = min_interval_s
+        self._saved: dict[str, tuple[FileId | None, int, int]] = {}
+        self._owners_saved: dict[tuple[str, str], str] = {}
+        self._last_save = 0.0
+        self._db: sqlite3.Connection | None = None
+        self._open()
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        reason = f"index cache unavailable ({what}: {exc}); running without it"
+        if self.health is not None:
+            self.health.set_condition(str(self.path), reason)
+        else:
+            log.warning("%s: %s", self.path, reason)
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+        self._db = None
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=2.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                db.executescript(
+                    "DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS owners;"
+                    "CREATE TABLE files (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER,"
+                    " mtime_ns INTEGER, offset INTEGER, head BLOB, state BLOB);"
+                    "CREATE TABLE owners (agent TEXT, sid TEXT, key TEXT, PRIMARY KEY (agent, sid));"
+                    f"PRAGMA user_version={SCHEMA_VERSION};"
+                )
+            self._db = db
+        except (sqlite3.Error, OSError) as exc:
+            self._fail("open", exc)
+
+    @property
+    def available(self) -> bool:
+        return self._db is not None
+
+    def restore(self, path: str) -> Tail | None:
+        """A :class:`Tail` resumed from the cache, or None when absent or unusable."""
+        if self._db is None:
+            return None
+        try:
+            found = self._db.execute(
+                "SELECT dev, ino, size, mtime_ns, offset, head, state FROM files WHERE path = ?", (path,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            self._fail("read", exc)
+            return None
+        if found is None:
+            return None
+        dev, ino, size, mtime_ns, offset, head, state = found
+        try:
+            stats = TranscriptStats.load(state)
+        except ValueError:
+            return None
+        tail = Tail(path)
+        tail.stats = stats
+        tail.offset = offset
+        tail.head = head or b""
+        # A trailing partial line was not persisted: make the next poll read past the offset.
+        tail.file_id = FileId(dev, ino, size, mtime_ns) if size == offset else FileId(dev, ino, -1, -1)
+        self._saved[path] = (tail.file_id, tail.revision, offset)
+        return tail
+
+    def owners(self, agent_id: str) -> dict[str, str]:
+        if self._db is None:
+            return {}
+        try:
+            rows = self._db.execute("SELECT sid, key FROM owners WHERE agent = ?", (agent_id,)).fetchall()
+        except sqlite3.Error as exc:
+            self._fail("read", exc)
+            return {}
+        for sid, key in rows:
+            self._owners_saved[(agent_id, sid)] = key
+        return dict(rows)
+
+    def save(self, tails: dict[str, Tail], owners: dict[str, dict[str, str]], force: bool = False) -> None:
+        """Persist what changed since the last save (at most every ``min_interval_s``)."""
+        if self._db is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_save < self.min_interval_s:
+            return
+        self._last_save = now
+        changed = []
+        for path, tail in tails.items():
+            mark = (tail.file_id, tail.revision, tail.offset)
+            if self._saved.get(path) != mark and tail.file_id is not None:
+                changed.append((path, tail, mark))
+        new_owners = [
+            (agent, sid, key)
+            for agent, mapping in owners.items()
+            for sid, key in mapping.items()
+            if self._owners_saved.get((agent, sid)) != key
+        ]
+        if not changed and not new_owners:
+            return
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                for path, tail, _mark in changed:
+                    fid = tail.file_id
+                    assert fid is not None
+                    # Store the size as the offset when a partial line is pending (see restore).
+                    size = fid.size if not tail.pending else -1
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (path, fid.dev, fid.ino, size, fid.mtime_ns, tail.offset, tail.head, tail.stats.dump()),
+                    )
+                self._db.executemany("INSERT OR REPLACE INTO owners VALUES (?, ?, ?)", new_owners)
+        except (sqlite3.Error, OSError) as exc:
+            self._fail("write", exc)
+            return
+        for path, _tail, mark in changed:
+            self._saved[path] = mark
+        for agent, sid, key in new_owners:
+            self._owners_saved[(agent, sid)] = key
+        if self.health is not None:
+            self.health.clear_condition(str(self.path))
+
+    def prune(self) -> int:
+        """Forget transcripts that no longer exist; returns how many."""
+        if self._db is None:
+            return 0
+        try:
+            paths = [p for (p,) in self._db.execute("SELECT path FROM files")]
+            gone = [(p,) for p in paths if not os.path.exists(p)]
+            if gone:
+                with self._db:
+                    self._db.executemany("DELETE FROM files WHERE path = ?", gone)
+        except sqlite3.Error as exc:
+            self._fail("prune", exc)
+            return 0
+        return len(gone)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

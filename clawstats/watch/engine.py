@@ -1,0 +1,40 @@
+"""Assembling a :class:`StatsStore` from :class:`Settings`: state dir, config, agents, cache."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from clawstats.core.pricing import genai_price
+from clawstats.settings import Settings
+from clawstats.watch.cache import IndexCache, default_cache_path
+from clawstats.watch.layout import discover_agents, load_catalog, load_config, resolve_state_dir
+from clawstats.watch.store import StatsStore
+
+
+def open_store(settings: Settings, env: Mapping[str, str]) -> StatsStore:
+    """Raises :class:`clawstats.watch.layout.StateDirError` when there is no state dir."""
+    state_dir = resolve_state_dir(settings.state_dir, env)
+    config, config_error = load_config(state_dir, env)
+    agents = discover_agents(state_dir, config, settings.agent)
+    catalog = load_catalog(state_dir, config, [a.agent_id for a in agents], genai_price)
+    cache = None
+    if not settings.no_cache:
+        cache = IndexCache(default_cache_path(settings.cache_path_dir, state_dir))
+    store = StatsStore(state_dir, agents, catalog, cache, settings.max_line_bytes)
+    if cache is not None:
+        cache.health = store.health
+        if not cache.available:
+            store.health.set_condition(str(cache.path), "index cache unavailable; running without it")
+    if config_error:
+        store.health.set_condition(str(state_dir / "openclaw.json"), config_error)
+    return store
+
+
+def describe_layouts(store: StatsStore) -> str:
+    layouts = store.health.layouts
+    return ", ".join(f"{agent}={layout}" for agent, layout in sorted(layouts.items())) or "no agents"
+
+
+def state_dir_of(store: StatsStore) -> Path:
+    return store.state_dir

@@ -1,0 +1,318 @@
+"""``StatsStore``: the one writer of statistics. ``scan()`` brings them up to date and returns a
+new immutable :class:`Snapshot` (the same object when nothing changed).
+
+Per agent it polls the index (``sessions.json`` or SQLite ``session_nodes``), tails every
+transcript that belongs to it (live, topic, ``.reset``/``.deleted`` archives, orphans), and
+joins them into rows. Work is proportional to what changed: unchanged files cost one
+``stat``, unchanged rows are reused, and a transcript renamed into an archive keeps its state
+(same inode), so a reset re-reads nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from clawstats.core.catalog import Catalog
+from clawstats.core.health import Health, HealthLog
+from clawstats.core.records import IndexRow
+from clawstats.core.session import SessionRow, build_row
+from clawstats.core.snapshot import Snapshot, TranscriptView
+from clawstats.core.totals import compute_totals
+from clawstats.core.transcript import TranscriptStats
+from clawstats.watch.cache import IndexCache
+from clawstats.watch.index import IndexFile
+from clawstats.watch.layout import AgentSource
+from clawstats.watch.sessionkeys import owner_from_trajectory
+from clawstats.watch.source import Source
+from clawstats.watch.sqlite_store import SqliteAgent
+from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail
+
+ARCHIVE_RE = re.compile(r"^(?P<sid>.+?)\.jsonl\.(?P<why>reset|deleted)\.[0-9T:.\-]+Z(?:\.(?:gz|zst))?$")
+
+
+def is_live_transcript(name: str) -> bool:
+    return (
+        name.endswith(".jsonl")
+        and not name.endswith(".trajectory.jsonl")
+        and ".checkpoint." not in name
+        and not name.startswith(".")
+    )
+
+
+@dataclass
+class _AgentFiles:
+    source: AgentSource
+    index: IndexFile
+    owners: dict[str, str] = field(default_factory=dict)  # sessionId -> key that had it
+    last_ids: dict[str, str] = field(default_factory=dict)  # key -> sessionId at the last scan
+
+
+class StatsStore:
+    """Owns every ``Tail``/``TranscriptStats``; call :meth:`scan` from one task only."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        agents: list[AgentSource],
+        catalog: Catalog,
+        cache: IndexCache | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        self.state_dir = state_dir
+        self.catalog = catalog
+        self.cache = cache
+        self.max_line_bytes = max_line_bytes
+        self.health = HealthLog()
+        self.tails: dict[str, Tail] = {}
+        self.files: dict[str, _AgentFiles] = {}
+        self.sqlite: dict[str, SqliteAgent] = {}
+        for agent in agents:
+            self.health.layouts[agent.agent_id] = agent.layout
+            if agent.layout == "sqlite":
+                self.sqlite[agent.agent_id] = SqliteAgent(agent, self.health)
+            else:
+                self.files[agent.agent_id] = _AgentFiles(agent, IndexFile(agent.store))
+        self._rows: dict[str, tuple[object, SessionRow]] = {}
+        self._views: dict[str, tuple[int, TranscriptView]] = {}
+        self._noted: set[tuple[str, str]] = set()
+        self.revision = 0
+        self.snapshot: Snapshot | None = None
+        if cache is not None:
+            for agent_files in self.files.values():
+                agent_files.owners.update(cache.owners(agent_files.source.agent_id))
+
+    # -- scanning --------------------------------------------------------------------------
+
+    def scan(self) -> Snapshot:
+        started = time.perf_counter()
+        sources: list[Source] = []
+        stats_of: dict[str, tuple[int, TranscriptStats]] = {}
+        for agent_files in self.files.values():
+            sources.extend(self._scan_files(agent_files, stats_of))
+        for sqlite_agent in self.sqlite.values():
+            sources.extend(sqlite_agent.scan(stats_of))
+        self.health.last_scan_ms = time.time() * 1000.0
+        self.health.last_scan_s = time.perf_counter() - started
+        snapshot = self._publish(sources, stats_of)
+        if self.cache is not None:
+            self.cache.save(self.tails, self.files_owners())
+        return snapshot
+
+    def files_owners(self) -> dict[str, dict[str, str]]:
+        return {agent_id: dict(files.owners) for agent_id, files in self.files.items()}
+
+    def _scan_files(self, agent_files: _AgentFiles, stats_of: dict[str, tuple[int, TranscriptStats]]) -> list[Source]:
+        source, health = agent_files.source, self.health
+        sessions_dir = source.sessions_dir
+        try:
+            names = os.listdir(sessions_dir)
+            health.clear_condition(sessions_dir)
+        except FileNotFoundError:
+            names = []
+            if os.path.isdir(self.state_dir):
+                health.clear_condition(sessions_dir)
+            else:
+                health.set_condition(str(self.state_dir), "state dir is missing")
+        except OSError as exc:
+            names = []
+            health.set_condition(sessions_dir, f"cannot list: {exc.strerror or exc}")
+        if os.path.isdir(self.state_dir):
+            health.clear_condition(str(self.state_dir))
+        try:
+            agent_files.index.poll(health)
+        except OSError as exc:
+            health.set_condition(source.store, f"cannot read: {exc.strerror or exc}")
+        rows = agent_files.index.rows
+        self._learn_owners(agent_files, rows)
+        present = set(names)
+        live: dict[str, str] = {}
+        archives: dict[str, tuple[str, str]] = {}
+        for name in names:
+            match = ARCHIVE_RE.match(name)
+            if match:
+                archives[name] = (match.group("sid"), os.path.join(sessions_dir, name))
+            elif is_live_transcript(name):
+                live[name] = os.path.join(sessions_dir, name)
+        sources: list[Source] = []
+        claimed: set[str] = set()
+        for key, row in rows.items():
+            path = self._locate(row, sessions_dir, present)
+            if path is None:
+                self._note(key, "rowWithoutTranscript", source.store)
+            else:
+                claimed.add(path)
+            sources.append(Source(key, source.agent_id, row, path))
+        for name, path in live.items():
+            if path not in claimed:
+                sid = name[: -len(".jsonl")]
+                self._note(path, "transcriptWithoutRow", path)
+                sources.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path))
+        for name, (sid, path) in archives.items():
+            owner = agent_files.owners.get(sid)
+            if owner is None:
+                owner = owner_from_trajectory(os.path.join(sessions_dir, f"{sid}.trajectory.jsonl"))
+                if owner is not None:
+                    agent_files.owners[sid] = owner
+            sources.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path, True, owner))
+        wanted = {s.stats_id for s in sources if s.stats_id is not None}
+        self._poll_tails(sessions_dir, wanted, stats_of)
+        return sources
+
+    def _learn_owners(self, agent_files: _AgentFiles, rows: dict[str, IndexRow]) -> None:
+        """A key whose sessionId changed owned the old one (its reset archive)."""
+        previous = agent_files.last_ids
+        current = {key: row.sessionId for key, row in rows.items() if row.sessionId}
+        for key, old in previous.items():
+            new = current.get(key)
+            if new is not None and new != old:
+                agent_files.owners[old] = key
+        for key, sid in current.items():
+            agent_files.owners.setdefault(sid, key)
+        agent_files.last_ids = current
+
+    @staticmethod
+    def _locate(row: IndexRow, sessions_dir: str, present: set[str]) -> str | None:
+        """§2.3: the row's sessionFile if it exists, else its name or ``<sessionId>.jsonl`` here."""
+        candidates: list[str] = []
+        if row.sessionFile:
+            if os.path.isabs(row.sessionFile):
+                if os.path.dirname(row.sessionFile) == sessions_dir:
+                    candidates.append(os.path.basename(row.sessionFile))
+                elif os.path.isfile(row.sessionFile):
+                    return row.sessionFile
+                else:
+                    candidates.append(os.path.basename(row.sessionFile))
+            else:
+                candidates.append(row.sessionFile)
+        if row.sessionId:
+            candidates.append(f"{row.sessionId}.jsonl")
+        for name in candidates:
+            if os.sep not in name and name in present:
+                return os.path.join(sessions_dir, name)
+            if os.sep in name and os.path.isfile(os.path.join(sessions_dir, name)):
+                return os.path.join(sessions_dir, name)
+        return None
+
+    def _poll_tails(
+        self, sessions_dir: str, wanted: set[str], stats_of: dict[str, tuple[int, TranscriptStats]]
+    ) -> None:
+        prefix = sessions_dir + os.sep
+        vanished = {p: t for p, t in self.tails.items() if p.startswith(prefix) and p not in wanted}
+        by_inode = {(t.file_id.dev, t.file_id.ino): t for t in vanished.values() if t.file_id is not None}
+        for path in sorted(wanted):
+            tail = self.tails.get(path)
+            if tail is None:
+                tail = self._adopt(path, by_inode, vanished)
+            try:
+                tail.poll(self.health, self.max_line_bytes)
+                self.health.clear_condition(path)
+            except FileNotFoundError:
+                continue  # gone between listing and reading: next scan settles it
+            except OSError as exc:
+                self.health.set_condition(path, f"cannot read: {exc.strerror or exc}")
+            stats_of[path] = (tail.revision, tail.stats)
+        for path in vanished:
+            self.tails.pop(path, None)
+            self.health.clear_condition(path)
+
+    def _adopt(self, path: str, by_inode: dict[tuple[int, int], Tail], vanished: dict[str, Tail]) -> Tail:
+        """A new path: a renamed file we already read (reset archive), a cached one, or new."""
+        tail: Tail | None = None
+        try:
+            st = os.stat(path)
+            moved = by_inode.get((st.st_dev, st.st_ino))
+            if moved is not None and not path.endswith((".gz", ".zst")):
+                vanished.pop(moved.path, None)
+                self.tails.pop(moved.path, None)
+                moved.path = path
+                tail = moved
+        except OSError:
+            pass
+        if tail is None and self.cache is not None:
+            tail = self.cache.restore(path)
+        if tail is None:
+            tail = Tail(path)
+        self.tails[path] = tail
+        return tail
+
+    def _note(self, subject: str, kind: str, path: str) -> None:
+        if (subject, kind) not in self._noted:
+            self._noted.add((subject, kind))
+            self.health.count(path, kind, subject)
+
+    # -- publishing ------------------------------------------------------------------------
+
+    def _publish(self, sources: list[Source], stats_of: dict[str, tuple[int, TranscriptStats]]) -> Snapshot:
+        earlier: dict[str, float] = {}
+        for src in sources:
+            if src.archived and src.archived_from and src.stats_id in stats_of:
+                cost = stats_of[src.stats_id][1]
+                earlier[src.archived_from] = earlier.get(src.archived_from, 0.0) + cost.cost
+        rows: list[SessionRow] = []
+        views: dict[str, TranscriptView] = {}
+        transcripts: dict[str, tuple[str, TranscriptView]] = {}
+        new_rows: dict[str, tuple[object, SessionRow]] = {}
+        new_views: dict[str, tuple[int, TranscriptView]] = {}
+        for src in sources:
+            revision, stats = stats_of.get(src.stats_id or "", (-1, None))
+            signature = (src, revision, earlier.get(src.key, 0.0))
+            cached = self._rows.get(src.key)
+            if cached is not None and cached[0] == signature:
+                row = cached[1]
+            else:
+                row = build_row(
+                    src.key,
+                    src.agent_id,
+                    src.row,
+                    stats,
+                    self.catalog,
+                    archived=src.archived,
+                    archived_from=src.archived_from,
+                    earlier_cost=earlier.get(src.key, 0.0),
+                )
+            new_rows[src.key] = (signature, row)
+            rows.append(row)
+            if stats is not None and src.stats_id is not None:
+                old_view = self._views.get(src.stats_id)
+                if old_view is not None and old_view[0] == revision:
+                    view = old_view[1]
+                else:
+                    view = TranscriptView.of(src.agent_id, stats)
+                new_views[src.stats_id] = (revision, view)
+                views[src.key] = view
+                transcripts[src.stats_id] = (src.agent_id, view)
+        changed = new_rows.keys() != self._rows.keys() or any(
+            self._rows[k][1] is not v[1] for k, v in new_rows.items()
+        )
+        self._rows, self._views = new_rows, new_views
+        health = self.health.freeze()
+        if self.snapshot is not None and not changed and _same_health(health, self.snapshot.health):
+            # Nothing a reader sees changed: same revision (so ETags hold), fresh scan times.
+            self.snapshot = replace(self.snapshot, health=health)
+            return self.snapshot
+        self.revision += 1
+        rows.sort(key=lambda r: (-(r.updated_at_ms or 0.0), r.key))
+        total_cost = 0.0
+        for row in rows:
+            total_cost += row.total_cost
+        self.snapshot = Snapshot(
+            revision=self.revision,
+            generated_ms=time.time() * 1000.0,
+            state_dir=str(self.state_dir),
+            rows=tuple(rows),
+            by_key={row.key: row for row in rows},
+            views=views,
+            transcripts=tuple(transcripts.values()),
+            totals=compute_totals(list(transcripts.values()), self.catalog, total_cost, len(rows)),
+            health=health,
+            catalog=self.catalog,
+        )
+        return self.snapshot
+
+
+def _same_health(a: Health, b: Health) -> bool:
+    return (a.counters, a.conditions, a.layouts) == (b.counters, b.conditions, b.layouts)

@@ -1,0 +1,176 @@
+"""Incremental reading of one JSONL transcript: only new bytes, complete lines only.
+
+A :class:`Tail` keeps the byte offset of the last complete line, a buffer for a trailing
+partial line (OpenClaw may be mid-write), the file's identity (device, inode, a fingerprint
+of its first bytes) and the :class:`TranscriptStats` it feeds. A shrunk file, a new inode
+or a changed head means the file was replaced: it is re-read alone, from zero. Compressed
+archives (``.gz``/``.zst``) are immutable and read whole once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+
+from clawstats.core.health import HealthLog
+from clawstats.core.records import BadRecord, decode_line
+from clawstats.core.transcript import TranscriptStats
+
+CHUNK_BYTES = 4 << 20
+HEAD_BYTES = 256
+DEFAULT_MAX_LINE_BYTES = 64 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class FileId:
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileId:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class Tail:
+    """Reader state of one transcript file; ``poll()`` folds new complete lines into ``stats``."""
+
+    __slots__ = ("path", "compressed", "stats", "offset", "head", "file_id", "pending", "skipping", "revision", "bytes_read")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.compressed = path.endswith((".gz", ".zst"))
+        self.stats = TranscriptStats()
+        self.offset = 0  # end of the last complete line consumed
+        self.head = b""
+        self.file_id: FileId | None = None
+        self.pending = b""
+        self.skipping = False  # inside an oversized line: drop bytes up to its newline
+        self.revision = 0  # bumped whenever stats change
+        self.bytes_read = 0  # lifetime total, for tests and scan metrics
+
+    def restart(self) -> None:
+        self.stats = TranscriptStats()
+        self.offset = 0
+        self.head = b""
+        self.pending = b""
+        self.skipping = False
+        self.revision += 1
+
+    def poll(self, health: HealthLog, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> bool:
+        """Read what is new; True when the statistics changed. Raises OSError on I/O faults."""
+        st = os.stat(self.path)
+        file_id = FileId.of(st)
+        if file_id == self.file_id:
+            return False
+        if self.compressed:
+            self.restart()
+            self._read_compressed(health, max_line_bytes)
+            self.file_id = file_id
+            return True
+        with open(self.path, "rb") as fh:
+            if self._replaced(fh, file_id):
+                self.restart()
+            fh.seek(self.offset + len(self.pending))
+            changed = self._consume(fh, health, max_line_bytes)
+            if not self.head and self.offset:
+                fh.seek(0)
+                self.head = fh.read(HEAD_BYTES)
+        self.file_id = file_id
+        if changed:
+            self.revision += 1
+        return changed
+
+    def _replaced(self, fh: object, file_id: FileId) -> bool:
+        old = self.file_id
+        if old is None:
+            return False
+        if (old.dev, old.ino) != (file_id.dev, file_id.ino):
+            return True
+        if file_id.size < self.offset + len(self.pending):
+            return True
+        if self.head:
+            assert hasattr(fh, "read") and hasattr(fh, "seek")
+            fh.seek(0)
+            if fh.read(len(self.head)) != self.head:
+                return True
+        return False
+
+    def _consume(self, fh: object, health: HealthLog, max_line_bytes: int) -> bool:
+        assert hasattr(fh, "read")
+        changed = False
+        while True:
+            chunk: bytes = fh.read(CHUNK_BYTES)
+            if not chunk:
+                return changed
+            self.bytes_read += len(chunk)
+            changed |= self._feed(chunk, health, max_line_bytes)
+
+    def _feed(self, chunk: bytes, health: HealthLog, max_line_bytes: int) -> bool:
+        """Split ``pending + chunk`` into complete lines; keep the unfinished tail."""
+        changed = False
+        start = 0
+        if self.skipping:
+            newline = chunk.find(b"\n")
+            if newline < 0:
+                self.offset += len(chunk)
+                return False
+            self.offset += newline + 1
+            self.skipping = False
+            start = newline + 1
+        last = chunk.rfind(b"\n", start)
+        if last < 0:
+            self.pending += chunk[start:]
+        else:
+            data = self.pending + chunk[start : last + 1] if self.pending else chunk[start : last + 1]
+            self.pending = chunk[last + 1 :]
+            self.offset += len(data)
+            changed = self._lines(data, health, max_line_bytes)
+        if len(self.pending) > max_line_bytes:
+            health.count(self.path, "oversizedLine", f"over {max_line_bytes} bytes")
+            self.offset += len(self.pending)
+            self.pending = b""
+            self.skipping = True
+        return changed
+
+    def _lines(self, data: bytes, health: HealthLog, max_line_bytes: int) -> bool:
+        stats = self.stats
+        changed = False
+        for raw in data.split(b"\n"):
+            if not raw or raw.isspace():
+                continue
+            if len(raw) > max_line_bytes:
+                health.count(self.path, "oversizedLine", f"{len(raw)} bytes")
+                continue
+            try:
+                line = decode_line(raw)
+            except BadRecord as bad:
+                health.count(self.path, bad.kind, bad.detail)
+                continue
+            stats.apply(line)
+            changed = True
+        return changed
+
+    def _read_compressed(self, health: HealthLog, max_line_bytes: int) -> None:
+        if self.path.endswith(".gz"):
+            stream = gzip.open(self.path, "rb")
+        else:
+            import zstandard
+
+            stream = zstandard.ZstdDecompressor().stream_reader(open(self.path, "rb"), closefd=True)
+        try:
+            with stream:
+                while True:
+                    chunk = stream.read(CHUNK_BYTES)
+                    if not chunk:
+                        break
+                    self.bytes_read += len(chunk)
+                    self._feed(chunk, health, max_line_bytes)
+        except (OSError, EOFError, ValueError) as exc:  # corrupt archive: keep what decoded
+            health.count(self.path, "corruptArchive", str(exc))
+        if self.pending:
+            health.count(self.path, "partialLine", "archive ends without a newline")
+            self.pending = b""
+        self.revision += 1
