@@ -79,6 +79,10 @@ class SessionRow(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True
     archived_from: str | None = None
 
 
+def usage_totals(input_: int, output: int, cache_read: int, cache_write: int) -> UsageTotals:
+    return UsageTotals(input_, output, cache_read, cache_write, input_ + output + cache_read + cache_write)
+
+
 def kind_of(key: str) -> str:
     """direct / group / channel / subagent / cron / hook / other, from the key's shape."""
     parts = key.split(":")
@@ -142,7 +146,7 @@ def usage_of(stats: TranscriptStats | None) -> UsageTotals:
         sums[1] += int(bucket[B_OUT])
         sums[2] += int(bucket[B_CR])
         sums[3] += int(bucket[B_CW])
-    return UsageTotals(*sums, total=sum(sums))
+    return usage_totals(*sums)
 
 
 def cost_of(stats: TranscriptStats | None, agent_id: str, catalog: Catalog) -> tuple[float, str, int]:

@@ -6,12 +6,13 @@ never count a transcript twice, however many rows point at it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
 import msgspec
 
 from clawstats.core.catalog import Catalog
-from clawstats.core.session import UsageTotals
+from clawstats.core.session import UsageTotals, usage_totals
 from clawstats.core.transcript import (
     B_CALLS,
     B_COST,
@@ -25,10 +26,16 @@ from clawstats.core.transcript import (
     B_UIN,
     B_UOUT,
     BUCKET_SIZE,
-    TranscriptStats,
 )
 
 GROUP_BY = ("model", "agent", "day")
+
+
+class HasBuckets(Protocol):
+    """A transcript's (day, model) buckets: live ``TranscriptStats`` or a frozen view."""
+
+    @property
+    def buckets(self) -> Mapping[tuple[str, str], Sequence[float]]: ...
 
 
 class UsageGroup(msgspec.Struct, frozen=True, rename="camel"):
@@ -50,17 +57,16 @@ class Totals(msgspec.Struct, frozen=True, rename="camel"):
 
 
 def _group(acc: list[float], extra_cost: float) -> UsageGroup:
-    usage = [int(acc[B_IN]), int(acc[B_OUT]), int(acc[B_CR]), int(acc[B_CW])]
     return UsageGroup(
         cost=acc[B_COST] + extra_cost,
         calls=int(acc[B_CALLS]),
-        usage=UsageTotals(*usage, total=sum(usage)),
+        usage=usage_totals(int(acc[B_IN]), int(acc[B_OUT]), int(acc[B_CR]), int(acc[B_CW])),
         missing_cost_entries=int(acc[B_MISSING]),
     )
 
 
 def group_usage(
-    transcripts: Iterable[tuple[str, TranscriptStats]],
+    transcripts: Iterable[tuple[str, HasBuckets]],
     catalog: Catalog,
     by: str,
     since: str | None = None,
@@ -88,7 +94,7 @@ def group_usage(
 
 
 def compute_totals(
-    transcripts: list[tuple[str, TranscriptStats]],
+    transcripts: Sequence[tuple[str, HasBuckets]],
     catalog: Catalog,
     total_cost: float,
     sessions: int,
@@ -107,7 +113,7 @@ def compute_totals(
     return Totals(
         total_cost=total_cost,
         calls=calls,
-        usage=UsageTotals(*usage, total=sum(usage)),
+        usage=usage_totals(*usage),
         missing_cost_entries=missing,
         sessions=sessions,
         by_agent=by_agent,

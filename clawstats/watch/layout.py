@@ -112,14 +112,10 @@ def discover_agents(state_dir: Path, config: Mapping[str, Any] | None, agent: st
             if database.is_file():
                 found[entry.name] = AgentSource(entry.name, "sqlite", str(database), str(sessions))
             elif entry.name not in found and (sessions / "sessions.json").is_file():
-                found[entry.name] = AgentSource(
-                    entry.name, "file", str(sessions / "sessions.json"), str(sessions)
-                )
+                found[entry.name] = AgentSource(entry.name, "file", str(sessions / "sessions.json"), str(sessions))
             elif entry.name not in found and sessions.is_dir():
                 # transcripts but no index yet: still counted (rows come from transcripts)
-                found[entry.name] = AgentSource(
-                    entry.name, "file", str(sessions / "sessions.json"), str(sessions)
-                )
+                found[entry.name] = AgentSource(entry.name, "file", str(sessions / "sessions.json"), str(sessions))
     agents = [found[name] for name in sorted(found)]
     return [a for a in agents if agent is None or a.agent_id == agent]
 

@@ -108,20 +108,7 @@ class StatsStore:
     def _scan_files(self, agent_files: _AgentFiles, stats_of: dict[str, tuple[int, TranscriptStats]]) -> list[Source]:
         source, health = agent_files.source, self.health
         sessions_dir = source.sessions_dir
-        try:
-            names = os.listdir(sessions_dir)
-            health.clear_condition(sessions_dir)
-        except FileNotFoundError:
-            names = []
-            if os.path.isdir(self.state_dir):
-                health.clear_condition(sessions_dir)
-            else:
-                health.set_condition(str(self.state_dir), "state dir is missing")
-        except OSError as exc:
-            names = []
-            health.set_condition(sessions_dir, f"cannot list: {exc.strerror or exc}")
-        if os.path.isdir(self.state_dir):
-            health.clear_condition(str(self.state_dir))
+        names = self._list(sessions_dir)
         try:
             agent_files.index.poll(health)
         except OSError as exc:
@@ -129,14 +116,7 @@ class StatsStore:
         rows = agent_files.index.rows
         self._learn_owners(agent_files, rows)
         present = set(names)
-        live: dict[str, str] = {}
-        archives: dict[str, tuple[str, str]] = {}
-        for name in names:
-            match = ARCHIVE_RE.match(name)
-            if match:
-                archives[name] = (match.group("sid"), os.path.join(sessions_dir, name))
-            elif is_live_transcript(name):
-                live[name] = os.path.join(sessions_dir, name)
+        live, archives = _classify(sessions_dir, names)
         sources: list[Source] = []
         claimed: set[str] = set()
         for key, row in rows.items():
@@ -151,7 +131,7 @@ class StatsStore:
                 sid = name[: -len(".jsonl")]
                 self._note(path, "transcriptWithoutRow", path)
                 sources.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path))
-        for name, (sid, path) in archives.items():
+        for sid, path in archives:
             owner = agent_files.owners.get(sid)
             if owner is None:
                 owner = owner_from_trajectory(os.path.join(sessions_dir, f"{sid}.trajectory.jsonl"))
@@ -161,6 +141,23 @@ class StatsStore:
         wanted = {s.stats_id for s in sources if s.stats_id is not None}
         self._poll_tails(sessions_dir, wanted, stats_of)
         return sources
+
+    def _list(self, sessions_dir: str) -> list[str]:
+        health, state_dir = self.health, str(self.state_dir)
+        try:
+            names = os.listdir(sessions_dir)
+            health.clear_condition(sessions_dir)
+        except FileNotFoundError:
+            names = []
+            health.clear_condition(sessions_dir)
+        except OSError as exc:
+            names = []
+            health.set_condition(sessions_dir, f"cannot list: {exc.strerror or exc}")
+        if os.path.isdir(state_dir):
+            health.clear_condition(state_dir)
+        else:
+            health.set_condition(state_dir, "state dir is missing")
+        return names
 
     def _learn_owners(self, agent_files: _AgentFiles, rows: dict[str, IndexRow]) -> None:
         """A key whose sessionId changed owned the old one (its reset archive)."""
@@ -285,9 +282,7 @@ class StatsStore:
                 new_views[src.stats_id] = (revision, view)
                 views[src.key] = view
                 transcripts[src.stats_id] = (src.agent_id, view)
-        changed = new_rows.keys() != self._rows.keys() or any(
-            self._rows[k][1] is not v[1] for k, v in new_rows.items()
-        )
+        changed = new_rows.keys() != self._rows.keys() or any(self._rows[k][1] is not v[1] for k, v in new_rows.items())
         self._rows, self._views = new_rows, new_views
         health = self.health.freeze()
         if self.snapshot is not None and not changed and _same_health(health, self.snapshot.health):
@@ -312,6 +307,19 @@ class StatsStore:
             catalog=self.catalog,
         )
         return self.snapshot
+
+
+def _classify(sessions_dir: str, names: list[str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """({live transcript name: path}, [(archived sessionId, path)])."""
+    live: dict[str, str] = {}
+    archives: list[tuple[str, str]] = []
+    for name in sorted(names):
+        match = ARCHIVE_RE.match(name)
+        if match:
+            archives.append((match.group("sid"), os.path.join(sessions_dir, name)))
+        elif is_live_transcript(name):
+            live[name] = os.path.join(sessions_dir, name)
+    return live, archives
 
 
 def _same_health(a: Health, b: Health) -> bool:

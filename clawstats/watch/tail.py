@@ -12,6 +12,9 @@ from __future__ import annotations
 import gzip
 import os
 from dataclasses import dataclass
+from typing import Any
+
+import zstandard
 
 from clawstats.core.health import HealthLog
 from clawstats.core.records import BadRecord, decode_line
@@ -37,7 +40,18 @@ class FileId:
 class Tail:
     """Reader state of one transcript file; ``poll()`` folds new complete lines into ``stats``."""
 
-    __slots__ = ("path", "compressed", "stats", "offset", "head", "file_id", "pending", "skipping", "revision", "bytes_read")
+    __slots__ = (
+        "path",
+        "compressed",
+        "stats",
+        "offset",
+        "head",
+        "file_id",
+        "pending",
+        "skipping",
+        "revision",
+        "bytes_read",
+    )
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -154,11 +168,10 @@ class Tail:
         return changed
 
     def _read_compressed(self, health: HealthLog, max_line_bytes: int) -> None:
+        stream: Any  # GzipFile or a zstandard stream reader: both file-like
         if self.path.endswith(".gz"):
             stream = gzip.open(self.path, "rb")
         else:
-            import zstandard
-
             stream = zstandard.ZstdDecompressor().stream_reader(open(self.path, "rb"), closefd=True)
         try:
             with stream:
@@ -168,7 +181,7 @@ class Tail:
                         break
                     self.bytes_read += len(chunk)
                     self._feed(chunk, health, max_line_bytes)
-        except (OSError, EOFError, ValueError) as exc:  # corrupt archive: keep what decoded
+        except (OSError, EOFError, ValueError, zstandard.ZstdError) as exc:  # corrupt archive: keep what decoded
             health.count(self.path, "corruptArchive", str(exc))
         if self.pending:
             health.count(self.path, "partialLine", "archive ends without a newline")

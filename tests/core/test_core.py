@@ -1,0 +1,67 @@
+"""Pure functions of the core: table-driven."""
+
+from __future__ import annotations
+
+import pytest
+
+from clawstats.core.export import safe_cell
+from clawstats.core.query import QueryError, parse_query
+from clawstats.core.session import iso_ms, kind_of, percent
+from clawstats.core.table import k
+
+
+@pytest.mark.parametrize(
+    ("key", "kind"),
+    [
+        ("agent:main:main", "direct"),
+        ("agent:main:travel-long", "direct"),
+        ("agent:main:openai-user:conv-1", "direct"),
+        ("agent:main:subagent:c36758f8", "subagent"),
+        ("agent:main:telegram:group:123", "group"),
+        ("agent:main:discord:channel:9", "channel"),
+        ("agent:main:cron:nightly", "cron"),
+        ("agent:main:hook:abc", "hook"),
+        ("global", "other"),
+    ],
+)
+def test_kind_of(key: str, kind: str) -> None:
+    assert kind_of(key) == kind
+
+
+@pytest.mark.parametrize(
+    ("used", "window", "pct"),
+    [(17114, 128000, 13), (26733, 32000, 84), (64000, 128000, 50), (1, 200, 1), (10**7, 10, 999)],
+)
+def test_percent_rounds_half_up_and_caps(used: int, window: int, pct: int) -> None:
+    assert percent(used, window) == pct
+
+
+def test_half_up_not_bankers() -> None:
+    assert percent(25, 1000) == 3  # 2.5 -> 3 (JS Math.round), Python round() would give 2
+
+
+@pytest.mark.parametrize(("n", "text"), [(17114, "17k"), (128000, "128k"), (9842, "9.8k"), (512, "512")])
+def test_short_tokens(n: int, text: str) -> None:
+    assert k(n) == text
+
+
+def test_iso_ms() -> None:
+    assert iso_ms(1795540036242) == "2026-11-24T17:07:16.242Z"
+    assert iso_ms(None) is None
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [({"sort": "size"}, "sort"), ({"limit": "-1"}, "limit"), ({"active": "soon"}, "active"), ({"bogus": "1"}, "bogus")],
+)
+def test_query_errors_name_the_parameter(params: dict[str, str], param: str) -> None:
+    with pytest.raises(QueryError) as err:
+        parse_query(params)
+    assert err.value.param == param and f"'{param}'" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("cell", "safe"), [("=1+1", "'=1+1"), ("+x", "'+x"), ("-2", "'-2"), ("@a", "'@a"), ("ok", "ok")]
+)
+def test_formula_injection_is_escaped(cell: str, safe: str) -> None:
+    assert safe_cell(cell) == safe

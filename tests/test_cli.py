@@ -1,0 +1,88 @@
+"""The CLI end to end, in-process through ``main(argv)`` and once as a real subprocess."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clawstats.cli import main
+from tests.conftest import REAL_SMALL, capture
+
+STATE = str(REAL_SMALL / "state")
+
+
+def test_sessions_json_matches_openclaw(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sessions", "--state-dir", STATE, "--no-cache", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert set(body) == {"sessions", "totals", "generatedAt", "health"}
+    rows = {r["key"]: r for r in body["sessions"]}
+    for expected in capture(REAL_SMALL, "cli-status.json")["sessions"]["recent"]:
+        row = rows[expected["key"]]
+        assert (row["contextTokens"], row["contextPct"]) == (expected["totalTokens"], expected["percentUsed"])
+        assert row["contextWindow"] == expected["contextTokens"]
+    six = rows["agent:main:main"]
+    assert {k: six[k] for k in ("key", "model", "contextTokens", "contextPct", "updatedAt")} == {
+        "key": "agent:main:main",
+        "model": "mock/mock-large",
+        "contextTokens": 17114,
+        "contextPct": 13,
+        "updatedAt": "2026-11-24T17:07:16.242Z",
+    }
+    assert math.isclose(body["totals"]["totalCost"], 1.0532862, abs_tol=1e-9)
+    assert body["health"]["status"] == "ok"
+
+
+def test_sessions_table_filters_and_sorts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sessions", "--state-dir", STATE, "--no-cache", "--agent", "ops"]) == 0
+    out = capsys.readouterr().out
+    assert "agent:ops:incident-long" in out and "27k/32k (84%)" in out and "agent:main" not in out
+    assert main(["sessions", "--state-dir", STATE, "--no-cache", "--sort", "cost", "--limit", "2", "--json"]) == 0
+    keys = [r["key"] for r in json.loads(capsys.readouterr().out)["sessions"]]
+    assert keys == ["agent:main:travel-long", "agent:main:research"]
+
+
+def test_sessions_csv_equals_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sessions", "--state-dir", STATE, "--no-cache", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["sessions"]
+    assert main(["sessions", "--state-dir", STATE, "--no-cache", "--csv"]) == 0
+    parsed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [p["key"] for p in parsed] == [r["key"] for r in rows]
+    for p, r in zip(parsed, rows, strict=True):
+        assert float(p["totalCost"]) == r["totalCost"]
+        assert p["contextTokens"] == ("" if r["contextTokens"] is None else str(r["contextTokens"]))
+
+
+def test_usage_by_agent(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["usage", "--state-dir", STATE, "--no-cache", "--by", "agent", "--json"]) == 0
+    groups = json.loads(capsys.readouterr().out)["groups"]
+    assert math.isclose(groups["main"]["cost"], 0.9474773, abs_tol=1e-9)
+    assert math.isclose(groups["ops"]["cost"], 0.1058089, abs_tol=1e-9)
+    assert main(["usage", "--state-dir", STATE, "--no-cache", "--by", "day", "--since", "2026-11-25"]) == 0
+    assert "2026-11-24" not in capsys.readouterr().out
+
+
+def test_missing_state_dir_is_one_sentence_and_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("CLAWSTATS_STATE_DIR", "OPENCLAW_STATE_DIR", "OPENCLAW_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "clawstats", "sessions"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1
+    assert ".openclaw" in proc.stderr and ".clawdbot" in proc.stderr and "--state-dir" in proc.stderr
+
+
+def test_env_state_dir_and_bad_query(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAWSTATS_STATE_DIR", STATE)
+    assert main(["sessions", "--no-cache", "--sort", "nope"]) == 2
+    assert "'sort'" in capsys.readouterr().err
+    assert main(["sessions", "--no-cache", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["sessions"]) == 9

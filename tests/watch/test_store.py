@@ -1,0 +1,192 @@
+"""StatsStore on real files: index replacement, resets, orphans, config, persisted index."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+from clawstats.watch.store import StatsStore
+from tests.conftest import OPS_TRANSCRIPT, make_store, scan
+
+MAIN = "agents/main/sessions"
+RESET_SID = "0b41224b-65b5-4c0d-a10c-ee515287d572"
+
+
+def _replace_index(state: Path, agent: str, doc: dict[str, object]) -> None:
+    path = state / f"agents/{agent}/sessions/sessions.json"
+    tmp = path.with_name(f"sessions.json.{os.getpid()}.abc.tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, path)
+
+
+def _index(state: Path, agent: str = "main") -> dict[str, dict[str, object]]:
+    return json.loads((state / f"agents/{agent}/sessions/sessions.json").read_text())
+
+
+def test_model_switch_arrives_with_the_replaced_index(small_state: Path) -> None:
+    store = make_store(small_state)
+    assert store.scan().by_key["agent:main:main"].context_window == 128000
+    doc = _index(small_state)
+    doc["agent:main:main"].update(model="mock-small", contextTokens=32000)
+    _replace_index(small_state, "main", doc)
+    row = store.scan().by_key["agent:main:main"]
+    assert row.model == "mock/mock-small" and row.context_window == 32000 and row.context_pct == 53
+
+
+def test_invalid_index_keeps_last_good_copy_and_degrades(small_state: Path) -> None:
+    store = make_store(small_state)
+    before = store.scan()
+    path = small_state / MAIN / "sessions.json"
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])  # half-written (a non-atomic writer)
+    during = store.scan()
+    assert [r.key for r in during.rows] == [r.key for r in before.rows]
+    assert during.health.status == "degraded"
+    assert during.health.counters == {"indexMalformed": 1}
+    path.write_bytes(good + b"\n")
+    after = store.scan()
+    assert after.health.status == "ok"
+    assert after.totals.total_cost == before.totals.total_cost
+
+
+def test_row_with_wrong_types_is_skipped_and_counted(small_state: Path) -> None:
+    doc = _index(small_state)
+    doc["agent:main:main"]["totalTokens"] = "lots"
+    _replace_index(small_state, "main", doc)
+    snap = scan(small_state)
+    assert snap.health.counters == {"rowWrongType": 1, "transcriptWithoutRow": 1}
+    orphan = snap.by_key["agent:main:9d6375e0-9810-4ac4-96de-8c68c0932dc2"]
+    assert math.isclose(orphan.total_cost, 0.0706476, abs_tol=1e-9)  # cost still counted once
+
+
+def test_reset_renames_transcript_and_nothing_is_reread_or_doubled(small_state: Path) -> None:
+    store = make_store(small_state)
+    before = store.scan()
+    old = small_state / MAIN / f"{RESET_SID}.jsonl"
+    read_before = sum(t.bytes_read for t in store.tails.values())
+    os.rename(old, old.with_name(f"{RESET_SID}.jsonl.reset.2026-11-24T18-00-00.000Z"))
+    new_sid = "11111111-2222-3333-4444-555555555555"
+    (old.parent / f"{new_sid}.jsonl").write_text(
+        json.dumps({"type": "session", "version": 3, "id": new_sid, "timestamp": "2026-11-24T18:00:00.000Z"}) + "\n"
+    )
+    doc = _index(small_state)
+    doc["agent:main:reset-me"].update(sessionId=new_sid, sessionFile=str(old.parent / f"{new_sid}.jsonl"))
+    for name in ("totalTokens", "totalTokensFresh"):
+        doc["agent:main:reset-me"].pop(name)
+    _replace_index(small_state, "main", doc)
+    after = store.scan()
+    read_after = sum(t.bytes_read for t in store.tails.values())
+    assert read_after - read_before < 200  # only the new header line
+    assert math.isclose(after.totals.total_cost, before.totals.total_cost, abs_tol=1e-12)
+    live = after.by_key["agent:main:reset-me"]
+    assert live.total_cost == 0 and live.context_source == "unknown"
+    archive = after.by_key[f"agent:main:{RESET_SID}"]
+    assert archive.archived and archive.archived_from == "agent:main:reset-me"
+    assert math.isclose(live.lifetime_cost, archive.total_cost, abs_tol=1e-12)  # older archive: owner unknown
+
+
+def test_archive_owner_from_trajectory_sidecar(small_state: Path) -> None:
+    sid = "02e6078a-0790-4990-9386-70a62f32cc51"
+    (small_state / MAIN / f"{sid}.trajectory.jsonl").write_text(
+        json.dumps({"traceSchema": "openclaw-trajectory", "sessionKey": "agent:main:reset-me"}) + "\n"
+    )
+    snap = scan(small_state)
+    assert snap.by_key[f"agent:main:{sid}"].archived_from == "agent:main:reset-me"
+    live = snap.by_key["agent:main:reset-me"]
+    assert math.isclose(live.lifetime_cost, 0.069258 + 0.117048, abs_tol=1e-9)
+
+
+def test_row_without_transcript_and_foreign_session_file(small_state: Path) -> None:
+    doc = _index(small_state)
+    doc["agent:main:new"] = {"sessionId": "nope", "updatedAt": 1795540200000, "sessionFile": "/elsewhere/nope.jsonl"}
+    _replace_index(small_state, "main", doc)
+    snap = scan(small_state)
+    row = snap.by_key["agent:main:new"]
+    assert row.total_cost == 0 and row.cost_source == "unknown" and row.context_tokens is None
+    assert snap.health.counters == {"rowWithoutTranscript": 1}
+
+
+def test_config_windows_and_prices_fill_what_rows_and_entries_lack(small_state: Path) -> None:
+    shutil.copy(small_state / "openclaw.sanitized.json", small_state / "openclaw.json")
+    doc = _index(small_state)
+    doc["agent:main:main"].pop("contextTokens")
+    doc["agent:main:main"].update(model="mock-small")
+    _replace_index(small_state, "main", doc)
+    path = small_state / MAIN / "9d6375e0-9810-4ac4-96de-8c68c0932dc2.jsonl"
+    lines = [json.loads(raw) for raw in path.read_text().splitlines()]
+    for entry in lines:
+        if entry.get("type") == "message" and entry["message"]["role"] == "assistant":
+            entry["message"]["usage"].pop("cost")
+    path.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    row = scan(small_state).by_key["agent:main:main"]
+    assert row.context_window == 32000 and row.context_window_source == "config"
+    assert row.cost_source == "computed" and row.missing_cost_entries == 2
+    assert math.isclose(row.total_cost, 0.0706476, rel_tol=1e-9)  # the config's prices, recomputed
+
+
+def test_unpriced_model_is_partial(small_state: Path) -> None:
+    path = small_state / MAIN / "9d6375e0-9810-4ac4-96de-8c68c0932dc2.jsonl"
+    lines = [json.loads(raw) for raw in path.read_text().splitlines()]
+    for entry in lines:
+        if entry.get("type") == "message" and entry["message"]["role"] == "assistant":
+            entry["message"]["usage"].pop("cost")
+            break
+    path.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    row = scan(small_state).by_key["agent:main:main"]
+    assert row.cost_source == "partial" and row.missing_cost_entries == 1
+
+
+def test_genai_prices_fallback_for_a_known_model(small_state: Path) -> None:
+    path = small_state / MAIN / "9d6375e0-9810-4ac4-96de-8c68c0932dc2.jsonl"
+    lines = [json.loads(raw) for raw in path.read_text().splitlines()]
+    for entry in lines:
+        if entry.get("type") == "message" and entry["message"]["role"] == "assistant":
+            entry["message"]["usage"].pop("cost")
+            entry["message"].update(provider="openai", model="gpt-4o")
+    path.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    row = scan(small_state).by_key["agent:main:main"]
+    assert row.cost_source == "computed" and row.total_cost > 0
+
+
+def test_warm_restart_reads_only_new_bytes(small_state: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    first = make_store(small_state, no_cache=False, cache_dir=str(cache_dir))
+    cold = first.scan()
+    assert first.cache is not None
+    first.cache.save(first.tails, first.files_owners(), force=True)
+    second = make_store(small_state, no_cache=False, cache_dir=str(cache_dir))
+    warm = second.scan()
+    assert sum(t.bytes_read for t in second.tails.values()) == 0
+    assert [r for r in warm.rows] == [r for r in cold.rows]
+    line = (small_state / OPS_TRANSCRIPT).read_bytes().splitlines(keepends=True)[56]
+    with open(small_state / OPS_TRANSCRIPT, "ab") as fh:
+        fh.write(line)
+    third = make_store(small_state, no_cache=False, cache_dir=str(cache_dir))
+    third.scan()
+    assert sum(t.bytes_read for t in third.tails.values()) == len(line)
+
+
+def test_unwritable_cache_dir_degrades_but_works(small_state: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("x")
+    store: StatsStore = make_store(small_state, no_cache=False, cache_dir=str(blocker / "cache"))
+    snap = store.scan()
+    assert snap.health.status == "degraded"
+    assert any("index cache" in reason for reason in snap.health.conditions.values())
+    assert len(snap.rows) == 9
+
+
+def test_state_dir_removed_and_recreated(small_state: Path, tmp_path: Path) -> None:
+    store = make_store(small_state)
+    before = store.scan()
+    moved = tmp_path / "moved"
+    os.rename(small_state, moved)
+    during = store.scan()
+    assert during.health.status == "degraded" and during.rows == ()
+    os.rename(moved, small_state)
+    after = store.scan()
+    assert after.health.status == "ok"
+    assert math.isclose(after.totals.total_cost, before.totals.total_cost, abs_tol=1e-12)
