@@ -1,0 +1,1 @@
+"""HTTP service: Starlette app, routes, events, metrics, auth."""

@@ -1,0 +1,125 @@
+"""``create_app``: the Starlette application, its middleware and its lifespan (the poller)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from importlib.resources import files
+from pathlib import Path
+
+from sse_starlette.sse import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from clawstats.api.auth import TokenAuth
+from clawstats.api.errors import ApiError, api_error_handler, http_error_handler
+from clawstats.api.events import Hub
+from clawstats.api.metrics import make_registry
+from clawstats.api.openapi import build_spec
+from clawstats.api.routes import Routes
+from clawstats.settings import Settings
+from clawstats.watch.poller import Poller
+from clawstats.watch.store import StatsStore
+
+STATIC = Path(str(files("clawstats") / "static"))
+HEARTBEAT_S = 15.0
+SEND_TIMEOUT_S = 10.0
+
+
+def _docs_page(spec: dict[str, object]) -> str:
+    paths = spec["paths"]
+    assert isinstance(paths, dict)
+    items = "".join(f"<li><code>GET {path}</code>: {op['get']['summary']}</li>" for path, op in paths.items())
+    return (
+        "<!doctype html><meta charset=utf-8><title>clawstats API</title>"
+        "<h1>clawstats API</h1><p>Machine-readable: <a href=/openapi.json>/openapi.json</a></p>"
+        f"<ul>{items}</ul>"
+    )
+
+
+def create_app(
+    settings: Settings,
+    store: StatsStore | None,
+    hub: Hub | None = None,
+    watch: bool = True,
+) -> Starlette:
+    """The app; with a ``store`` its lifespan runs the poller (``None``: the caller publishes)."""
+    hub = hub or Hub()
+    registry = make_registry(lambda: hub.current, settings.metrics_active_minutes)
+    routes = Routes(hub, registry, settings.token is not None)
+    spec = build_spec()
+
+    async def events(request: Request) -> Response:
+        last = request.headers.get("last-event-id")
+        return EventSourceResponse(
+            hub.stream(last),
+            ping=HEARTBEAT_S,
+            send_timeout=SEND_TIMEOUT_S,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(spec)
+
+    async def docs(_request: Request) -> Response:
+        return HTMLResponse(_docs_page(spec))
+
+    async def index(_request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if store is None:
+            yield
+            return
+        stop = asyncio.Event()
+        poller = Poller(store, hub.publish, settings.poll_interval_s, watch=watch)
+        task = asyncio.create_task(poller.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            for sub in list(hub.subscribers):
+                hub._drop(sub)
+            await task
+
+    app = Starlette(
+        routes=[
+            Route("/", index),
+            Route("/api/sessions", routes.sessions),
+            Route("/api/sessions.csv", routes.sessions_csv),
+            Route("/api/sessions/{key:path}", routes.session),
+            Route("/api/usage", routes.usage),
+            Route("/api/usage.csv", routes.usage_csv),
+            Route("/api/events", events),
+            Route("/metrics", routes.metrics),
+            Route("/healthz", routes.healthz),
+            Route("/openapi.json", openapi),
+            Route("/docs", docs),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        ],
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET"],
+                allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+                expose_headers=["ETag"],
+                max_age=600,
+            ),
+            Middleware(TokenAuth, token=settings.token),
+            Middleware(GZipMiddleware, minimum_size=1024),
+        ],
+        exception_handlers={ApiError: api_error_handler, HTTPException: http_error_handler},
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    return app

@@ -1,0 +1,113 @@
+"""Prometheus exposition: a custom collector over the current snapshot, in a private registry.
+
+Names follow Prometheus conventions (base units, ``_total`` on counters) and mirror OpenClaw's
+OpenTelemetry instruments: ``openclaw.tokens`` -> ``clawstats_tokens_total``,
+``openclaw.cost.usd`` -> ``clawstats_cost_usd_total``, ``openclaw.context.tokens`` ->
+``clawstats_session_context_tokens``. Labels are bounded: ``agent``, ``model``, ``type``; the
+per-session gauges (``session_key``) only cover sessions updated within the active window.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from clawstats.core.snapshot import Snapshot
+from clawstats.core.transcript import B_CALLS, B_COST, B_CR, B_CW, B_IN, B_MISSING, B_OUT
+
+TOKEN_TYPES = (("input", B_IN), ("output", B_OUT), ("cache_read", B_CR), ("cache_write", B_CW))
+
+
+class SnapshotCollector(Collector):
+    def __init__(self, current: Callable[[], Snapshot | None], active_minutes: float) -> None:
+        self.current = current
+        self.active_minutes = active_minutes
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self.current()
+        up = GaugeMetricFamily("clawstats_up", "1 once the first scan completed, 1 more while healthy: 0/1/2")
+        if snapshot is None:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 2 if snapshot.health.status == "ok" else 1)
+        yield up
+        yield from self._sessions(snapshot)
+        yield from self._usage(snapshot)
+        yield from self._health(snapshot)
+
+    def _sessions(self, snapshot: Snapshot) -> Iterator[Metric]:
+        labels = ["agent", "model", "session_key"]
+        ctx = GaugeMetricFamily("clawstats_session_context_tokens", "Context tokens in use", labels=labels)
+        window = GaugeMetricFamily("clawstats_session_context_window_tokens", "Context window", labels=labels)
+        ratio = GaugeMetricFamily("clawstats_session_context_ratio", "Context in use / window (0-1)", labels=labels)
+        cost = GaugeMetricFamily(
+            "clawstats_session_cost_usd", "Cumulative cost of the current transcript", labels=labels
+        )
+        estimated = GaugeMetricFamily(
+            "clawstats_session_context_estimated", "1 when the context is an estimate", labels=labels
+        )
+        count = GaugeMetricFamily("clawstats_sessions", "Session rows (archives included)", labels=["agent"])
+        since_ms = time.time() * 1000.0 - self.active_minutes * 60_000
+        per_agent: dict[str, int] = {}
+        for row in snapshot.rows:
+            per_agent[row.agent_id] = per_agent.get(row.agent_id, 0) + 1
+            if row.archived or (row.updated_at_ms or 0.0) < since_ms:
+                continue
+            values = [row.agent_id, row.model or "unknown", row.key]
+            cost.add_metric(values, row.total_cost)
+            if row.context_tokens is not None:
+                ctx.add_metric(values, row.context_tokens)
+                estimated.add_metric(values, 1 if row.context_source == "estimate" else 0)
+            if row.context_window:
+                window.add_metric(values, row.context_window)
+                if row.context_tokens is not None:
+                    ratio.add_metric(values, row.context_tokens / row.context_window)
+        for agent, n in sorted(per_agent.items()):
+            count.add_metric([agent], n)
+        yield from (ctx, window, ratio, cost, estimated, count)
+
+    def _usage(self, snapshot: Snapshot) -> Iterator[Metric]:
+        sums: dict[tuple[str, str], list[float]] = {}
+        for agent, view in snapshot.transcripts:
+            for (_day, model), bucket in view.buckets.items():
+                acc = sums.setdefault((agent, model), [0.0] * len(bucket))
+                for slot, value in enumerate(bucket):
+                    acc[slot] += value
+        tokens = CounterMetricFamily("clawstats_tokens", "Tokens by type", labels=["agent", "model", "type"])
+        cost = CounterMetricFamily("clawstats_cost_usd", "Recorded cost in USD", labels=["agent", "model"])
+        calls = CounterMetricFamily("clawstats_calls", "Model calls", labels=["agent", "model"])
+        missing = CounterMetricFamily(
+            "clawstats_calls_without_cost", "Model calls with no recorded cost", labels=["agent", "model"]
+        )
+        for (agent, model), acc in sorted(sums.items()):
+            for name, slot in TOKEN_TYPES:
+                tokens.add_metric([agent, model, name], acc[slot])
+            cost.add_metric([agent, model], acc[B_COST])
+            calls.add_metric([agent, model], acc[B_CALLS])
+            missing.add_metric([agent, model], acc[B_MISSING])
+        yield from (tokens, cost, calls, missing)
+
+    def _health(self, snapshot: Snapshot) -> Iterator[Metric]:
+        health = snapshot.health
+        skipped = CounterMetricFamily("clawstats_skipped_inputs", "Skipped bad inputs by kind", labels=["kind"])
+        for kind, n in sorted(health.counters.items()):
+            skipped.add_metric([kind], n)
+        conditions = GaugeMetricFamily("clawstats_degraded_conditions", "Conditions degrading health now")
+        conditions.add_metric([], len(health.conditions))
+        scan = GaugeMetricFamily("clawstats_last_scan_duration_seconds", "Duration of the last scan")
+        scan.add_metric([], health.last_scan_s or 0.0)
+        scanned = GaugeMetricFamily("clawstats_last_scan_timestamp_seconds", "When the last scan finished")
+        scanned.add_metric([], (health.last_scan_ms or 0.0) / 1000.0)
+        revision = GaugeMetricFamily("clawstats_revision", "Snapshot revision (bumps on every change)")
+        revision.add_metric([], snapshot.revision)
+        yield from (skipped, conditions, scan, scanned, revision)
+
+
+def make_registry(current: Callable[[], Snapshot | None], active_minutes: float) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(current, active_minutes))
+    return registry

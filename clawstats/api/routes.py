@@ -1,0 +1,177 @@
+"""Request handlers. They read the hub's current snapshot and never touch the disk.
+
+Bodies are encoded once per (revision, query) and kept in a small cache, so a dashboard
+polling ``/api/sessions`` costs one dictionary lookup per request between changes; the
+``ETag`` is derived from the same key and ``If-None-Match`` answers 304.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote
+
+import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
+from starlette.requests import Request
+from starlette.responses import Response
+
+from clawstats import __version__
+from clawstats.api.errors import BadRequest, NotFound, NotReady
+from clawstats.api.events import Hub
+from clawstats.core.export import sessions_csv, usage_csv
+from clawstats.core.query import QueryError, parse_day, parse_query, select
+from clawstats.core.session import iso_ms
+from clawstats.core.snapshot import Snapshot
+from clawstats.core.totals import GROUP_BY as GROUP_BY_ALLOWED
+
+_encoder = msgspec.json.Encoder()
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+class BodyCache:
+    """LRU of encoded bodies by (route, revision, query)."""
+
+    def __init__(self, size: int = 128) -> None:
+        self.size = size
+        self.items: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
+
+    def get(self, key: tuple[str, int, str], build: Callable[[], bytes]) -> bytes:
+        body = self.items.get(key)
+        if body is None:
+            body = build()
+            self.items[key] = body
+            if len(self.items) > self.size:
+                self.items.popitem(last=False)
+        else:
+            self.items.move_to_end(key)
+        return body
+
+
+def _params(request: Request) -> dict[str, str]:
+    """Single-valued query parameters; a repeated one is an error, not a silent pick."""
+    params: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name in params:
+            raise BadRequest(f"parameter '{name}' given more than once", param=name)
+        params[name] = value
+    return params
+
+
+class Routes:
+    def __init__(self, hub: Hub, registry: CollectorRegistry, token_set: bool) -> None:
+        self.hub = hub
+        self.registry = registry
+        self.token_set = token_set
+        self.cache = BodyCache()
+
+    def _snapshot(self) -> Snapshot:
+        snapshot = self.hub.current
+        if snapshot is None:
+            raise NotReady("the first scan of the store is still running; retry shortly", {"Retry-After": "1"})
+        return snapshot
+
+    def _cached(self, request: Request, route: str, media_type: str, build: Callable[[Snapshot], bytes]) -> Response:
+        snapshot = self._snapshot()
+        query = request.url.query
+        etag = '"' + hashlib.blake2s(f"{route}|{snapshot.revision}|{query}".encode(), digest_size=8).hexdigest() + '"'
+        headers = {**NO_CACHE, "ETag": etag}
+        if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+            return Response(status_code=304, headers=headers)
+        body = self.cache.get((route, snapshot.revision, query), lambda: build(snapshot))
+        return Response(body, media_type=media_type, headers=headers)
+
+    @staticmethod
+    def _query_error(exc: QueryError) -> BadRequest:
+        return BadRequest(str(exc), param=exc.param, allowed=exc.allowed)
+
+    def _page(self, request: Request, snapshot: Snapshot) -> tuple[list[Any], int]:
+        try:
+            query = parse_query(_params(request))
+        except QueryError as exc:
+            raise self._query_error(exc) from None
+        return select(snapshot.rows, query, time.time() * 1000.0)
+
+    async def sessions(self, request: Request) -> Response:
+        def build(snapshot: Snapshot) -> bytes:
+            rows, matched = self._page(request, snapshot)
+            body = {
+                "sessions": rows,
+                "totals": snapshot.totals,
+                "matched": matched,
+                "revision": snapshot.revision,
+                "generatedAt": iso_ms(snapshot.generated_ms),
+            }
+            return _encoder.encode(body)
+
+        return self._cached(request, "sessions", "application/json", build)
+
+    async def sessions_csv(self, request: Request) -> Response:
+        def build(snapshot: Snapshot) -> bytes:
+            return sessions_csv(self._page(request, snapshot)[0]).encode()
+
+        return self._cached(request, "sessions.csv", "text/csv; charset=utf-8", build)
+
+    async def session(self, request: Request) -> Response:
+        key = unquote(request.path_params["key"])
+        snapshot = self._snapshot()
+        if request.query_params:
+            raise BadRequest("this route takes no query parameters")
+        detail = snapshot.detail(key)
+        if detail is None:
+            raise NotFound(f"no session with key {key!r}", key=key)
+        return Response(_encoder.encode(detail), media_type="application/json", headers=NO_CACHE)
+
+    def _usage_groups(self, request: Request, snapshot: Snapshot) -> tuple[dict[str, Any], str]:
+        params = _params(request)
+        unknown = set(params) - {"since", "until", "by"}
+        if unknown:
+            name = sorted(unknown)[0]
+            raise BadRequest(f"invalid parameter '{name}': known are by, since, until", param=name)
+        by = params.get("by", "model")
+        try:
+            if by not in GROUP_BY_ALLOWED:
+                raise QueryError("by", "one of " + ", ".join(GROUP_BY_ALLOWED), by)
+            since, until = parse_day("since", params.get("since")), parse_day("until", params.get("until"))
+        except QueryError as exc:
+            raise self._query_error(exc) from None
+        body = {"by": by, "since": since, "until": until, "groups": snapshot.usage(by, since, until)}
+        return body, by
+
+    async def usage(self, request: Request) -> Response:
+        def build(snapshot: Snapshot) -> bytes:
+            body, _ = self._usage_groups(request, snapshot)
+            body["revision"] = snapshot.revision
+            body["generatedAt"] = iso_ms(snapshot.generated_ms)
+            return _encoder.encode(body)
+
+        return self._cached(request, "usage", "application/json", build)
+
+    async def usage_csv(self, request: Request) -> Response:
+        def build(snapshot: Snapshot) -> bytes:
+            body, by = self._usage_groups(request, snapshot)
+            return usage_csv(body["groups"], by).encode()
+
+        return self._cached(request, "usage.csv", "text/csv; charset=utf-8", build)
+
+    async def healthz(self, request: Request) -> Response:
+        snapshot = self.hub.current
+        if snapshot is None:
+            body: dict[str, Any] = {"status": "starting", "version": __version__}
+            return Response(_encoder.encode(body), status_code=503, media_type="application/json", headers=NO_CACHE)
+        body = {
+            **snapshot.health.to_dict(),
+            "version": __version__,
+            "revision": snapshot.revision,
+            "sessions": len(snapshot.rows),
+            "eventClients": len(self.hub.subscribers),
+            "auth": self.token_set,
+        }
+        return Response(_encoder.encode(body), media_type="application/json", headers=NO_CACHE)
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST, headers=NO_CACHE)

@@ -1,0 +1,84 @@
+"""``clawstats serve``: checks, the startup line, and uvicorn (graceful on SIGINT/SIGTERM)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+from collections.abc import Mapping
+
+import uvicorn
+
+from clawstats import __version__
+from clawstats.api.app import create_app
+from clawstats.settings import Settings
+from clawstats.watch.engine import describe_layouts, open_store
+from clawstats.watch.store import StatsStore
+
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings) -> str | None:
+    """An error sentence when the bind is unsafe, else None."""
+    if not is_loopback(settings.host) and not settings.token and not settings.insecure_no_auth:
+        return (
+            f"refusing to bind {settings.host} without a token: set --token (or CLAWSTATS_TOKEN), "
+            "bind 127.0.0.1, or pass --insecure-no-auth"
+        )
+    return None
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host.strip("[]"), port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_app(settings: Settings, store: StatsStore, label: str = "serving") -> int:
+    """Bind, print the startup line (with the real port), serve until SIGINT/SIGTERM."""
+    try:
+        sock = bind_socket(settings.host, settings.port)
+    except OSError as exc:
+        sys.stderr.write(f"clawstats: cannot bind {settings.host}:{settings.port}: {exc.strerror or exc}\n")
+        return 1
+    port = sock.getsockname()[1]
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    cors = ",".join(settings.cors_origins) or "off"
+    sys.stdout.write(
+        f"clawstats {__version__} {label} {store.state_dir} ({describe_layouts(store)}) "
+        f"on http://{host}:{port} auth={'on' if settings.token else 'off'} cors={cors}\n"
+    )
+    sys.stdout.flush()
+    app = create_app(settings, store)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        timeout_graceful_shutdown=3,
+        server_header=False,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def serve(settings: Settings, env: Mapping[str, str]) -> int:
+    problem = check_bind(settings)
+    if problem:
+        sys.stderr.write(f"clawstats: {problem}\n")
+        return 2
+    return run_app(settings, open_store(settings, env))
