@@ -56,7 +56,8 @@ class IndexCache:
     def _open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=2.0, isolation_level=None)
+            # One writer uses it, from whichever worker thread runs the scan (never concurrently).
+            db = sqlite3.connect(self.path, timeout=2.0, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             version = db.execute("PRAGMA user_version").fetchone()[0]
