@@ -18,6 +18,8 @@ from clawstats.watch.store import StatsStore
 DATA = Path(__file__).parent / "data"
 REAL_SMALL = DATA / "openclaw-real-small"
 REAL_SQLITE = DATA / "openclaw-real-sqlite"
+#: The real 2026.7.1 state ships inside the package (the demo serves it); its captures stay here.
+SMALL_STATE = Path(__file__).parent.parent / "clawstats" / "demo_data" / "openclaw-real-small" / "state"
 OPS_TRANSCRIPT = "agents/ops/sessions/d5c19bcf-981c-460f-9bff-7519bb38fe72.jsonl"
 
 
@@ -38,7 +40,7 @@ def scan(state_dir: Path, **settings: Any) -> Snapshot:
 def small_state(tmp_path: Path) -> Path:
     """A writable copy of the real 2026.7.1 file-store state dir."""
     dest = tmp_path / "state"
-    shutil.copytree(REAL_SMALL / "state", dest)
+    shutil.copytree(SMALL_STATE, dest)
     return dest
 
 

@@ -10,12 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from clawstats.cli import main
-from tests.conftest import REAL_SMALL, capture
+from tests.conftest import REAL_SMALL, SMALL_STATE, capture
 
-STATE = str(REAL_SMALL / "state")
+STATE = str(SMALL_STATE)
 
 
 def test_sessions_json_matches_openclaw(capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,3 +87,15 @@ def test_env_state_dir_and_bad_query(capsys: pytest.CaptureFixture[str], monkeyp
     assert "'sort'" in capsys.readouterr().err
     assert main(["sessions", "--no-cache", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["sessions"]) == 9
+
+
+def test_demo_serves_the_bundled_sample() -> None:
+    from tests.api.conftest import start_server, stop_server
+
+    server = start_server(["demo"])
+    try:
+        body = httpx.get(server.url + "/api/sessions").json()
+        assert len(body["sessions"]) == 9
+        assert math.isclose(body["totals"]["totalCost"], 1.0532862, abs_tol=1e-9)
+    finally:
+        stop_server(server)

@@ -9,9 +9,9 @@ import pytest
 from openapi_spec_validator import validate
 
 from tests.api.conftest import client_for
-from tests.conftest import REAL_SMALL, capture
+from tests.conftest import REAL_SMALL, SMALL_STATE, capture
 
-STATE = REAL_SMALL / "state"
+STATE = SMALL_STATE
 
 
 def test_sessions_six_fields_and_totals() -> None:

@@ -7,12 +7,12 @@ import math
 import pytest
 
 from clawstats.core.snapshot import Snapshot
-from tests.conftest import REAL_SMALL, capture, scan
+from tests.conftest import REAL_SMALL, SMALL_STATE, capture, scan
 
 
 @pytest.fixture(scope="module")
 def snap() -> Snapshot:
-    return scan(REAL_SMALL / "state")
+    return scan(SMALL_STATE)
 
 
 def test_context_equals_openclaw_status(snap: Snapshot) -> None:

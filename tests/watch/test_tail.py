@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from clawstats.core.health import HealthLog
 from clawstats.watch.tail import Tail
-from tests.conftest import OPS_TRANSCRIPT, REAL_SMALL
+from tests.conftest import OPS_TRANSCRIPT, SMALL_STATE
 
-REAL = (REAL_SMALL / "state" / OPS_TRANSCRIPT).read_bytes()
+REAL = (SMALL_STATE / OPS_TRANSCRIPT).read_bytes()
 # Multi-byte UTF-8 in a real line, so splits can fall inside a character.
 UNICODE_LINE = (
     json.dumps(
@@ -137,7 +137,7 @@ def test_empty_file_and_compressed_archives(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     tail, health = Tail(str(empty)), HealthLog()
     assert tail.poll(health) is False
-    plain = Tail(str(REAL_SMALL / "state" / OPS_TRANSCRIPT))
+    plain = Tail(str(SMALL_STATE / OPS_TRANSCRIPT))
     plain.poll(health)
     gz = tmp_path / "x.jsonl.reset.2026-11-24T17-08-45.156Z.gz"
     gz.write_bytes(gzip.compress(REAL))
