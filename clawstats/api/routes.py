@@ -7,6 +7,7 @@ polling ``/api/sessions`` costs one dictionary lookup per request between change
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import time
 from collections import OrderedDict
@@ -31,6 +32,7 @@ from clawstats.core.totals import GROUP_BY as GROUP_BY_ALLOWED
 
 _encoder = msgspec.json.Encoder()
 NO_CACHE = {"Cache-Control": "no-cache"}
+GZIP_MIN_BYTES = 1024
 
 
 class BodyCache:
@@ -79,10 +81,15 @@ class Routes:
         snapshot = self._snapshot()
         query = request.url.query
         etag = '"' + hashlib.blake2s(f"{route}|{snapshot.revision}|{query}".encode(), digest_size=8).hexdigest() + '"'
-        headers = {**NO_CACHE, "ETag": etag}
+        headers = {**NO_CACHE, "ETag": etag, "Vary": "Accept-Encoding"}
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)
-        body = self.cache.get((route, snapshot.revision, query), lambda: build(snapshot))
+        key = (route, snapshot.revision, query)
+        body = self.cache.get(key, lambda: build(snapshot))
+        if len(body) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", ""):
+            # Compressed once per revision, not per request (GZipMiddleware passes it through).
+            zipped = self.cache.get((route + "+gzip", snapshot.revision, query), lambda: gzip.compress(body, 6))
+            return Response(zipped, media_type=media_type, headers={**headers, "Content-Encoding": "gzip"})
         return Response(body, media_type=media_type, headers=headers)
 
     @staticmethod
