@@ -25,10 +25,10 @@ import httpx
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.gen_corpus import generate  # noqa: E402
-from clawstats.core.session import iso_ms  # noqa: E402
-from clawstats.settings import Settings  # noqa: E402
-from clawstats.watch.engine import open_store  # noqa: E402
+from bench.gen_corpus import generate
+from clawstats.core.session import iso_ms
+from clawstats.settings import Settings
+from clawstats.watch.engine import open_store
 
 
 def pct(values: list[float], q: float) -> float:
@@ -176,7 +176,8 @@ def main() -> None:
         f"append -> SSE event: p50 {statistics.median(sse) * 1000:.0f} ms, p95 {pct(sse, 0.95) * 1000:.0f} ms "
         f"({len(sse)}/{args.appends} received)"
     )
-    print(f"append -> visible in /api/sessions: p50 {statistics.median(poll) * 1000:.0f} ms, p95 {pct(poll, 0.95) * 1000:.0f} ms")
+    visible = f"p50 {statistics.median(poll) * 1000:.0f} ms, p95 {pct(poll, 0.95) * 1000:.0f} ms"
+    print(f"append -> visible in /api/sessions: {visible}")
 
 
 if __name__ == "__main__":

@@ -91,7 +91,13 @@ class Writer:
             content: list[dict[str, object]] = [{"type": "text", "text": reply}]
             if tools and call == 0:
                 content.append({"type": "toolCall", "id": f"call_{self.n}", "name": "read", "arguments": {"path": "a"}})
-            usage = {"input": tin, "output": out, "cacheRead": cached, "cacheWrite": 0, "totalTokens": self.prompt + out}
+            usage = {
+                "input": tin,
+                "output": out,
+                "cacheRead": cached,
+                "cacheWrite": 0,
+                "totalTokens": self.prompt + out,
+            }
             message = {
                 "role": "assistant",
                 "content": content,
@@ -110,8 +116,14 @@ class Writer:
                 result = _text(rng, rng.randint(50, 2000))
                 self.entry(
                     type="message",
-                    message={"role": "toolResult", "toolCallId": f"call_{self.n}", "toolName": "read",
-                             "content": [{"type": "text", "text": result}], "isError": False, "timestamp": self.ms},
+                    message={
+                        "role": "toolResult",
+                        "toolCallId": f"call_{self.n}",
+                        "toolName": "read",
+                        "content": [{"type": "text", "text": result}],
+                        "isError": False,
+                        "timestamp": self.ms,
+                    },
                 )
                 self.prompt += len(result) // 4
         self.entry(type="custom", customType="openclaw:bootstrap-context:full", data={"timestamp": self.ms})
@@ -120,8 +132,14 @@ class Writer:
         keep = self.lines[-4]
         kept_id = json.loads(keep).get("id")
         summary = _text(self.rng, 150)
-        self.entry(type="compaction", summary=summary, firstKeptEntryId=kept_id, tokensBefore=self.prompt,
-                   details={"readFiles": [], "modifiedFiles": []}, fromHook=False)
+        self.entry(
+            type="compaction",
+            summary=summary,
+            firstKeptEntryId=kept_id,
+            tokensBefore=self.prompt,
+            details={"readFiles": [], "modifiedFiles": []},
+            fromHook=False,
+        )
         self.prompt = 17000 + len(summary) // 4 + 1500
 
 

@@ -114,9 +114,10 @@ class Hub:
         """Events after ``last_id`` if the history still holds them all, else None."""
         if self.current is not None and last_id == self.current.revision:
             return []
-        events = list(self.history)
-        ids = [e.id for e in events if e.name == "sessions"]
-        if last_id not in ids:
+        events = [e for e in self.history if e.name == "sessions"]
+        # Revisions are contiguous (one event per revision), so the history covers
+        # every id from just before its oldest event up to the current revision.
+        if not events or not events[0].id - 1 <= last_id < events[-1].id:
             return None
         return [e for e in events if e.id > last_id]
 

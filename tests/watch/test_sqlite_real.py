@@ -1,0 +1,121 @@
+"""The SQLite store of OpenClaw 2026.9.6 against its own views (captures/), and live writes."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from clawstats.core.snapshot import Snapshot
+from tests.conftest import REAL_SQLITE, capture, make_store, scan
+
+
+@pytest.fixture(scope="module")
+def snap(tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
+    state = tmp_path_factory.mktemp("sq") / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    return scan(state)
+
+
+def test_context_and_window_equal_openclaw_sessions(snap: Snapshot) -> None:
+    listed = capture(REAL_SQLITE, "cli-sessions-all-agents.json")["sessions"]
+    assert len(listed) == 10
+    for expected in listed:
+        row = snap.by_key[expected["key"]]
+        assert row.context_tokens == expected["totalTokens"]
+        assert row.context_window == expected["contextTokens"]
+        assert row.model == f"{expected['modelProvider']}/{expected['model']}"
+        assert row.context_source == "snapshot"
+
+
+def test_cost_equals_openclaw_usage_and_totals(snap: Snapshot) -> None:
+    usage = capture(REAL_SQLITE, "rpc-sessions.usage-all.json")
+    for expected in usage["sessions"]:
+        assert math.isclose(snap.by_key[expected["key"]].total_cost, expected["usage"]["totalCost"], abs_tol=1e-9)
+    assert math.isclose(snap.totals.total_cost, usage["totals"]["totalCost"], abs_tol=1e-9)
+    assert math.isclose(snap.totals.total_cost, 1.4261643, abs_tol=1e-9)
+    assert snap.health.layouts == {"main": "sqlite", "ops": "sqlite"}
+    assert snap.health.status == "ok"
+
+
+def test_compactions_reset_and_subagent(snap: Snapshot) -> None:
+    assert snap.by_key["agent:main:manual-compact"].compaction_count == 1
+    assert snap.by_key["agent:ops:incident-long"].compaction_count == 1
+    detail = snap.detail("agent:ops:incident-long")
+    assert detail is not None and detail.compactions[0].tokens_after is not None
+    sub = snap.by_key["agent:main:subagent:d7329713-e298-471a-9bb6-aada815439b2"]
+    assert sub.kind == "subagent"
+    reset = snap.by_key["agent:main:reset-me"]
+    assert reset.messages.assistant == 5  # messages before the reset event still count, as in OpenClaw
+
+
+def _octet_length(value: object) -> int | None:
+    if value is None:
+        return None
+    return len(value.encode()) if isinstance(value, str) else len(value)  # type: ignore[arg-type]
+
+
+def test_live_writer_sees_no_busy_and_changes_arrive(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    database = state / "agents/ops/agent/openclaw-agent.sqlite"
+    store = make_store(state)
+    before = store.scan().by_key["agent:ops:quick"]
+    writer = sqlite3.connect(database, timeout=0)  # timeout 0: any lock contention raises SQLITE_BUSY
+    # The schema's CHECKs call octet_length(), built into SQLite >= 3.43; Python 3.11 bundles 3.40.
+    writer.create_function("octet_length", 1, _octet_length, deterministic=True)
+    writer.execute("PRAGMA journal_mode=WAL")
+    sid, last = writer.execute(
+        "SELECT session_id, max(seq) FROM transcript_events WHERE session_id = "
+        "(SELECT current_session_id FROM session_nodes WHERE session_key = 'agent:ops:quick')"
+    ).fetchone()
+    event = {
+        "type": "message",
+        "id": "live-1",
+        "parentId": None,
+        "timestamp": "2026-11-24T20:00:00.000Z",
+        "message": {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "x"}],
+            "provider": "mock",
+            "model": "mock-small",
+            "usage": {"input": 20000, "output": 5, "cacheRead": 0, "cacheWrite": 0, "cost": {"total": 0.25}},
+            "stopReason": "stop",
+            "timestamp": 1795550400000,
+        },
+    }
+    for step in range(20):
+        with writer:
+            writer.execute(
+                "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?, ?, ?, ?)",
+                (sid, last + 1 + step, json.dumps({**event, "id": f"live-{step}"}), 1795550400000),
+            )
+        store.scan()  # reader interleaved with the writer: the writer never sees SQLITE_BUSY
+    with writer:
+        entry = json.loads(
+            writer.execute("SELECT entry_json FROM session_nodes WHERE session_key='agent:ops:quick'").fetchone()[0]
+        )
+        entry.update(updatedAt=1795550400001, totalTokens=20000)
+        writer.execute(
+            "UPDATE session_nodes SET entry_json = ?, updated_at = ? WHERE session_key = 'agent:ops:quick'",
+            (json.dumps(entry), 1795550400001),
+        )
+    writer.close()
+    after = store.scan().by_key["agent:ops:quick"]
+    assert math.isclose(after.total_cost, before.total_cost + 20 * 0.25, abs_tol=1e-9)
+    assert after.context_tokens == 20000 and after.updated_at_ms == 1795550400001
+
+
+def test_corrupt_database_degrades(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    database = state / "agents/ops/agent/openclaw-agent.sqlite"
+    database.write_bytes(database.read_bytes()[:4096])  # truncated
+    snap = scan(state)
+    assert snap.health.status == "degraded"
+    assert any("SQLite" in reason for reason in snap.health.conditions.values())
+    assert {r.agent_id for r in snap.rows} == {"main"}
