@@ -122,7 +122,6 @@ class IndexRow(Struct):
 
 
 _row_decoder = msgspec.json.Decoder(IndexRow)
-_row_convert_error = (msgspec.ValidationError, TypeError)
 
 
 def parse_index(raw: bytes) -> tuple[dict[str, IndexRow], dict[str, str]]:

@@ -16,7 +16,6 @@ import msgspec
 from clawstats.core.catalog import Catalog
 from clawstats.core.records import IndexRow, as_int
 from clawstats.core.transcript import (
-    B_CALLS,
     B_CR,
     B_CW,
     B_IN,
@@ -260,7 +259,3 @@ def _messages(stats: TranscriptStats | None) -> MessageCounts:
     if stats is None:
         return MessageCounts()
     return MessageCounts(stats.user, stats.assistant, stats.tool_calls, stats.tool_results, stats.errors)
-
-
-def calls_of(stats: TranscriptStats) -> int:
-    return int(sum(bucket[B_CALLS] for bucket in stats.buckets.values()))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 from clawstats.core.pricing import genai_price
 from clawstats.settings import Settings
@@ -34,7 +33,3 @@ def open_store(settings: Settings, env: Mapping[str, str]) -> StatsStore:
 def describe_layouts(store: StatsStore) -> str:
     layouts = store.health.layouts
     return ", ".join(f"{agent}={layout}" for agent, layout in sorted(layouts.items())) or "no agents"
-
-
-def state_dir_of(store: StatsStore) -> Path:
-    return store.state_dir
