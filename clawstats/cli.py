@@ -69,7 +69,7 @@ def _scan_once(settings: Settings) -> Snapshot:
     store = open_store(settings, os.environ)
     snapshot = store.scan()
     if store.cache is not None:
-        store.cache.save(store.tails, store.files_owners(), force=True)
+        store.cache.save(store.all_tails(), store.files_owners(), force=True)
         store.cache.close()
     return snapshot
 

@@ -166,7 +166,8 @@ class IndexCache:
             return 0
         try:
             paths = [p for (p,) in self._db.execute("SELECT path FROM files")]
-            gone = [(p,) for p in paths if not os.path.exists(p)]
+            # SQLite cursors are stored as "<database>#<sessionId>": check the database.
+            gone = [(p,) for p in paths if not os.path.exists(p.split("#", 1)[0])]
             if gone:
                 with self._db:
                     self._db.executemany("DELETE FROM files WHERE path = ?", gone)

@@ -95,4 +95,4 @@ class Poller:
                 except asyncio.CancelledError:
                     pass
             if self.store.cache is not None:
-                await asyncio.to_thread(self.store.cache.save, self.store.tails, self.store.files_owners(), True)
+                await asyncio.to_thread(self.store.cache.save, self.store.all_tails(), self.store.files_owners(), True)

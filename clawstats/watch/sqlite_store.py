@@ -18,27 +18,33 @@ import zstandard
 from clawstats.core.health import HealthLog
 from clawstats.core.records import BadRecord, IndexRow, decode_line, parse_index_row
 from clawstats.core.transcript import TranscriptStats
+from clawstats.watch.cache import IndexCache
 from clawstats.watch.layout import AgentSource
 from clawstats.watch.source import Source
+from clawstats.watch.tail import FileId, Tail
 
 BUSY_TIMEOUT_MS = 2000
 _MAX_EVENT_BYTES = 64 << 20
 _EVENTS_AFTER = (
-    "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq > ? ORDER BY seq"
+    "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq >= ? ORDER BY seq"
 )
 
 
 class SqliteAgent:
     """Reader state of one agent database; ``scan`` is called by the store's single writer."""
 
-    def __init__(self, source: AgentSource, health: HealthLog) -> None:
+    def __init__(self, source: AgentSource, health: HealthLog, cache: IndexCache | None = None) -> None:
         self.source = source
         self.health = health
+        self.cache = cache
         self.db: sqlite3.Connection | None = None
         self.marker: tuple[int, int, int, int] | None = None  # data_version, db and wal (size, mtime)
         self.rows: dict[str, tuple[int, IndexRow | None, str]] = {}  # key -> (updated_at, row, sessionId)
-        self.stats: dict[str, tuple[int, TranscriptStats, int]] = {}  # sessionId -> (revision, stats, last seq)
+        # Per sessionId a Tail used as a cursor: ``offset`` is the next ``seq`` to read, and the
+        # same record persists in the index cache as file tails do (path "<db>#<sessionId>").
+        self.tails: dict[str, Tail] = {}
         self.sources: list[Source] = []
+        self.events_read = 0  # lifetime total, for tests and benchmarks
         self._zstd = zstandard.ZstdDecompressor()
 
     def _connect(self) -> sqlite3.Connection:
@@ -83,8 +89,8 @@ class SqliteAgent:
         except (sqlite3.Error, OSError) as exc:
             self._close()
             self.health.set_condition(path, f"cannot read the SQLite store: {exc}")
-        for sid, (revision, stats, _seq) in self.stats.items():
-            stats_of[f"{path}#{sid}"] = (revision, stats)
+        for tail in self.tails.values():
+            stats_of[tail.path] = (tail.revision, tail.stats)
         return self.sources
 
     def _read_rows(self, db: sqlite3.Connection) -> None:
@@ -109,25 +115,48 @@ class SqliteAgent:
             Source(key, agent, row, f"{path}#{sid}") for key, (_u, row, sid) in sorted(rows.items()) if row is not None
         ]
 
+    def _cursor(self, sid: str, db_id: FileId) -> Tail:
+        tail = self.tails.get(sid)
+        if tail is not None and tail.file_id == db_id:
+            return tail
+        path = f"{self.source.store}#{sid}"
+        restored = self.cache.restore(path) if self.cache is not None else None
+        if restored is not None and restored.file_id is not None and restored.file_id.ino == db_id.ino:
+            tail = restored
+        else:
+            tail = Tail(path)  # new session, or the database file was replaced: from seq 0
+        tail.file_id = db_id
+        self.tails[sid] = tail
+        return tail
+
     def _read_events(self, db: sqlite3.Connection) -> None:
         wanted = {sid for _u, _r, sid in self.rows.values()}
-        for sid in list(self.stats):
-            if sid not in wanted:
-                del self.stats[sid]
+        for sid in [sid for sid in self.tails if sid not in wanted]:
+            del self.tails[sid]
+        st = os.stat(self.source.store)
+        db_id = FileId(st.st_dev, st.st_ino, 0, 0)
+        newest = dict(db.execute("SELECT session_id, max(seq) FROM transcript_events GROUP BY session_id"))
         for sid in sorted(wanted):
-            revision, stats, last_seq = self.stats.get(sid, (0, TranscriptStats(), -1))
+            tail = self._cursor(sid, db_id)
+            top = newest.get(sid)
+            if tail.offset and (top is None or top < tail.offset - 1):
+                tail.restart()  # events were deleted or rewritten below our cursor: read again
+            if top is None or top < tail.offset:
+                continue
             changed = False
-            for seq, event_json, event_zstd in db.execute(_EVENTS_AFTER, (sid, last_seq)):
-                last_seq = seq
+            for seq, event_json, event_zstd in db.execute(_EVENTS_AFTER, (sid, tail.offset)):
+                tail.offset = seq + 1
+                self.events_read += 1
                 raw = self._event_bytes(sid, event_json, event_zstd)
                 if raw is None:
                     continue
                 try:
-                    stats.apply(decode_line(raw))
+                    tail.stats.apply(decode_line(raw))
                     changed = True
                 except BadRecord as bad:
                     self.health.count(self.source.store, bad.kind, f"{sid} seq {seq}: {bad.detail}")
-            self.stats[sid] = (revision + 1 if changed else revision, stats, last_seq)
+            if changed:
+                tail.revision += 1
 
     def _event_bytes(self, sid: str, event_json: str | bytes | None, event_zstd: bytes | None) -> bytes | None:
         if event_json is not None:

@@ -73,7 +73,7 @@ class StatsStore:
         for agent in agents:
             self.health.layouts[agent.agent_id] = agent.layout
             if agent.layout == "sqlite":
-                self.sqlite[agent.agent_id] = SqliteAgent(agent, self.health)
+                self.sqlite[agent.agent_id] = SqliteAgent(agent, self.health, cache)
             else:
                 self.files[agent.agent_id] = _AgentFiles(agent, IndexFile(agent.store))
         self._rows: dict[str, tuple[object, SessionRow]] = {}
@@ -99,8 +99,15 @@ class StatsStore:
         self.health.last_scan_s = time.perf_counter() - started
         snapshot = self._publish(sources, stats_of)
         if self.cache is not None:
-            self.cache.save(self.tails, self.files_owners())
+            self.cache.save(self.all_tails(), self.files_owners())
         return snapshot
+
+    def all_tails(self) -> dict[str, Tail]:
+        """File tails and SQLite cursors: what the persisted index keeps."""
+        tails = dict(self.tails)
+        for sqlite_agent in self.sqlite.values():
+            tails.update({tail.path: tail for tail in sqlite_agent.tails.values()})
+        return tails
 
     def files_owners(self) -> dict[str, dict[str, str]]:
         return {agent_id: dict(files.owners) for agent_id, files in self.files.items()}

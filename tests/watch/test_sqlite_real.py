@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from clawstats.core.snapshot import Snapshot
 from tests.conftest import REAL_SQLITE, capture, make_store, scan
@@ -40,6 +41,14 @@ def test_cost_equals_openclaw_usage_and_totals(snap: Snapshot) -> None:
     assert math.isclose(snap.totals.total_cost, 1.4261643, abs_tol=1e-9)
     assert snap.health.layouts == {"main": "sqlite", "ops": "sqlite"}
     assert snap.health.status == "ok"
+    compressed = 0
+    for agent in ("main", "ops"):
+        uri = f"file:{REAL_SQLITE}/state/agents/{agent}/agent/openclaw-agent.sqlite?mode=ro&immutable=1"
+        with sqlite3.connect(uri, uri=True) as db:
+            compressed += db.execute("SELECT count(*) FROM transcript_events WHERE event_zstd IS NOT NULL").fetchone()[
+                0
+            ]
+    assert compressed >= 5  # both encodings are in the sums above
 
 
 def test_compactions_reset_and_subagent(snap: Snapshot) -> None:
@@ -119,3 +128,105 @@ def test_corrupt_database_degrades(tmp_path: Path) -> None:
     assert snap.health.status == "degraded"
     assert any("SQLite" in reason for reason in snap.health.conditions.values())
     assert {r.agent_id for r in snap.rows} == {"main"}
+
+
+def _events_read(store: object) -> int:
+    return sum(agent.events_read for agent in store.sqlite.values())  # type: ignore[attr-defined]
+
+
+def test_warm_restart_reads_no_events_and_deleted_events_are_reread(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    cache_dir = str(tmp_path / "cache")
+    first = make_store(state, no_cache=False, cache_dir=cache_dir)
+    cold = first.scan()
+    assert _events_read(first) == 232
+    assert first.cache is not None
+    first.cache.save(first.all_tails(), first.files_owners(), force=True)
+    second = make_store(state, no_cache=False, cache_dir=cache_dir)
+    warm = second.scan()
+    assert _events_read(second) == 0
+    assert warm.rows == cold.rows and warm.totals == cold.totals
+    database = state / "agents/ops/agent/openclaw-agent.sqlite"
+    with sqlite3.connect(database) as db:
+        sid, top = db.execute(
+            "SELECT session_id, max(seq) FROM transcript_events WHERE session_id = "
+            "(SELECT current_session_id FROM session_nodes WHERE session_key = 'agent:ops:quick')"
+        ).fetchone()
+        db.execute("DELETE FROM transcript_events WHERE session_id = ? AND seq >= ?", (sid, top - 1))
+    after = second.scan().by_key["agent:ops:quick"]
+    assert after.messages.assistant == cold.by_key["agent:ops:quick"].messages.assistant - 1
+
+
+def test_locked_database_degrades_then_recovers(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    database = state / "agents/ops/agent/openclaw-agent.sqlite"
+    locker = sqlite3.connect(database, isolation_level=None)
+    locker.execute("PRAGMA locking_mode=EXCLUSIVE")
+    locker.execute("BEGIN EXCLUSIVE")
+    locker.execute("UPDATE session_nodes SET updated_at = updated_at + 1 WHERE session_key = 'agent:ops:quick'")
+    store = make_store(state)
+    during = store.scan()
+    assert during.health.status == "degraded"
+    assert any("locked" in reason for reason in during.health.conditions.values())
+    assert {r.agent_id for r in during.rows} == {"main"}
+    locker.execute("COMMIT")
+    locker.close()
+    after = store.scan()
+    assert after.health.status == "ok" and "agent:ops:quick" in after.by_key
+
+
+def test_missing_table_degrades(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    with sqlite3.connect(state / "agents/ops/agent/openclaw-agent.sqlite") as db:
+        db.execute("DROP TABLE session_nodes")
+    snap = scan(state)
+    assert snap.health.status == "degraded"
+    assert any("no such table" in reason for reason in snap.health.conditions.values())
+
+
+@pytest.mark.parametrize(("agent", "key"), [("main", "agent:main:manual-compact"), ("ops", "agent:ops:incident-long")])
+def test_fresh_looking_tokens_after_is_replaced_by_an_estimate(tmp_path: Path, agent: str, key: str) -> None:
+    """2026.9.6 right after a compaction: row totalTokens = tokensAfter, "fresh", no call since."""
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    database = state / f"agents/{agent}/agent/openclaw-agent.sqlite"
+    store = make_store(state)
+    with sqlite3.connect(database) as db:
+        db.create_function("octet_length", 1, _octet_length, deterministic=True)
+        sid = db.execute("SELECT current_session_id FROM session_nodes WHERE session_key = ?", (key,)).fetchone()[0]
+        events = db.execute(
+            "SELECT seq, event_json, event_zstd, created_at, event_utf8_bytes, navigation_json FROM transcript_events "
+            "WHERE session_id = ? ORDER BY seq",
+            (sid,),
+        ).fetchall()
+        decoded = [json.loads(e[1] if e[1] else zstandard.ZstdDecompressor().decompress(e[2])) for e in events]
+        at = max(i for i, e in enumerate(decoded) if e["type"] == "compaction")
+        tokens_after = decoded[at]["tokensAfter"]
+        next_call = next(e for e in decoded[at:] if e["type"] == "message" and e["message"]["role"] == "assistant")
+        real_prompt = next_call["message"]["usage"]["input"] + next_call["message"]["usage"]["cacheRead"]
+        db.execute("DELETE FROM transcript_events WHERE session_id = ? AND seq > ?", (sid, events[at][0]))
+        entry = json.loads(
+            db.execute("SELECT entry_json FROM session_nodes WHERE session_key = ?", (key,)).fetchone()[0]
+        )
+        for name in ("inputTokens", "outputTokens", "cacheRead", "cacheWrite", "estimatedCostUsd"):
+            entry.pop(name, None)
+        entry.update(totalTokens=tokens_after, totalTokensFresh=True)
+        db.execute("UPDATE session_nodes SET entry_json = ? WHERE session_key = ?", (json.dumps(entry), key))
+    row = store.scan().by_key[key]
+    assert row.context_source == "estimate" and row.snapshot_stale
+    assert row.context_tokens is not None and row.context_tokens > 4 * tokens_after
+    with sqlite3.connect(database) as db:  # the next user message arrives, the call has not returned yet
+        db.create_function("octet_length", 1, _octet_length, deterministic=True)
+        db.execute(
+            "INSERT INTO transcript_events (session_id, seq, event_json, event_zstd, created_at, event_utf8_bytes, "
+            "navigation_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (sid, *events[at + 1]),
+        )
+    grown = store.scan().by_key[key]
+    assert grown.context_source == "estimate"
+    assert grown.context_tokens is not None
+    assert abs(grown.context_tokens - real_prompt) / real_prompt < 0.03, (grown.context_tokens, real_prompt)
+    assert abs(tokens_after - real_prompt) / real_prompt > 0.75  # what OpenClaw itself would show
