@@ -59,9 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="serve a replay of bundled real OpenClaw data")
     add_options(demo, [o for o in STORE + SERVE if o.name not in ("state_dir", "agent")])
-    demo.add_argument(
-        "--speed", type=float, default=4.0, help="replay speed factor (reserved: the replay is not built yet)"
-    )
+    demo.add_argument("--speed", type=float, default=4.0, help="replay speed factor (default 4)")
     return parser
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from clawstats.core.snapshot import Snapshot
 from clawstats.settings import Settings
 from clawstats.watch.engine import open_store
 from clawstats.watch.store import StatsStore
+from tests.servers import LiveServer, start_server, stop_server
 
 DATA = Path(__file__).parent / "data"
 REAL_SMALL = DATA / "openclaw-real-small"
@@ -55,3 +56,12 @@ def sqlite_state(tmp_path: Path) -> Path:
 @pytest.fixture
 def rows_by_key() -> Callable[[Snapshot], dict[str, Any]]:
     return lambda snap: {r.key: r for r in snap.rows}
+
+
+@pytest.fixture
+def live_server(small_state: Path) -> Iterator[tuple[LiveServer, Path]]:
+    server = start_server(["serve", "--state-dir", str(small_state), "--no-cache", "--poll-interval-s", "0.5"])
+    try:
+        yield server, small_state
+    finally:
+        stop_server(server)

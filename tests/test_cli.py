@@ -6,8 +6,10 @@ import csv
 import io
 import json
 import math
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -89,13 +91,29 @@ def test_env_state_dir_and_bad_query(capsys: pytest.CaptureFixture[str], monkeyp
     assert len(json.loads(capsys.readouterr().out)["sessions"]) == 9
 
 
-def test_demo_serves_the_bundled_sample() -> None:
-    from tests.api.conftest import start_server, stop_server
+def test_demo_replays_real_data_and_cleans_up() -> None:
+    from tests.servers import start_server
 
-    server = start_server(["demo"])
+    server = start_server(["demo", "--speed", "40"])
+    state_dir = Path(server.startup.split(" in ")[1].split(" (")[0])
     try:
-        body = httpx.get(server.url + "/api/sessions").json()
-        assert len(body["sessions"]) == 9
-        assert math.isclose(body["totals"]["totalCost"], 1.0532862, abs_tol=1e-9)
+        seen_costs, seen_rows, windows = set(), set(), set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            body = httpx.get(server.url + "/api/sessions").json()
+            seen_costs.add(round(body["totals"]["totalCost"], 7))
+            seen_rows.add(len(body["sessions"]))
+            windows |= {r["contextWindow"] for r in body["sessions"] if r["key"] == "agent:main:model-switch"}
+            if math.isclose(body["totals"]["totalCost"], 1.0532862, abs_tol=1e-9) and len(body["sessions"]) == 9:
+                break
+            time.sleep(0.1)
+        assert len(seen_costs) >= 3 and len(seen_rows) >= 3  # the page moves
+        assert math.isclose(body["totals"]["totalCost"], 1.0532862, abs_tol=1e-9)  # and ends at the real totals
+        assert {128000, 32000} <= windows  # the model switch changed the window mid-replay
+        assert state_dir.is_dir()
     finally:
-        stop_server(server)
+        server.proc.send_signal(signal.SIGINT)
+        assert server.proc.wait(timeout=15) == 0
+        if server.proc.stdout is not None:
+            server.proc.stdout.close()
+    assert not state_dir.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 import sys
 from collections.abc import Mapping
@@ -72,8 +73,25 @@ def run_app(settings: Settings, store: StatsStore, label: str = "serving") -> in
         timeout_graceful_shutdown=3,
         server_header=False,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal with the
+    # previous handlers restored. Make those unwind the stack (so callers' cleanup runs, e.g.
+    # the demo's temporary dir) and exit 0: a requested stop is a clean stop.
+    previous = signal.signal(signal.SIGTERM, _stop_requested)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except (KeyboardInterrupt, _StopRequested):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class _StopRequested(Exception):
+    pass
+
+
+def _stop_requested(_signum: int, _frame: object) -> None:
+    raise _StopRequested
 
 
 def serve(settings: Settings, env: Mapping[str, str]) -> int:

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
-from tests.api.conftest import start_server, stop_server
 from tests.api.test_live import _events, _next
 from tests.conftest import REAL_SQLITE
+from tests.servers import start_server, stop_server
 
 WRITER = Path(__file__).parent.parent.parent / "bench" / "sqlite_writer.py"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from openapi_spec_validator import validate
 
-from tests.api.conftest import client_for
 from tests.conftest import REAL_SMALL, SMALL_STATE, capture
+from tests.servers import client_for
 
 STATE = SMALL_STATE
 

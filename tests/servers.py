@@ -1,4 +1,4 @@
-"""API fixtures: in-process apps (TestClient) and a real server subprocess on a free port."""
+"""Servers for tests: in-process apps (TestClient) and a real server subprocess on a free port."""
 
 from __future__ import annotations
 
@@ -13,19 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from starlette.testclient import TestClient
 
 from clawstats.api.app import create_app
 from clawstats.settings import Settings
-from tests.conftest import make_store
+from clawstats.watch.engine import open_store
 
 
 @contextlib.contextmanager
 def client_for(state: Path, **settings: Any) -> Iterator[TestClient]:
     """An in-process client whose app has finished its first scan."""
-    store_settings = {k: v for k, v in settings.items() if k in ("no_cache", "cache_dir")}
-    app = create_app(Settings(state_dir=str(state), **settings), make_store(state, **store_settings), watch=False)
+    settings.setdefault("no_cache", True)
+    app_settings = Settings(state_dir=str(state), **settings)
+    app = create_app(app_settings, open_store(app_settings, {}), watch=False)
     with TestClient(app) as client:
         deadline = time.monotonic() + 10
         while client.get("/healthz").status_code == 503 and time.monotonic() < deadline:
@@ -34,9 +34,10 @@ def client_for(state: Path, **settings: Any) -> Iterator[TestClient]:
 
 
 class LiveServer:
-    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+    def __init__(self, proc: subprocess.Popen[str], url: str, startup: str) -> None:
         self.proc = proc
         self.url = url
+        self.startup = startup
 
 
 def start_server(args: list[str], env: dict[str, str] | None = None, timeout_s: float = 30.0) -> LiveServer:
@@ -64,7 +65,7 @@ def start_server(args: list[str], env: dict[str, str] | None = None, timeout_s: 
     while time.monotonic() < deadline:
         try:
             if httpx.get(url + "/healthz", timeout=1.0).status_code == 200:
-                return LiveServer(proc, url)
+                return LiveServer(proc, url, line)
         except httpx.HTTPError:
             pass
         time.sleep(0.05)
@@ -81,12 +82,3 @@ def stop_server(server: LiveServer) -> None:
         server.proc.wait()
     if server.proc.stdout is not None:
         server.proc.stdout.close()
-
-
-@pytest.fixture
-def live_server(small_state: Path) -> Iterator[tuple[LiveServer, Path]]:
-    server = start_server(["serve", "--state-dir", str(small_state), "--no-cache", "--poll-interval-s", "0.5"])
-    try:
-        yield server, small_state
-    finally:
-        stop_server(server)

@@ -1,0 +1,344 @@
+// clawstats page: a live table of sessions from /api/events, a detail view from /api/sessions/{key}.
+// No build step, no dependencies: plain DOM and a small SVG line chart.
+"use strict";
+
+const state = { rows: new Map(), totals: null, sort: "updated", order: "desc", token: null, source: null };
+const $ = (sel) => document.querySelector(sel);
+const fmtCost = (usd) => "$" + (usd >= 100 ? usd.toFixed(0) : usd >= 1 ? usd.toFixed(2) : usd.toFixed(4));
+const fmtK = (n) => (n >= 10000 ? Math.round(n / 1000) + "k" : n >= 1000 ? (n / 1000).toFixed(1) + "k" : String(n));
+const fmtInt = (n) => n.toLocaleString("en-US");
+
+function age(ms) {
+  if (ms == null) return "–";
+  let s = Math.max(0, Math.floor((Date.now() - ms) / 1000));
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60]]) if (s >= size) return Math.floor(s / size) + unit;
+  return s + "s";
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function authHeaders() {
+  return state.token ? { Authorization: "Bearer " + state.token } : {};
+}
+
+async function api(path) {
+  const response = await fetch(path, { headers: authHeaders() });
+  if (response.status === 401) {
+    askToken();
+    throw new Error("unauthorized");
+  }
+  if (!response.ok) throw new Error((await response.json()).error || response.statusText);
+  return response.json();
+}
+
+function askToken() {
+  $("#auth").hidden = false;
+  setConn("error", "token needed");
+  $("#token").focus();
+}
+
+// ---- live connection ------------------------------------------------------------------------
+
+function setConn(kind, text) {
+  const conn = $("#conn");
+  conn.dataset.state = kind;
+  conn.textContent = text || kind;
+}
+
+function connect() {
+  if (state.source) state.source.close();
+  const url = "/api/events" + (state.token ? "?token=" + encodeURIComponent(state.token) : "");
+  const source = new EventSource(url);
+  state.source = source;
+  setConn("connecting");
+  source.addEventListener("open", () => setConn("live"));
+  source.addEventListener("snapshot", (ev) => {
+    const body = JSON.parse(ev.data);
+    state.rows = new Map(body.sessions.map((row) => [row.key, row]));
+    state.totals = body.totals;
+    $("#generated").textContent = "revision " + body.revision;
+    render();
+  });
+  source.addEventListener("sessions", (ev) => {
+    const body = JSON.parse(ev.data);
+    for (const key of body.removed || []) state.rows.delete(key);
+    for (const row of body.sessions) state.rows.set(row.key, row);
+    state.totals = body.totals;
+    $("#generated").textContent = "revision " + body.revision;
+    render(new Set(body.sessions.map((row) => row.key)));
+  });
+  source.addEventListener("error", async () => {
+    if (source.readyState === EventSource.CLOSED) {
+      // The browser gave up (e.g. 401): find out why, then retry.
+      try {
+        await api("/healthz");
+        await api("/api/sessions?limit=1");
+      } catch (err) {
+        if (err.message === "unauthorized") return;
+      }
+      setConn("reconnecting");
+      setTimeout(connect, 2000);
+    } else {
+      setConn("reconnecting");
+    }
+  });
+}
+
+// ---- table ----------------------------------------------------------------------------------
+
+const SORTERS = {
+  key: (r) => r.key,
+  agent: (r) => r.agentId + " " + r.key,
+  model: (r) => (r.model || "") + " " + r.key,
+  context: (r) => (r.contextPct == null ? -1 : r.contextPct),
+  cost: (r) => r.totalCost,
+  compactions: (r) => r.compactionCount,
+  updated: (r) => r.updatedAtMs || 0,
+};
+
+function visibleRows() {
+  const agent = $("#agent-filter").value;
+  const text = $("#text-filter").value.trim().toLowerCase();
+  const archived = $("#archived-filter").checked;
+  const rows = [...state.rows.values()].filter(
+    (r) =>
+      (!agent || r.agentId === agent) &&
+      (archived || !r.archived) &&
+      (!text || r.key.toLowerCase().includes(text) || (r.label || "").toLowerCase().includes(text)),
+  );
+  const key = SORTERS[state.sort];
+  const sign = state.order === "asc" ? 1 : -1;
+  rows.sort((a, b) => {
+    const x = key(a), y = key(b);
+    return (x < y ? -1 : x > y ? 1 : 0) * sign;
+  });
+  return rows;
+}
+
+function gauge(row) {
+  const wrap = el("div", { class: "gauge" });
+  if (row.archived) {
+    wrap.append(el("span", { class: "txt muted", text: "archived" }));
+    return wrap;
+  }
+  const pct = row.contextPct;
+  const band = pct == null ? "" : pct >= 95 ? "b95" : pct >= 80 ? "b80" : pct >= 60 ? "b60" : "";
+  const estimate = row.contextSource !== "snapshot";
+  const fill = el("div", { class: "fill " + band + (row.contextSource === "estimate" ? " estimate" : "") });
+  fill.style.width = Math.min(100, pct || 0) + "%";
+  wrap.append(el("div", { class: "track", role: "meter", "aria-valuemin": "0", "aria-valuemax": "100",
+    "aria-valuenow": String(pct || 0), "aria-label": "context used" }, fill));
+  const window = row.contextWindow ? fmtK(row.contextWindow) : "?";
+  const txt = row.contextTokens == null ? `unknown/${window}` : `${fmtK(row.contextTokens)}/${window} (${pct}%)`;
+  const label = el("span", { class: "txt", text: txt });
+  if (estimate && row.contextTokens != null) {
+    const mark = row.contextSource === "estimate" ? "est" : "tx";
+    const title = row.contextSource === "estimate"
+      ? "estimated after a compaction (OpenClaw's own number is stale)"
+      : "from the transcript's last call";
+    label.append(el("span", { class: "est", title, text: mark }));
+  }
+  wrap.append(label);
+  return wrap;
+}
+
+function rowElement(row) {
+  const keyCell = el("td", { class: "key" }, row.key);
+  if (row.label) keyCell.append(el("span", { class: "label-tag", text: row.label }));
+  const tr = el(
+    "tr",
+    { tabindex: "0", "data-key": row.key, class: row.archived ? "archived" : "" },
+    keyCell,
+    el("td", { class: "wide", text: row.agentId }),
+    el("td", { class: "wide", text: row.model || "–" }),
+    el("td", {}, gauge(row)),
+    el("td", { class: "num", text: fmtCost(row.totalCost) }),
+    el("td", { class: "num wide", text: String(row.compactionCount) }),
+    el("td", { class: "num", "data-age": String(row.updatedAtMs || ""), text: age(row.updatedAtMs) }),
+  );
+  return tr;
+}
+
+function renderTotals() {
+  const totals = state.totals;
+  if (!totals) return;
+  $("#total-cost").textContent = fmtCost(totals.totalCost);
+  $("#total-tokens").textContent = fmtK(totals.usage.total);
+  $("#total-sessions").textContent = String(totals.sessions);
+  for (const [id, groups] of [["#by-agent", totals.byAgent], ["#by-model", totals.byModel]]) {
+    const table = $(id);
+    table.replaceChildren(
+      ...Object.entries(groups).map(([name, g]) =>
+        el("tr", {}, el("td", { text: name }), el("td", { text: fmtK(g.usage.total) + " tok" }), el("td", { text: fmtCost(g.cost) })),
+      ),
+    );
+  }
+  const select = $("#agent-filter");
+  const agents = Object.keys(totals.byAgent);
+  const have = [...select.options].map((o) => o.value).slice(1);
+  if (agents.join() !== have.join()) {
+    const current = select.value;
+    select.replaceChildren(el("option", { value: "", text: "all" }), ...agents.map((a) => el("option", { value: a, text: a })));
+    select.value = agents.includes(current) ? current : "";
+  }
+}
+
+function render(changed = new Set()) {
+  renderTotals();
+  const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.key : null;
+  const rows = visibleRows();
+  const body = $("#sessions tbody");
+  body.replaceChildren(...rows.map((row) => {
+    const tr = rowElement(row);
+    if (changed.has(row.key)) tr.classList.add("flash");
+    return tr;
+  }));
+  if (focused) {
+    const again = body.querySelector(`tr[data-key="${CSS.escape(focused)}"]`);
+    if (again) again.focus();
+  }
+  $("#empty").hidden = rows.length > 0;
+  for (const th of document.querySelectorAll("#sessions th")) {
+    const sort = th.querySelector("button").dataset.sort;
+    if (sort === state.sort) th.setAttribute("aria-sort", state.order === "asc" ? "ascending" : "descending");
+    else th.removeAttribute("aria-sort");
+  }
+}
+
+// ---- detail ---------------------------------------------------------------------------------
+
+function lineChart(points, { yMax, marks = [], window = null, fmt = String }) {
+  const W = 460, H = 180, L = 46, R = 8, T = 10, B = 20;
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("role", "img");
+  const add = (name, attrs, text) => {
+    const node = document.createElementNS(ns, name);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text != null) node.textContent = text;
+    svg.append(node);
+    return node;
+  };
+  const top = Math.max(yMax, 1e-9);
+  const x = (i) => L + (points.length <= 1 ? 0 : (i * (W - L - R)) / (points.length - 1));
+  const y = (v) => T + (H - T - B) * (1 - v / top);
+  for (const f of [0, 0.5, 1]) {
+    add("line", { class: "grid", x1: L, x2: W - R, y1: y(top * f), y2: y(top * f) });
+    add("text", { x: 2, y: y(top * f) + 3 }, fmt(top * f));
+  }
+  if (window) add("line", { class: "window", x1: L, x2: W - R, y1: y(window), y2: y(window) });
+  for (const index of marks) add("line", { class: "compaction", x1: x(index), x2: x(index), y1: T, y2: H - B });
+  if (points.length) {
+    const d = points.map((v, i) => (i ? "L" : "M") + x(i).toFixed(1) + " " + y(v).toFixed(1)).join(" ");
+    add("path", { class: "line", d });
+  }
+  add("text", { x: L, y: H - 5 }, "call 1");
+  add("text", { x: W - R - 40, y: H - 5 }, "call " + points.length);
+  return svg;
+}
+
+async function openDetail(key) {
+  let detail;
+  try {
+    detail = await api("/api/sessions/" + encodeURIComponent(key));
+  } catch (err) {
+    return;
+  }
+  const row = detail.row;
+  $("#detail-title").textContent = row.key;
+  const facts = [
+    ["Model", row.model || "–"],
+    ["Context", row.contextTokens == null ? "unknown" : `${fmtInt(row.contextTokens)} (${row.contextPct}%, ${row.contextSource})`],
+    ["Window", row.contextWindow ? fmtInt(row.contextWindow) : "–"],
+    ["Cost", fmtCost(row.totalCost) + (row.lifetimeCost > row.totalCost ? ` (lifetime ${fmtCost(row.lifetimeCost)})` : "")],
+    ["Calls", String(row.messages.assistant)],
+    ["Updated", row.updatedAt || "–"],
+  ];
+  $("#detail-summary").replaceChildren(...facts.map(([k, v]) => el("div", {}, el("span", { class: "muted", text: k }), el("b", { text: v }))));
+  const ctx = detail.timeline.map((p) => p.contextTokens);
+  const times = detail.timeline.map((p) => p.at);
+  const marks = detail.compactions.map((c) => times.findIndex((t) => t && c.at && t > c.at)).filter((i) => i >= 0);
+  $("#chart-context").replaceChildren(
+    lineChart(ctx, { yMax: Math.max(row.contextWindow || 0, ...ctx), window: row.contextWindow, marks, fmt: (v) => fmtK(Math.round(v)) }),
+  );
+  const cost = detail.timeline.map((p) => p.cumulativeCost);
+  $("#chart-cost").replaceChildren(lineChart(cost, { yMax: Math.max(...cost, 0), fmt: (v) => "$" + v.toFixed(3) }));
+  $("#detail-models").replaceChildren(
+    el("tr", {}, ...["Model", "Calls", "Input", "Output", "Cache read", "Cost"].map((h) => el("th", { text: h }))),
+    ...Object.entries(detail.byModel).map(([name, g]) =>
+      el("tr", {}, ...[name, g.calls, fmtInt(g.usage.input), fmtInt(g.usage.output), fmtInt(g.usage.cacheRead), fmtCost(g.cost)].map((v) => el("td", { text: String(v) }))),
+    ),
+  );
+  $("#detail-compactions").replaceChildren(
+    el("tr", {}, ...["At", "Tokens before", "OpenClaw tokensAfter", "Our estimate after"].map((h) => el("th", { text: h }))),
+    ...detail.compactions.map((c) =>
+      el("tr", {}, ...[c.at || "–", c.tokensBefore ?? "–", c.tokensAfter ?? "–", c.estimatedTokensAfter ?? "–"].map((v) => el("td", { text: String(v) }))),
+    ),
+  );
+  if (!detail.compactions.length) $("#detail-compactions").append(el("tr", {}, el("td", { class: "muted", text: "none" })));
+  const dialog = $("#detail");
+  dialog.dataset.key = key;
+  if (!dialog.open) dialog.showModal();
+  $("#detail-close").focus();
+}
+
+// ---- wiring ---------------------------------------------------------------------------------
+
+function main() {
+  state.token = sessionStorage.getItem("clawstats-token");
+  for (const button of document.querySelectorAll("#sessions th button")) {
+    button.addEventListener("click", () => {
+      const sort = button.dataset.sort;
+      if (state.sort === sort) state.order = state.order === "asc" ? "desc" : "asc";
+      else {
+        state.sort = sort;
+        state.order = sort === "key" || sort === "agent" || sort === "model" ? "asc" : "desc";
+      }
+      render();
+    });
+  }
+  for (const id of ["#agent-filter", "#text-filter", "#archived-filter"]) $(id).addEventListener("input", () => render());
+  const body = $("#sessions tbody");
+  body.addEventListener("click", (ev) => {
+    const tr = ev.target.closest("tr");
+    if (tr) openDetail(tr.dataset.key);
+  });
+  body.addEventListener("keydown", (ev) => {
+    const tr = ev.target.closest("tr");
+    if (!tr) return;
+    if (ev.key === "Enter" || ev.key === " ") {
+      ev.preventDefault();
+      openDetail(tr.dataset.key);
+    } else if (ev.key === "ArrowDown" && tr.nextElementSibling) {
+      ev.preventDefault();
+      tr.nextElementSibling.focus();
+    } else if (ev.key === "ArrowUp" && tr.previousElementSibling) {
+      ev.preventDefault();
+      tr.previousElementSibling.focus();
+    }
+  });
+  $("#detail-close").addEventListener("click", () => $("#detail").close());
+  $("#auth-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    state.token = $("#token").value;
+    sessionStorage.setItem("clawstats-token", state.token);
+    $("#auth").hidden = true;
+    connect();
+  });
+  setInterval(() => {
+    for (const cell of document.querySelectorAll("td[data-age]")) cell.textContent = age(Number(cell.dataset.age) || null);
+  }, 5000);
+  connect();
+}
+
+document.addEventListener("DOMContentLoaded", main);
