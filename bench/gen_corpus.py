@@ -18,6 +18,11 @@ from pathlib import Path
 AGENTS = ("main", "ops", "research")
 MODELS = (("mock", "mock-large", 128000, (3.0, 15.0, 0.3, 3.75)), ("mock", "mock-small", 32000, (0.5, 1.5, 0.05, 0.0)))
 WORDS = "gateway token budget deploy status model cost metric review index latency cache schedule plan".split()
+LOG_LINES = (
+    '2026-11-23T21:04:11Z ERROR worker[{n}] "GET /api/v1/items?id={n}" 502 upstream timed out after 30s',
+    "2026-11-23T21:04:12Z WARN  disk /var/lib/postgres usage 91% (threshold 90%) — héhé",
+    '2026-11-23T21:04:13Z INFO  cron job "backup-nightly" finished in {n}ms, exit=0',
+)
 T0_MS = 1795540000000
 
 
@@ -71,14 +76,18 @@ class Writer:
 
     def turn(self, provider: str, model: str, prices: tuple[float, float, float, float], tools: bool) -> None:
         rng = self.rng
-        user = _text(rng, rng.randint(8, 400))
+        if rng.random() < 0.3:  # a log paste: quotes, newlines, a little non-ASCII, as in the real corpus
+            logs = "\n".join(rng.choice(LOG_LINES).format(n=rng.randint(1, 9999)) for _ in range(rng.randint(3, 30)))
+            user = "Here are the latest logs, what is going on?\n```\n" + logs + "\n```"
+        else:
+            user = _text(rng, rng.randint(4, 40))
         self.entry(type="message", message={"role": "user", "content": user, "timestamp": self.ms})
         self.prompt += len(user) // 4 + 30
         calls = 2 if tools else 1
         for call in range(calls):
             cached = int(self.last_prompt * rng.uniform(0.85, 1.0)) if rng.random() < 0.8 else 0
             cached = min(cached, self.prompt)
-            reply = _text(rng, rng.randint(20, 200))
+            reply = _text(rng, rng.randint(10, 120))
             out = len(reply) // 4
             tin = self.prompt - cached
             cost = {
@@ -113,7 +122,7 @@ class Writer:
             self.last_prompt = self.prompt
             self.prompt += out
             if tools and call == 0:
-                result = _text(rng, rng.randint(50, 2000))
+                result = _text(rng, rng.randint(20, 300))
                 self.entry(
                     type="message",
                     message={

@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _scan_once(settings: Settings) -> Snapshot:
-    store = open_store(settings, os.environ)
+    # One-shot and single-threaded here: a cold read may fork one worker per core.
+    store = open_store(settings, os.environ, workers=os.cpu_count() or 1)
     snapshot = store.scan()
     if store.cache is not None:
         store.cache.save(store.all_tails(), store.files_owners(), force=True)

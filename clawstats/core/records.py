@@ -91,6 +91,21 @@ def decode_line(raw: bytes | memoryview) -> Line:
         raise BadRecord("malformed", str(exc)) from None
 
 
+def decode_lines(data: bytes) -> list[Line]:
+    """Decode a buffer of complete JSON lines at once (blank lines skipped).
+
+    The fast path for bulk reads: one C call instead of one per line. Raises
+    :class:`BadRecord` if any line is bad; the caller then falls back to :func:`decode_line`
+    per line so that exactly the bad ones are counted.
+    """
+    try:
+        return _line_decoder.decode_lines(data)
+    except msgspec.ValidationError as exc:
+        raise BadRecord("wrongType", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise BadRecord("malformed", str(exc)) from None
+
+
 def decode_snapshot_data(raw: Raw) -> SnapshotData | None:
     """The ``data`` of a ``model-snapshot`` custom entry, or None when it is unusable."""
     try:
@@ -157,10 +172,15 @@ def parse_index_row(raw: bytes | str) -> IndexRow:
         raise BadRecord("rowMalformed", str(exc)) from None
 
 
+MAX_COUNT = 0xFFFFFFFF  # token counts are kept in 32-bit arrays; anything larger is junk
+
+
 def as_int(value: Any) -> int:
-    """A token count as a non-negative int (floats truncated, junk as 0)."""
+    """A token count as an int in [0, 2**32) (floats truncated, junk as 0)."""
+    if type(value) is int and 0 <= value <= MAX_COUNT:  # the common case, first and cheap
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
-    if value != value or value in (float("inf"), float("-inf")) or value < 0:
+    if value != value or value < 0:
         return 0
-    return int(value)
+    return int(min(value, MAX_COUNT))

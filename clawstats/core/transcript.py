@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from clawstats.core.records import Line, as_int, decode_snapshot_data
+from clawstats.core.records import MAX_COUNT, Line, as_int, decode_snapshot_data
 
 #: Assistant messages that are not model calls (OpenClaw's delivery mirrors, injected text).
 _SYNTHETIC_PROVIDER = "openclaw"
@@ -38,7 +38,7 @@ def id_hash(value: str | int | None) -> int:
     """A stable 32-bit key for an entry id (8-hex ids in 2026.7, UUIDs in 2026.9)."""
     if value is None:
         return 0
-    return zlib.crc32(str(value).encode()) or 1
+    return zlib.crc32(value.encode() if type(value) is str else str(value).encode()) or 1
 
 
 def iso_to_ms(value: Any) -> float | None:
@@ -101,6 +101,7 @@ class TranscriptStats:
         "chars_after_compaction",
         "summary_chars",
         "branch_lost",
+        "last_id",
         "tl_ms",
         "tl_ctx",
         "tl_cost",
@@ -129,6 +130,7 @@ class TranscriptStats:
         self.chars_after_compaction = 0
         self.summary_chars = 0
         self.branch_lost = False
+        self.last_id: str | int | None = None  # raw id of the last entry (fast path of _follow_branch)
         self.tl_ms = array("d")
         self.tl_ctx = array("I")
         self.tl_cost = array("d")
@@ -198,7 +200,7 @@ class TranscriptStats:
                 self.last_call_ms = iso_to_ms(msg.timestamp) or iso_to_ms(line.timestamp)
                 self.compacted_after_call = False
                 self.tl_ms.append(self.last_call_ms or 0.0)
-                self.tl_ctx.append(min(prompt, 0xFFFFFFFF))
+                self.tl_ctx.append(prompt)
                 self.tl_cost.append(self.cost)
             else:
                 prompt = 0
@@ -232,7 +234,7 @@ class TranscriptStats:
             bucket[B_UOUT] += tout
             bucket[B_UCR] += tcr
             bucket[B_UCW] += tcw
-        return tin + tcr + tcw
+        return min(tin + tcr + tcw, MAX_COUNT)
 
     def _compaction(self, line: Line) -> None:
         if self.compacted_after_call:
@@ -272,15 +274,16 @@ class TranscriptStats:
         self.chars_after_compaction = self.summary_chars = 0
 
     def _push(self, entry_id: str | int | None, chars: int, prompt: int) -> None:
+        self.last_id = entry_id
         self.seg_ids.append(id_hash(entry_id))
-        self.seg_chars.append(min(chars, 0xFFFFFFFF))
-        self.seg_prompt.append(min(prompt, 0xFFFFFFFF))
+        self.seg_chars.append(chars)  # < 2**32: lines are capped far below (max_line_bytes)
+        self.seg_prompt.append(prompt)  # as_int caps each count at 2**32 - 1
         if self.compacted_after_call and prompt == 0:
             self.chars_after_compaction += chars
 
     def _follow_branch(self, parent: str | int | None) -> None:
         """A parent other than the previous entry moves the active branch back to it."""
-        if parent is None or not self.seg_ids:
+        if parent is None or parent == self.last_id or not self.seg_ids:
             return
         parent_hash = id_hash(parent)
         if self.seg_ids[-1] == parent_hash:

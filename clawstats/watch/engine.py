@@ -11,7 +11,7 @@ from clawstats.watch.layout import discover_agents, load_catalog, load_config, r
 from clawstats.watch.store import StatsStore
 
 
-def open_store(settings: Settings, env: Mapping[str, str]) -> StatsStore:
+def open_store(settings: Settings, env: Mapping[str, str], workers: int = 1) -> StatsStore:
     """Raises :class:`clawstats.watch.layout.StateDirError` when there is no state dir."""
     state_dir = resolve_state_dir(settings.state_dir, env)
     config, config_error = load_config(state_dir, env)
@@ -20,7 +20,7 @@ def open_store(settings: Settings, env: Mapping[str, str]) -> StatsStore:
     cache = None
     if not settings.no_cache:
         cache = IndexCache(default_cache_path(settings.cache_path_dir, state_dir))
-    store = StatsStore(state_dir, agents, catalog, cache, settings.max_line_bytes)
+    store = StatsStore(state_dir, agents, catalog, cache, settings.max_line_bytes, workers)
     if cache is not None:
         cache.health = store.health
         if not cache.available:

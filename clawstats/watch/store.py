@@ -10,9 +10,11 @@ joins them into rows. Work is proportional to what changed: unchanged files cost
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,8 +31,10 @@ from clawstats.watch.layout import AgentSource
 from clawstats.watch.sessionkeys import owner_from_trajectory
 from clawstats.watch.source import Source
 from clawstats.watch.sqlite_store import SqliteAgent
-from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail
+from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail, adopt, export, read_whole
 
+#: Below this many bytes of cold reads, forking workers costs more than it saves.
+PARALLEL_MIN_BYTES = 32 << 20
 ARCHIVE_RE = re.compile(r"^(?P<sid>.+?)\.jsonl\.(?P<why>reset|deleted)\.[0-9T:.\-]+Z(?:\.(?:gz|zst))?$")
 
 
@@ -61,11 +65,13 @@ class StatsStore:
         catalog: Catalog,
         cache: IndexCache | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        workers: int = 1,
     ) -> None:
         self.state_dir = state_dir
         self.catalog = catalog
         self.cache = cache
         self.max_line_bytes = max_line_bytes
+        self.workers = workers  # > 1: cold reads of many files fan out to worker processes
         self.health = HealthLog()
         self.tails: dict[str, Tail] = {}
         self.files: dict[str, _AgentFiles] = {}
@@ -91,8 +97,13 @@ class StatsStore:
         started = time.perf_counter()
         sources: list[Source] = []
         stats_of: dict[str, tuple[int, TranscriptStats]] = {}
-        for agent_files in self.files.values():
-            sources.extend(self._scan_files(agent_files, stats_of))
+        planned = [(files, self._plan_files(files)) for files in self.files.values()]
+        # New files of every agent adopted first, so one pool of workers reads all cold ones.
+        fresh = [self._adopt_new(files.source.sessions_dir, wanted) for files, (_s, wanted) in planned]
+        self._read_cold_in_parallel([p for paths in fresh for p in paths if self.tails[p].file_id is None])
+        for files, (agent_sources, wanted) in planned:
+            self._poll_tails(files.source.sessions_dir, wanted, stats_of)
+            sources.extend(agent_sources)
         for sqlite_agent in self.sqlite.values():
             sources.extend(sqlite_agent.scan(stats_of))
         self.health.last_scan_ms = time.time() * 1000.0
@@ -112,7 +123,8 @@ class StatsStore:
     def files_owners(self) -> dict[str, dict[str, str]]:
         return {agent_id: dict(files.owners) for agent_id, files in self.files.items()}
 
-    def _scan_files(self, agent_files: _AgentFiles, stats_of: dict[str, tuple[int, TranscriptStats]]) -> list[Source]:
+    def _plan_files(self, agent_files: _AgentFiles) -> tuple[list[Source], set[str]]:
+        """An agent's rows and the transcript paths they need (file layout)."""
         source, health = agent_files.source, self.health
         sessions_dir = source.sessions_dir
         names = self._list(sessions_dir)
@@ -145,9 +157,7 @@ class StatsStore:
                 if owner is not None:
                     agent_files.owners[sid] = owner
             sources.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path, True, owner))
-        wanted = {s.stats_id for s in sources if s.stats_id is not None}
-        self._poll_tails(sessions_dir, wanted, stats_of)
-        return sources
+        return sources, {s.stats_id for s in sources if s.stats_id is not None}
 
     def _list(self, sessions_dir: str) -> list[str]:
         health, state_dir = self.health, str(self.state_dir)
@@ -205,12 +215,8 @@ class StatsStore:
         self, sessions_dir: str, wanted: set[str], stats_of: dict[str, tuple[int, TranscriptStats]]
     ) -> None:
         prefix = sessions_dir + os.sep
-        vanished = {p: t for p, t in self.tails.items() if p.startswith(prefix) and p not in wanted}
-        by_inode = {(t.file_id.dev, t.file_id.ino): t for t in vanished.values() if t.file_id is not None}
         for path in sorted(wanted):
-            tail = self.tails.get(path)
-            if tail is None:
-                tail = self._adopt(path, by_inode, vanished)
+            tail = self.tails[path]
             try:
                 tail.poll(self.health, self.max_line_bytes)
                 self.health.clear_condition(path)
@@ -219,9 +225,43 @@ class StatsStore:
             except OSError as exc:
                 self.health.set_condition(path, f"cannot read: {exc.strerror or exc}")
             stats_of[path] = (tail.revision, tail.stats)
-        for path in vanished:
+        for path in [p for p in self.tails if p.startswith(prefix) and p not in wanted]:
             self.tails.pop(path, None)
             self.health.clear_condition(path)
+
+    def _adopt_new(self, sessions_dir: str, wanted: set[str]) -> list[str]:
+        """Tails for paths seen for the first time (renamed, cached or new); returns those paths."""
+        prefix = sessions_dir + os.sep
+        vanished = {p: t for p, t in self.tails.items() if p.startswith(prefix) and p not in wanted}
+        by_inode = {(t.file_id.dev, t.file_id.ino): t for t in vanished.values() if t.file_id is not None}
+        fresh = [p for p in sorted(wanted) if p not in self.tails]
+        for path in fresh:
+            self._adopt(path, by_inode, vanished)
+        return fresh
+
+    def _read_cold_in_parallel(self, paths: list[str]) -> None:
+        """Whole reads of never-seen files in worker processes (both cores on a cold start)."""
+        if self.workers < 2 or len(paths) < 2:
+            return
+        sizes = {}
+        for path in paths:
+            try:
+                sizes[path] = os.stat(path).st_size
+            except OSError:
+                continue
+        if sum(sizes.values()) < PARALLEL_MIN_BYTES:
+            return
+        order = sorted(sizes, key=sizes.__getitem__, reverse=True)  # big files first: even finish
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
+            for result in pool.map(_cold_read, order, [self.max_line_bytes] * len(order)):
+                if result is None:
+                    continue
+                image, counts = result
+                tail = adopt(image)
+                self.tails[tail.path] = tail
+                for kind, n in counts.items():
+                    self.health.count(tail.path, kind, "(read by a worker)", n)
 
     def _adopt(self, path: str, by_inode: dict[tuple[int, int], Tail], vanished: dict[str, Tail]) -> Tail:
         """A new path: a renamed file we already read (reset archive), a cached one, or new."""
@@ -314,6 +354,14 @@ class StatsStore:
             catalog=self.catalog,
         )
         return self.snapshot
+
+
+def _cold_read(path: str, max_line_bytes: int) -> tuple[tuple[object, ...], dict[str, int]] | None:
+    try:
+        tail, health = read_whole(path, max_line_bytes)
+    except OSError:
+        return None  # vanished or unreadable: the ordinary poll after this reports it
+    return export(tail), dict(health.counters)
 
 
 def _classify(sessions_dir: str, names: list[str]) -> tuple[dict[str, str], list[tuple[str, str]]]:

@@ -17,7 +17,7 @@ from typing import Any
 import zstandard
 
 from clawstats.core.health import HealthLog
-from clawstats.core.records import BadRecord, decode_line
+from clawstats.core.records import BadRecord, decode_line, decode_lines
 from clawstats.core.transcript import TranscriptStats
 
 CHUNK_BYTES = 4 << 20
@@ -151,6 +151,15 @@ class Tail:
 
     def _lines(self, data: bytes, health: HealthLog, max_line_bytes: int) -> bool:
         stats = self.stats
+        if len(data) <= max_line_bytes:  # no line can be oversized: try the one-call decoder
+            try:
+                lines = decode_lines(data)
+            except BadRecord:
+                pass  # some line is bad: the slow path below counts exactly those
+            else:
+                for line in lines:
+                    stats.apply(line)
+                return bool(lines)
         changed = False
         for raw in data.split(b"\n"):
             if not raw or raw.isspace():
@@ -187,3 +196,40 @@ class Tail:
             health.count(self.path, "partialLine", "archive ends without a newline")
             self.pending = b""
         self.revision += 1
+
+
+def read_whole(path: str, max_line_bytes: int) -> tuple[Tail, HealthLog]:
+    """Read one file from scratch into a new Tail (a worker process runs this on cold scans)."""
+    tail, health = Tail(path), HealthLog()
+    tail.poll(health, max_line_bytes)
+    return tail, health
+
+
+def export(tail: Tail) -> tuple[object, ...]:
+    """A picklable image of a Tail (its stats as their compact dump)."""
+    return (
+        tail.path,
+        tail.stats.dump(),
+        tail.offset,
+        tail.head,
+        tail.file_id,
+        tail.pending,
+        tail.skipping,
+        tail.bytes_read,
+    )
+
+
+def adopt(image: tuple[object, ...]) -> Tail:
+    """Inverse of :func:`export`."""
+    path, blob, offset, head, file_id, pending, skipping, bytes_read = image
+    assert isinstance(path, str) and isinstance(blob, bytes)
+    tail = Tail(path)
+    tail.stats = TranscriptStats.load(blob)
+    tail.offset = offset  # type: ignore[assignment]
+    tail.head = head  # type: ignore[assignment]
+    tail.file_id = file_id  # type: ignore[assignment]
+    tail.pending = pending  # type: ignore[assignment]
+    tail.skipping = skipping  # type: ignore[assignment]
+    tail.bytes_read = bytes_read  # type: ignore[assignment]
+    tail.revision = 1
+    return tail
