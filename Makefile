@@ -37,7 +37,9 @@ test: install browser-deps lint
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/python bench/run.py --size small
+	$(BIN)/python bench/run.py --size small --runs 3
+	$(BIN)/python bench/live.py --sizes small --appends 50
+	$(BIN)/python bench/api_latency.py --requests 1000 --appends 30
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

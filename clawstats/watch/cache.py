@@ -91,6 +91,27 @@ class IndexCache:
         if found is None:
             return None
         dev, ino, size, mtime_ns, offset, head, state = found
+        return self._tail(path, dev, ino, size, mtime_ns, offset, head, state)
+
+    def restore_all(self) -> dict[str, Tail]:
+        """Every cached transcript at once (one query: a warm start over thousands of files)."""
+        if self._db is None:
+            return {}
+        try:
+            found = self._db.execute("SELECT path, dev, ino, size, mtime_ns, offset, head, state FROM files").fetchall()
+        except sqlite3.Error as exc:
+            self._fail("read", exc)
+            return {}
+        tails = {}
+        for path, *fields in found:
+            tail = self._tail(path, *fields)
+            if tail is not None:
+                tails[path] = tail
+        return tails
+
+    def _tail(
+        self, path: str, dev: int, ino: int, size: int, mtime_ns: int, offset: int, head: bytes, state: bytes
+    ) -> Tail | None:
         try:
             stats = TranscriptStats.load(state)
         except ValueError:

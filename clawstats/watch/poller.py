@@ -43,10 +43,24 @@ class Poller:
         self.wake = asyncio.Event()
         self.scans = 0
         self.watching = False
+        self.changed: set[str] = set()  # paths reported by file-system events since the last scan
+        self.last_full = 0.0
 
     async def step(self) -> Snapshot:
-        """One scan off the loop, then publish (always, so readers see fresh scan times)."""
-        snapshot = await asyncio.to_thread(self.store.scan)
+        """One scan off the loop, then publish (always, so readers see fresh scan times).
+
+        Between full scans (every ``poll_interval_s``: a stat of every file, the safety net for
+        missed events) only the paths that file-system events named are stat'ed, so the cost
+        of an append does not grow with the number of transcripts.
+        """
+        loop = asyncio.get_running_loop()
+        hint: set[str] | None = None
+        if self.watching and loop.time() - self.last_full < self.poll_interval_s:
+            hint = self.changed
+        else:
+            self.last_full = loop.time()
+        self.changed = set()
+        snapshot = await asyncio.to_thread(self.store.scan, hint)
         self.scans += 1
         self.publish(snapshot)
         return snapshot
@@ -64,6 +78,7 @@ class Poller:
                     stop_event=stop,
                     ignore_permission_denied=True,
                 ):
+                    self.changed.update(path for _change, path in _changes)
                     self.wake.set()
             except Exception as exc:  # notify backend failed (no inotify, dir gone): poll only
                 log.info("file-system events unavailable (%s); stat polling every %.2fs", exc, self.poll_interval_s)

@@ -33,6 +33,8 @@ from clawstats.watch.source import Source
 from clawstats.watch.sqlite_store import SqliteAgent
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail, adopt, export, read_whole
 
+#: A directory listing is trusted for reuse only once its mtime is this old (see _plan_files).
+RACY_S = 2.0
 #: Below this many bytes of cold reads, forking workers costs more than it saves.
 PARALLEL_MIN_BYTES = 32 << 20
 ARCHIVE_RE = re.compile(r"^(?P<sid>.+?)\.jsonl\.(?P<why>reset|deleted)\.[0-9T:.\-]+Z(?:\.(?:gz|zst))?$")
@@ -53,6 +55,7 @@ class _AgentFiles:
     index: IndexFile
     owners: dict[str, str] = field(default_factory=dict)  # sessionId -> key that had it
     last_ids: dict[str, str] = field(default_factory=dict)  # key -> sessionId at the last scan
+    plan: tuple[tuple[int, int], list[Source], set[str]] | None = None  # (index rev, dir mtime), plan
 
 
 class StatsStore:
@@ -87,13 +90,17 @@ class StatsStore:
         self._noted: set[tuple[str, str]] = set()
         self.revision = 0
         self.snapshot: Snapshot | None = None
+        # The first scan takes cached tails from one bulk read; later ones look up one by one.
+        self._cached: dict[str, Tail] | None = cache.restore_all() if cache is not None else None
         if cache is not None:
             for agent_files in self.files.values():
                 agent_files.owners.update(cache.owners(agent_files.source.agent_id))
 
     # -- scanning --------------------------------------------------------------------------
 
-    def scan(self) -> Snapshot:
+    def scan(self, changed: set[str] | None = None) -> Snapshot:
+        """Bring statistics up to date. ``changed`` (paths from file-system events) limits the
+        transcripts stat'ed to those; None stats every one (the periodic safety net)."""
         started = time.perf_counter()
         sources: list[Source] = []
         stats_of: dict[str, tuple[int, TranscriptStats]] = {}
@@ -102,10 +109,11 @@ class StatsStore:
         fresh = [self._adopt_new(files.source.sessions_dir, wanted) for files, (_s, wanted) in planned]
         self._read_cold_in_parallel([p for paths in fresh for p in paths if self.tails[p].file_id is None])
         for files, (agent_sources, wanted) in planned:
-            self._poll_tails(files.source.sessions_dir, wanted, stats_of)
+            self._poll_tails(files.source.sessions_dir, wanted, stats_of, changed)
             sources.extend(agent_sources)
         for sqlite_agent in self.sqlite.values():
             sources.extend(sqlite_agent.scan(stats_of))
+        self._cached = None
         self.health.last_scan_ms = time.time() * 1000.0
         self.health.last_scan_s = time.perf_counter() - started
         snapshot = self._publish(sources, stats_of)
@@ -124,14 +132,35 @@ class StatsStore:
         return {agent_id: dict(files.owners) for agent_id, files in self.files.items()}
 
     def _plan_files(self, agent_files: _AgentFiles) -> tuple[list[Source], set[str]]:
-        """An agent's rows and the transcript paths they need (file layout)."""
+        """An agent's rows and the transcript paths they need (file layout).
+
+        Reused while neither the index nor the directory changed: the directory's mtime moves
+        on every create, rename and delete in it. A plan built less than ``RACY_S`` after that
+        mtime is not trusted (a file created in the same timestamp tick would be missed).
+        """
         source, health = agent_files.source, self.health
-        sessions_dir = source.sessions_dir
-        names = self._list(sessions_dir)
         try:
             agent_files.index.poll(health)
         except OSError as exc:
             health.set_condition(source.store, f"cannot read: {exc.strerror or exc}")
+        try:
+            dir_mtime_ns = os.stat(source.sessions_dir).st_mtime_ns
+        except OSError:
+            dir_mtime_ns = -1
+        key = (agent_files.index.revision, dir_mtime_ns)
+        if agent_files.plan is not None and agent_files.plan[0] == key:
+            return agent_files.plan[1], agent_files.plan[2]
+        sources, wanted = self._build_plan(agent_files)
+        if dir_mtime_ns >= 0 and time.time_ns() - dir_mtime_ns > RACY_S * 1e9:
+            agent_files.plan = (key, sources, wanted)
+        else:
+            agent_files.plan = None
+        return sources, wanted
+
+    def _build_plan(self, agent_files: _AgentFiles) -> tuple[list[Source], set[str]]:
+        source = agent_files.source
+        sessions_dir = source.sessions_dir
+        names = self._list(sessions_dir)
         rows = agent_files.index.rows
         self._learn_owners(agent_files, rows)
         present = set(names)
@@ -212,11 +241,18 @@ class StatsStore:
         return None
 
     def _poll_tails(
-        self, sessions_dir: str, wanted: set[str], stats_of: dict[str, tuple[int, TranscriptStats]]
+        self,
+        sessions_dir: str,
+        wanted: set[str],
+        stats_of: dict[str, tuple[int, TranscriptStats]],
+        changed: set[str] | None,
     ) -> None:
         prefix = sessions_dir + os.sep
         for path in sorted(wanted):
             tail = self.tails[path]
+            if changed is not None and path not in changed and tail.file_id is not None:
+                stats_of[path] = (tail.revision, tail.stats)
+                continue
             try:
                 tail.poll(self.health, self.max_line_bytes)
                 self.health.clear_condition(path)
@@ -276,7 +312,9 @@ class StatsStore:
                 tail = moved
         except OSError:
             pass
-        if tail is None and self.cache is not None:
+        if tail is None and self._cached is not None:
+            tail = self._cached.pop(path, None)
+        elif tail is None and self.cache is not None:
             tail = self.cache.restore(path)
         if tail is None:
             tail = Tail(path)
