@@ -85,6 +85,17 @@ SERVE = [
         float,
     ),
 ]
+SERVE += [
+    Option("otlp_endpoint", "--otlp-endpoint", "CLAWSTATS_OTLP_ENDPOINT", None, "push OTLP/HTTP metrics here"),
+    Option(
+        "otlp_interval_s",
+        "--otlp-interval-s",
+        "CLAWSTATS_OTLP_INTERVAL_S",
+        15.0,
+        "OTLP export interval",
+        float,
+    ),
+]
 ALL_OPTIONS = STORE + SERVE
 
 
@@ -102,6 +113,8 @@ class Settings:
     poll_interval_s: float = 1.0
     insecure_no_auth: bool = False
     metrics_active_minutes: float = 1440.0
+    otlp_endpoint: str | None = None
+    otlp_interval_s: float = 15.0
 
     @property
     def cache_path_dir(self) -> Path:

@@ -24,6 +24,7 @@ from clawstats.api.errors import ApiError, api_error_handler, http_error_handler
 from clawstats.api.events import Hub
 from clawstats.api.metrics import make_registry
 from clawstats.api.openapi import build_spec
+from clawstats.api.otlp import otlp_http_export
 from clawstats.api.routes import Routes
 from clawstats.settings import Settings
 from clawstats.watch.poller import Poller
@@ -81,6 +82,10 @@ def create_app(
             yield
             return
         stop = asyncio.Event()
+        export = None
+        if settings.otlp_endpoint:
+            export = otlp_http_export(settings.otlp_endpoint, settings.otlp_interval_s, settings.metrics_active_minutes)
+            hub.listeners.append(export.on_snapshot)
         poller = Poller(store, hub.publish, settings.poll_interval_s, watch=watch)
         task = asyncio.create_task(poller.run(stop))
         try:
@@ -90,6 +95,8 @@ def create_app(
             for sub in list(hub.subscribers):
                 hub._drop(sub)
             await task
+            if export is not None:
+                await asyncio.to_thread(export.shutdown)  # flushes the last export
 
     app = Starlette(
         routes=[

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -60,11 +60,18 @@ class Hub:
         self.history: deque[Event] = deque(maxlen=history)
         self.dropped_total = 0
         self.ready = asyncio.Event()
+        #: called with every published snapshot (e.g. the OTLP export); errors are logged
+        self.listeners: list[Callable[[Snapshot], None]] = []
 
     def publish(self, snapshot: Snapshot) -> None:
         previous = self.current
         self.current = snapshot
         self.ready.set()
+        for listener in self.listeners:
+            try:
+                listener(snapshot)
+            except Exception:  # an exporter's bug must not stop the event stream
+                log.exception("snapshot listener failed")
         if previous is None or previous.revision == snapshot.revision:
             return
         event = self._delta(previous, snapshot)

@@ -1,10 +1,13 @@
 """Prometheus exposition: a custom collector over the current snapshot, in a private registry.
 
-Names follow Prometheus conventions (base units, ``_total`` on counters) and mirror OpenClaw's
-OpenTelemetry instruments: ``openclaw.tokens`` -> ``clawstats_tokens_total``,
-``openclaw.cost.usd`` -> ``clawstats_cost_usd_total``, ``openclaw.context.tokens`` ->
-``clawstats_session_context_tokens``. Labels are bounded: ``agent``, ``model``, ``type``; the
-per-session gauges (``session_key``) only cover sessions updated within the active window.
+Names follow Prometheus conventions (base units, ``_total`` on counters). Where OpenClaw has an
+OpenTelemetry instrument of its own, the metric carries that name as the OpenTelemetry-to-
+Prometheus translation writes it, so dashboards work for both: ``openclaw.tokens`` ->
+``openclaw_tokens_total``, ``openclaw.cost.usd`` -> ``openclaw_cost_usd_total``,
+``openclaw.context.tokens`` -> ``openclaw_context_tokens``. Everything else is ``clawstats_*``.
+Labels are bounded (``agent``, ``model``, ``type``); per-session series (``session_key``) only
+exist for sessions updated within the active window. Prometheus adds ``instance`` and ``job``,
+so many hosts aggregate with ``sum by (agent)``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from clawstats.core.health import SKIP_KINDS
 from clawstats.core.snapshot import Snapshot
 from clawstats.core.transcript import B_CALLS, B_COST, B_CR, B_CW, B_IN, B_MISSING, B_OUT
 
@@ -41,7 +45,7 @@ class SnapshotCollector(Collector):
 
     def _sessions(self, snapshot: Snapshot) -> Iterator[Metric]:
         labels = ["agent", "model", "session_key"]
-        ctx = GaugeMetricFamily("clawstats_session_context_tokens", "Context tokens in use", labels=labels)
+        ctx = GaugeMetricFamily("openclaw_context_tokens", "Context tokens in use", labels=labels)
         window = GaugeMetricFamily("clawstats_session_context_window_tokens", "Context window", labels=labels)
         ratio = GaugeMetricFamily("clawstats_session_context_ratio", "Context in use / window (0-1)", labels=labels)
         cost = GaugeMetricFamily(
@@ -77,8 +81,8 @@ class SnapshotCollector(Collector):
                 acc = sums.setdefault((agent, model), [0.0] * len(bucket))
                 for slot, value in enumerate(bucket):
                     acc[slot] += value
-        tokens = CounterMetricFamily("clawstats_tokens", "Tokens by type", labels=["agent", "model", "type"])
-        cost = CounterMetricFamily("clawstats_cost_usd", "Recorded cost in USD", labels=["agent", "model"])
+        tokens = CounterMetricFamily("openclaw_tokens", "Tokens by type", labels=["agent", "model", "type"])
+        cost = CounterMetricFamily("openclaw_cost_usd", "Recorded cost in USD", labels=["agent", "model"])
         calls = CounterMetricFamily("clawstats_calls", "Model calls", labels=["agent", "model"])
         missing = CounterMetricFamily(
             "clawstats_calls_without_cost", "Model calls with no recorded cost", labels=["agent", "model"]
@@ -94,8 +98,8 @@ class SnapshotCollector(Collector):
     def _health(self, snapshot: Snapshot) -> Iterator[Metric]:
         health = snapshot.health
         skipped = CounterMetricFamily("clawstats_skipped_inputs", "Skipped bad inputs by kind", labels=["kind"])
-        for kind, n in sorted(health.counters.items()):
-            skipped.add_metric([kind], n)
+        for kind in sorted(set(SKIP_KINDS) | set(health.counters)):
+            skipped.add_metric([kind], health.counters.get(kind, 0))
         conditions = GaugeMetricFamily("clawstats_degraded_conditions", "Conditions degrading health now")
         conditions.add_metric([], len(health.conditions))
         scan = GaugeMetricFamily("clawstats_last_scan_duration_seconds", "Duration of the last scan")

@@ -38,6 +38,17 @@ def check_bind(settings: Settings) -> str | None:
     return None
 
 
+def check_otlp(settings: Settings) -> str | None:
+    if not settings.otlp_endpoint:
+        return None
+    try:
+        import opentelemetry.sdk.metrics  # noqa: F401
+        from opentelemetry.exporter.otlp.proto.http import metric_exporter  # noqa: F401
+    except ImportError:
+        return "--otlp-endpoint needs the OpenTelemetry extra: pip install 'clawstats[otlp]'"
+    return None
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -95,7 +106,7 @@ def _stop_requested(_signum: int, _frame: object) -> None:
 
 
 def serve(settings: Settings, env: Mapping[str, str]) -> int:
-    problem = check_bind(settings)
+    problem = check_bind(settings) or check_otlp(settings)
     if problem:
         sys.stderr.write(f"clawstats: {problem}\n")
         return 2

@@ -13,6 +13,23 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("clawstats")
 
+#: Every kind of skipped input, so counters can start at 0 (Prometheus practice) and docs list them.
+SKIP_KINDS = (
+    "malformed",  # a transcript line or event that is not JSON (incl. invalid UTF-8, NaN)
+    "wrongType",  # JSON whose used fields have the wrong type
+    "oversizedLine",  # a line longer than --max-line-bytes
+    "partialLine",  # an archive ending without a newline
+    "corruptArchive",  # a .gz/.zst archive that does not decompress to the end
+    "indexMalformed",  # sessions.json that is not JSON (half-written): the last good copy is kept
+    "indexNotObject",  # sessions.json that is JSON but not an object
+    "rowWrongType",  # one index row with wrong types (skipped; its transcript becomes an orphan)
+    "rowMalformed",  # an SQLite entry_json that is not JSON
+    "rowWithoutTranscript",  # a row whose transcript is not there (yet)
+    "transcriptWithoutRow",  # a live transcript no row points at (shown as its own row)
+    "emptyEvent",  # an SQLite event with neither JSON nor zstd payload
+    "corruptEvent",  # an SQLite zstd payload that does not decompress
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Health:

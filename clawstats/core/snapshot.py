@@ -30,6 +30,7 @@ class TranscriptView:
     timeline_ms: bytes
     timeline_ctx: bytes
     timeline_cost: bytes
+    timeline_out: bytes
 
     @classmethod
     def of(cls, agent_id: str, stats: TranscriptStats) -> TranscriptView:
@@ -40,6 +41,7 @@ class TranscriptView:
             timeline_ms=stats.tl_ms.tobytes(),
             timeline_ctx=stats.tl_ctx.tobytes(),
             timeline_cost=stats.tl_cost.tobytes(),
+            timeline_out=stats.tl_out.tobytes(),
         )
 
 

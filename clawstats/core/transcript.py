@@ -31,7 +31,7 @@ _TOOL_CALL_MARK = b'"type":"toolCall"'
 BUCKET_SIZE = 11
 B_CALLS, B_IN, B_OUT, B_CR, B_CW, B_COST, B_MISSING, B_UIN, B_UOUT, B_UCR, B_UCW = range(BUCKET_SIZE)
 CHARS_PER_TOKEN = 4
-_STATE_VERSION = 1
+_STATE_VERSION = 2  # bump when dump() changes: older cached states are then re-read
 
 
 def id_hash(value: str | int | None) -> int:
@@ -105,6 +105,7 @@ class TranscriptStats:
         "tl_ms",
         "tl_ctx",
         "tl_cost",
+        "tl_out",
     )
 
     def __init__(self) -> None:
@@ -134,6 +135,7 @@ class TranscriptStats:
         self.tl_ms = array("d")
         self.tl_ctx = array("I")
         self.tl_cost = array("d")
+        self.tl_out = array("I")
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -202,6 +204,7 @@ class TranscriptStats:
                 self.tl_ms.append(self.last_call_ms or 0.0)
                 self.tl_ctx.append(prompt)
                 self.tl_cost.append(self.cost)
+                self.tl_out.append(self.last_output)
             else:
                 prompt = 0
         if msg.provider and msg.model and msg.provider != _SYNTHETIC_PROVIDER:
@@ -355,6 +358,7 @@ class TranscriptStats:
             self.tl_ms.tobytes(),
             self.tl_ctx.tobytes(),
             self.tl_cost.tobytes(),
+            self.tl_out.tobytes(),
         ]
         return msgspec.msgpack.encode(state)
 
@@ -383,6 +387,7 @@ class TranscriptStats:
         self.tl_ms.frombytes(state[18])
         self.tl_ctx.frombytes(state[19])
         self.tl_cost.frombytes(state[20])
+        self.tl_out.frombytes(state[21])
         return self
 
 

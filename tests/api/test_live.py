@@ -123,13 +123,13 @@ def test_metrics_agree_with_api(live_server: tuple[LiveServer, Path]) -> None:
     sessions = httpx.get(server.url + "/api/sessions").json()
     text = httpx.get(server.url + "/metrics").text
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    ctx = {s.labels["session_key"]: s.value for s in families["clawstats_session_context_tokens"].samples}
+    ctx = {s.labels["session_key"]: s.value for s in families["openclaw_context_tokens"].samples}
     for row in sessions["sessions"]:
         if not row["archived"]:
             assert ctx[row["key"]] == row["contextTokens"]
-    cost = sum(s.value for s in families["clawstats_cost_usd"].samples if s.name == "clawstats_cost_usd_total")
+    cost = sum(s.value for s in families["openclaw_cost_usd"].samples if s.name == "openclaw_cost_usd_total")
     assert math.isclose(cost, sessions["totals"]["totalCost"], abs_tol=1e-9)
-    tokens = sum(s.value for s in families["clawstats_tokens"].samples if s.name == "clawstats_tokens_total")
+    tokens = sum(s.value for s in families["openclaw_tokens"].samples if s.name == "openclaw_tokens_total")
     assert tokens == sessions["totals"]["usage"]["total"]
 
 
