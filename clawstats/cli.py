@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import msgspec
 
 from clawstats import __version__
+from clawstats.core.alerts import AlertConfigError, breaches
 from clawstats.core.query import QueryError, parse_day, parse_query, select
 from clawstats.core.session import iso_ms
 from clawstats.core.snapshot import Snapshot
@@ -53,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     usage_out = usage.add_mutually_exclusive_group()
     usage_out.add_argument("--json", action="store_true", help="JSON, as GET /api/usage")
     usage_out.add_argument("--csv", action="store_true", help="RFC 4180 CSV")
+
+    check = sub.add_parser("check", help="exit 1 with one line per exceeded limit (for cron), else 0")
+    add_options(check, STORE)
+    check.add_argument("--max-daily-cost", type=float, metavar="USD", help="today's (UTC) cost, all agents")
+    check.add_argument("--max-context-pct", type=float, metavar="PCT", help="any session's context %%")
+    check.add_argument("--max-session-cost", type=float, metavar="USD", help="any session's cost")
+    check.add_argument("--max-agent-cost", type=float, metavar="USD", help="any agent's cumulative cost")
 
     serve = sub.add_parser("serve", help="serve the HTTP API and the live page")
     add_options(serve, STORE + SERVE)
@@ -122,6 +130,18 @@ def _usage(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    limits = (args.max_daily_cost, args.max_context_pct, args.max_session_cost, args.max_agent_cost)
+    if all(limit is None for limit in limits):
+        sys.stderr.write("clawstats: check needs at least one --max-* limit\n")
+        return 2
+    snapshot = _scan_once(settings)
+    lines = breaches(snapshot, time.time() * 1000.0, *limits)
+    for line in lines:
+        sys.stdout.write(line + "\n")
+    return 1 if lines else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -132,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sessions(args, settings)
         if args.command == "usage":
             return _usage(args, settings)
+        if args.command == "check":
+            return _check(args, settings)
         if args.command == "serve":
             from clawstats.api.server import serve
 
@@ -143,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StateDirError as exc:
         sys.stderr.write(f"clawstats: {exc}\n")
         return 2
-    except QueryError as exc:
+    except (QueryError, AlertConfigError) as exc:
         sys.stderr.write(f"clawstats: {exc}\n")
         return 2
     except BrokenPipeError:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from clawstats.core.alerts import AlertRules, validate
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,59 @@ SERVE += [
         float,
     ),
 ]
+ALERTS = [
+    Option("alerts_config", "--alerts-config", "CLAWSTATS_ALERTS_CONFIG", None, "alert rules file (TOML)"),
+    Option(
+        "alert_context_pct",
+        "--alert-context-pct",
+        "CLAWSTATS_ALERT_CONTEXT_PCT",
+        None,
+        "context %% threshold (repeatable; default 80 and 95)",
+        float,
+        repeat=True,
+    ),
+    Option(
+        "alert_session_budget",
+        "--alert-session-budget",
+        "CLAWSTATS_ALERT_SESSION_BUDGET",
+        None,
+        "USD per session",
+        float,
+    ),
+    Option(
+        "alert_agent_budget",
+        "--alert-agent-budget",
+        "CLAWSTATS_ALERT_AGENT_BUDGET",
+        None,
+        "USD per agent (cumulative)",
+        float,
+    ),
+    Option(
+        "alert_daily_budget",
+        "--alert-daily-budget",
+        "CLAWSTATS_ALERT_DAILY_BUDGET",
+        None,
+        "USD per UTC day, all agents",
+        float,
+    ),
+    Option(
+        "alert_stale_minutes",
+        "--alert-stale-minutes",
+        "CLAWSTATS_ALERT_STALE_MINUTES",
+        None,
+        "alert when a context has been an estimate this long (default 30)",
+        float,
+    ),
+    Option(
+        "alert_webhooks",
+        "--alert-webhook",
+        "CLAWSTATS_ALERT_WEBHOOKS",
+        (),
+        "POST alerts to this URL (repeatable)",
+        repeat=True,
+    ),
+]
+SERVE += ALERTS
 ALL_OPTIONS = STORE + SERVE
 
 
@@ -115,6 +170,33 @@ class Settings:
     metrics_active_minutes: float = 1440.0
     otlp_endpoint: str | None = None
     otlp_interval_s: float = 15.0
+    alerts_config: str | None = None
+    alert_context_pct: tuple[float, ...] | None = None
+    alert_session_budget: float | None = None
+    alert_agent_budget: float | None = None
+    alert_daily_budget: float | None = None
+    alert_stale_minutes: float | None = None
+    alert_webhooks: tuple[str, ...] = ()
+
+    def alert_rules(self) -> AlertRules:
+        """The rules file (if any), then the flags; raises AlertConfigError on bad values."""
+        rules = AlertRules()
+        if self.alerts_config:
+            rules = AlertRules.from_toml(Path(self.alerts_config).expanduser(), rules)
+        overrides: dict[str, Any] = {}
+        if self.alert_context_pct is not None:
+            overrides["context_pct"] = tuple(self.alert_context_pct)
+        for name, field_name in (
+            ("alert_session_budget", "session_budget_usd"),
+            ("alert_agent_budget", "agent_budget_usd"),
+            ("alert_daily_budget", "daily_budget_usd"),
+            ("alert_stale_minutes", "stale_minutes"),
+        ):
+            if getattr(self, name) is not None:
+                overrides[field_name] = getattr(self, name)
+        if self.alert_webhooks:
+            overrides["webhooks"] = rules.webhooks + tuple(self.alert_webhooks)
+        return validate(replace(rules, **overrides))
 
     @property
     def cache_path_dir(self) -> Path:
@@ -126,7 +208,7 @@ def add_options(parser: argparse.ArgumentParser, options: list[Option]) -> None:
         if opt.is_flag:
             parser.add_argument(opt.flag, dest=opt.name, action="store_true", default=None, help=opt.help)
         elif opt.repeat:
-            parser.add_argument(opt.flag, dest=opt.name, action="append", default=None, help=opt.help)
+            parser.add_argument(opt.flag, dest=opt.name, action="append", type=opt.kind, default=None, help=opt.help)
         else:
             parser.add_argument(opt.flag, dest=opt.name, type=opt.kind, default=None, help=opt.help)
 
@@ -139,7 +221,7 @@ def resolve(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         if given is None and opt.env and env.get(opt.env) not in (None, ""):
             raw = env[opt.env]
             try:
-                given = [p.strip() for p in raw.split(",") if p.strip()] if opt.repeat else opt.kind(raw)
+                given = [opt.kind(p.strip()) for p in raw.split(",") if p.strip()] if opt.repeat else opt.kind(raw)
             except ValueError:
                 raise SystemExit(f"clawstats: invalid {opt.env}={raw!r}") from None
         if given is not None:

@@ -143,3 +143,20 @@ def test_token_is_asked_once_and_used(browser: Browser, small_state: Path) -> No
         assert all("401" in e for e in errors), errors
     finally:
         stop_server(server)
+
+
+def test_active_alerts_are_shown_and_rows_marked(browser: Browser, small_state: Path) -> None:
+    server = start_server(["serve", "--state-dir", str(small_state), "--no-cache", "--alert-context-pct", "80"])
+    try:
+        errors: list[str] = []
+        page = _page(browser, errors, viewport={"width": 1280, "height": 800})
+        page.goto(server.url + "/")
+        page.wait_for_selector("#alerts:not([hidden]) li")
+        assert "agent:ops:incident-long uses 84%" in page.locator("#alerts").inner_text()
+        row = page.locator("tr[data-key='agent:ops:incident-long']")
+        expect(row.locator(".badge")).to_have_text("alert")
+        assert page.locator("tr.alerted").count() == 1
+        _shot(page, "alerts-1280-light")
+        assert errors == []
+    finally:
+        stop_server(server)

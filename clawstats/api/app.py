@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from importlib.resources import files
 from pathlib import Path
 
+import msgspec
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,17 +20,20 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from clawstats.api.alerts import AlertManager
 from clawstats.api.auth import TokenAuth
-from clawstats.api.errors import ApiError, api_error_handler, http_error_handler
+from clawstats.api.errors import ApiError, BadRequest, api_error_handler, http_error_handler
 from clawstats.api.events import Hub
 from clawstats.api.metrics import make_registry
 from clawstats.api.openapi import build_spec
 from clawstats.api.otlp import otlp_http_export
-from clawstats.api.routes import Routes
+from clawstats.api.routes import NO_CACHE, Routes
 from clawstats.settings import Settings
+from clawstats.watch.cache import AlertStateFile
 from clawstats.watch.poller import Poller
 from clawstats.watch.store import StatsStore
 
+_encoder = msgspec.json.Encoder()
 STATIC = Path(str(files("clawstats") / "static"))
 HEARTBEAT_S = 15.0
 SEND_TIMEOUT_S = 10.0
@@ -55,6 +59,10 @@ def create_app(
     """The app; with a ``store`` its lifespan runs the poller (``None``: the caller publishes)."""
     hub = hub or Hub()
     registry = make_registry(lambda: hub.current, settings.metrics_active_minutes)
+    alert_state = None
+    if store is not None and store.cache is not None:
+        alert_state = AlertStateFile(store.cache.path)
+    alerts = AlertManager(hub, settings.alert_rules(), alert_state)
     routes = Routes(hub, registry, settings.token is not None)
     spec = build_spec()
 
@@ -66,6 +74,11 @@ def create_app(
             send_timeout=SEND_TIMEOUT_S,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+    async def alerts_route(request: Request) -> Response:
+        if request.query_params:
+            raise BadRequest("this route takes no query parameters")
+        return Response(_encoder.encode(alerts.listing()), media_type="application/json", headers=NO_CACHE)
 
     async def openapi(_request: Request) -> Response:
         return JSONResponse(spec)
@@ -86,6 +99,8 @@ def create_app(
         if settings.otlp_endpoint:
             export = otlp_http_export(settings.otlp_endpoint, settings.otlp_interval_s, settings.metrics_active_minutes)
             hub.listeners.append(export.on_snapshot)
+        hub.listeners.append(alerts.on_snapshot)
+        alerts.sender.start()
         poller = Poller(store, hub.publish, settings.poll_interval_s, watch=watch)
         task = asyncio.create_task(poller.run(stop))
         try:
@@ -95,6 +110,9 @@ def create_app(
             for sub in list(hub.subscribers):
                 hub._drop(sub)
             await task
+            await alerts.sender.stop()
+            if alerts.state is not None:
+                alerts.state.close()
             if export is not None:
                 await asyncio.to_thread(export.shutdown)  # flushes the last export
 
@@ -107,6 +125,7 @@ def create_app(
             Route("/api/usage", routes.usage),
             Route("/api/usage.csv", routes.usage_csv),
             Route("/api/events", events),
+            Route("/api/alerts", alerts_route),
             Route("/metrics", routes.metrics),
             Route("/healthz", routes.healthz),
             Route("/openapi.json", openapi),

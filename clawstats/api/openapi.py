@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from clawstats import __version__
+from clawstats.core.alerts import Alert
 from clawstats.core.query import ORDERS, SORTS
 from clawstats.core.session import SessionRow
 from clawstats.core.snapshot import SessionDetail
@@ -53,7 +54,9 @@ USAGE_PARAMS = [
 
 
 def build_spec() -> dict[str, Any]:
-    _, components = msgspec.json.schema_components([SessionRow, SessionDetail, Totals, UsageGroup], ref_template=REF)
+    _, components = msgspec.json.schema_components(
+        [SessionRow, SessionDetail, Totals, UsageGroup, Alert], ref_template=REF
+    )
     components["Error"] = {
         "type": "object",
         "required": ["ok", "error", "status"],
@@ -122,6 +125,27 @@ def build_spec() -> dict[str, Any]:
                 "parameters": [_param("token", "bearer token (EventSource cannot send headers)", {"type": "string"})],
                 "responses": {
                     "200": {"description": "text/event-stream", "content": {"text/event-stream": {"schema": {}}}},
+                    **ERRORS,
+                },
+            }
+        },
+        "/api/alerts": {
+            "get": {
+                "summary": "Active alerts (fired, not re-armed) and the 200 most recent firings",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["active", "recent", "rules", "webhooks"],
+                            "properties": {
+                                "active": {"type": "array", "items": _ref("Alert")},
+                                "recent": {"type": "array", "items": _ref("Alert")},
+                                "rules": {"type": "object"},
+                                "webhooks": {"type": "object"},
+                            },
+                        },
+                        "OK",
+                    ),
                     **ERRORS,
                 },
             }

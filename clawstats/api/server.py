@@ -107,6 +107,7 @@ def _stop_requested(_signum: int, _frame: object) -> None:
 
 def serve(settings: Settings, env: Mapping[str, str]) -> int:
     problem = check_bind(settings) or check_otlp(settings)
+    settings.alert_rules()  # AlertConfigError (one sentence) before anything starts
     if problem:
         sys.stderr.write(f"clawstats: {problem}\n")
         return 2

@@ -2,7 +2,8 @@
 // No build step, no dependencies: plain DOM and a small SVG line chart.
 "use strict";
 
-const state = { rows: new Map(), totals: null, sort: "updated", order: "desc", token: null, source: null };
+const state = { rows: new Map(), totals: null, sort: "updated", order: "desc", token: null, source: null, alerts: [] };
+const SEVERITY_RANK = { info: 0, warning: 1, critical: 2 };
 const $ = (sel) => document.querySelector(sel);
 const fmtCost = (usd) => "$" + (usd >= 100 ? usd.toFixed(0) : usd >= 1 ? usd.toFixed(2) : usd.toFixed(4));
 const fmtK = (n) => (n >= 10000 ? Math.round(n / 1000) + "k" : n >= 1000 ? (n / 1000).toFixed(1) + "k" : String(n));
@@ -67,6 +68,7 @@ function connect() {
     state.totals = body.totals;
     $("#generated").textContent = "revision " + body.revision;
     render();
+    refreshAlerts();
   });
   source.addEventListener("sessions", (ev) => {
     const body = JSON.parse(ev.data);
@@ -75,7 +77,9 @@ function connect() {
     state.totals = body.totals;
     $("#generated").textContent = "revision " + body.revision;
     render(new Set(body.sessions.map((row) => row.key)));
+    refreshAlerts();
   });
+  source.addEventListener("alert", () => refreshAlerts());
   source.addEventListener("error", async () => {
     if (source.readyState === EventSource.CLOSED) {
       // The browser gave up (e.g. 401): find out why, then retry.
@@ -91,6 +95,26 @@ function connect() {
       setConn("reconnecting");
     }
   });
+}
+
+// ---- alerts ---------------------------------------------------------------------------------
+
+async function refreshAlerts() {
+  try {
+    state.alerts = (await api("/api/alerts")).active;
+  } catch (err) {
+    return;
+  }
+  const list = $("#alert-list");
+  list.replaceChildren(
+    ...state.alerts.map((a) => el("li", { class: a.severity }, a.message, el("time", { text: a.firedAt }))),
+  );
+  $("#alerts").hidden = state.alerts.length === 0;
+  render();
+}
+
+function alertsFor(key) {
+  return state.alerts.filter((a) => a.subject === key);
 }
 
 // ---- table ----------------------------------------------------------------------------------
@@ -154,9 +178,14 @@ function gauge(row) {
 function rowElement(row) {
   const keyCell = el("td", { class: "key" }, row.key);
   if (row.label) keyCell.append(el("span", { class: "label-tag", text: row.label }));
+  const alerts = alertsFor(row.key);
+  if (alerts.length) {
+    const worst = alerts.reduce((a, b) => (SEVERITY_RANK[b.severity] > SEVERITY_RANK[a.severity] ? b : a));
+    keyCell.append(el("span", { class: "badge " + worst.severity, title: alerts.map((a) => a.message).join("\n"), text: "alert" }));
+  }
   const tr = el(
     "tr",
-    { tabindex: "0", "data-key": row.key, class: row.archived ? "archived" : "" },
+    { tabindex: "0", "data-key": row.key, class: (row.archived ? "archived" : "") + (alerts.length ? " alerted" : "") },
     keyCell,
     el("td", { class: "wide", text: row.agentId }),
     el("td", { class: "wide", text: row.model || "–" }),

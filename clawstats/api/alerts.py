@@ -1,0 +1,122 @@
+"""Alert delivery: evaluates rules on every published snapshot and delivers new firings as an
+``alert`` event on ``/api/events``, a log line, and webhook POSTs.
+
+Webhooks go through a bounded queue drained by one task (retries with exponential backoff, a
+short timeout): a dead or slow receiver never slows the scan, the API or the event stream; when
+the queue is full the oldest undelivered alert is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import httpx
+import msgspec
+
+from clawstats import __version__
+from clawstats.api.events import Event, Hub
+from clawstats.core.alerts import Alert, AlertBook, AlertRules
+from clawstats.core.snapshot import Snapshot
+from clawstats.watch.cache import AlertStateFile
+
+log = logging.getLogger("clawstats")
+_encoder = msgspec.json.Encoder()
+QUEUE_SIZE = 100
+ATTEMPTS = 4
+BACKOFF_S = 0.5
+TIMEOUT_S = 5.0
+
+
+class WebhookSender:
+    def __init__(self, urls: Sequence[str], queue_size: int = QUEUE_SIZE) -> None:
+        self.urls = tuple(urls)
+        self.queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=queue_size)
+        self.delivered = 0
+        self.failed = 0
+        self.dropped = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, alert: Alert) -> None:
+        if not self.urls:
+            return
+        if self.queue.full():
+            self.queue.get_nowait()  # the oldest undelivered alert gives way
+            self.dropped += 1
+        self.queue.put_nowait(alert)
+
+    def start(self) -> None:
+        if self.urls and self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        headers = {"Content-Type": "application/json", "User-Agent": f"clawstats/{__version__}"}
+        async with httpx.AsyncClient(timeout=TIMEOUT_S, headers=headers) as client:
+            while True:
+                alert = await self.queue.get()
+                body = _encoder.encode(alert)
+                for url in self.urls:
+                    await self._post(client, url, body)
+
+    async def _post(self, client: httpx.AsyncClient, url: str, body: bytes) -> None:
+        for attempt in range(ATTEMPTS):
+            try:
+                response = await client.post(url, content=body)
+                if response.status_code < 500 and response.status_code != 429:
+                    if response.status_code >= 400:
+                        log.warning("alert webhook %s refused it: HTTP %d", url, response.status_code)
+                        self.failed += 1
+                    else:
+                        self.delivered += 1
+                    return
+            except httpx.HTTPError as exc:
+                log.info("alert webhook %s: %s (attempt %d)", url, exc, attempt + 1)
+            await asyncio.sleep(BACKOFF_S * 2**attempt)
+        self.failed += 1
+        log.warning("alert webhook %s failed after %d attempts", url, ATTEMPTS)
+
+
+class AlertManager:
+    """A hub listener: one ``AlertBook`` (hysteresis), persisted, and the deliveries."""
+
+    def __init__(self, hub: Hub, rules: AlertRules, state: AlertStateFile | None = None) -> None:
+        self.hub = hub
+        self.book = AlertBook(rules)
+        self.state = state
+        if state is not None:
+            self.book.fired = state.load()
+        self.sender = WebhookSender(rules.webhooks)
+
+    def on_snapshot(self, snapshot: Snapshot) -> None:
+        before = set(self.book.fired)
+        new = self.book.update(snapshot, time.time() * 1000.0)
+        for alert in new:
+            log.warning("alert %s: %s", alert.severity, alert.message)
+            self.hub.broadcast(Event(snapshot.revision, "alert", _encoder.encode(alert).decode()))
+            self.sender.submit(alert)
+        if self.state is not None and self.book.fired != before:
+            self.state.save(self.book.fired)
+
+    def listing(self) -> dict[str, object]:
+        return {
+            "active": sorted(self.book.active.values(), key=lambda a: a.fired_at, reverse=True),
+            "recent": list(self.book.recent),
+            "rules": self.book.rules,
+            "webhooks": {
+                "configured": len(self.sender.urls),
+                "delivered": self.sender.delivered,
+                "failed": self.sender.failed,
+                "dropped": self.sender.dropped,
+                "queued": self.sender.queue.qsize(),
+            },
+        }

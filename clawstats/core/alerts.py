@@ -1,0 +1,248 @@
+"""Alert rules over a snapshot, with hysteresis: pure evaluation, no delivery.
+
+A rule yields *conditions* (rule id, subject, value, threshold) that hold now. :class:`AlertBook`
+turns them into firings: a condition fires once when it starts to hold, and re-arms only after
+it stops holding (the value dropped back below the threshold, e.g. after a compaction or a
+reset). The set of fired conditions is the state a restart must keep so nothing fires twice.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from clawstats.core.session import SessionRow, iso_ms
+from clawstats.core.snapshot import Snapshot
+
+
+class AlertConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRules:
+    context_pct: tuple[float, ...] = (80.0, 95.0)
+    session_budget_usd: float | None = None
+    agent_budget_usd: float | None = None
+    daily_budget_usd: float | None = None
+    stale_minutes: float | None = 30.0
+    webhooks: tuple[str, ...] = ()
+
+    @classmethod
+    def from_toml(cls, path: Path, base: AlertRules | None = None) -> AlertRules:
+        """Rules from a TOML file (``[alerts]`` table); keys not given keep ``base``'s values."""
+        try:
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise AlertConfigError(f"cannot read alert rules from {path}: {exc}") from None
+        section = doc.get("alerts", doc)
+        base = base or cls()
+        known = {
+            "context_pct",
+            "session_budget_usd",
+            "agent_budget_usd",
+            "daily_budget_usd",
+            "stale_minutes",
+            "webhooks",
+        }
+        unknown = set(section) - known
+        if unknown:
+            raise AlertConfigError(f"unknown alert setting(s) in {path}: {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        for name in known & set(section):
+            value = section[name]
+            if name in ("context_pct", "webhooks"):
+                if not isinstance(value, list):
+                    raise AlertConfigError(f"{name} in {path} must be a list")
+                values[name] = tuple(value)
+            else:
+                values[name] = value
+        return validate(AlertRules(**{**{f: getattr(base, f) for f in known}, **values}))
+
+
+def validate(rules: AlertRules) -> AlertRules:
+    for pct in rules.context_pct:
+        if not isinstance(pct, int | float) or not 0 < pct <= 999:
+            raise AlertConfigError(f"context % threshold {pct!r} must be a number in (0, 999]")
+    for name in ("session_budget_usd", "agent_budget_usd", "daily_budget_usd", "stale_minutes"):
+        value = getattr(rules, name)
+        if value is not None and (not isinstance(value, int | float) or value <= 0):
+            raise AlertConfigError(f"{name} must be a positive number, got {value!r}")
+    for url in rules.webhooks:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise AlertConfigError(f"webhook {url!r} must be an http(s) URL")
+    return rules
+
+
+class Alert(msgspec.Struct, frozen=True, rename="camel"):
+    """One firing, as delivered (SSE ``alert`` event, log, webhook) and listed by /api/alerts."""
+
+    id: str  # "<rule>|<subject>"
+    rule: str  # context_pct_95, session_budget, agent_budget, daily_budget, stale_estimate
+    severity: str  # info, warning, critical
+    subject: str  # a session key, an agent id or a UTC day
+    value: float
+    threshold: float
+    message: str
+    fired_at: str
+    text: str  # Slack-compatible
+    content: str  # Discord-compatible
+    session: dict[str, Any] | None = None  # the six requested fields of the row, for session alerts
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    rule: str
+    severity: str
+    subject: str
+    value: float
+    threshold: float
+    message: str
+    row: SessionRow | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.rule}|{self.subject}"
+
+
+def _session_fields(row: SessionRow) -> dict[str, Any]:
+    return {
+        "key": row.key,
+        "model": row.model,
+        "contextTokens": row.context_tokens,
+        "contextPct": row.context_pct,
+        "totalCost": row.total_cost,
+        "updatedAt": row.updated_at,
+    }
+
+
+def conditions(
+    snapshot: Snapshot, rules: AlertRules, estimate_since: dict[str, float], now_ms: float
+) -> list[Condition]:
+    """Every alert condition that holds now. ``estimate_since`` (key -> ms) is kept by the caller."""
+    found: list[Condition] = []
+    top = max(rules.context_pct) if rules.context_pct else None
+    for row in snapshot.rows:
+        if row.archived:
+            continue
+        if row.context_pct is not None:
+            for pct in rules.context_pct:
+                if row.context_pct >= pct:
+                    severity = "critical" if pct == top and len(rules.context_pct) > 1 else "warning"
+                    message = (
+                        f"{row.key} uses {row.context_pct}% of its context window "
+                        f"({row.context_tokens}/{row.context_window} tokens, threshold {pct:g}%)"
+                    )
+                    found.append(
+                        Condition(f"context_pct_{pct:g}", severity, row.key, row.context_pct, pct, message, row)
+                    )
+        if rules.session_budget_usd is not None and row.total_cost > rules.session_budget_usd:
+            message = f"{row.key} cost ${row.total_cost:.4f} (budget ${rules.session_budget_usd:g})"
+            found.append(
+                Condition("session_budget", "warning", row.key, row.total_cost, rules.session_budget_usd, message, row)
+            )
+        if row.context_source == "estimate":
+            since = estimate_since.setdefault(row.key, now_ms)
+            minutes = (now_ms - since) / 60_000
+            if rules.stale_minutes is not None and minutes >= rules.stale_minutes:
+                message = (
+                    f"{row.key} has shown an estimated context for {minutes:.0f} minutes (OpenClaw has no fresh number)"
+                )
+                found.append(Condition("stale_estimate", "info", row.key, minutes, rules.stale_minutes, message, row))
+        else:
+            estimate_since.pop(row.key, None)
+    if rules.agent_budget_usd is not None:
+        for agent, group in snapshot.totals.by_agent.items():
+            if group.cost > rules.agent_budget_usd:
+                message = f"agent {agent} cost ${group.cost:.4f} (budget ${rules.agent_budget_usd:g})"
+                found.append(Condition("agent_budget", "warning", agent, group.cost, rules.agent_budget_usd, message))
+    if rules.daily_budget_usd is not None:
+        today = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y-%m-%d")
+        spent = snapshot.totals.by_day.get(today)
+        if spent is not None and spent.cost > rules.daily_budget_usd:
+            message = f"{today} (UTC) cost ${spent.cost:.4f} so far (budget ${rules.daily_budget_usd:g})"
+            found.append(Condition("daily_budget", "warning", today, spent.cost, rules.daily_budget_usd, message))
+    return found
+
+
+@dataclass
+class AlertBook:
+    """Hysteresis state: which conditions have fired and not re-armed since. One writer."""
+
+    rules: AlertRules
+    fired: set[str] = field(default_factory=set)
+    active: dict[str, Alert] = field(default_factory=dict)
+    recent: deque[Alert] = field(default_factory=lambda: deque(maxlen=200))
+    estimate_since: dict[str, float] = field(default_factory=dict)
+
+    def update(self, snapshot: Snapshot, now_ms: float) -> list[Alert]:
+        """New firings for this snapshot (each crossing once); re-arms what stopped holding."""
+        holding = {c.id: c for c in conditions(snapshot, self.rules, self.estimate_since, now_ms)}
+        for gone in [i for i in self.fired if i not in holding]:
+            self.fired.discard(gone)  # re-armed: the value went back below the threshold
+            self.active.pop(gone, None)
+        new: list[Alert] = []
+        for cid, cond in holding.items():
+            if cid in self.fired:
+                if cid not in self.active:  # fired before a restart: listed, not delivered again
+                    self.active[cid] = _alert(cond, now_ms)
+                continue
+            alert = _alert(cond, now_ms)
+            self.fired.add(cid)
+            self.active[cid] = alert
+            self.recent.appendleft(alert)
+            new.append(alert)
+        return new
+
+
+def _alert(cond: Condition, now_ms: float) -> Alert:
+    icon = {"critical": ":red_circle:", "warning": ":warning:", "info": ":information_source:"}[cond.severity]
+    text = f"{icon} clawstats {cond.severity}: {cond.message}"
+    return Alert(
+        id=cond.id,
+        rule=cond.rule,
+        severity=cond.severity,
+        subject=cond.subject,
+        value=cond.value,
+        threshold=cond.threshold,
+        message=cond.message,
+        fired_at=iso_ms(now_ms) or "",
+        text=text,
+        content=text,
+        session=_session_fields(cond.row) if cond.row is not None else None,
+    )
+
+
+def breaches(
+    snapshot: Snapshot,
+    now_ms: float,
+    max_daily_cost: float | None = None,
+    max_context_pct: float | None = None,
+    max_session_cost: float | None = None,
+    max_agent_cost: float | None = None,
+) -> list[str]:
+    """One line per limit exceeded (strictly above), for ``clawstats check``."""
+    lines: list[str] = []
+    if max_daily_cost is not None:
+        today = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y-%m-%d")
+        spent = snapshot.totals.by_day.get(today)
+        if spent is not None and spent.cost > max_daily_cost:
+            lines.append(f"daily cost {today} (UTC): ${spent.cost:.4f} > ${max_daily_cost:g}")
+    if max_agent_cost is not None:
+        for agent, group in snapshot.totals.by_agent.items():
+            if group.cost > max_agent_cost:
+                lines.append(f"agent cost {agent}: ${group.cost:.4f} > ${max_agent_cost:g}")
+    for row in snapshot.rows:
+        if row.archived:
+            continue
+        if max_context_pct is not None and row.context_pct is not None and row.context_pct > max_context_pct:
+            lines.append(f"context {row.key}: {row.context_pct}% > {max_context_pct:g}% ({row.context_source})")
+        if max_session_cost is not None and row.total_cost > max_session_cost:
+            lines.append(f"session cost {row.key}: ${row.total_cost:.4f} > ${max_session_cost:g}")
+    return lines

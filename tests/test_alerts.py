@@ -1,0 +1,211 @@
+"""Alerts on real transcript appends: one firing per upward crossing, re-armed by a compaction
+or a reset, kept across restarts; delivery over SSE, /api/alerts and a real webhook receiver."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from queue import Queue
+from typing import Any
+
+import httpx
+import pytest
+
+from clawstats.cli import main
+from clawstats.core.alerts import AlertBook, AlertConfigError, AlertRules
+from clawstats.settings import Settings
+from tests.api.test_live import _events, _next
+from tests.conftest import OPS_TRANSCRIPT, SMALL_STATE, make_store
+from tests.servers import start_server, stop_server
+
+KEY = "agent:ops:incident-long"
+
+
+class Chain:
+    """Appends OpenClaw-shaped entries to a transcript, each parented on the previous one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.parent = json.loads(path.read_bytes().splitlines()[-1])["id"]
+        self.n = 0
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        self.n += 1
+        entry = {"id": f"t{self.n:07d}", "parentId": self.parent, "timestamp": "2026-11-24T18:00:00.000Z", **entry}
+        self.parent = entry["id"]
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(entry) + "\n")
+
+    def call(self, prompt: int) -> None:
+        usage = {"input": prompt, "output": 5, "cacheRead": 0, "cacheWrite": 0, "cost": {"total": 0.01}}
+        message = {"role": "assistant", "provider": "mock", "model": "mock-small", "usage": usage, "stopReason": "stop"}
+        self._write({"type": "message", "message": message})
+
+    def compaction(self) -> None:
+        self._write({"type": "compaction", "summary": "short", "firstKeptEntryId": self.parent, "tokensBefore": 1})
+
+
+def _fired(book: AlertBook, snapshots: Iterator[Any] | list[Any]) -> list[str]:
+    ids: list[str] = []
+    for snap in snapshots:
+        ids += [a.id for a in book.update(snap, time.time() * 1000)]
+    return ids
+
+
+def test_one_firing_per_crossing_rearmed_by_compaction_and_reset(small_state: Path) -> None:
+    store = make_store(small_state)
+    book = AlertBook(AlertRules(context_pct=(80, 90), stale_minutes=None))
+    chain = Chain(small_state / OPS_TRANSCRIPT)
+    fired = _fired(book, [store.scan()])  # 84 %: the 80 % threshold is already crossed
+    chain.call(29000)  # 91 %
+    fired += _fired(book, [store.scan()])
+    chain.call(29500)  # still above: nothing new
+    fired += _fired(book, [store.scan()])
+    chain.compaction()  # the estimate drops far below 80 %: both re-arm
+    snap = store.scan()
+    assert snap.by_key[KEY].context_source == "estimate" and snap.by_key[KEY].context_pct < 80
+    fired += _fired(book, [snap])
+    chain.call(29000)  # crossing both again
+    fired += _fired(book, [store.scan()])
+    # A reset: the transcript is archived and the key points at a new, empty session.
+    sessions = small_state / "agents/ops/sessions"
+    os.rename(
+        sessions / Path(OPS_TRANSCRIPT).name, sessions / (Path(OPS_TRANSCRIPT).name + ".reset.2026-11-24T18-01-00.000Z")
+    )
+    new_sid = "aaaaaaaa-0000-4000-8000-000000000001"
+    (sessions / f"{new_sid}.jsonl").write_text(json.dumps({"type": "session", "version": 3, "id": new_sid}) + "\n")
+    index = json.loads((sessions / "sessions.json").read_text())
+    index[KEY].update(sessionId=new_sid, sessionFile=str(sessions / f"{new_sid}.jsonl"))
+    for name in ("totalTokens", "totalTokensFresh"):
+        index[KEY].pop(name)
+    (sessions / "sessions.json.1.tmp").write_text(json.dumps(index))
+    os.replace(sessions / "sessions.json.1.tmp", sessions / "sessions.json")
+    fired += _fired(book, [store.scan()])
+    assert book.active == {} or all(KEY not in i for i in book.active)
+    Chain(sessions / f"{new_sid}.jsonl").call(29000)
+    fired += _fired(book, [store.scan()])
+    counts = Counter(fired)
+    assert counts == {f"context_pct_80|{KEY}": 3, f"context_pct_90|{KEY}": 3}
+
+
+def test_restart_does_not_refire(small_state: Path, tmp_path: Path) -> None:
+    from clawstats.api.alerts import AlertManager
+    from clawstats.api.events import Hub
+    from clawstats.watch.cache import AlertStateFile
+
+    snap = make_store(small_state).scan()
+    state = tmp_path / "alerts.sqlite"
+    first = AlertManager(Hub(), AlertRules(stale_minutes=None), AlertStateFile(state))
+    first.on_snapshot(snap)
+    assert [a.id for a in first.book.recent] == [f"context_pct_80|{KEY}"]
+    again = AlertManager(Hub(), AlertRules(stale_minutes=None), AlertStateFile(state))
+    again.on_snapshot(snap)
+    assert list(again.book.recent) == []  # not delivered twice
+    assert list(again.book.active) == [f"context_pct_80|{KEY}"]  # still listed as active
+
+
+def test_budgets_and_stale_estimate(small_state: Path) -> None:
+    snap = make_store(small_state).scan()
+    book = AlertBook(AlertRules(context_pct=(), session_budget_usd=0.2, agent_budget_usd=0.5, stale_minutes=None))
+    ids = sorted(a.id for a in book.update(snap, time.time() * 1000))
+    assert ids == ["agent_budget|main", "session_budget|agent:main:travel-long"]
+    chain = Chain(small_state / OPS_TRANSCRIPT)
+    chain.compaction()
+    store = make_store(small_state)
+    stale = AlertBook(AlertRules(context_pct=(), stale_minutes=1))
+    now = time.time() * 1000
+    assert stale.update(store.scan(), now) == []
+    late = stale.update(store.scan(), now + 61_000)
+    assert [a.rule for a in late] == ["stale_estimate"] and late[0].severity == "info"
+
+
+def test_rules_file_and_bad_rules(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.toml"
+    path.write_text('[alerts]\ncontext_pct = [70]\ndaily_budget_usd = 5\nwebhooks = ["http://127.0.0.1:9/hook"]\n')
+    rules = Settings(alerts_config=str(path), alert_session_budget=2.0).alert_rules()
+    assert rules.context_pct == (70,) and rules.daily_budget_usd == 5 and rules.session_budget_usd == 2.0
+    assert rules.webhooks == ("http://127.0.0.1:9/hook",)
+    path.write_text("[alerts]\ncontext_pct = [1200]\n")
+    with pytest.raises(AlertConfigError, match="999"):
+        Settings(alerts_config=str(path)).alert_rules()
+    path.write_text("[alerts]\nbudget = 1\n")
+    with pytest.raises(AlertConfigError, match="unknown"):
+        Settings(alerts_config=str(path)).alert_rules()
+
+
+def test_check_command(capsys: pytest.CaptureFixture[str]) -> None:
+    state = str(SMALL_STATE)
+    assert main(["check", "--state-dir", state, "--no-cache", "--max-context-pct", "95"]) == 0
+    assert (
+        main(["check", "--state-dir", state, "--no-cache", "--max-context-pct", "80", "--max-agent-cost", "0.5"]) == 1
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "agent cost main: $0.9475 > $0.5",
+        "context agent:ops:incident-long: 84% > 80% (snapshot)",
+    ]
+    assert main(["check", "--state-dir", state, "--no-cache"]) == 2
+
+
+class Hook(BaseHTTPRequestHandler):
+    received: Queue[tuple[str, dict[str, Any]]] = Queue()
+    gate = threading.Event()
+
+    def do_POST(self) -> None:
+        Hook.gate.wait(timeout=30)  # a receiver that hangs until the test lets it go
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        Hook.received.put((self.headers["Content-Type"], body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def hook() -> Iterator[str]:
+    Hook.received = Queue()
+    Hook.gate = threading.Event()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    Hook.gate.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_delivery_sse_api_and_webhook_that_hangs(small_state: Path, hook: str) -> None:
+    server = start_server(
+        ["serve", "--state-dir", str(small_state), "--no-cache", "--alert-webhook", hook, "--alert-context-pct", "90"]
+    )
+    out: Queue[tuple[str, dict[str, Any]]] = Queue()
+    stop = threading.Event()
+    reader = threading.Thread(target=_events, args=(server.url + "/api/events", out, stop, {}), daemon=True)
+    try:
+        reader.start()
+        _next(out, "snapshot")
+        Chain(small_state / OPS_TRANSCRIPT).call(29500)
+        alert = _next(out, "alert")
+        assert alert["id"] == f"context_pct_90|{KEY}" and alert["severity"] == "warning"
+        assert alert["session"]["contextPct"] == 92 and "92%" in alert["text"] and alert["content"] == alert["text"]
+        # The webhook receiver hangs: the API answers all the same.
+        for _ in range(5):
+            assert httpx.get(server.url + "/api/sessions", timeout=5).status_code == 200
+        assert Hook.received.empty()
+        listing = httpx.get(server.url + "/api/alerts").json()
+        assert [a["id"] for a in listing["active"]] == [alert["id"]]
+        assert listing["webhooks"]["configured"] == 1
+        Hook.gate.set()
+        content_type, body = Hook.received.get(timeout=15)
+        assert content_type == "application/json"
+        assert body == alert  # the webhook body is the documented alert object
+    finally:
+        stop.set()
+        stop_server(server)
+        reader.join(timeout=10)
