@@ -100,7 +100,7 @@ def appends(url: str, transcript: Path, n: int) -> tuple[list[float], list[float
                     if stop.is_set():
                         return
                     if line.startswith("data:") and '"contextTokens":9' in line:
-                        for row in json.loads(line[5:])["sessions"]:
+                        for row in json.loads(line[5:]).get("sessions", []):  # alert events too
                             marker = row.get("contextTokens") or 0
                             if 900000 <= marker < 1000000:
                                 arrivals.setdefault(marker, time.perf_counter())

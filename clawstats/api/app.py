@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from clawstats.api.alerts import AlertManager
-from clawstats.api.auth import TokenAuth
+from clawstats.api.auth import RequestLimits, TokenAuth
 from clawstats.api.errors import ApiError, BadRequest, api_error_handler, http_error_handler
 from clawstats.api.events import Hub
 from clawstats.api.metrics import make_registry
@@ -133,6 +133,7 @@ def create_app(
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[
+            Middleware(RequestLimits),
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(settings.cors_origins),

@@ -52,3 +52,27 @@ class TokenAuth:
             {"WWW-Authenticate": 'Bearer realm="clawstats"'},
         )
         await response(scope, receive, send)
+
+
+MAX_HEADER_BYTES = 16 * 1024
+MAX_TARGET_BYTES = 8 * 1024
+
+
+class RequestLimits:
+    """Refuse oversized requests before any handler: headers over 16 KB (431), a path and query
+    over 8 KB (414), any request body (405: the API is read-only)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            header_bytes = sum(len(name) + len(value) + 4 for name, value in scope.get("headers", []))
+            target = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+            if header_bytes > MAX_HEADER_BYTES:
+                await error_response(431, "request headers too large (limit 16 KB)")(scope, receive, send)
+                return
+            if target > MAX_TARGET_BYTES:
+                await error_response(414, "request target too long (limit 8 KB)")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

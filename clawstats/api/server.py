@@ -80,6 +80,7 @@ def run_app(settings: Settings, store: StatsStore, label: str = "serving") -> in
         log_level="warning",
         access_log=False,
         lifespan="on",
+        http="h11",  # h11 enforces the header limit below (httptools has none of its own)
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         timeout_graceful_shutdown=3,
         server_header=False,
