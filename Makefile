@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo serve test check lint system-deps bench clean
+.PHONY: install demo serve test check lint system-deps bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +49,7 @@ bench: install system-deps
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
+
+fuzz: install
+	mkdir -p fuzz/.corpus
+	$(BIN)/python fuzz/fuzz_parsers.py -max_total_time=600 fuzz/.corpus fuzz/seeds

@@ -87,7 +87,7 @@ def decode_line(raw: bytes | memoryview) -> Line:
         return _line_decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise BadRecord("wrongType", str(exc)) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
         raise BadRecord("malformed", str(exc)) from None
 
 
@@ -102,7 +102,7 @@ def decode_lines(data: bytes) -> list[Line]:
         return _line_decoder.decode_lines(data)
     except msgspec.ValidationError as exc:
         raise BadRecord("wrongType", str(exc)) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
         raise BadRecord("malformed", str(exc)) from None
 
 
@@ -110,7 +110,7 @@ def decode_snapshot_data(raw: Raw) -> SnapshotData | None:
     """The ``data`` of a ``model-snapshot`` custom entry, or None when it is unusable."""
     try:
         return _snapshot_decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return None
 
 
@@ -150,14 +150,14 @@ def parse_index(raw: bytes) -> tuple[dict[str, IndexRow], dict[str, str]]:
         doc = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
     except msgspec.ValidationError as exc:
         raise BadRecord("indexNotObject", str(exc)) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
         raise BadRecord("indexMalformed", str(exc)) from None
     rows: dict[str, IndexRow] = {}
     rejected: dict[str, str] = {}
     for key, value in doc.items():
         try:
             rows[key] = _row_decoder.decode(value)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
             rejected[key] = str(exc)
     return rows, rejected
 
@@ -168,7 +168,7 @@ def parse_index_row(raw: bytes | str) -> IndexRow:
         return _row_decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise BadRecord("rowWrongType", str(exc)) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
         raise BadRecord("rowMalformed", str(exc)) from None
 
 

@@ -367,7 +367,7 @@ class TranscriptStats:
         """Inverse of :meth:`dump`; raises ValueError on a blob of another version."""
         try:
             state = msgspec.msgpack.decode(blob)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
             raise ValueError(str(exc)) from None
         if not isinstance(state, list) or not state or state[0] != _STATE_VERSION:
             raise ValueError("transcript state of another version")

@@ -32,6 +32,6 @@ def owner_from_trajectory(path: str) -> str | None:
         return None
     try:
         key = _decoder.decode(line).sessionKey
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         return None
     return key if key and key.startswith("agent:") else None

@@ -51,6 +51,9 @@ class SqliteAgent:
         if self.db is None:
             uri = f"file:{self.source.store}?mode=ro"
             db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+            # Bytes, not str: one row with invalid UTF-8 must be a counted skip, not an error
+            # that stops reading the whole database.
+            db.text_factory = bytes
             db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             db.execute("PRAGMA query_only=1")
             self.db = db
@@ -95,9 +98,11 @@ class SqliteAgent:
 
     def _read_rows(self, db: sqlite3.Connection) -> None:
         rows: dict[str, tuple[int, IndexRow | None, str]] = {}
-        for key, sid, entry_json, updated_at in db.execute(
+        for raw_key, raw_sid, entry_json, updated_at in db.execute(
             "SELECT session_key, current_session_id, entry_json, updated_at FROM session_nodes"
         ):
+            key = raw_key.decode("utf-8", "replace")
+            sid = raw_sid.decode("utf-8", "replace")
             old = self.rows.get(key)
             if old is not None and old[0] == updated_at and old[2] == sid:
                 rows[key] = old
@@ -135,7 +140,10 @@ class SqliteAgent:
             del self.tails[sid]
         st = os.stat(self.source.store)
         db_id = FileId(st.st_dev, st.st_ino, 0, 0)
-        newest = dict(db.execute("SELECT session_id, max(seq) FROM transcript_events GROUP BY session_id"))
+        newest = {
+            sid.decode("utf-8", "replace"): top
+            for sid, top in db.execute("SELECT session_id, max(seq) FROM transcript_events GROUP BY session_id")
+        }
         for sid in sorted(wanted):
             tail = self._cursor(sid, db_id)
             top = newest.get(sid)

@@ -230,3 +230,17 @@ def test_fresh_looking_tokens_after_is_replaced_by_an_estimate(tmp_path: Path, a
     assert grown.context_tokens is not None
     assert abs(grown.context_tokens - real_prompt) / real_prompt < 0.03, (grown.context_tokens, real_prompt)
     assert abs(tokens_after - real_prompt) / real_prompt > 0.75  # what OpenClaw itself would show
+
+
+def test_row_with_invalid_utf8_is_a_counted_skip(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    with sqlite3.connect(state / "agents/ops/agent/openclaw-agent.sqlite") as db:
+        db.execute(
+            "UPDATE session_nodes SET entry_json = CAST(X'7B226D6F64656C223A22FF227D' AS TEXT) WHERE session_key = ?",
+            ("agent:ops:quick",),
+        )
+    snap = scan(state)
+    assert "agent:ops:quick" not in snap.by_key and "agent:ops:incident-long" in snap.by_key
+    assert snap.health.counters == {"rowMalformed": 1}
+    assert snap.health.status == "ok"
