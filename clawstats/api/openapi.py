@@ -9,7 +9,7 @@ import msgspec
 
 from clawstats import __version__
 from clawstats.core.alerts import Alert
-from clawstats.core.query import ORDERS, SORTS
+from clawstats.core.query import DAY_PATTERN, ORDERS, SORTS
 from clawstats.core.session import SessionRow
 from clawstats.core.snapshot import SessionDetail
 from clawstats.core.totals import GROUP_BY, Totals, UsageGroup
@@ -34,20 +34,31 @@ ERRORS = {
     "401": _json(_ref("Error"), "Missing or wrong bearer token"),
     "503": _json(_ref("Error"), "First scan still running"),
 }
-DAY = {"type": "string", "description": "UTC day YYYY-MM-DD (an ISO-8601 time is cut to its day)"}
+# Empty values mean "not given" (as an HTML form sends them), so every pattern admits "".
+DAY = {
+    "type": "string",
+    "pattern": "^$|" + DAY_PATTERN,
+    "description": "UTC day YYYY-MM-DD (an ISO-8601 time is cut to its day)",
+}
 SESSION_PARAMS = [
     _param("agent", "only this agent id", {"type": "string"}),
-    _param("active", "only sessions updated within this many minutes", {"type": "string", "pattern": r"^\d+(\.\d+)?$"}),
+    _param(
+        "active", "only sessions updated within this many minutes", {"type": "string", "pattern": r"^(\d+(\.\d+)?)?$"}
+    ),
     _param("model", "only this model (provider/model, or the model id)", {"type": "string"}),
     _param("q", "substring of the key or label (case-insensitive)", {"type": "string"}),
-    _param("sort", "sort field", {"type": "string", "enum": list(SORTS)}),
-    _param("order", "sort order (default desc, asc for key)", {"type": "string", "enum": list(ORDERS)}),
-    _param("limit", "page size", {"type": "string", "pattern": r"^\d+$"}),
-    _param("offset", "rows to skip", {"type": "string", "pattern": r"^\d+$"}),
-    _param("archived", "include archived transcripts (default true)", {"type": "string", "enum": ["true", "false"]}),
+    _param("sort", "sort field", {"type": "string", "enum": ["", *SORTS]}),
+    _param("order", "sort order (default desc, asc for key)", {"type": "string", "enum": ["", *ORDERS]}),
+    _param("limit", "page size", {"type": "string", "pattern": r"^\d*$"}),
+    _param("offset", "rows to skip", {"type": "string", "pattern": r"^\d*$"}),
+    _param(
+        "archived",
+        "include archived transcripts (default true)",
+        {"type": "string", "enum": ["", "true", "false", "1", "0"]},
+    ),
 ]
 USAGE_PARAMS = [
-    _param("by", "grouping", {"type": "string", "enum": list(GROUP_BY)}),
+    _param("by", "grouping", {"type": "string", "enum": ["", *GROUP_BY]}),
     _param("since", "first day, inclusive", DAY),
     _param("until", "last day, inclusive", DAY),
 ]

@@ -139,7 +139,7 @@ class Routes:
         if unknown:
             name = sorted(unknown)[0]
             raise BadRequest(f"invalid parameter '{name}': known are by, since, until", param=name)
-        by = params.get("by", "model")
+        by = params.get("by") or "model"
         try:
             if by not in GROUP_BY_ALLOWED:
                 raise QueryError("by", "one of " + ", ".join(GROUP_BY_ALLOWED), by)

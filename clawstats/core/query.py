@@ -15,7 +15,9 @@ from clawstats.core.session import SessionRow
 SORTS = ("updated", "cost", "context", "key")
 ORDERS = ("desc", "asc")
 MAX_LIMIT = 100_000
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: A UTC day, optionally with a time (cut off); also the OpenAPI pattern, so they cannot differ.
+DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}(T[0-9:.+\-Z]*)?$"
+_DAY = re.compile(DAY_PATTERN)
 
 
 class QueryError(ValueError):
@@ -59,10 +61,9 @@ def parse_day(param: str, raw: str | None) -> str | None:
     """A UTC day ``YYYY-MM-DD`` (a longer ISO time is cut to its day)."""
     if raw is None or raw == "":
         return None
-    day = raw[:10]
-    if not _DAY.match(day):
+    if not _DAY.match(raw):
         raise QueryError(param, "a UTC day YYYY-MM-DD (or an ISO-8601 time)", raw)
-    return day
+    return raw[:10]
 
 
 def parse_query(params: Mapping[str, str], known: Iterable[str] = ()) -> SessionQuery:
@@ -76,7 +77,7 @@ def parse_query(params: Mapping[str, str], known: Iterable[str] = ()) -> Session
     limit = get("limit")
     offset = get("offset")
     archived = get("archived")
-    if archived is not None and archived not in ("true", "false", "1", "0"):
+    if archived and archived not in ("true", "false", "1", "0"):
         raise QueryError("archived", "true or false", archived)
     return SessionQuery(
         agent=get("agent") or None,
