@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo serve test check lint system-deps bench fuzz clean
+.PHONY: install demo serve test check lint system-deps bench fuzz reliability clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,3 +53,11 @@ clean:
 fuzz: install
 	mkdir -p fuzz/.corpus
 	$(BIN)/python fuzz/fuzz_parsers.py -max_total_time=600 fuzz/.corpus fuzz/seeds
+
+# The long versions of the reliability runs (docs/RELIABILITY.md): fault storms 10x, 200 SSE
+# clients for 60 s, more fuzzing examples, 5 minutes of coverage-guided fuzzing.
+reliability: install system-deps
+	STORM_SCALE=10 LOAD_CLIENTS=200 LOAD_SECONDS=60 HYPOTHESIS_PROFILE=long \
+	  $(BIN)/python -m pytest -s tests/test_faults.py tests/test_load.py tests/test_fuzz.py tests/test_schemathesis.py
+	mkdir -p fuzz/.corpus
+	$(BIN)/python fuzz/fuzz_parsers.py -max_total_time=300 fuzz/.corpus fuzz/seeds

@@ -88,6 +88,14 @@ SERVE = [
     ),
 ]
 SERVE += [
+    Option(
+        "events_queue_size",
+        "--events-queue-size",
+        "CLAWSTATS_EVENTS_QUEUE_SIZE",
+        256,
+        "events a stream client may fall behind before it is dropped",
+        int,
+    ),
     Option("otlp_endpoint", "--otlp-endpoint", "CLAWSTATS_OTLP_ENDPOINT", None, "push OTLP/HTTP metrics here"),
     Option(
         "otlp_interval_s",
@@ -168,6 +176,7 @@ class Settings:
     poll_interval_s: float = 1.0
     insecure_no_auth: bool = False
     metrics_active_minutes: float = 1440.0
+    events_queue_size: int = 256
     otlp_endpoint: str | None = None
     otlp_interval_s: float = 15.0
     alerts_config: str | None = None

@@ -57,8 +57,13 @@ class Writer(threading.Thread):
                     "role": "assistant",
                     "provider": "mock",
                     "model": "mock-small",
-                    "usage": {"input": prompt, "output": 3, "cacheRead": 0, "cacheWrite": 0,
-                              "cost": {"total": prompt * 5e-7}},
+                    "usage": {
+                        "input": prompt,
+                        "output": 3,
+                        "cacheRead": 0,
+                        "cacheWrite": 0,
+                        "cost": {"total": prompt * 5e-7},
+                    },
                     "stopReason": "stop",
                 },
             }
@@ -216,7 +221,9 @@ def test_unreadable_file_and_vanished_state_dir_degrade_then_recover(running: tu
     monitor.finish()
     assert "degraded" in monitor.seen and monitor.seen[-1] == "ok"
     assert "unreachable" not in monitor.seen
-    assert any("cannot read" in r for r in monitor.reasons) and any("state dir is missing" in r for r in monitor.reasons)
+    assert any("cannot read" in r for r in monitor.reasons) and any(
+        "state dir is missing" in r for r in monitor.reasons
+    )
     settle_and_compare(server, state)
 
 
@@ -228,12 +235,24 @@ def test_full_cache_disk_degrades_but_serves(small_state: Path, tmp_path: Path) 
         resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clawstats", "serve", "--state-dir", str(small_state), "--cache-dir",
-         str(tmp_path / "cache"), "--port", "0", "--poll-interval-s", "0.2"],
+        [
+            sys.executable,
+            "-m",
+            "clawstats",
+            "serve",
+            "--state-dir",
+            str(small_state),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--port",
+            "0",
+            "--poll-interval-s",
+            "0.2",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        preexec_fn=tiny_files,  # noqa: PLW1509 (single-threaded child setup)
+        preexec_fn=tiny_files,
     )
     assert proc.stdout is not None
     url = proc.stdout.readline().split(" on ")[1].split()[0]
@@ -269,8 +288,18 @@ def test_sigkill_mid_scan_and_restart(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     for delay_s in (0.05, 0.2, 0.4) * SCALE:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "clawstats", "serve", "--state-dir", str(state), "--cache-dir", str(cache),
-             "--port", "0"],
+            [
+                sys.executable,
+                "-m",
+                "clawstats",
+                "serve",
+                "--state-dir",
+                str(state),
+                "--cache-dir",
+                str(cache),
+                "--port",
+                "0",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

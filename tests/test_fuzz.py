@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,9 @@ from clawstats.watch.tail import Tail
 from tests.conftest import OPS_TRANSCRIPT, SMALL_STATE
 
 REAL_LINES = (SMALL_STATE / OPS_TRANSCRIPT).read_bytes().splitlines()
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# `make reliability` sets HYPOTHESIS_PROFILE=long: 10x the examples.
+EXAMPLES = 3000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 300
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 scalars = st.one_of(
     st.none(),

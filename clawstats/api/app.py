@@ -57,7 +57,7 @@ def create_app(
     watch: bool = True,
 ) -> Starlette:
     """The app; with a ``store`` its lifespan runs the poller (``None``: the caller publishes)."""
-    hub = hub or Hub()
+    hub = hub or Hub(queue_size=max(1, settings.events_queue_size))
     registry = make_registry(lambda: hub.current, settings.metrics_active_minutes)
     alert_state = None
     if store is not None and store.cache is not None:

@@ -176,6 +176,7 @@ class Routes:
             "revision": snapshot.revision,
             "sessions": len(snapshot.rows),
             "eventClients": len(self.hub.subscribers),
+            "eventClientsDropped": self.hub.dropped_total,
             "auth": self.token_set,
         }
         return Response(_encoder.encode(body), media_type="application/json", headers=NO_CACHE)

@@ -17,6 +17,7 @@ from clawstats.watch.engine import describe_layouts, open_store
 from clawstats.watch.store import StatsStore
 
 MAX_HEADER_BYTES = 16 * 1024
+SEND_BUFFER_BYTES = 256 * 1024
 
 
 def is_loopback(host: str) -> bool:
@@ -53,6 +54,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted sockets inherit it: bounded kernel memory per client (autotuning could give a
+    # stalled event-stream client megabytes), and a stalled client blocks soon, gets dropped.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     sock.bind((host.strip("[]"), port))
     sock.listen(2048)
     sock.set_inheritable(True)
