@@ -194,3 +194,15 @@ def test_oversized_headers_are_refused(live_server: Any) -> None:
             pass
     assert reply.startswith(b"HTTP/1.1 431") or reply == b""
     assert httpx.get(server.url + "/api/sessions").status_code == 200  # and the server is fine
+
+
+def test_listening_socket_is_tcp_with_nodelay() -> None:
+    """Regression: a proto-0 socket made asyncio skip TCP_NODELAY (+40 ms per response)."""
+    from clawstats.api.server import bind_socket
+
+    sock = bind_socket("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        sock.close()
