@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +51,6 @@ def sqlite_state(tmp_path: Path) -> Path:
     dest = tmp_path / "sqlite-state"
     shutil.copytree(REAL_SQLITE / "state", dest)
     return dest
-
-
-@pytest.fixture
-def rows_by_key() -> Callable[[Snapshot], dict[str, Any]]:
-    return lambda snap: {r.key: r for r in snap.rows}
 
 
 @pytest.fixture

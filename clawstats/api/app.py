@@ -107,8 +107,7 @@ def create_app(
             yield
         finally:
             stop.set()
-            for sub in list(hub.subscribers):
-                hub._drop(sub)
+            hub.close_all()
             await task
             await alerts.sender.stop()
             if alerts.state is not None:

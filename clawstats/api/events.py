@@ -109,6 +109,11 @@ class Hub:
         }
         return Event(snapshot.revision, "sessions", _encoder.encode(body).decode())
 
+    def close_all(self) -> None:
+        """End every stream (shutdown): each generator sees its end marker and returns."""
+        for sub in list(self.subscribers):
+            self._drop(sub)
+
     def subscribe(self) -> Subscriber:
         sub = Subscriber(self.queue_size)
         self.subscribers.add(sub)

@@ -20,6 +20,7 @@ def open_store(settings: Settings, env: Mapping[str, str], workers: int = 1) -> 
     cache = None
     if not settings.no_cache:
         cache = IndexCache(default_cache_path(settings.cache_path_dir, state_dir))
+        cache.prune()  # forget transcripts deleted while we were not running
     store = StatsStore(state_dir, agents, catalog, cache, settings.max_line_bytes, workers)
     if cache is not None:
         cache.health = store.health
