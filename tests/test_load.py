@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.servers import start_server, stop_server
 from tests.test_faults import Writer
@@ -83,6 +84,7 @@ def stalled_client(url: str, opened: threading.Event, release: threading.Event) 
         release.wait(SECONDS * 4 + 30)
 
 
+@pytest.mark.timeout(int(SECONDS * 3 + 60))  # the long run lasts longer than the default limit
 def test_many_clients_while_transcripts_grow(small_state: Path) -> None:
     server = start_server(["serve", "--state-dir", str(small_state), "--no-cache", "--poll-interval-s", "0.25"])
     pid = server.proc.pid
