@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from clawstats.core.health import SKIP_KINDS
 from clawstats.core.snapshot import Snapshot
+from clawstats.core.totals import sum_by_agent_model
 from clawstats.core.transcript import B_CALLS, B_COST, B_CR, B_CW, B_IN, B_MISSING, B_OUT
 
 TOKEN_TYPES = (("input", B_IN), ("output", B_OUT), ("cache_read", B_CR), ("cache_write", B_CW))
@@ -75,12 +76,7 @@ class SnapshotCollector(Collector):
         yield from (ctx, window, ratio, cost, estimated, count)
 
     def _usage(self, snapshot: Snapshot) -> Iterator[Metric]:
-        sums: dict[tuple[str, str], list[float]] = {}
-        for agent, view in snapshot.transcripts:
-            for (_day, model), bucket in view.buckets.items():
-                acc = sums.setdefault((agent, model), [0.0] * len(bucket))
-                for slot, value in enumerate(bucket):
-                    acc[slot] += value
+        sums = sum_by_agent_model(snapshot.transcripts)
         tokens = CounterMetricFamily("openclaw_tokens", "Tokens by type", labels=["agent", "model", "type"])
         cost = CounterMetricFamily("openclaw_cost_usd", "Recorded cost in USD", labels=["agent", "model"])
         calls = CounterMetricFamily("clawstats_calls", "Model calls", labels=["agent", "model"])

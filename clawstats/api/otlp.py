@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from clawstats.core.snapshot import Snapshot
+from clawstats.core.totals import sum_by_agent_model
 from clawstats.core.transcript import B_COST, B_CR, B_CW, B_IN, B_OUT
 
 TOKEN_SLOTS = (("input", B_IN), ("output", B_OUT), ("cache_read", B_CR), ("cache_write", B_CW))
@@ -86,15 +87,7 @@ class OtlpExport:
                 self.token_usage.record(outputs[index], {**attrs, "gen_ai.token.type": "output"})
 
     def _sums(self) -> dict[tuple[str, str], list[float]]:
-        sums: dict[tuple[str, str], list[float]] = {}
-        if self.current is None:
-            return sums
-        for agent, view in self.current.transcripts:
-            for (_day, model), bucket in view.buckets.items():
-                acc = sums.setdefault((agent, model), [0.0] * len(bucket))
-                for slot, value in enumerate(bucket):
-                    acc[slot] += value
-        return sums
+        return sum_by_agent_model(self.current.transcripts) if self.current is not None else {}
 
     def _tokens(self, _options: Any) -> Iterable[Any]:
         for (agent, model), acc in sorted(self._sums().items()):

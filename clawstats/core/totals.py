@@ -75,22 +75,48 @@ def group_usage(
     """Usage and cost per model, agent or UTC day; ``since``/``until`` are inclusive days."""
     if by not in GROUP_BY:
         raise ValueError(f"by must be one of {', '.join(GROUP_BY)}")
-    sums: dict[str, list[float]] = {}
-    extra: dict[str, float] = {}
+    return _group_many(transcripts, catalog, (by,), since, until)[by]
+
+
+def _group_many(
+    transcripts: Iterable[tuple[str, HasBuckets]],
+    catalog: Catalog,
+    bys: tuple[str, ...],
+    since: str | None = None,
+    until: str | None = None,
+) -> dict[str, dict[str, UsageGroup]]:
+    """Several groupings in one pass over the buckets (each missing-cost bucket priced once)."""
+    sums: dict[str, dict[str, list[float]]] = {by: {} for by in bys}
+    extra: dict[str, dict[str, float]] = {by: {} for by in bys}
     for agent_id, stats in transcripts:
         for (day, model), bucket in stats.buckets.items():
             if (since and day < since) or (until and day > until):
                 continue
-            name = model if by == "model" else agent_id if by == "agent" else day
-            acc = sums.get(name)
-            if acc is None:
-                acc = sums[name] = [0.0] * BUCKET_SIZE
-            for slot in range(BUCKET_SIZE):
-                acc[slot] += bucket[slot]
+            priced = 0.0
             if bucket[B_MISSING]:
                 tokens = (int(bucket[B_UIN]), int(bucket[B_UOUT]), int(bucket[B_UCR]), int(bucket[B_UCW]))
-                extra[name] = extra.get(name, 0.0) + (catalog.price(agent_id, model, tokens) or 0.0)
-    return {name: _group(acc, extra.get(name, 0.0)) for name, acc in sorted(sums.items())}
+                priced = catalog.price(agent_id, model, tokens) or 0.0
+            for by in bys:
+                name = model if by == "model" else agent_id if by == "agent" else day
+                acc = sums[by].get(name)
+                if acc is None:
+                    acc = sums[by][name] = [0.0] * BUCKET_SIZE
+                for slot in range(BUCKET_SIZE):
+                    acc[slot] += bucket[slot]
+                if bucket[B_MISSING]:
+                    extra[by][name] = extra[by].get(name, 0.0) + priced
+    return {by: {name: _group(acc, extra[by].get(name, 0.0)) for name, acc in sorted(sums[by].items())} for by in bys}
+
+
+def sum_by_agent_model(transcripts: Iterable[tuple[str, HasBuckets]]) -> dict[tuple[str, str], list[float]]:
+    """Raw bucket slots summed per (agent, model): what the metric exporters publish."""
+    sums: dict[tuple[str, str], list[float]] = {}
+    for agent, view in transcripts:
+        for (_day, model), bucket in view.buckets.items():
+            acc = sums.setdefault((agent, model), [0.0] * len(bucket))
+            for slot, value in enumerate(bucket):
+                acc[slot] += value
+    return sums
 
 
 def compute_totals(
@@ -100,7 +126,8 @@ def compute_totals(
     sessions: int,
 ) -> Totals:
     """Totals over every transcript; ``total_cost`` is the rows' cost summed in row order."""
-    by_agent = group_usage(transcripts, catalog, "agent")
+    groups = _group_many(transcripts, catalog, GROUP_BY)
+    by_agent = groups["agent"]
     usage = [0, 0, 0, 0]
     calls = missing = 0
     for group in by_agent.values():
@@ -117,6 +144,6 @@ def compute_totals(
         missing_cost_entries=missing,
         sessions=sessions,
         by_agent=by_agent,
-        by_model=group_usage(transcripts, catalog, "model"),
-        by_day=group_usage(transcripts, catalog, "day"),
+        by_model=groups["model"],
+        by_day=groups["day"],
     )
