@@ -37,6 +37,9 @@ from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail, adopt, export, re
 RACY_S = 2.0
 #: Below this many bytes of cold reads, forking workers costs more than it saves.
 PARALLEL_MIN_BYTES = 32 << 20
+#: OpenClaw writes a new session's row moments before its transcript: normal, not a fault. A row
+#: still without its transcript after this long is counted (and logged) as rowWithoutTranscript.
+ROW_GRACE_S = 5.0
 ARCHIVE_RE = re.compile(r"^(?P<sid>.+?)\.jsonl\.(?P<why>reset|deleted)\.[0-9T:.\-]+Z(?:\.(?:gz|zst))?$")
 
 
@@ -56,6 +59,7 @@ class _AgentFiles:
     owners: dict[str, str] = field(default_factory=dict)  # sessionId -> key that had it
     last_ids: dict[str, str] = field(default_factory=dict)  # key -> sessionId at the last scan
     plan: tuple[tuple[int, int], list[Source], set[str]] | None = None  # (index rev, dir mtime), plan
+    waiting: bool = False  # a row waits for its transcript: rebuild the plan every scan until settled
 
 
 class StatsStore:
@@ -88,6 +92,8 @@ class StatsStore:
         self._rows: dict[str, tuple[object, SessionRow]] = {}
         self._views: dict[str, tuple[int, TranscriptView]] = {}
         self._noted: set[tuple[str, str]] = set()
+        self.row_grace_s = ROW_GRACE_S
+        self._missing_since: dict[str, float] = {}  # key -> when its row was first seen without transcript
         self.revision = 0
         self.snapshot: Snapshot | None = None
         # The first scan takes cached tails from one bulk read; later ones look up one by one.
@@ -151,7 +157,7 @@ class StatsStore:
         if agent_files.plan is not None and agent_files.plan[0] == key:
             return agent_files.plan[1], agent_files.plan[2]
         sources, wanted = self._build_plan(agent_files)
-        if dir_mtime_ns >= 0 and time.time_ns() - dir_mtime_ns > RACY_S * 1e9:
+        if dir_mtime_ns >= 0 and time.time_ns() - dir_mtime_ns > RACY_S * 1e9 and not agent_files.waiting:
             agent_files.plan = (key, sources, wanted)
         else:
             agent_files.plan = None
@@ -167,11 +173,16 @@ class StatsStore:
         live, archives = _classify(sessions_dir, names)
         sources: list[Source] = []
         claimed: set[str] = set()
+        agent_files.waiting = False
         for key, row in rows.items():
             path = self._locate(row, sessions_dir, present)
             if path is None:
-                self._note(key, "rowWithoutTranscript", source.store)
+                agent_files.waiting = True
+                first = self._missing_since.setdefault(key, time.monotonic())
+                if time.monotonic() - first >= self.row_grace_s:
+                    self._note(key, "rowWithoutTranscript", source.store)
             else:
+                self._missing_since.pop(key, None)
                 claimed.add(path)
             sources.append(Source(key, source.agent_id, row, path))
         for name, path in live.items():
