@@ -119,4 +119,4 @@ def serve(settings: Settings, env: Mapping[str, str]) -> int:
     if problem:
         sys.stderr.write(f"clawstats: {problem}\n")
         return 2
-    return run_app(settings, open_store(settings, env))
+    return run_app(settings, open_store(settings, env, follow=True))

@@ -39,8 +39,12 @@ def _home(env: Mapping[str, str]) -> Path:
     return Path(home).expanduser() if home else Path.home()
 
 
-def resolve_state_dir(flag: str | None, env: Mapping[str, str]) -> Path:
-    """The state dir to read, or :class:`StateDirError` naming what was tried."""
+def resolve_state_dir(flag: str | None, env: Mapping[str, str], must_exist: bool = True) -> Path:
+    """The state dir to read, or :class:`StateDirError` naming what was tried.
+
+    ``must_exist=False`` (``serve``): a state dir that does not exist yet is returned (the named
+    one, else ``~/.openclaw``) so the server can wait for OpenClaw to create it.
+    """
     for name, value in (
         ("--state-dir", flag),
         ("CLAWSTATS_STATE_DIR", env.get("CLAWSTATS_STATE_DIR")),
@@ -48,7 +52,7 @@ def resolve_state_dir(flag: str | None, env: Mapping[str, str]) -> Path:
     ):
         if value:
             path = Path(value).expanduser()
-            if not path.is_dir():
+            if must_exist and not path.is_dir():
                 raise StateDirError(
                     f'state dir "{path}" (from {name}) does not exist or is not a directory '
                     "(set --state-dir or CLAWSTATS_STATE_DIR to an OpenClaw state dir)"
@@ -59,6 +63,8 @@ def resolve_state_dir(flag: str | None, env: Mapping[str, str]) -> Path:
     for path in tried:
         if path.is_dir():
             return path
+    if not must_exist:
+        return tried[0]
     names = ", ".join(f'"{p}"' for p in tried)
     raise StateDirError(
         f"no OpenClaw state dir found (tried {names}); "

@@ -60,10 +60,15 @@ class Poller:
         else:
             self.last_full = loop.time()
         self.changed = set()
-        snapshot = await asyncio.to_thread(self.store.scan, hint)
+        snapshot = await asyncio.to_thread(self._scan, hint)
         self.scans += 1
         self.publish(snapshot)
         return snapshot
+
+    def _scan(self, hint: set[str] | None) -> Snapshot:
+        if hint is None and self.store.discovery is not None:
+            self.store.discovery()  # new agents / the state dir appearing: once per full scan
+        return self.store.scan(hint)
 
     async def _watch(self, stop: asyncio.Event) -> None:
         state_dir = self.store.state_dir

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -83,12 +84,10 @@ class StatsStore:
         self.tails: dict[str, Tail] = {}
         self.files: dict[str, _AgentFiles] = {}
         self.sqlite: dict[str, SqliteAgent] = {}
+        #: set by ``open_store`` for a server: follows agents (and the state dir) appearing later
+        self.discovery: Callable[[], None] | None = None
         for agent in agents:
-            self.health.layouts[agent.agent_id] = agent.layout
-            if agent.layout == "sqlite":
-                self.sqlite[agent.agent_id] = SqliteAgent(agent, self.health, cache)
-            else:
-                self.files[agent.agent_id] = _AgentFiles(agent, IndexFile(agent.store))
+            self.add_agent(agent)
         self._rows: dict[str, tuple[object, SessionRow]] = {}
         self._views: dict[str, tuple[int, TranscriptView]] = {}
         self._noted: set[tuple[str, str]] = set()
@@ -98,9 +97,27 @@ class StatsStore:
         self.snapshot: Snapshot | None = None
         # The first scan takes cached tails from one bulk read; later ones look up one by one.
         self._cached: dict[str, Tail] | None = cache.restore_all() if cache is not None else None
-        if cache is not None:
-            for agent_files in self.files.values():
-                agent_files.owners.update(cache.owners(agent_files.source.agent_id))
+
+    def add_agent(self, agent: AgentSource) -> None:
+        """Follow an agent (at start-up, or found later: a new agent, or its file store now SQLite)."""
+        self.health.layouts[agent.agent_id] = agent.layout
+        old = self.files.pop(agent.agent_id, None)
+        if old is not None:  # upgraded to SQLite: its file tails go (the database has every session)
+            prefix = old.source.sessions_dir + os.sep
+            for path in [p for p in self.tails if p.startswith(prefix)]:
+                del self.tails[path]
+        if agent.layout == "sqlite":
+            self.sqlite[agent.agent_id] = SqliteAgent(agent, self.health, self.cache)
+            return
+        files = _AgentFiles(agent, IndexFile(agent.store))
+        if self.cache is not None:
+            files.owners.update(self.cache.owners(agent.agent_id))
+        self.files[agent.agent_id] = files
+
+    def set_catalog(self, catalog: Catalog) -> None:
+        """A new catalog (config or an agent's ``models.json`` changed): every row is rebuilt."""
+        self.catalog = catalog
+        self._rows = {}
 
     # -- scanning --------------------------------------------------------------------------
 

@@ -1,0 +1,81 @@
+"""Agents and the state dir appearing after start-up (OpenClaw creates an agent's store at its first turn)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+
+from clawstats.settings import Settings
+from clawstats.watch.discovery import WAITING
+from clawstats.watch.engine import open_store
+from clawstats.watch.store import StatsStore
+from tests.conftest import REAL_SQLITE, SMALL_STATE
+from tests.servers import start_server, stop_server
+
+
+def _follow(state_dir: Path) -> StatsStore:
+    store = open_store(Settings(state_dir=str(state_dir), no_cache=True), {}, follow=True)
+    assert store.discovery is not None
+    return store
+
+
+def _full_scan(store: StatsStore) -> set[str]:
+    assert store.discovery is not None
+    store.discovery()  # what the poller does before every full scan
+    return {row.agent_id for row in store.scan().rows}
+
+
+def test_state_dir_created_after_start_then_agents_of_both_layouts(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    store = _follow(state)
+    snap = store.scan()
+    assert snap.rows == () and snap.health.conditions == {str(state): WAITING}
+    shutil.copytree(SMALL_STATE / "agents" / "ops", state / "agents" / "ops")  # a file-store agent
+    assert _full_scan(store) == {"ops"}
+    assert store.snapshot is not None and store.snapshot.health.conditions == {}
+    main_sqlite = state / "agents" / "main" / "agent"
+    shutil.copytree(REAL_SQLITE / "state" / "agents" / "main" / "agent", main_sqlite)  # a SQLite agent, later
+    assert _full_scan(store) == {"ops", "main"}
+    assert store.health.layouts == {"ops": "file", "main": "sqlite"}
+
+
+def test_agent_added_to_a_running_store(small_state: Path) -> None:
+    shutil.move(small_state / "agents" / "ops", small_state.parent / "ops-later")
+    store = _follow(small_state)
+    assert _full_scan(store) == {"main"}
+    shutil.move(small_state.parent / "ops-later", small_state / "agents" / "ops")
+    assert _full_scan(store) == {"main", "ops"}
+    before = len(store.scan().rows)
+    assert _full_scan(store) == {"main", "ops"} and len(store.scan().rows) == before  # added once
+
+
+def test_one_shot_commands_still_refuse_a_missing_state_dir(tmp_path: Path) -> None:
+    from clawstats.cli import main
+
+    assert main(["sessions", "--state-dir", str(tmp_path / "nope"), "--no-cache"]) == 2
+
+
+def test_serve_before_the_state_dir_exists_shows_sessions_once_it_does(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    server = start_server(["serve", "--state-dir", str(state), "--no-cache", "--poll-interval-s", "0.2"])
+    try:
+        assert "waiting for state dir" in server.startup
+        health = httpx.get(server.url + "/healthz").json()
+        assert health["reasons"] == [f"{state}: {WAITING}"] and health["sessions"] == 0
+        shutil.copytree(SMALL_STATE, state)
+        deadline = time.monotonic() + 20
+        answer: object = None
+        while time.monotonic() < deadline:
+            answer = httpx.get(server.url + "/api/sessions").json()
+            assert isinstance(answer, dict)
+            if {row["agentId"] for row in answer["sessions"]} == {"main", "ops"}:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"agents never appeared; last answer: {str(answer)[:500]}")
+        assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
+    finally:
+        stop_server(server)
