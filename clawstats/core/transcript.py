@@ -31,7 +31,7 @@ _TOOL_CALL_MARK = b'"type":"toolCall"'
 BUCKET_SIZE = 11
 B_CALLS, B_IN, B_OUT, B_CR, B_CW, B_COST, B_MISSING, B_UIN, B_UOUT, B_UCR, B_UCW = range(BUCKET_SIZE)
 CHARS_PER_TOKEN = 4
-_STATE_VERSION = 2  # bump when dump() changes: older cached states are then re-read
+_STATE_VERSION = 3  # bump when dump() changes: older cached states are then re-read
 
 
 def id_hash(value: str | int | None) -> int:
@@ -94,6 +94,7 @@ class TranscriptStats:
         "seg_chars",
         "seg_prompt",
         "last_prompt",
+        "base_prompt",
         "last_output",
         "last_call_ms",
         "compacted_after_call",
@@ -124,6 +125,8 @@ class TranscriptStats:
         self.seg_chars = array("I")
         self.seg_prompt = array("I")
         self.last_prompt: int | None = None
+        #: system prompt + tools + bootstrap: the first call's prompt minus what came before it
+        self.base_prompt: int | None = None
         self.last_output = 0
         self.last_call_ms: float | None = None
         self.compacted_after_call = False
@@ -197,6 +200,8 @@ class TranscriptStats:
             prompt = self._account(line, usage)
             synthetic = msg.provider == _SYNTHETIC_PROVIDER
             if prompt > 0 and not synthetic and msg.stopReason not in _NOT_A_CALL:
+                if self.last_prompt is None and not self.compacted_after_call:  # first call of this context
+                    self.base_prompt = max(prompt - self.chars_since_reset() // CHARS_PER_TOKEN, 0)
                 self.last_prompt = prompt
                 self.last_output = as_int(usage.output)
                 self.last_call_ms = iso_to_ms(msg.timestamp) or iso_to_ms(line.timestamp)
@@ -327,7 +332,13 @@ class TranscriptStats:
             return self.estimate_at_compaction + self.chars_after_compaction // CHARS_PER_TOKEN, "estimate"
         if self.last_prompt is not None:
             return self.last_prompt, "transcript"
+        if self.base_prompt is not None:  # reset (SQLite store), no call since: base + what was written
+            return self.base_prompt + self.chars_since_reset() // CHARS_PER_TOKEN, "estimate"
         return None, "unknown"
+
+    def chars_since_reset(self) -> int:
+        """Characters of the entries of the current context (since the start or the last reset)."""
+        return sum(self.seg_chars)
 
     @property
     def last_ms(self) -> float | None:
@@ -352,7 +363,7 @@ class TranscriptStats:
             self.seg_ids.tobytes(),
             self.seg_chars.tobytes(),
             self.seg_prompt.tobytes(),
-            [self.last_prompt, self.last_output, self.last_call_ms, self.compacted_after_call],
+            [self.last_prompt, self.last_output, self.last_call_ms, self.compacted_after_call, self.base_prompt],
             [self.estimate_at_compaction, self.chars_after_compaction, self.summary_chars],
             self.branch_lost,
             self.tl_ms.tobytes(),
@@ -381,7 +392,7 @@ class TranscriptStats:
         self.seg_ids.frombytes(state[12])
         self.seg_chars.frombytes(state[13])
         self.seg_prompt.frombytes(state[14])
-        self.last_prompt, self.last_output, self.last_call_ms, self.compacted_after_call = state[15]
+        self.last_prompt, self.last_output, self.last_call_ms, self.compacted_after_call, self.base_prompt = state[15]
         self.estimate_at_compaction, self.chars_after_compaction, self.summary_chars = state[16]
         self.branch_lost = state[17]
         self.tl_ms.frombytes(state[18])

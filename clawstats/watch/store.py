@@ -362,6 +362,7 @@ class StatsStore:
             if src.archived and src.archived_from and src.stats_id in stats_of:
                 cost = stats_of[src.stats_id][1]
                 earlier[src.archived_from] = earlier.get(src.archived_from, 0.0) + cost.cost
+        bases = _agent_base_prompts(sources, stats_of)
         rows: list[SessionRow] = []
         views: dict[str, TranscriptView] = {}
         transcripts: dict[str, tuple[str, TranscriptView]] = {}
@@ -369,7 +370,7 @@ class StatsStore:
         new_views: dict[str, tuple[int, TranscriptView]] = {}
         for src in sources:
             revision, stats = stats_of.get(src.stats_id or "", (-1, None))
-            signature = (src, revision, earlier.get(src.key, 0.0))
+            signature = (src, revision, earlier.get(src.key, 0.0), bases.get(src.agent_id))
             cached = self._rows.get(src.key)
             if cached is not None and cached[0] == signature:
                 row = cached[1]
@@ -383,6 +384,7 @@ class StatsStore:
                     archived=src.archived,
                     archived_from=src.archived_from,
                     earlier_cost=earlier.get(src.key, 0.0),
+                    base_prompt=bases.get(src.agent_id),
                 )
             new_rows[src.key] = (signature, row)
             rows.append(row)
@@ -420,6 +422,20 @@ class StatsStore:
             catalog=self.catalog,
         )
         return self.snapshot
+
+
+def _agent_base_prompts(sources: list[Source], stats_of: dict[str, tuple[int, TranscriptStats]]) -> dict[str, int]:
+    """Per agent, the base prompt (system prompt + tools + bootstrap) of its latest transcript
+    that has one: the estimate for a session of that agent that has not had a call yet."""
+    latest: dict[str, tuple[float, int]] = {}
+    for src in sources:
+        stats = stats_of.get(src.stats_id or "", (0, None))[1]
+        if stats is None or stats.base_prompt is None:
+            continue
+        at = stats.last_call_ms or 0.0
+        if src.agent_id not in latest or at > latest[src.agent_id][0]:
+            latest[src.agent_id] = (at, stats.base_prompt)
+    return {agent: base for agent, (_at, base) in latest.items()}
 
 
 def _cold_read(path: str, max_line_bytes: int) -> tuple[tuple[object, ...], dict[str, int]] | None:

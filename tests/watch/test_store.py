@@ -83,7 +83,10 @@ def test_reset_renames_transcript_and_nothing_is_reread_or_doubled(small_state: 
     assert read_after - read_before < 200  # only the new header line
     assert math.isclose(after.totals.total_cost, before.totals.total_cost, abs_tol=1e-12)
     live = after.by_key["agent:main:reset-me"]
-    assert live.total_cost == 0 and live.context_source == "unknown"
+    # no call yet: the agent's base prompt (from its latest transcript's first call) as an estimate
+    bases = [(t.stats.last_call_ms or 0.0, t.stats.base_prompt) for t in store.tails.values() if t.stats.base_prompt]
+    assert live.total_cost == 0 and live.context_source == "estimate"
+    assert live.context_tokens == max(bases)[1] and 10_000 < max(bases)[1] < 20_000
     archive = after.by_key[f"agent:main:{RESET_SID}"]
     assert archive.archived and archive.archived_from == "agent:main:reset-me"
     assert math.isclose(live.lifetime_cost, archive.total_cost, abs_tol=1e-12)  # older archive: owner unknown
@@ -108,7 +111,7 @@ def test_row_without_transcript_and_foreign_session_file(small_state: Path) -> N
     store.row_grace_s = 0.0  # counted at once (the grace period has its own test)
     snap = store.scan()
     row = snap.by_key["agent:main:new"]
-    assert row.total_cost == 0 and row.cost_source == "unknown" and row.context_tokens is None
+    assert row.total_cost == 0 and row.cost_source == "unknown" and row.context_source == "estimate"
     assert snap.health.counters == {"rowWithoutTranscript": 1}
 
 
