@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -12,7 +14,7 @@ from clawstats.settings import Settings
 from clawstats.watch.discovery import WAITING
 from clawstats.watch.engine import open_store
 from clawstats.watch.store import StatsStore
-from tests.conftest import REAL_SQLITE, SMALL_STATE
+from tests.conftest import OPS_TRANSCRIPT, REAL_SQLITE, SMALL_STATE
 from tests.servers import start_server, stop_server
 
 
@@ -79,3 +81,50 @@ def test_serve_before_the_state_dir_exists_shows_sessions_once_it_does(tmp_path:
         assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
     finally:
         stop_server(server)
+
+
+def test_file_events_work_when_the_state_dir_appears_after_start(tmp_path: Path) -> None:
+    """Started before the state dir exists, changes must still show at once, not at the next full
+    scan: the poll interval here (60 s) is far longer than the deadlines below."""
+    state = tmp_path / "state"
+    server = start_server(["serve", "--state-dir", str(state), "--no-cache", "--poll-interval-s", "60"])
+    try:
+        state.mkdir()
+        shutil.copytree(SMALL_STATE / "agents" / "ops", state / "agents" / "ops")
+        index = state / "agents" / "ops" / "sessions" / "sessions.json"
+        deadline = time.monotonic() + 20
+        answer: object = None
+        while time.monotonic() < deadline:
+            answer = httpx.get(server.url + "/api/sessions").json()
+            assert isinstance(answer, dict)
+            if any(row["key"] == "agent:ops:incident-long" for row in answer["sessions"]):
+                break
+            os.utime(index)  # OpenClaw keeps writing: an event the watcher (once up) reports
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"agent ops never appeared before the next full scan; last: {str(answer)[:300]}")
+        with open(state / OPS_TRANSCRIPT, "a") as fh:
+            fh.write(json.dumps(_call_line(31_000)) + "\n")
+        row: object = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            row = httpx.get(server.url + "/api/sessions/agent:ops:incident-long").json()["row"]
+            if isinstance(row, dict) and row["contextTokens"] == 31_000:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"the append did not show before the next full scan; last: {row}")
+    finally:
+        stop_server(server)
+
+
+def _call_line(prompt: int) -> dict[str, object]:
+    message = {
+        "role": "assistant",
+        "provider": "mock",
+        "model": "mock-small",
+        "usage": {"input": prompt, "output": 1, "cost": {"total": 0.01}},
+        "stopReason": "stop",
+        "timestamp": "2026-11-24T18:00:00.000Z",
+    }
+    return {"type": "message", "id": "late1", "timestamp": "2026-11-24T18:00:00.000Z", "message": message}
