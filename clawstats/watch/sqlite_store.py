@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 
 import zstandard
 
@@ -24,6 +25,9 @@ from clawstats.watch.source import Source
 from clawstats.watch.tail import FileId, Tail
 
 BUSY_TIMEOUT_MS = 2000
+#: OpenClaw creates an agent's database file, then its tables: "no such table" in a database never
+#: read before is normal for a moment. Only one that lasts this long is reported (health, log).
+SCHEMA_GRACE_S = 5.0
 _MAX_EVENT_BYTES = 64 << 20
 _EVENTS_AFTER = (
     "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq >= ? ORDER BY seq"
@@ -45,6 +49,8 @@ class SqliteAgent:
         self.tails: dict[str, Tail] = {}
         self.sources: list[Source] = []
         self.events_read = 0  # lifetime total, for tests and benchmarks
+        self.schema_grace_s = SCHEMA_GRACE_S
+        self.unready_since: float | None = None  # first "no such table" of a never-read database
         self._zstd = zstandard.ZstdDecompressor()
 
     def _connect(self) -> sqlite3.Connection:
@@ -89,12 +95,30 @@ class SqliteAgent:
                     db.execute("COMMIT")
                 self.marker = marker
             self.health.clear_condition(path)
+            self.unready_since = None
         except (sqlite3.Error, OSError) as exc:
+            creating = self._being_created(exc)
             self._close()
-            self.health.set_condition(path, f"cannot read the SQLite store: {exc}")
+            if not creating:
+                self.health.set_condition(path, f"cannot read the SQLite store: {exc}")
         for tail in self.tails.values():
             stats_of[tail.path] = (tail.revision, tail.stats)
         return self.sources
+
+    def _being_created(self, exc: Exception) -> bool:
+        """A database never read that has no tables yet, for less than ``schema_grace_s``."""
+        if self.marker is not None or self.rows or "no such table" not in str(exc) or self.db is None:
+            return False
+        try:
+            self.db.rollback()
+            if self.db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]:
+                return False  # some tables but not ours: not a database being created
+        except sqlite3.Error:
+            return False
+        now = time.monotonic()
+        if self.unready_since is None:
+            self.unready_since = now
+        return now - self.unready_since < self.schema_grace_s
 
     def _read_rows(self, db: sqlite3.Connection) -> None:
         rows: dict[str, tuple[int, IndexRow | None, str]] = {}

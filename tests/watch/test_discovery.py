@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -128,3 +129,19 @@ def _call_line(prompt: int) -> dict[str, object]:
         "timestamp": "2026-11-24T18:00:00.000Z",
     }
     return {"type": "message", "id": "late1", "timestamp": "2026-11-24T18:00:00.000Z", "message": message}
+
+
+def test_a_database_being_created_is_not_a_fault_until_it_lasts(tmp_path: Path) -> None:
+    """OpenClaw creates the agent's database file before its tables."""
+    state = tmp_path / "state"
+    database = state / "agents" / "main" / "agent" / "openclaw-agent.sqlite"
+    database.parent.mkdir(parents=True)
+    sqlite3.connect(database).close()  # a database without tables, as at the first moment
+    store = _follow(state)
+    assert store.scan().health.conditions == {}
+    store.sqlite["main"].schema_grace_s = 0.0  # it lasts: now it is reported
+    assert "no such table" in store.scan().health.conditions[str(database)]
+    database.unlink()
+    shutil.copy(REAL_SQLITE / "state" / "agents" / "main" / "agent" / "openclaw-agent.sqlite", database)
+    snap = store.scan()
+    assert snap.health.conditions == {} and {row.agent_id for row in snap.rows} == {"main"}
