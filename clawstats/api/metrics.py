@@ -21,9 +21,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from clawstats.core.health import SKIP_KINDS
 from clawstats.core.snapshot import Snapshot
 from clawstats.core.totals import sum_by_agent_model
-from clawstats.core.transcript import B_CALLS, B_COST, B_CR, B_CW, B_IN, B_MISSING, B_OUT
-
-TOKEN_TYPES = (("input", B_IN), ("output", B_OUT), ("cache_read", B_CR), ("cache_write", B_CW))
+from clawstats.core.usage import TOKEN_FIELDS
 
 
 class SnapshotCollector(Collector):
@@ -84,11 +82,11 @@ class SnapshotCollector(Collector):
             "clawstats_calls_without_cost", "Model calls with no recorded cost", labels=["agent", "model"]
         )
         for (agent, model), acc in sorted(sums.items()):
-            for name, slot in TOKEN_TYPES:
-                tokens.add_metric([agent, model, name], acc[slot])
-            cost.add_metric([agent, model], acc[B_COST])
-            calls.add_metric([agent, model], acc[B_CALLS])
-            missing.add_metric([agent, model], acc[B_MISSING])
+            for name, field in TOKEN_FIELDS:
+                tokens.add_metric([agent, model, name], acc.tokens(field))
+            cost.add_metric([agent, model], acc.recorded_usd)
+            calls.add_metric([agent, model], acc.calls)
+            missing.add_metric([agent, model], acc.missing)
         yield from (tokens, cost, calls, missing)
 
     def _health(self, snapshot: Snapshot) -> Iterator[Metric]:

@@ -23,9 +23,7 @@ from typing import Any
 
 from clawstats.core.snapshot import Snapshot
 from clawstats.core.totals import sum_by_agent_model
-from clawstats.core.transcript import B_COST, B_CR, B_CW, B_IN, B_OUT
-
-TOKEN_SLOTS = (("input", B_IN), ("output", B_OUT), ("cache_read", B_CR), ("cache_write", B_CW))
+from clawstats.core.usage import TOKEN_FIELDS, Bucket
 
 
 class OtlpUnavailable(Exception):
@@ -86,18 +84,18 @@ class OtlpExport:
                 self.token_usage.record(prompts[index], {**attrs, "gen_ai.token.type": "input"})
                 self.token_usage.record(outputs[index], {**attrs, "gen_ai.token.type": "output"})
 
-    def _sums(self) -> dict[tuple[str, str], list[float]]:
+    def _sums(self) -> dict[tuple[str, str], Bucket]:
         return sum_by_agent_model(self.current.transcripts) if self.current is not None else {}
 
     def _tokens(self, _options: Any) -> Iterable[Any]:
         for (agent, model), acc in sorted(self._sums().items()):
-            for name, slot in TOKEN_SLOTS:
+            for name, field in TOKEN_FIELDS:
                 attrs = {"openclaw.agent": agent, "gen_ai.request.model": model, "gen_ai.token.type": name}
-                yield self._observation(int(acc[slot]), attrs)
+                yield self._observation(acc.tokens(field), attrs)
 
     def _cost(self, _options: Any) -> Iterable[Any]:
         for (agent, model), acc in sorted(self._sums().items()):
-            yield self._observation(acc[B_COST], {"openclaw.agent": agent, "gen_ai.request.model": model})
+            yield self._observation(acc.recorded_usd, {"openclaw.agent": agent, "gen_ai.request.model": model})
 
     def _context(self, _options: Any) -> Iterable[Any]:
         if self.current is None:

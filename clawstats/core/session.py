@@ -15,18 +15,7 @@ import msgspec
 
 from clawstats.core.catalog import Catalog
 from clawstats.core.records import IndexRow, as_int
-from clawstats.core.transcript import (
-    B_CR,
-    B_CW,
-    B_IN,
-    B_MISSING,
-    B_OUT,
-    B_UCR,
-    B_UCW,
-    B_UIN,
-    B_UOUT,
-    TranscriptStats,
-)
+from clawstats.core.transcript import TranscriptStats
 
 
 class UsageTotals(msgspec.Struct, frozen=True, rename="camel"):
@@ -124,15 +113,14 @@ def computed_cost(stats: TranscriptStats, agent_id: str, catalog: Catalog) -> tu
     """(USD of calls without a recorded cost, calls priced, calls left unpriced)."""
     extra, priced, unpriced = 0.0, 0, 0
     for (_day, model), bucket in stats.buckets.items():
-        if not bucket[B_MISSING]:
+        if not bucket.missing:
             continue
-        tokens = (int(bucket[B_UIN]), int(bucket[B_UOUT]), int(bucket[B_UCR]), int(bucket[B_UCW]))
-        usd = catalog.price(agent_id, model, tokens)
+        usd = catalog.price(agent_id, model, bucket.missing_tokens)
         if usd is None:
-            unpriced += int(bucket[B_MISSING])
+            unpriced += bucket.missing
         else:
             extra += usd
-            priced += int(bucket[B_MISSING])
+            priced += bucket.missing
     return extra, priced, unpriced
 
 
@@ -141,10 +129,10 @@ def usage_of(stats: TranscriptStats | None) -> UsageTotals:
         return UsageTotals()
     sums = [0, 0, 0, 0]
     for bucket in stats.buckets.values():
-        sums[0] += int(bucket[B_IN])
-        sums[1] += int(bucket[B_OUT])
-        sums[2] += int(bucket[B_CR])
-        sums[3] += int(bucket[B_CW])
+        sums[0] += bucket.input
+        sums[1] += bucket.output
+        sums[2] += bucket.cache_read
+        sums[3] += bucket.cache_write
     return usage_totals(*sums)
 
 

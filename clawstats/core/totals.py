@@ -13,20 +13,7 @@ import msgspec
 
 from clawstats.core.catalog import Catalog
 from clawstats.core.session import UsageTotals, usage_totals
-from clawstats.core.transcript import (
-    B_CALLS,
-    B_COST,
-    B_CR,
-    B_CW,
-    B_IN,
-    B_MISSING,
-    B_OUT,
-    B_UCR,
-    B_UCW,
-    B_UIN,
-    B_UOUT,
-    BUCKET_SIZE,
-)
+from clawstats.core.usage import Bucket
 
 GROUP_BY = ("model", "agent", "day")
 
@@ -35,7 +22,7 @@ class HasBuckets(Protocol):
     """A transcript's (day, model) buckets: live ``TranscriptStats`` or a frozen view."""
 
     @property
-    def buckets(self) -> Mapping[tuple[str, str], Sequence[float]]: ...
+    def buckets(self) -> Mapping[tuple[str, str], Bucket]: ...
 
 
 class UsageGroup(msgspec.Struct, frozen=True, rename="camel"):
@@ -56,12 +43,12 @@ class Totals(msgspec.Struct, frozen=True, rename="camel"):
     by_day: dict[str, UsageGroup]
 
 
-def _group(acc: list[float], extra_cost: float) -> UsageGroup:
+def _group(acc: Bucket, extra_cost: float) -> UsageGroup:
     return UsageGroup(
-        cost=acc[B_COST] + extra_cost,
-        calls=int(acc[B_CALLS]),
-        usage=usage_totals(int(acc[B_IN]), int(acc[B_OUT]), int(acc[B_CR]), int(acc[B_CW])),
-        missing_cost_entries=int(acc[B_MISSING]),
+        cost=acc.recorded_usd + extra_cost,
+        calls=acc.calls,
+        usage=usage_totals(acc.input, acc.output, acc.cache_read, acc.cache_write),
+        missing_cost_entries=acc.missing,
     )
 
 
@@ -86,36 +73,35 @@ def _group_many(
     until: str | None = None,
 ) -> dict[str, dict[str, UsageGroup]]:
     """Several groupings in one pass over the buckets (each missing-cost bucket priced once)."""
-    sums: dict[str, dict[str, list[float]]] = {by: {} for by in bys}
+    sums: dict[str, dict[str, Bucket]] = {by: {} for by in bys}
     extra: dict[str, dict[str, float]] = {by: {} for by in bys}
     for agent_id, stats in transcripts:
         for (day, model), bucket in stats.buckets.items():
             if (since and day < since) or (until and day > until):
                 continue
             priced = 0.0
-            if bucket[B_MISSING]:
-                tokens = (int(bucket[B_UIN]), int(bucket[B_UOUT]), int(bucket[B_UCR]), int(bucket[B_UCW]))
-                priced = catalog.price(agent_id, model, tokens) or 0.0
+            if bucket.missing:
+                priced = catalog.price(agent_id, model, bucket.missing_tokens) or 0.0
             for by in bys:
                 name = model if by == "model" else agent_id if by == "agent" else day
                 acc = sums[by].get(name)
                 if acc is None:
-                    acc = sums[by][name] = [0.0] * BUCKET_SIZE
-                for slot in range(BUCKET_SIZE):
-                    acc[slot] += bucket[slot]
-                if bucket[B_MISSING]:
+                    acc = sums[by][name] = Bucket()
+                acc.add(bucket)
+                if bucket.missing:
                     extra[by][name] = extra[by].get(name, 0.0) + priced
     return {by: {name: _group(acc, extra[by].get(name, 0.0)) for name, acc in sorted(sums[by].items())} for by in bys}
 
 
-def sum_by_agent_model(transcripts: Iterable[tuple[str, HasBuckets]]) -> dict[tuple[str, str], list[float]]:
-    """Raw bucket slots summed per (agent, model): what the metric exporters publish."""
-    sums: dict[tuple[str, str], list[float]] = {}
+def sum_by_agent_model(transcripts: Iterable[tuple[str, HasBuckets]]) -> dict[tuple[str, str], Bucket]:
+    """Buckets summed per (agent, model): what the metric exporters publish."""
+    sums: dict[tuple[str, str], Bucket] = {}
     for agent, view in transcripts:
         for (_day, model), bucket in view.buckets.items():
-            acc = sums.setdefault((agent, model), [0.0] * len(bucket))
-            for slot, value in enumerate(bucket):
-                acc[slot] += value
+            acc = sums.get((agent, model))
+            if acc is None:
+                acc = sums[(agent, model)] = Bucket()
+            acc.add(bucket)
     return sums
 
 

@@ -21,17 +21,14 @@ from typing import Any
 import msgspec
 
 from clawstats.core.records import MAX_COUNT, Line, as_int, decode_snapshot_data
+from clawstats.core.usage import Bucket
 
 #: Assistant messages that are not model calls (OpenClaw's delivery mirrors, injected text).
 _SYNTHETIC_PROVIDER = "openclaw"
 _NOT_A_CALL = frozenset({"error", "aborted"})
 _TOOL_CALL_MARK = b'"type":"toolCall"'
-#: Bucket slots: calls, input, output, cacheRead, cacheWrite, recorded cost,
-#: missing-cost calls and their (input, output, cacheRead, cacheWrite) tokens.
-BUCKET_SIZE = 11
-B_CALLS, B_IN, B_OUT, B_CR, B_CW, B_COST, B_MISSING, B_UIN, B_UOUT, B_UCR, B_UCW = range(BUCKET_SIZE)
 CHARS_PER_TOKEN = 4
-_STATE_VERSION = 2  # bump when dump() changes: older cached states are then re-read
+_STATE_VERSION = 3  # bump when dump() changes: older cached states are then re-read
 
 
 def id_hash(value: str | int | None) -> int:
@@ -115,7 +112,7 @@ class TranscriptStats:
         self.first_ts: str | None = None
         self.last_ts: str | None = None
         self.cost = 0.0  # recorded usage.cost.total, summed in file order (= OpenClaw's own sum)
-        self.buckets: dict[tuple[str, str], list[float]] = {}
+        self.buckets: dict[tuple[str, str], Bucket] = {}
         self.user = self.assistant = self.tool_calls = self.tool_results = self.errors = 0
         self.model: str | None = None
         self.compactions: list[Compaction] = []
@@ -221,22 +218,22 @@ class TranscriptStats:
         day = _day_of(line)
         bucket = self.buckets.get((day, model))
         if bucket is None:
-            bucket = self.buckets[(day, model)] = [0.0] * BUCKET_SIZE
-        bucket[B_CALLS] += 1
-        bucket[B_IN] += tin
-        bucket[B_OUT] += tout
-        bucket[B_CR] += tcr
-        bucket[B_CW] += tcw
+            bucket = self.buckets[(day, model)] = Bucket()
+        bucket.calls += 1
+        bucket.input += tin
+        bucket.output += tout
+        bucket.cache_read += tcr
+        bucket.cache_write += tcw
         total = usage.cost.total if usage.cost is not None else None
         if isinstance(total, int | float) and not isinstance(total, bool) and total == total:
             self.cost += total
-            bucket[B_COST] += total
+            bucket.recorded_usd += total
         else:
-            bucket[B_MISSING] += 1
-            bucket[B_UIN] += tin
-            bucket[B_UOUT] += tout
-            bucket[B_UCR] += tcr
-            bucket[B_UCW] += tcw
+            bucket.missing += 1
+            bucket.missing_input += tin
+            bucket.missing_output += tout
+            bucket.missing_cache_read += tcr
+            bucket.missing_cache_write += tcw
         return min(tin + tcr + tcw, MAX_COUNT)
 
     def _compaction(self, line: Line) -> None:
@@ -336,59 +333,115 @@ class TranscriptStats:
     # -- persistence (the index cache and worker processes) ---------------------------------
 
     def dump(self) -> bytes:
-        state = [
-            _STATE_VERSION,
-            self.session_id,
-            self.version,
-            self.entries,
-            self.first_ts,
-            self.last_ts,
-            self.cost,
-            [[day, model, values] for (day, model), values in self.buckets.items()],
-            [self.user, self.assistant, self.tool_calls, self.tool_results, self.errors],
-            self.model,
-            self.compactions,
-            self.resets,
-            self.seg_ids.tobytes(),
-            self.seg_chars.tobytes(),
-            self.seg_prompt.tobytes(),
-            [self.last_prompt, self.last_output, self.last_call_ms, self.compacted_after_call],
-            [self.estimate_at_compaction, self.chars_after_compaction, self.summary_chars],
-            self.branch_lost,
-            self.tl_ms.tobytes(),
-            self.tl_ctx.tobytes(),
-            self.tl_cost.tobytes(),
-            self.tl_out.tobytes(),
-        ]
-        return msgspec.msgpack.encode(state)
+        return _state_encoder.encode(
+            _State(
+                version=_STATE_VERSION,
+                session_id=self.session_id,
+                transcript_version=self.version,
+                entries=self.entries,
+                first_ts=self.first_ts,
+                last_ts=self.last_ts,
+                cost=self.cost,
+                buckets=[_DayModel(day, model, bucket) for (day, model), bucket in self.buckets.items()],
+                messages=(self.user, self.assistant, self.tool_calls, self.tool_results, self.errors),
+                model=self.model,
+                compactions=self.compactions,
+                resets=self.resets,
+                seg_ids=self.seg_ids.tobytes(),
+                seg_chars=self.seg_chars.tobytes(),
+                seg_prompt=self.seg_prompt.tobytes(),
+                last_prompt=self.last_prompt,
+                last_output=self.last_output,
+                last_call_ms=self.last_call_ms,
+                compacted_after_call=self.compacted_after_call,
+                estimate_at_compaction=self.estimate_at_compaction,
+                chars_after_compaction=self.chars_after_compaction,
+                summary_chars=self.summary_chars,
+                branch_lost=self.branch_lost,
+                tl_ms=self.tl_ms.tobytes(),
+                tl_ctx=self.tl_ctx.tobytes(),
+                tl_cost=self.tl_cost.tobytes(),
+                tl_out=self.tl_out.tobytes(),
+            )
+        )
 
     @classmethod
     def load(cls, blob: bytes) -> TranscriptStats:
         """Inverse of :meth:`dump`; raises ValueError on a blob of another version."""
         try:
-            state = msgspec.msgpack.decode(blob)
+            version = msgspec.msgpack.decode(blob, type=_Version).version
+            if version != _STATE_VERSION:
+                raise ValueError("transcript state of another version")
+            state = _state_decoder.decode(blob)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
             raise ValueError(str(exc)) from None
-        if not isinstance(state, list) or not state or state[0] != _STATE_VERSION:
-            raise ValueError("transcript state of another version")
         self = cls()
-        (_, self.session_id, self.version, self.entries, self.first_ts, self.last_ts, self.cost) = state[:7]
-        self.buckets = {(day, model): list(values) for day, model, values in state[7]}
-        self.user, self.assistant, self.tool_calls, self.tool_results, self.errors = state[8]
-        self.model = state[9]
-        self.compactions = [Compaction(*c) for c in state[10]]
-        self.resets = state[11]
-        self.seg_ids.frombytes(state[12])
-        self.seg_chars.frombytes(state[13])
-        self.seg_prompt.frombytes(state[14])
-        self.last_prompt, self.last_output, self.last_call_ms, self.compacted_after_call = state[15]
-        self.estimate_at_compaction, self.chars_after_compaction, self.summary_chars = state[16]
-        self.branch_lost = state[17]
-        self.tl_ms.frombytes(state[18])
-        self.tl_ctx.frombytes(state[19])
-        self.tl_cost.frombytes(state[20])
-        self.tl_out.frombytes(state[21])
+        self.session_id, self.version, self.entries = state.session_id, state.transcript_version, state.entries
+        self.first_ts, self.last_ts, self.cost = state.first_ts, state.last_ts, state.cost
+        self.buckets = {(b.day, b.model): b.bucket for b in state.buckets}
+        self.user, self.assistant, self.tool_calls, self.tool_results, self.errors = state.messages
+        self.model, self.compactions, self.resets = state.model, state.compactions, state.resets
+        self.seg_ids.frombytes(state.seg_ids)
+        self.seg_chars.frombytes(state.seg_chars)
+        self.seg_prompt.frombytes(state.seg_prompt)
+        self.last_prompt, self.last_output, self.last_call_ms = state.last_prompt, state.last_output, state.last_call_ms
+        self.compacted_after_call = state.compacted_after_call
+        self.estimate_at_compaction = state.estimate_at_compaction
+        self.chars_after_compaction, self.summary_chars = state.chars_after_compaction, state.summary_chars
+        self.branch_lost = state.branch_lost
+        self.tl_ms.frombytes(state.tl_ms)
+        self.tl_ctx.frombytes(state.tl_ctx)
+        self.tl_cost.frombytes(state.tl_cost)
+        self.tl_out.frombytes(state.tl_out)
         return self
+
+
+class _DayModel(msgspec.Struct, array_like=True):
+    day: str
+    model: str
+    bucket: Bucket
+
+
+class _Version(msgspec.Struct, array_like=True):
+    """The first field of every persisted state: read alone to reject other versions cheaply."""
+
+    version: int
+
+
+class _State(msgspec.Struct, array_like=True):
+    """The persisted image of a :class:`TranscriptStats` (index cache, worker processes)."""
+
+    version: int
+    session_id: str | None
+    transcript_version: int | None
+    entries: int
+    first_ts: str | None
+    last_ts: str | None
+    cost: float
+    buckets: list[_DayModel]
+    messages: tuple[int, int, int, int, int]
+    model: str | None
+    compactions: list[Compaction]
+    resets: int
+    seg_ids: bytes
+    seg_chars: bytes
+    seg_prompt: bytes
+    last_prompt: int | None
+    last_output: int
+    last_call_ms: float | None
+    compacted_after_call: bool
+    estimate_at_compaction: int | None
+    chars_after_compaction: int
+    summary_chars: int
+    branch_lost: bool
+    tl_ms: bytes
+    tl_ctx: bytes
+    tl_cost: bytes
+    tl_out: bytes
+
+
+_state_encoder = msgspec.msgpack.Encoder()
+_state_decoder = msgspec.msgpack.Decoder(_State)
 
 
 def _day_of(line: Line) -> str:

@@ -16,7 +16,7 @@ import sqlite3
 import zstandard
 
 from clawstats.core.health import HealthLog
-from clawstats.core.records import BadRecord, IndexRow, decode_line, parse_index_row
+from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, IndexRow, decode_line, parse_index_row
 from clawstats.core.transcript import TranscriptStats
 from clawstats.watch.cache import IndexCache
 from clawstats.watch.layout import AgentSource
@@ -24,7 +24,6 @@ from clawstats.watch.source import Source
 from clawstats.watch.tail import FileId, Tail
 
 BUSY_TIMEOUT_MS = 2000
-_MAX_EVENT_BYTES = 64 << 20
 _EVENTS_AFTER = (
     "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq >= ? ORDER BY seq"
 )
@@ -173,7 +172,7 @@ class SqliteAgent:
             self.health.count(self.source.store, "emptyEvent", sid)
             return None
         try:
-            return self._zstd.decompress(event_zstd, max_output_size=_MAX_EVENT_BYTES)
+            return self._zstd.decompress(event_zstd, max_output_size=DEFAULT_MAX_LINE_BYTES)
         except zstandard.ZstdError as exc:
             self.health.count(self.source.store, "corruptEvent", f"{sid}: {exc}")
             return None

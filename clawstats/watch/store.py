@@ -31,7 +31,7 @@ from clawstats.watch.layout import AgentSource
 from clawstats.watch.sessionkeys import owner_from_trajectory
 from clawstats.watch.source import Source
 from clawstats.watch.sqlite_store import SqliteAgent
-from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail, adopt, export, read_whole
+from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail, TailImage, adopt, export, read_whole
 
 #: A directory listing is trusted for reuse only once its mtime is this old (see _plan_files).
 RACY_S = 2.0
@@ -394,7 +394,7 @@ class StatsStore:
         return self.snapshot
 
 
-def _cold_read(path: str, max_line_bytes: int) -> tuple[tuple[object, ...], dict[str, int]] | None:
+def _cold_read(path: str, max_line_bytes: int) -> tuple[TailImage, dict[str, int]] | None:
     try:
         tail, health = read_whole(path, max_line_bytes)
     except OSError:

@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import gzip
 import os
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
+import msgspec
 import zstandard
 
 from clawstats.core.health import HealthLog
-from clawstats.core.records import BadRecord, decode_line, decode_lines
+from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, decode_line, decode_lines
 from clawstats.core.transcript import TranscriptStats
+
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "FileId", "Tail", "TailImage", "adopt", "export", "read_whole"]
 
 CHUNK_BYTES = 4 << 20
 HEAD_BYTES = 256
-DEFAULT_MAX_LINE_BYTES = 64 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class FileId:
+class FileId(msgspec.Struct, frozen=True, array_like=True):
+    """What identifies one version of a file: a change in any field means "look again"."""
+
     dev: int
     ino: int
     size: int
@@ -97,7 +99,7 @@ class Tail:
             self.revision += 1
         return changed
 
-    def _replaced(self, fh: object, file_id: FileId) -> bool:
+    def _replaced(self, fh: BinaryIO, file_id: FileId) -> bool:
         old = self.file_id
         if old is None:
             return False
@@ -106,14 +108,12 @@ class Tail:
         if file_id.size < self.offset + len(self.pending):
             return True
         if self.head:
-            assert hasattr(fh, "read") and hasattr(fh, "seek")
             fh.seek(0)
             if fh.read(len(self.head)) != self.head:
                 return True
         return False
 
-    def _consume(self, fh: object, health: HealthLog, max_line_bytes: int) -> bool:
-        assert hasattr(fh, "read")
+    def _consume(self, fh: BinaryIO, health: HealthLog, max_line_bytes: int) -> bool:
         changed = False
         while True:
             chunk: bytes = fh.read(CHUNK_BYTES)
@@ -205,9 +205,22 @@ def read_whole(path: str, max_line_bytes: int) -> tuple[Tail, HealthLog]:
     return tail, health
 
 
-def export(tail: Tail) -> tuple[object, ...]:
-    """A picklable image of a Tail (its stats as their compact dump)."""
-    return (
+class TailImage(msgspec.Struct, frozen=True, array_like=True):
+    """A picklable image of a :class:`Tail` (its stats as their compact dump): what a worker
+    process hands back after a cold read."""
+
+    path: str
+    state: bytes
+    offset: int
+    head: bytes
+    file_id: FileId | None
+    pending: bytes
+    skipping: bool
+    bytes_read: int
+
+
+def export(tail: Tail) -> TailImage:
+    return TailImage(
         tail.path,
         tail.stats.dump(),
         tail.offset,
@@ -219,17 +232,15 @@ def export(tail: Tail) -> tuple[object, ...]:
     )
 
 
-def adopt(image: tuple[object, ...]) -> Tail:
+def adopt(image: TailImage) -> Tail:
     """Inverse of :func:`export`."""
-    path, blob, offset, head, file_id, pending, skipping, bytes_read = image
-    assert isinstance(path, str) and isinstance(blob, bytes)
-    tail = Tail(path)
-    tail.stats = TranscriptStats.load(blob)
-    tail.offset = offset  # type: ignore[assignment]
-    tail.head = head  # type: ignore[assignment]
-    tail.file_id = file_id  # type: ignore[assignment]
-    tail.pending = pending  # type: ignore[assignment]
-    tail.skipping = skipping  # type: ignore[assignment]
-    tail.bytes_read = bytes_read  # type: ignore[assignment]
+    tail = Tail(image.path)
+    tail.stats = TranscriptStats.load(image.state)
+    tail.offset = image.offset
+    tail.head = image.head
+    tail.file_id = image.file_id
+    tail.pending = image.pending
+    tail.skipping = image.skipping
+    tail.bytes_read = image.bytes_read
     tail.revision = 1
     return tail
