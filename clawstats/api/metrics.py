@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from clawstats.core.figures import tokens_by_type
 from clawstats.core.health import SKIP_KINDS
 from clawstats.core.snapshot import Snapshot
 from clawstats.core.totals import sum_by_agent_model
-from clawstats.core.usage import TOKEN_FIELDS
 
 
 class SnapshotCollector(Collector):
@@ -82,11 +82,11 @@ class SnapshotCollector(Collector):
             "clawstats_calls_without_cost", "Model calls with no recorded cost", labels=["agent", "model"]
         )
         for (agent, model), acc in sorted(sums.items()):
-            for name, field in TOKEN_FIELDS:
-                tokens.add_metric([agent, model, name], acc.tokens(field))
-            cost.add_metric([agent, model], acc.recorded_usd)
+            for name, count in tokens_by_type(acc.usage):
+                tokens.add_metric([agent, model, name], count)
+            cost.add_metric([agent, model], acc.cost)
             calls.add_metric([agent, model], acc.calls)
-            missing.add_metric([agent, model], acc.missing)
+            missing.add_metric([agent, model], acc.missing_cost_entries)
         yield from (tokens, cost, calls, missing)
 
     def _health(self, snapshot: Snapshot) -> Iterator[Metric]:

@@ -98,8 +98,8 @@ class Snapshot:
             CompactionInfo(iso_ms(c.at_ms), c.tokens_before, c.tokens_after, c.estimate, c.from_hook)
             for c in view.compactions
         ]
-        by_model = group_usage([(view.agent_id, view)], self.catalog, "model")
+        by_model = group_usage([(view.agent_id, view)], "model")
         return SessionDetail(row, by_model, compactions, timeline)
 
     def usage(self, by: str, since: str | None = None, until: str | None = None) -> dict[str, UsageGroup]:
-        return group_usage(self.transcripts, self.catalog, by, since, until)
+        return group_usage(self.transcripts, by, since, until)

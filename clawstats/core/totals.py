@@ -1,4 +1,4 @@
-"""Totals and usage groups over many transcripts (live and archived), from their buckets.
+"""Totals and usage groups over many transcripts (live and archived), from :func:`figures`.
 
 Each transcript contributes its (day, model) buckets once, so totals include archives and
 never count a transcript twice, however many rows point at it.
@@ -6,30 +6,15 @@ never count a transcript twice, however many rows point at it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Iterable
 
 import msgspec
 
-from clawstats.core.catalog import Catalog
-from clawstats.core.session import UsageTotals, usage_totals
-from clawstats.core.usage import Bucket
+from clawstats.core.figures import HasBuckets, UsageGroup, UsageTotals, figure_of, figures, summed
+
+__all__ = ["GROUP_BY", "HasBuckets", "Totals", "UsageGroup", "compute_totals", "group_usage", "sum_by_agent_model"]
 
 GROUP_BY = ("model", "agent", "day")
-
-
-class HasBuckets(Protocol):
-    """A transcript's (day, model) buckets: live ``TranscriptStats`` or a frozen view."""
-
-    @property
-    def buckets(self) -> Mapping[tuple[str, str], Bucket]: ...
-
-
-class UsageGroup(msgspec.Struct, frozen=True, rename="camel"):
-    cost: float
-    calls: int
-    usage: UsageTotals
-    missing_cost_entries: int = 0
 
 
 class Totals(msgspec.Struct, frozen=True, rename="camel"):
@@ -41,20 +26,14 @@ class Totals(msgspec.Struct, frozen=True, rename="camel"):
     by_agent: dict[str, UsageGroup]
     by_model: dict[str, UsageGroup]
     by_day: dict[str, UsageGroup]
-
-
-def _group(acc: Bucket, extra_cost: float) -> UsageGroup:
-    return UsageGroup(
-        cost=acc.recorded_usd + extra_cost,
-        calls=acc.calls,
-        usage=usage_totals(acc.input, acc.output, acc.cache_read, acc.cache_write),
-        missing_cost_entries=acc.missing,
-    )
+    recorded_cost: float = 0.0
+    computed_cost: float = 0.0
+    unpriced_calls: int = 0
+    cost_source: str = "recorded"
 
 
 def group_usage(
     transcripts: Iterable[tuple[str, HasBuckets]],
-    catalog: Catalog,
     by: str,
     since: str | None = None,
     until: str | None = None,
@@ -62,74 +41,29 @@ def group_usage(
     """Usage and cost per model, agent or UTC day; ``since``/``until`` are inclusive days."""
     if by not in GROUP_BY:
         raise ValueError(f"by must be one of {', '.join(GROUP_BY)}")
-    return _group_many(transcripts, catalog, (by,), since, until)[by]
+    return {key[0]: group for key, group in figures(transcripts, (by,), since, until).items()}
 
 
-def _group_many(
-    transcripts: Iterable[tuple[str, HasBuckets]],
-    catalog: Catalog,
-    bys: tuple[str, ...],
-    since: str | None = None,
-    until: str | None = None,
-) -> dict[str, dict[str, UsageGroup]]:
-    """Several groupings in one pass over the buckets (each missing-cost bucket priced once)."""
-    sums: dict[str, dict[str, Bucket]] = {by: {} for by in bys}
-    extra: dict[str, dict[str, float]] = {by: {} for by in bys}
-    for agent_id, stats in transcripts:
-        for (day, model), bucket in stats.buckets.items():
-            if (since and day < since) or (until and day > until):
-                continue
-            priced = 0.0
-            if bucket.missing:
-                priced = catalog.price(agent_id, model, bucket.missing_tokens) or 0.0
-            for by in bys:
-                name = model if by == "model" else agent_id if by == "agent" else day
-                acc = sums[by].get(name)
-                if acc is None:
-                    acc = sums[by][name] = Bucket()
-                acc.add(bucket)
-                if bucket.missing:
-                    extra[by][name] = extra[by].get(name, 0.0) + priced
-    return {by: {name: _group(acc, extra[by].get(name, 0.0)) for name, acc in sorted(sums[by].items())} for by in bys}
+def sum_by_agent_model(transcripts: Iterable[tuple[str, HasBuckets]]) -> dict[tuple[str, str], UsageGroup]:
+    """Figures per (agent, model): what the metric exporters publish."""
+    return {(key[0], key[1]): group for key, group in figures(transcripts, ("agent", "model")).items()}
 
 
-def sum_by_agent_model(transcripts: Iterable[tuple[str, HasBuckets]]) -> dict[tuple[str, str], Bucket]:
-    """Buckets summed per (agent, model): what the metric exporters publish."""
-    sums: dict[tuple[str, str], Bucket] = {}
-    for agent, view in transcripts:
-        for (_day, model), bucket in view.buckets.items():
-            acc = sums.get((agent, model))
-            if acc is None:
-                acc = sums[(agent, model)] = Bucket()
-            acc.add(bucket)
-    return sums
-
-
-def compute_totals(
-    transcripts: Sequence[tuple[str, HasBuckets]],
-    catalog: Catalog,
-    total_cost: float,
-    sessions: int,
-) -> Totals:
-    """Totals over every transcript; ``total_cost`` is the rows' cost summed in row order."""
-    groups = _group_many(transcripts, catalog, GROUP_BY)
-    by_agent = groups["agent"]
-    usage = [0, 0, 0, 0]
-    calls = missing = 0
-    for group in by_agent.values():
-        usage[0] += group.usage.input
-        usage[1] += group.usage.output
-        usage[2] += group.usage.cache_read
-        usage[3] += group.usage.cache_write
-        calls += group.calls
-        missing += group.missing_cost_entries
+def compute_totals(transcripts: Iterable[tuple[str, HasBuckets]], sessions: int) -> Totals:
+    """Totals over every transcript (each once) and its three groupings."""
+    transcripts = list(transcripts)
+    total = figure_of(summed(transcripts, ())[()])
     return Totals(
-        total_cost=total_cost,
-        calls=calls,
-        usage=usage_totals(*usage),
-        missing_cost_entries=missing,
+        total_cost=total.cost,
+        calls=total.calls,
+        usage=total.usage,
+        missing_cost_entries=total.missing_cost_entries,
         sessions=sessions,
-        by_agent=by_agent,
-        by_model=groups["model"],
-        by_day=groups["day"],
+        by_agent=group_usage(transcripts, "agent"),
+        by_model=group_usage(transcripts, "model"),
+        by_day=group_usage(transcripts, "day"),
+        recorded_cost=total.recorded_cost,
+        computed_cost=total.computed_cost,
+        unpriced_calls=total.unpriced_calls,
+        cost_source=total.cost_source,
     )

@@ -21,14 +21,14 @@ from typing import Any
 import msgspec
 
 from clawstats.core.records import MAX_COUNT, Line, as_int, decode_snapshot_data
-from clawstats.core.usage import Bucket
+from clawstats.core.usage import Bucket, Pricer
 
 #: Assistant messages that are not model calls (OpenClaw's delivery mirrors, injected text).
 _SYNTHETIC_PROVIDER = "openclaw"
 _NOT_A_CALL = frozenset({"error", "aborted"})
 _TOOL_CALL_MARK = b'"type":"toolCall"'
 CHARS_PER_TOKEN = 4
-_STATE_VERSION = 3  # bump when dump() changes: older cached states are then re-read
+_STATE_VERSION = 4  # bump when dump() changes: older cached states are then re-read
 
 
 def id_hash(value: str | int | None) -> int:
@@ -103,15 +103,18 @@ class TranscriptStats:
         "tl_ctx",
         "tl_cost",
         "tl_out",
+        "price",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, price: Pricer | None = None) -> None:
         self.session_id: str | None = None
         self.version: int | None = None
         self.entries = 0
         self.first_ts: str | None = None
         self.last_ts: str | None = None
-        self.cost = 0.0  # recorded usage.cost.total, summed in file order (= OpenClaw's own sum)
+        # known cost (recorded usage.cost.total, or computed per call) summed in file order: with
+        # recorded costs only, OpenClaw's own sum to the last digit
+        self.cost = 0.0
         self.buckets: dict[tuple[str, str], Bucket] = {}
         self.user = self.assistant = self.tool_calls = self.tool_results = self.errors = 0
         self.model: str | None = None
@@ -133,6 +136,8 @@ class TranscriptStats:
         self.tl_ctx = array("I")
         self.tl_cost = array("d")
         self.tl_out = array("I")
+        #: prices one call without a recorded cost (None: such calls stay unpriced); not persisted
+        self.price = price
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -230,10 +235,12 @@ class TranscriptStats:
             bucket.recorded_usd += total
         else:
             bucket.missing += 1
-            bucket.missing_input += tin
-            bucket.missing_output += tout
-            bucket.missing_cache_read += tcr
-            bucket.missing_cache_write += tcw
+            usd = self.price(model, (tin, tout, tcr, tcw)) if self.price is not None else None
+            if usd is None:
+                bucket.unpriced += 1
+            else:
+                self.cost += usd
+                bucket.computed_usd += usd
         return min(tin + tcr + tcw, MAX_COUNT)
 
     def _compaction(self, line: Line) -> None:
@@ -366,7 +373,7 @@ class TranscriptStats:
         )
 
     @classmethod
-    def load(cls, blob: bytes) -> TranscriptStats:
+    def load(cls, blob: bytes, price: Pricer | None = None) -> TranscriptStats:
         """Inverse of :meth:`dump`; raises ValueError on a blob of another version."""
         try:
             version = msgspec.msgpack.decode(blob, type=_Version).version
@@ -375,7 +382,7 @@ class TranscriptStats:
             state = _state_decoder.decode(blob)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
             raise ValueError(str(exc)) from None
-        self = cls()
+        self = cls(price)
         self.session_id, self.version, self.entries = state.session_id, state.transcript_version, state.entries
         self.first_ts, self.last_ts, self.cost = state.first_ts, state.last_ts, state.cost
         self.buckets = {(b.day, b.model): b.bucket for b in state.buckets}

@@ -7,14 +7,20 @@ typed in code, a plain array in the persisted index (as small as the positional 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
-#: The four token counts of a call, in OpenClaw's order: (metric label, Bucket field).
-TOKEN_FIELDS = (("input", "input"), ("output", "output"), ("cache_read", "cache_read"), ("cache_write", "cache_write"))
+#: (model "provider/id", (input, output, cacheRead, cacheWrite)) -> USD of ONE call, None if unpriced
+Pricer = Callable[[str, tuple[int, int, int, int]], float | None]
 
 
 class Bucket(msgspec.Struct, array_like=True):
-    """Sums over the calls of one (day, model); mutated only by its transcript's accumulator."""
+    """Sums over the calls of one (day, model); mutated only by its transcript's accumulator.
+
+    Money is kept as sums of per-call amounts: a call without a recorded ``usage.cost`` is priced
+    when it is read (so a price tier applies to that call, never to a day's sum of calls).
+    """
 
     calls: int = 0
     input: int = 0
@@ -23,12 +29,12 @@ class Bucket(msgspec.Struct, array_like=True):
     cache_write: int = 0
     #: ``usage.cost.total`` as OpenClaw recorded it, summed in file order
     recorded_usd: float = 0.0
-    #: calls without a recorded cost, and their tokens (priced when the groups are built)
+    #: calls without a recorded cost (``missingCostEntries``) ...
     missing: int = 0
-    missing_input: int = 0
-    missing_output: int = 0
-    missing_cache_read: int = 0
-    missing_cache_write: int = 0
+    #: ... the USD clawstats computed for those it could price, one call at a time ...
+    computed_usd: float = 0.0
+    #: ... and how many it could not price (their cost is unknown, not zero)
+    unpriced: int = 0
 
     def add(self, other: Bucket) -> None:
         """Fold another bucket's sums into this one."""
@@ -39,19 +45,8 @@ class Bucket(msgspec.Struct, array_like=True):
         self.cache_write += other.cache_write
         self.recorded_usd += other.recorded_usd
         self.missing += other.missing
-        self.missing_input += other.missing_input
-        self.missing_output += other.missing_output
-        self.missing_cache_read += other.missing_cache_read
-        self.missing_cache_write += other.missing_cache_write
+        self.computed_usd += other.computed_usd
+        self.unpriced += other.unpriced
 
     def copy(self) -> Bucket:
         return msgspec.structs.replace(self)
-
-    @property
-    def missing_tokens(self) -> tuple[int, int, int, int]:
-        return (self.missing_input, self.missing_output, self.missing_cache_read, self.missing_cache_write)
-
-    def tokens(self, field: str) -> int:
-        """One token count by its field name (one of ``TOKEN_FIELDS``)."""
-        value: int = getattr(self, field)
-        return value

@@ -21,7 +21,7 @@ from clawstats.core.transcript import TranscriptStats
 from clawstats.watch.tail import FileId, Tail
 
 log = logging.getLogger("clawstats")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-call costs in the state, a meta table naming the prices used
 
 
 class AlertStateFile:
@@ -70,8 +70,12 @@ def default_cache_path(cache_dir: Path, state_dir: Path) -> Path:
 
 
 class IndexCache:
-    def __init__(self, path: Path, health: HealthLog | None = None, min_interval_s: float = 5.0) -> None:
+    def __init__(
+        self, path: Path, health: HealthLog | None = None, min_interval_s: float = 5.0, identity: str = ""
+    ) -> None:
         self.path = path
+        #: what the cached states were computed with (the catalog's prices): another one drops them
+        self.identity = identity
         self.health = health
         self.min_interval_s = min_interval_s
         self._saved: dict[str, tuple[FileId | None, int, int]] = {}
@@ -103,12 +107,19 @@ class IndexCache:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version != SCHEMA_VERSION:
                 db.executescript(
-                    "DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS owners;"
+                    "DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS owners; DROP TABLE IF EXISTS meta;"
                     "CREATE TABLE files (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER,"
                     " mtime_ns INTEGER, offset INTEGER, head BLOB, state BLOB);"
                     "CREATE TABLE owners (agent TEXT, sid TEXT, key TEXT, PRIMARY KEY (agent, sid));"
+                    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT);"
                     f"PRAGMA user_version={SCHEMA_VERSION};"
                 )
+            found = db.execute("SELECT value FROM meta WHERE name = 'identity'").fetchone()
+            if found is None or found[0] != self.identity:
+                with db:  # states priced with other prices: read the transcripts again
+                    db.execute("BEGIN")
+                    db.execute("DELETE FROM files")
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('identity', ?)", (self.identity,))
             self._db = db
         except (sqlite3.Error, OSError) as exc:
             self._fail("open", exc)

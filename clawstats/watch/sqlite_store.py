@@ -18,6 +18,7 @@ import zstandard
 from clawstats.core.health import HealthLog
 from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, IndexRow, decode_line, parse_index_row
 from clawstats.core.transcript import TranscriptStats
+from clawstats.core.usage import Pricer
 from clawstats.watch.cache import IndexCache
 from clawstats.watch.layout import AgentSource
 from clawstats.watch.source import Source
@@ -32,8 +33,11 @@ _EVENTS_AFTER = (
 class SqliteAgent:
     """Reader state of one agent database; ``scan`` is called by the store's single writer."""
 
-    def __init__(self, source: AgentSource, health: HealthLog, cache: IndexCache | None = None) -> None:
+    def __init__(
+        self, source: AgentSource, health: HealthLog, cache: IndexCache | None = None, price: Pricer | None = None
+    ) -> None:
         self.source = source
+        self.price = price  # prices calls without a recorded cost, one call at a time
         self.health = health
         self.cache = cache
         self.db: sqlite3.Connection | None = None
@@ -129,6 +133,7 @@ class SqliteAgent:
             tail = restored
         else:
             tail = Tail(path)  # new session, or the database file was replaced: from seq 0
+        tail.use_price(self.price)
         tail.file_id = db_id
         self.tails[sid] = tail
         return tail

@@ -19,6 +19,7 @@ import zstandard
 from clawstats.core.health import HealthLog
 from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, decode_line, decode_lines
 from clawstats.core.transcript import TranscriptStats
+from clawstats.core.usage import Pricer
 
 __all__ = ["DEFAULT_MAX_LINE_BYTES", "FileId", "Tail", "TailImage", "adopt", "export", "read_whole"]
 
@@ -55,10 +56,10 @@ class Tail:
         "bytes_read",
     )
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, price: Pricer | None = None) -> None:
         self.path = path
         self.compressed = path.endswith((".gz", ".zst"))
-        self.stats = TranscriptStats()
+        self.stats = TranscriptStats(price)
         self.offset = 0  # end of the last complete line consumed
         self.head = b""
         self.file_id: FileId | None = None
@@ -67,8 +68,12 @@ class Tail:
         self.revision = 0  # bumped whenever stats change
         self.bytes_read = 0  # lifetime total, for tests and scan metrics
 
+    def use_price(self, price: Pricer | None) -> None:
+        """Price the calls read from now on with ``price`` (a tail restored from the cache)."""
+        self.stats.price = price
+
     def restart(self) -> None:
-        self.stats = TranscriptStats()
+        self.stats = TranscriptStats(self.stats.price)
         self.offset = 0
         self.head = b""
         self.pending = b""
@@ -198,9 +203,9 @@ class Tail:
         self.revision += 1
 
 
-def read_whole(path: str, max_line_bytes: int) -> tuple[Tail, HealthLog]:
+def read_whole(path: str, max_line_bytes: int, price: Pricer | None = None) -> tuple[Tail, HealthLog]:
     """Read one file from scratch into a new Tail (a worker process runs this on cold scans)."""
-    tail, health = Tail(path), HealthLog()
+    tail, health = Tail(path, price), HealthLog()
     tail.poll(health, max_line_bytes)
     return tail, health
 
@@ -232,10 +237,10 @@ def export(tail: Tail) -> TailImage:
     )
 
 
-def adopt(image: TailImage) -> Tail:
+def adopt(image: TailImage, price: Pricer | None = None) -> Tail:
     """Inverse of :func:`export`."""
-    tail = Tail(image.path)
-    tail.stats = TranscriptStats.load(image.state)
+    tail = Tail(image.path, price)
+    tail.stats = TranscriptStats.load(image.state, price)
     tail.offset = image.offset
     tail.head = image.head
     tail.file_id = image.file_id
