@@ -85,7 +85,7 @@ def figure_of(bucket: Bucket) -> UsageGroup:
     return UsageGroup(
         cost=money(bucket.recorded_usd + bucket.computed_usd),
         calls=bucket.calls,
-        usage=usage_totals(bucket.input, bucket.output, bucket.cache_read, bucket.cache_write),
+        usage=UsageTotals(bucket.input, bucket.output, bucket.cache_read, bucket.cache_write, bucket.total),
         missing_cost_entries=bucket.missing,
         recorded_cost=money(bucket.recorded_usd),
         computed_cost=money(bucket.computed_usd),

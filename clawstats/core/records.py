@@ -39,7 +39,8 @@ class Usage(Struct):
     cacheRead: Number | None = 0
     cacheWrite: Number | None = 0
     totalTokens: Number | None = None
-    cost: Cost | None = None
+    #: ``{"total": ...}``, or a bare number (OpenRouter calls are recorded so)
+    cost: Cost | Number | None = None
 
 
 class Message(Struct):
@@ -50,7 +51,10 @@ class Message(Struct):
     usage: Usage | None = None
     stopReason: str | None = None
     timestamp: Stamp = None
-    isError: bool | None = None
+    isError: Any = None  # only ``true`` counts: loose so an odd value is not a skipped line
+    is_error: Any = None  # the snake_case spelling some writers use
+    #: set on OpenClaw's delivery mirrors (bookkeeping, not a model call)
+    openclawDeliveryMirror: Any = None
 
 
 class SnapshotData(Struct):
@@ -93,8 +97,15 @@ def _decoded(decode: Callable[[Any], T], raw: Any, wrong_type: str, malformed: s
         raise BadRecord(malformed, str(exc)) from None
 
 
+#: A UTF-8 byte order mark some editors and Windows tools put before the first line.
+BOM = b"\xef\xbb\xbf"
+
+
 def decode_line(raw: bytes | memoryview) -> Line:
-    """Decode one JSON line; raise :class:`BadRecord` (``malformed`` or ``wrongType``)."""
+    """Decode one JSON line (a leading BOM ignored); raise :class:`BadRecord` (``malformed`` or
+    ``wrongType``)."""
+    if raw[:3] == BOM:
+        raw = raw[3:]
     return _decoded(_line_decoder.decode, raw, "wrongType", "malformed")
 
 

@@ -20,15 +20,15 @@ from typing import Any
 
 import msgspec
 
-from clawstats.core.records import MAX_COUNT, Line, as_int, decode_snapshot_data
+from clawstats.core.calls import ERROR_STOP_REASONS, is_bookkeeping, recorded_cost, tool_blocks
+from clawstats.core.records import MAX_COUNT, Line, Usage, as_int, decode_snapshot_data
 from clawstats.core.usage import Bucket, Pricer
 
 #: Assistant messages that are not model calls (OpenClaw's delivery mirrors, injected text).
 _SYNTHETIC_PROVIDER = "openclaw"
 _NOT_A_CALL = frozenset({"error", "aborted"})
-_TOOL_CALL_MARK = b'"type":"toolCall"'
 CHARS_PER_TOKEN = 4
-_STATE_VERSION = 4  # bump when dump() changes: older cached states are then re-read
+_STATE_VERSION = 5  # bump when dump() changes: older cached states are then re-read
 
 
 def id_hash(value: str | int | None) -> int:
@@ -104,6 +104,8 @@ class TranscriptStats:
         "tl_cost",
         "tl_out",
         "price",
+        "current_provider",
+        "current_model_id",
     )
 
     def __init__(self, price: Pricer | None = None) -> None:
@@ -138,6 +140,9 @@ class TranscriptStats:
         self.tl_out = array("I")
         #: prices one call without a recorded cost (None: such calls stay unpriced); not persisted
         self.price = price
+        # the model the transcript last switched to (model_change / model-snapshot)
+        self.current_provider: str | None = None
+        self.current_model_id: str | None = None
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -164,13 +169,12 @@ class TranscriptStats:
             self._reset()
             return
         elif kind == "model_change":
-            if line.provider and line.modelId:
-                self.model = f"{line.provider}/{line.modelId}"
+            self._switch_model(line.provider, line.modelId)
             self._push(line.id, 0, 0)
         elif kind == "custom" and line.customType == "model-snapshot":
             snap = decode_snapshot_data(line.data)
-            if snap is not None and snap.provider and snap.modelId:
-                self.model = f"{snap.provider}/{snap.modelId}"
+            if snap is not None:
+                self._switch_model(snap.provider, snap.modelId)
             self._push(line.id, 0, 0)
         else:
             self._push(line.id, 0, 0)
@@ -182,21 +186,24 @@ class TranscriptStats:
         role = msg.role
         if role == "user":
             self.user += 1
-        elif role == "toolResult":
+        elif role in ("toolResult", "tool"):  # a standalone tool result (OpenClaw counts both)
             self.tool_results += 1
-            if msg.isError:
+            if msg.isError is True or msg.is_error is True:
                 self.errors += 1
         if role != "assistant":
             self._push(line.id, chars, 0)
             return
         self.assistant += 1
-        self.tool_calls += bytes(msg.content).count(_TOOL_CALL_MARK)
-        if msg.stopReason == "error":
-            self.errors += 1
+        calls, results, failed = tool_blocks(msg.content)
+        self.tool_calls += calls
+        self.tool_results += results
+        self.errors += failed + (msg.stopReason in ERROR_STOP_REASONS)
+        model = self._attribute(msg.provider, msg.model)
+        bookkeeping = is_bookkeeping(msg)
         usage = msg.usage
         prompt = 0
-        if usage is not None:
-            prompt = self._account(line, usage)
+        if usage is not None and not bookkeeping:
+            prompt = self._account(line, usage, model)
             synthetic = msg.provider == _SYNTHETIC_PROVIDER
             if prompt > 0 and not synthetic and msg.stopReason not in _NOT_A_CALL:
                 self.last_prompt = prompt
@@ -209,17 +216,31 @@ class TranscriptStats:
                 self.tl_out.append(self.last_output)
             else:
                 prompt = 0
-        if msg.provider and msg.model and msg.provider != _SYNTHETIC_PROVIDER:
-            self.model = f"{msg.provider}/{msg.model}"
+        if (msg.provider or msg.model) and msg.provider != _SYNTHETIC_PROVIDER and not bookkeeping:
+            self.model = model
         self._push(line.id, chars, prompt)
 
-    def _account(self, line: Line, usage: Any) -> int:
+    def _attribute(self, provider: str | None, model_id: str | None) -> str:
+        """The "provider/model" a call is counted under: the message's own fields, completed by
+        the model the transcript last switched to (``model_change`` / ``model-snapshot``) when
+        the message names no model or the same one. Rows, groups and pricing all use it."""
+        if not model_id:
+            model_id, provider = self.current_model_id, provider or self.current_provider
+        elif not provider and model_id == self.current_model_id:
+            provider = self.current_provider
+        return f"{provider or 'unknown'}/{model_id or 'unknown'}"
+
+    def _switch_model(self, provider: str | None, model_id: str | None) -> None:
+        if not model_id:
+            return
+        self.current_provider = provider or None
+        self.current_model_id = model_id
+        self.model = f"{provider or 'unknown'}/{model_id}"
+
+    def _account(self, line: Line, usage: Usage, model: str) -> int:
         """Add one call's usage to its bucket; return its prompt size."""
-        msg = line.message
-        assert msg is not None
         tin, tout = as_int(usage.input), as_int(usage.output)
         tcr, tcw = as_int(usage.cacheRead), as_int(usage.cacheWrite)
-        model = f"{msg.provider or 'unknown'}/{msg.model or 'unknown'}"
         day = _day_of(line)
         bucket = self.buckets.get((day, model))
         if bucket is None:
@@ -229,8 +250,11 @@ class TranscriptStats:
         bucket.output += tout
         bucket.cache_read += tcr
         bucket.cache_write += tcw
-        total = usage.cost.total if usage.cost is not None else None
-        if isinstance(total, int | float) and not isinstance(total, bool) and total == total:
+        # OpenClaw's rule: the recorded total when there is one (a call that recorded only
+        # ``totalTokens`` counts it, its split unknown), else the sum of the four counts.
+        bucket.total += as_int(usage.totalTokens) if usage.totalTokens is not None else tin + tout + tcr + tcw
+        total = recorded_cost(usage)
+        if total is not None:
             self.cost += total
             bucket.recorded_usd += total
         else:
@@ -369,6 +393,8 @@ class TranscriptStats:
                 tl_ctx=self.tl_ctx.tobytes(),
                 tl_cost=self.tl_cost.tobytes(),
                 tl_out=self.tl_out.tobytes(),
+                current_provider=self.current_provider,
+                current_model_id=self.current_model_id,
             )
         )
 
@@ -400,6 +426,7 @@ class TranscriptStats:
         self.tl_ctx.frombytes(state.tl_ctx)
         self.tl_cost.frombytes(state.tl_cost)
         self.tl_out.frombytes(state.tl_out)
+        self.current_provider, self.current_model_id = state.current_provider, state.current_model_id
         return self
 
 
@@ -445,6 +472,8 @@ class _State(msgspec.Struct, array_like=True):
     tl_ctx: bytes
     tl_cost: bytes
     tl_out: bytes
+    current_provider: str | None
+    current_model_id: str | None
 
 
 _state_encoder = msgspec.msgpack.Encoder()

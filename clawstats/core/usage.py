@@ -27,6 +27,8 @@ class Bucket(msgspec.Struct, array_like=True):
     output: int = 0
     cache_read: int = 0
     cache_write: int = 0
+    #: tokens as OpenClaw totals them: a call's ``totalTokens`` when recorded, else the four summed
+    total: int = 0
     #: ``usage.cost.total`` as OpenClaw recorded it, summed in file order
     recorded_usd: float = 0.0
     #: calls without a recorded cost (``missingCostEntries``) ...
@@ -43,6 +45,7 @@ class Bucket(msgspec.Struct, array_like=True):
         self.output += other.output
         self.cache_read += other.cache_read
         self.cache_write += other.cache_write
+        self.total += other.total
         self.recorded_usd += other.recorded_usd
         self.missing += other.missing
         self.computed_usd += other.computed_usd

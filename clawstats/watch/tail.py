@@ -54,6 +54,7 @@ class Tail:
         "skipping",
         "revision",
         "bytes_read",
+        "open_line",
     )
 
     def __init__(self, path: str, price: Pricer | None = None) -> None:
@@ -67,6 +68,9 @@ class Tail:
         self.skipping = False  # inside an oversized line: drop bytes up to its newline
         self.revision = 0  # bumped whenever stats change
         self.bytes_read = 0  # lifetime total, for tests and scan metrics
+        # The last line consumed had no newline yet (a complete JSON line at the end of the file):
+        # its newline, when it comes, is skipped, not counted as a second line.
+        self.open_line = False
 
     def use_price(self, price: Pricer | None) -> None:
         """Price the calls read from now on with ``price`` (a tail restored from the cache)."""
@@ -78,6 +82,7 @@ class Tail:
         self.head = b""
         self.pending = b""
         self.skipping = False
+        self.open_line = False
         self.revision += 1
 
     def poll(self, health: HealthLog, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> bool:
@@ -92,10 +97,11 @@ class Tail:
             self.file_id = file_id
             return True
         with open(self.path, "rb") as fh:
-            if self._replaced(fh, file_id):
+            if self._replaced(fh, file_id) or not self._close_open_line(fh):
                 self.restart()
             fh.seek(self.offset + len(self.pending))
             changed = self._consume(fh, health, max_line_bytes)
+            changed |= self._last_line(health)
             if not self.head and self.offset:
                 fh.seek(0)
                 self.head = fh.read(HEAD_BYTES)
@@ -117,6 +123,38 @@ class Tail:
             if fh.read(len(self.head)) != self.head:
                 return True
         return False
+
+    def _close_open_line(self, fh: BinaryIO) -> bool:
+        """After an unterminated last line: skip its newline if it came; False when the line
+        went on instead (what we counted was not the whole line: the file is read again)."""
+        if not self.open_line:
+            return True
+        fh.seek(self.offset)
+        after = fh.read(2)
+        if not after:
+            return True
+        self.open_line = False
+        for ending in (b"\n", b"\r\n"):
+            if after.startswith(ending):
+                self.offset += len(ending)
+                return True
+        return False
+
+    def _last_line(self, health: HealthLog) -> bool:
+        """A complete JSON line at the end of the file without its newline is a line (OpenClaw
+        counts it; a JSON object cannot be a proper prefix of a longer valid line). One that
+        does not parse yet is left pending: the writer may be in the middle of it."""
+        if not self.pending or self.skipping or self.pending.isspace():
+            return False
+        try:
+            line = decode_line(self.pending)
+        except BadRecord:
+            return False
+        self.stats.apply(line)
+        self.offset += len(self.pending)
+        self.pending = b""
+        self.open_line = True
+        return True
 
     def _consume(self, fh: BinaryIO, health: HealthLog, max_line_bytes: int) -> bool:
         changed = False
@@ -197,9 +235,9 @@ class Tail:
                     self._feed(chunk, health, max_line_bytes)
         except (OSError, EOFError, ValueError, zstandard.ZstdError) as exc:  # corrupt archive: keep what decoded
             health.count(self.path, "corruptArchive", str(exc))
-        if self.pending:
-            health.count(self.path, "partialLine", "archive ends without a newline")
-            self.pending = b""
+        if self.pending and not self._last_line(health):
+            health.count(self.path, "partialLine", "archive ends with an incomplete line")
+        self.pending = b""
         self.revision += 1
 
 
@@ -222,6 +260,7 @@ class TailImage(msgspec.Struct, frozen=True, array_like=True):
     pending: bytes
     skipping: bool
     bytes_read: int
+    open_line: bool
 
 
 def export(tail: Tail) -> TailImage:
@@ -234,6 +273,7 @@ def export(tail: Tail) -> TailImage:
         tail.pending,
         tail.skipping,
         tail.bytes_read,
+        tail.open_line,
     )
 
 
@@ -247,5 +287,6 @@ def adopt(image: TailImage, price: Pricer | None = None) -> Tail:
     tail.pending = image.pending
     tail.skipping = image.skipping
     tail.bytes_read = image.bytes_read
+    tail.open_line = image.open_line
     tail.revision = 1
     return tail
