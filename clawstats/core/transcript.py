@@ -259,7 +259,9 @@ class TranscriptStats:
             bucket.recorded_usd += total
         else:
             bucket.missing += 1
-            usd = self.price(model, (tin, tout, tcr, tcw)) if self.price is not None else None
+            split_known = tin + tout + tcr + tcw > 0 or not usage.totalTokens
+            # Only a total and no split: no price applies (pricing would invent a split).
+            usd = self.price(model, (tin, tout, tcr, tcw)) if self.price is not None and split_known else None
             if usd is None:
                 bucket.unpriced += 1
             else:
