@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,7 @@ def sqlite_state_with(
     if config is not None:
         (state / "openclaw.json").write_text(json.dumps(config))
     shutil.copyfile(REAL_SQLITE / "state" / "agents" / "main" / "agent" / SQLITE_NAME, target / SQLITE_NAME)
-    with writer(target / SQLITE_NAME) as db:
+    with closing(writer(target / SQLITE_NAME)) as db, db:
         db.execute("DELETE FROM transcript_events")
         db.execute("DELETE FROM session_nodes")
         for sid, lines in sessions.items():
