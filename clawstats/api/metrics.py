@@ -61,7 +61,8 @@ class SnapshotCollector(Collector):
             if row.archived or (row.updated_at_ms or 0.0) < since_ms:
                 continue
             values = [row.agent_id, row.model or "unknown", row.key]
-            cost.add_metric(values, row.total_cost)
+            if row.total_cost is not None:  # unknown is absent, not 0
+                cost.add_metric(values, row.total_cost)
             if row.context_tokens is not None:
                 ctx.add_metric(values, row.context_tokens)
                 estimated.add_metric(values, 1 if row.context_source == "estimate" else 0)

@@ -105,7 +105,7 @@ def parse_query(params: Mapping[str, str], known: Iterable[str] = ()) -> Session
 
 _SORT_KEYS: dict[str, Callable[[SessionRow], tuple[float | str, str]]] = {
     "updated": lambda r: (r.updated_at_ms or 0.0, r.key),
-    "cost": lambda r: (r.total_cost, r.key),
+    "cost": lambda r: (-1.0 if r.total_cost is None else r.total_cost, r.key),
     "context": lambda r: (r.context_tokens if r.context_tokens is not None else -1, r.key),
     "key": lambda r: (r.key, r.key),
 }

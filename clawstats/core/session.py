@@ -36,7 +36,7 @@ class SessionRow(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True
     model: str | None
     context_tokens: int | None
     context_pct: int | None
-    total_cost: float
+    total_cost: float | None  # None: unknown (no readable transcript), never shown as 0
     updated_at: str | None
     agent_id: str
     session_id: str | None
@@ -46,7 +46,7 @@ class SessionRow(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True
     context_source: str
     snapshot_stale: bool
     cost_source: str
-    lifetime_cost: float
+    lifetime_cost: float | None
     missing_cost_entries: int
     usage: UsageTotals
     messages: MessageCounts
@@ -158,7 +158,7 @@ def build_row(
             window, window_source = catalog.window(agent_id, window_model)
     pct = percent(context_tokens, window) if context_tokens is not None and window else None
     figure = _figure(stats)
-    cost = figure.cost if figure is not None else 0.0
+    cost = figure.cost if figure is not None else None
     updated_ms: float | None = None
     if row is not None and isinstance(row.updatedAt, int | float) and not isinstance(row.updatedAt, bool):
         updated_ms = float(row.updatedAt)
@@ -186,7 +186,7 @@ def build_row(
         context_source="unknown" if archived else context_source,
         snapshot_stale=stale,
         cost_source=figure.cost_source if figure is not None else "unknown",
-        lifetime_cost=money(cost + earlier_cost),
+        lifetime_cost=money(cost + earlier_cost) if cost is not None else None,
         missing_cost_entries=figure.missing_cost_entries if figure is not None else 0,
         usage=figure.usage if figure is not None else UsageTotals(),
         messages=_messages(stats),

@@ -30,6 +30,8 @@ class Totals(msgspec.Struct, frozen=True, rename="camel"):
     computed_cost: float = 0.0
     unpriced_calls: int = 0
     cost_source: str = "recorded"
+    #: rows whose cost is unknown (``totalCost`` null: no readable transcript); the total is then a lower bound
+    unknown_sessions: int = 0
 
 
 def group_usage(
@@ -49,7 +51,7 @@ def sum_by_agent_model(transcripts: Iterable[tuple[str, HasBuckets]]) -> dict[tu
     return {(key[0], key[1]): group for key, group in figures(transcripts, ("agent", "model")).items()}
 
 
-def compute_totals(transcripts: Iterable[tuple[str, HasBuckets]], sessions: int) -> Totals:
+def compute_totals(transcripts: Iterable[tuple[str, HasBuckets]], sessions: int, unknown_sessions: int = 0) -> Totals:
     """Totals over every transcript (each once) and its three groupings."""
     transcripts = list(transcripts)
     total = figure_of(summed(transcripts, ())[()])
@@ -65,5 +67,6 @@ def compute_totals(transcripts: Iterable[tuple[str, HasBuckets]], sessions: int)
         recorded_cost=total.recorded_cost,
         computed_cost=total.computed_cost,
         unpriced_calls=total.unpriced_calls,
-        cost_source=total.cost_source,
+        cost_source="partial" if unknown_sessions and total.cost_source != "unpriced" else total.cost_source,
+        unknown_sessions=unknown_sessions,
     )

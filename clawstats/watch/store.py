@@ -389,7 +389,7 @@ class StatsStore:
             by_key={row.key: row for row in rows},
             views=views,
             transcripts=tuple(transcripts.values()),
-            totals=compute_totals(transcripts.values(), len(rows)),
+            totals=compute_totals(transcripts.values(), len(rows), sum(1 for row in rows if row.total_cost is None)),
             health=health,
             catalog=self.catalog,
         )
