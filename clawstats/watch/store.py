@@ -38,7 +38,14 @@ from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail, TailImage, adopt,
 RACY_S = 2.0
 #: Below this many bytes of cold reads, forking workers costs more than it saves.
 PARALLEL_MIN_BYTES = 32 << 20
-ARCHIVE_RE = re.compile(r"^(?P<sid>.+?)\.jsonl\.(?P<why>reset|deleted)\.[0-9T:.\-]+Z(?:\.(?:gz|zst))?$")
+#: Usage-counted archives, as OpenClaw names them (artifacts.ts): ``<sid>.jsonl.<reset|deleted>.<ISO
+#: stamp with - for :>Z`` with an optional ``.<32 hex>`` suffix and ``.zst``; older writers used an
+#: epoch-ms stamp (ccusage and tokscale read those too) and ``.gz``.
+ARCHIVE_RE = re.compile(
+    r"^(?P<sid>.+?)\.jsonl\.(?P<why>reset|deleted)"
+    r"\.(?:\d{4}-\d{2}-\d{2}T[0-9:\-]+(?:\.\d{1,3})?Z(?:\.[0-9a-f]{32})?|\d{10,16})"
+    r"(?:\.(?:gz|zst))?$"
+)
 
 
 def is_live_transcript(name: str) -> bool:

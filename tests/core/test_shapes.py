@@ -353,3 +353,23 @@ def test_event_copied_into_a_fork_counts_in_both(tmp_path: Path) -> None:
     state = file_state(tmp_path, {"parent": jsonl([call]), "fork": jsonl([call, user(ts=stamp(2))])})
     snap = scan(state)
     assert snap.totals.calls == 2 and math.isclose(snap.totals.total_cost, 0.02, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("name", "counted"),
+    [
+        ("old.jsonl.reset.2026-11-24T10-00-00.123Z", True),  # OpenClaw 2026.7+
+        ("old.jsonl.deleted.2026-11-24T10-00-00Z.0123456789abcdef0123456789abcdef", True),  # with its hex suffix
+        ("old.jsonl.deleted.1795540000000", True),  # epoch-ms stamp (issue 21 #6; ccusage and tokscale read it)
+        ("old.jsonl.deleted.2026-11-24T10:00:00.000Z", True),
+        ("old.jsonl.bak.2026-11-24T10-00-00Z", False),  # a backup, not usage (OpenClaw does not count it)
+        ("old.jsonl.pre-doctor-branch-repair-2026-11-24T10-00-00-000Z.bak", False),  # doctor's backup
+        ("old.jsonl.migrated", False),  # migration rollback copy
+    ],
+)
+def test_archive_names(tmp_path: Path, name: str, counted: bool) -> None:
+    call = jsonl(with_ids([assistant(use=usage(10, 5, cost=0.01), ts=stamp())]))
+    snap = scan(file_state(tmp_path, {"live": jsonl([user(ts=stamp())]), name: call}))
+    assert snap.totals.calls == (1 if counted else 0)
+    if counted:
+        assert snap.by_key["agent:main:old"].archived
