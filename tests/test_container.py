@@ -188,7 +188,8 @@ def _sessions(url: str) -> dict[str, Any]:
 @pytest.mark.parametrize("layout", ["file", "sqlite"])
 def test_image_serves_a_read_only_state_beside_the_gateway(layout: str, tmp_path: Path, run_container: Any) -> None:
     source = SMALL_STATE if layout == "file" else REAL_SQLITE / "state"
-    expected = _engine_rows(source)
+    shutil.copytree(source, tmp_path / "reference")
+    expected = _engine_rows(tmp_path / "reference")
     state = tmp_path / "state"
     shutil.copytree(source, state)
     _read_only(state)

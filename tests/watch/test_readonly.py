@@ -44,6 +44,12 @@ def _tree(root: Path) -> dict[str, tuple[int, int, int, str]]:
     return found
 
 
+def _stopped(root: Path) -> Path:
+    """``root``, checked to be a store no writer has open: no ``-wal``/``-shm`` beside a database."""
+    assert not [p for p in root.rglob("*") if p.name.endswith(("-wal", "-shm"))], "the fixture holds -wal/-shm"
+    return root
+
+
 def _read_only(root: Path) -> None:
     for path in [root, *root.rglob("*")]:
         path.chmod(0o555 if path.is_dir() else 0o444)
@@ -88,6 +94,7 @@ def test_read_only_dir_of_another_user_reads_all_and_changes_nothing(layout: str
     assert expected["sessions"]
     state = outside_tmp / "state"
     shutil.copytree(LAYOUTS[layout], state)
+    _stopped(state)
     _read_only(state)
     before = _tree(state)
     cold = _rows(_sessions(state, outside_tmp / "cache", AS_NOBODY))
@@ -100,6 +107,7 @@ def test_read_only_dir_of_another_user_reads_all_and_changes_nothing(layout: str
 def test_owner_may_write_but_nothing_is_created_or_changed(layout: str, tmp_path: Path) -> None:
     state = tmp_path / "state"
     shutil.copytree(LAYOUTS[layout], state)
+    _stopped(state)
     before = _tree(state)
     rows = _rows(_sessions(state, tmp_path / "cache", []))
     assert rows["sessions"]
