@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -30,6 +31,7 @@ import pytest
 import yaml
 
 from tests.conftest import REAL_SQLITE, SMALL_STATE
+from tests.watch.test_readonly import OPS_DB, _append_cost, _open_writer
 
 ROOT = Path(__file__).parent.parent
 STORE = Path.home() / ".cache" / "clawstats-podman"
@@ -144,7 +146,7 @@ def run_container(image: str) -> Iterator[Any]:
     names: list[str] = []
     volumes: list[str] = []
 
-    def run(state: Path, volume: str) -> Running:
+    def run(state: Path, volume: str, user: str | None = None) -> Running:
         if volume not in volumes:
             podman("volume", "create", volume)
             volumes.append(volume)
@@ -153,7 +155,7 @@ def run_container(image: str) -> Iterator[Any]:
         podman(
             "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp",
             "-p", "127.0.0.1::18780", "-v", f"{state}:/state:ro", "-v", f"{volume}:/cache",
-            "-e", f"CLAWSTATS_TOKEN={TOKEN}", image,
+            "-e", f"CLAWSTATS_TOKEN={TOKEN}", *(["--user", user] if user else []), image,
         )  # fmt: skip
         port = podman("port", name, "18780").stdout.strip().rsplit(":", 1)[1]
         url = f"http://127.0.0.1:{port}"
@@ -206,6 +208,49 @@ def test_image_serves_a_read_only_state_beside_the_gateway(layout: str, tmp_path
     second = run_container(state, volume)  # a restart on the same cache volume: warm
     assert _sessions(second.url) == expected
     assert _tree(state) == before
+
+
+def test_gateway_writing_beside_the_container_as_the_gateways_uid(tmp_path: Path, run_container: Any) -> None:
+    """A writer holds the database (its -wal/-shm exist) while the image, as the compose file runs
+    it (``user: 1000:1000``), reads through the read-only mount; the writer stops and removes them."""
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    for path in [state, *state.rglob("*")]:
+        os.chown(path, 1000, 1000)  # the gateway's files, private to it as OpenClaw keeps them
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    database = state / OPS_DB
+    writer = _open_writer(database)
+    try:
+        _append_cost(writer, 0.5)
+        os.chown(f"{database}-wal", 1000, 1000)
+        os.chown(f"{database}-shm", 1000, 1000)
+        running = run_container(state, f"clawstats-test-cache-{uuid.uuid4().hex[:8]}", user="1000:1000")
+        start = _quick_cost(running.url)
+        _append_cost(writer, 0.25)
+        _wait_cost(running.url, start + 0.25)
+    finally:
+        writer.close()
+    assert not Path(f"{database}-wal").exists() and not Path(f"{database}-shm").exists()
+    assert podman("healthcheck", "run", running.name, check=False).returncode == 0
+    _wait_cost(running.url, start + 0.25)
+
+
+def _quick_cost(url: str) -> float:
+    response = httpx.get(
+        url + "/api/sessions?agent=ops&q=quick", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10.0
+    )
+    return float(response.json()["sessions"][0]["totalCost"])
+
+
+def _wait_cost(url: str, want: float) -> None:
+    deadline = time.monotonic() + 20
+    seen = math.nan
+    while time.monotonic() < deadline:
+        seen = _quick_cost(url)
+        if math.isclose(seen, want, abs_tol=1e-9):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"served totalCost {seen}, want {want}")
 
 
 def test_health_check_fails_when_the_store_cannot_be_read(tmp_path: Path, run_container: Any) -> None:
