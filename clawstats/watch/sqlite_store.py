@@ -15,7 +15,9 @@ connection open (the gateway stopped) and is read ``mode=ro&immutable=1``, which
 that read is kept only if the file's identity, size and mtime are the same after it as before (a
 writer that started meanwhile and checkpointed into it makes us read again). A connection lives
 for one short read transaction: one held open would keep the gateway, on its way out, from
-checkpointing and removing its ``-wal`` and ``-shm``. A busy timeout, no writes, no checkpoints.
+checkpointing and removing its ``-wal`` and ``-shm``; and each read opens the file the path
+names now, so a database replaced by rename (a restore, a migration) is followed. A busy
+timeout, no writes, no checkpoints.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from urllib.parse import quote
 import zstandard
 
 from clawstats.core.health import HealthLog
-from clawstats.core.records import BadRecord, IndexRow, decode_line, parse_index_row
+from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, IndexRow, decode_line, parse_index_row
 from clawstats.core.transcript import TranscriptStats
+from clawstats.core.usage import Pricer
 from clawstats.watch.cache import IndexCache
 from clawstats.watch.layout import AgentSource
 from clawstats.watch.source import Source
@@ -37,7 +40,6 @@ from clawstats.watch.tail import FileId, Tail
 BUSY_TIMEOUT_MS = 2000
 WAL_INDEX_HEADER_BYTES = 48  # the -shm header: change counter, last frame, salts (sqlite.org/walformat.html)
 READ_ATTEMPTS = 3
-_MAX_EVENT_BYTES = 64 << 20
 _EVENTS_AFTER = (
     "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq >= ? ORDER BY seq"
 )
@@ -46,8 +48,11 @@ _EVENTS_AFTER = (
 class SqliteAgent:
     """Reader state of one agent database; ``scan`` is called by the store's single writer."""
 
-    def __init__(self, source: AgentSource, health: HealthLog, cache: IndexCache | None = None) -> None:
+    def __init__(
+        self, source: AgentSource, health: HealthLog, cache: IndexCache | None = None, price: Pricer | None = None
+    ) -> None:
         self.source = source
+        self.price = price  # prices calls without a recorded cost, one call at a time
         self.health = health
         self.cache = cache
         self.marker: tuple[object, ...] | None = None  # db and wal identity/size/mtime, wal-index header
@@ -57,6 +62,9 @@ class SqliteAgent:
         self.tails: dict[str, Tail] = {}
         self.sources: list[Source] = []
         self.events_read = 0  # lifetime total, for tests and benchmarks
+        # Per sessionId, how many events lie below the cursor: fewer in the database means some
+        # were deleted under it (a new one above may hide that from max(seq)).
+        self.below: dict[str, int] = {}
         self._zstd = zstandard.ZstdDecompressor()
 
     def _connect(self) -> tuple[sqlite3.Connection, bool]:
@@ -100,23 +108,27 @@ class SqliteAgent:
         """Forget what was read: the next read starts over (from the index cache where it has it)."""
         self.rows = {}
         self.tails = {}
+        self.below = {}
         self.sources = []
         self.marker = None
 
     def _read(self) -> None:
         for _attempt in range(READ_ATTEMPTS):
-            before = self._file_mark()
+            before = self._file_mark()  # before connecting: the file the connection reads, or older
             db, immutable = self._connect()
             try:
                 db.execute("BEGIN")  # one short read transaction: rows and events agree
                 self._read_rows(db)
-                self._read_events(db)
+                self._read_events(db, FileId(before[0], before[1], 0, 0))
                 db.execute("COMMIT")
             finally:
                 db.close()
-            if not immutable or self._file_mark() == before:
+            after = self._file_mark()
+            # Kept unless the file was replaced meanwhile (the cursors would carry the wrong
+            # identity), or changed under an immutable read (what was read may be torn).
+            if after[:2] == before[:2] and (not immutable or after == before):
                 return
-            self._discard()  # the file changed under an immutable read: what was read may be torn
+            self._discard()
         raise sqlite3.OperationalError(f"the database changed during each of {READ_ATTEMPTS} reads")
 
     def scan(self, stats_of: dict[str, tuple[int, TranscriptStats]]) -> list[Source]:
@@ -168,41 +180,60 @@ class SqliteAgent:
             tail = restored
         else:
             tail = Tail(path)  # new session, or the database file was replaced: from seq 0
+        tail.use_price(self.price)
         tail.file_id = db_id
         self.tails[sid] = tail
         return tail
 
-    def _read_events(self, db: sqlite3.Connection) -> None:
+    def _read_events(self, db: sqlite3.Connection, db_id: FileId) -> None:
         wanted = {sid for _u, _r, sid in self.rows.values()}
         for sid in [sid for sid in self.tails if sid not in wanted]:
             del self.tails[sid]
-        st = os.stat(self.source.store)
-        db_id = FileId(st.st_dev, st.st_ino, 0, 0)
-        newest = {
-            sid.decode("utf-8", "replace"): top
-            for sid, top in db.execute("SELECT session_id, max(seq) FROM transcript_events GROUP BY session_id")
+        newest: dict[str, tuple[int, int]] = {
+            sid.decode("utf-8", "replace"): (top, count)
+            for sid, top, count in db.execute(
+                "SELECT session_id, max(seq), count(*) FROM transcript_events GROUP BY session_id"
+            )
         }
+        for sid in [sid for sid in self.below if sid not in wanted]:
+            del self.below[sid]
         for sid in sorted(wanted):
             tail = self._cursor(sid, db_id)
-            top = newest.get(sid)
+            top, count = newest.get(sid, (None, 0))
+            known = self.below.get(sid)  # None: a cursor restored from the cache, trusted
             if tail.offset and (top is None or top < tail.offset - 1):
                 tail.restart()  # events were deleted or rewritten below our cursor: read again
-            if top is None or top < tail.offset:
-                continue
-            changed = False
-            for seq, event_json, event_zstd in db.execute(_EVENTS_AFTER, (sid, tail.offset)):
-                tail.offset = seq + 1
-                self.events_read += 1
-                raw = self._event_bytes(sid, event_json, event_zstd)
-                if raw is None:
-                    continue
-                try:
-                    tail.stats.apply(decode_line(raw))
-                    changed = True
-                except BadRecord as bad:
-                    self.health.count(self.source.store, bad.kind, f"{sid} seq {seq}: {bad.detail}")
+            if tail.offset == 0:
+                known = 0
+            read, changed = self._read_session(db, sid, tail, top)
+            if known is not None and known + read != count:
+                # Events below the cursor were deleted (or inserted) while a new one may have
+                # been added above it: read the session again, in this same read transaction.
+                tail.restart()
+                self._read_session(db, sid, tail, top)
+                changed = True
+            self.below[sid] = count
             if changed:
                 tail.revision += 1
+
+    def _read_session(self, db: sqlite3.Connection, sid: str, tail: Tail, top: int | None) -> tuple[int, bool]:
+        """Fold the events after the cursor into ``tail``: (events read, whether statistics changed)."""
+        if top is None or top < tail.offset:
+            return 0, False
+        read, changed = 0, False
+        for seq, event_json, event_zstd in db.execute(_EVENTS_AFTER, (sid, tail.offset)):
+            tail.offset = seq + 1
+            read += 1
+            self.events_read += 1
+            raw = self._event_bytes(sid, event_json, event_zstd)
+            if raw is None:
+                continue
+            try:
+                tail.stats.apply(decode_line(raw))
+                changed = True
+            except BadRecord as bad:
+                self.health.count(self.source.store, bad.kind, f"{sid} seq {seq}: {bad.detail}")
+        return read, changed
 
     def _event_bytes(self, sid: str, event_json: str | bytes | None, event_zstd: bytes | None) -> bytes | None:
         if event_json is not None:
@@ -211,7 +242,7 @@ class SqliteAgent:
             self.health.count(self.source.store, "emptyEvent", sid)
             return None
         try:
-            return self._zstd.decompress(event_zstd, max_output_size=_MAX_EVENT_BYTES)
+            return self._zstd.decompress(event_zstd, max_output_size=DEFAULT_MAX_LINE_BYTES)
         except zstandard.ZstdError as exc:
             self.health.count(self.source.store, "corruptEvent", f"{sid}: {exc}")
             return None
