@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from clawstats.core.pricing import genai_price
+from clawstats.core.pricing import genai_price, genai_prices_id
 from clawstats.watch.layout import discover_agents, load_catalog, load_config
 from clawstats.watch.store import StatsStore
 
@@ -37,12 +37,13 @@ class AgentDiscovery:
         self.config_key = _stat_key(self.config_path)
         self.models_keys: dict[str, tuple[int, int, int] | None] = {}
 
-    def refresh(self) -> None:
-        """Add agents (and layout upgrades) found since the last call; reload the catalog if needed."""
+    def refresh(self) -> bool:
+        """Add agents (and layout upgrades) found since the last call; reload the catalog if needed.
+        True when something changed (the next scan must then be a full one)."""
         store, state_dir = self.store, self.store.state_dir
         if not state_dir.is_dir():
             store.health.set_condition(str(state_dir), WAITING)
-            return
+            return False
         if store.health.conditions.get(str(state_dir)) == WAITING:
             store.health.clear_condition(str(state_dir))
         config_key = _stat_key(self.config_path)
@@ -59,6 +60,8 @@ class AgentDiscovery:
                 added = True
         agent_ids = sorted(store.health.layouts)
         models_keys = {a: _stat_key(state_dir / "agents" / a / "agent" / "models.json") for a in agent_ids}
-        if added or config_key != self.config_key or models_keys != self.models_keys:
-            store.set_catalog(load_catalog(state_dir, config, agent_ids, genai_price))
+        reload = config_key != self.config_key or models_keys != self.models_keys
+        if added or reload:
+            store.set_catalog(load_catalog(state_dir, config, agent_ids, genai_price, genai_prices_id()))
         self.config_key, self.models_keys = config_key, models_keys
+        return added or reload

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from clawstats.core.pricing import genai_price
+from clawstats.core.pricing import genai_price, genai_prices_id
 from clawstats.settings import Settings
 from clawstats.watch.cache import IndexCache, default_cache_path
 from clawstats.watch.discovery import AgentDiscovery
@@ -21,10 +21,11 @@ def open_store(settings: Settings, env: Mapping[str, str], workers: int = 1, fol
     state_dir = resolve_state_dir(settings.state_dir, env, must_exist=not follow)
     config, config_error = load_config(state_dir, env)
     agents = discover_agents(state_dir, config, settings.agent) if state_dir.is_dir() else []
-    catalog = load_catalog(state_dir, config, [a.agent_id for a in agents], genai_price)
+    catalog = load_catalog(state_dir, config, [a.agent_id for a in agents], genai_price, genai_prices_id())
     cache = None
     if not settings.no_cache:
-        cache = IndexCache(default_cache_path(settings.cache_path_dir, state_dir))
+        # The identity names the prices the cached per-call costs were computed with.
+        cache = IndexCache(default_cache_path(settings.cache_path_dir, state_dir), identity=catalog.identity())
         cache.prune()  # forget transcripts deleted while we were not running
     store = StatsStore(state_dir, agents, catalog, cache, settings.max_line_bytes, workers)
     if cache is not None:

@@ -70,7 +70,8 @@ class Poller:
         # New agents / the state dir appearing: on every full scan, and at once when an event
         # names a path under agents/ of no known agent (its store was just created).
         if self.store.discovery is not None and (hint is None or self._unknown_agent(hint)):
-            self.store.discovery()
+            if self.store.discovery():
+                hint = None  # new agents or a new catalog: every file is looked at
         return self.store.scan(hint)
 
     def _unknown_agent(self, paths: set[str]) -> bool:

@@ -111,7 +111,8 @@ def test_row_without_transcript_and_foreign_session_file(small_state: Path) -> N
     store.row_grace_s = 0.0  # counted at once (the grace period has its own test)
     snap = store.scan()
     row = snap.by_key["agent:main:new"]
-    assert row.total_cost == 0 and row.cost_source == "unknown" and row.context_source == "estimate"
+    assert row.total_cost is None and row.cost_source == "unknown" and row.context_source == "estimate"
+    assert snap.totals.unknown_sessions == 1 and snap.totals.cost_source == "partial"
     assert snap.health.counters == {"rowWithoutTranscript": 1}
 
 
