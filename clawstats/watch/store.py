@@ -136,8 +136,10 @@ class StatsStore:
         for files in self.files.values():
             prefix = files.source.sessions_dir + os.sep
             for path in [p for p in self.tails if p.startswith(prefix)]:
-                self.tails[path].use_price(catalog.pricer(files.source.agent_id))
-                self.tails[path].restart()
+                tail = self.tails[path]
+                tail.use_price(catalog.pricer(files.source.agent_id))
+                tail.restart()
+                tail.file_id = None  # the next poll reads it again from the start
         for agent_id, reader in list(self.sqlite.items()):
             # cursors from the index cache were priced with the old catalog: not reused
             self.sqlite[agent_id] = SqliteAgent(reader.source, self.health, None, catalog.pricer(agent_id))

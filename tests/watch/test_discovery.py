@@ -145,3 +145,26 @@ def test_a_database_being_created_is_not_a_fault_until_it_lasts(tmp_path: Path) 
     shutil.copy(REAL_SQLITE / "state" / "agents" / "main" / "agent" / "openclaw-agent.sqlite", database)
     snap = store.scan()
     assert snap.health.conditions == {} and {row.agent_id for row in snap.rows} == {"main"}
+
+
+def test_a_config_written_after_start_prices_calls_already_read(small_state: Path) -> None:
+    """The gateway writes its config after clawstats started: calls without a recorded cost that
+    were read before it are priced again with the config's prices."""
+    state = small_state
+    line = _call_line(10_000)
+    line["id"] = "nocost1"
+    message = line["message"]
+    assert isinstance(message, dict)
+    message["usage"] = {"input": 1_000_000, "output": 0}  # no recorded cost
+    with open(state / OPS_TRANSCRIPT, "a") as fh:
+        fh.write(json.dumps(line) + "\n")
+    store = _follow(state)
+    _full_scan(store)
+    before = store.scan().by_key["agent:ops:incident-long"]
+    config = {"models": {"providers": {"mock": {"models": [{"id": "mock-small", "cost": {"input": 7, "output": 0}}]}}}}
+    (state / "openclaw.json").write_text(json.dumps(config))
+    _full_scan(store)
+    after = store.scan().by_key["agent:ops:incident-long"]
+    assert before.cost_source == "partial" and after.cost_source == "computed"  # 1M input tokens at $7/M
+    assert before.total_cost is not None and after.total_cost is not None
+    assert abs((after.total_cost - before.total_cost) - 7.0) < 1e-9
