@@ -32,7 +32,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_sep("=", "conformance against the real OpenClaw")
     terminalreporter.write_line(table)
     for report in REPORTS:
-        for failure in report.failures[:20]:
-            terminalreporter.write_line(f"{report.version}: {failure}")
+        for line in report.failures[:20] + report.details:
+            terminalreporter.write_line(f"{report.version}: {line}")
     ARTIFACT.parent.mkdir(exist_ok=True)
     ARTIFACT.write_text(table + "\n")

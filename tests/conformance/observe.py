@@ -64,6 +64,7 @@ class SseClient:
         self.rows: dict[str, dict[str, Any]] = {}
         self.connects: list[float] = []  # time of each (re)connection
         self.latencies_ms: list[float] = []
+        self.slowest: list[tuple[float, str]] = []  # (latency, event id and keys): diagnostics
         self.last_id: str | None = None
         self.stop_flag = threading.Event()
         self.lock = threading.Lock()
@@ -112,6 +113,8 @@ class SseClient:
                 written = last_write_before(self.state_dir, event.at) if grew else None
                 if written is not None:  # a delta caused by an append: its delivery latency
                     self.latencies_ms.append((event.at - written) * 1000.0)
+                    keys = ",".join(row["key"] for row in event.data["sessions"])[:120]
+                    self.slowest.append((self.latencies_ms[-1], f"{event.id} {keys}"))
 
     def after(self, at: float) -> list[Received]:
         with self.lock:
@@ -224,6 +227,7 @@ class Report:
     estimates: list[EstimateCheck] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
+    details: list[str] = field(default_factory=list)  # printed under the table (diagnostics)
 
     def check(self, name: str, ok: bool, detail: str = "") -> bool:
         self.total[name] += 1

@@ -344,6 +344,8 @@ def test_conformance_against_the_real_openclaw(version: str, tmp_path: Path) -> 
             scenario.stop_clawstats()
             scenario.sse.stop()
     report.latencies_ms = scenario.sse.latencies_ms
+    for latency, what in sorted(scenario.sse.slowest, reverse=True)[:5]:
+        report.details.append(f"slow delta {latency:.0f} ms: {what}")
     report.notes["run time"] = f"{time.monotonic() - started:.0f} s"
     report.notes["network"] = "private netns" if oc.netns else "loopback"
     assert not report.failures, "\n".join(report.failures[:30])
