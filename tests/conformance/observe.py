@@ -75,7 +75,8 @@ class SseClient:
 
     def stop(self) -> None:
         self.stop_flag.set()
-        self.thread.join(timeout=10)
+        if self.thread.ident is not None:  # started
+            self.thread.join(timeout=10)
 
     def _run(self) -> None:
         while not self.stop_flag.is_set():
