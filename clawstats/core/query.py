@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 
 from clawstats.core.session import SessionRow
 
@@ -63,6 +64,10 @@ def parse_day(param: str, raw: str | None) -> str | None:
         return None
     if not _DAY.match(raw):
         raise QueryError(param, "a UTC day YYYY-MM-DD (or an ISO-8601 time)", raw)
+    try:
+        date.fromisoformat(raw[:10])  # 2026-13-45 matches the pattern but is no day
+    except ValueError:
+        raise QueryError(param, "a real calendar day YYYY-MM-DD", raw) from None
     return raw[:10]
 
 
