@@ -28,6 +28,7 @@ SKIP_KINDS = (
     "transcriptWithoutRow",  # a live transcript no row points at (shown as its own row)
     "emptyEvent",  # an SQLite event with neither JSON nor zstd payload
     "corruptEvent",  # an SQLite zstd payload that does not decompress
+    "notRegularFile",  # a FIFO, directory or symlink loop named like a transcript: never opened
 )
 
 

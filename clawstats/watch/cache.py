@@ -64,8 +64,11 @@ class AlertStateFile:
             self._db.close()
 
 
-def default_cache_path(cache_dir: Path, state_dir: Path) -> Path:
-    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+def default_cache_path(cache_dir: Path, state_dir: Path, max_line_bytes: int) -> Path:
+    """One index per state dir *and* per setting that changes what is counted: an index built
+    with a smaller ``--max-line-bytes`` skipped lines a plain run must count."""
+    identity = f"{state_dir.resolve()}|max_line_bytes={max_line_bytes}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
     return cache_dir / f"index-{digest}.sqlite"
 
 

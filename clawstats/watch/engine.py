@@ -20,7 +20,7 @@ def open_store(settings: Settings, env: Mapping[str, str], workers: int = 1) -> 
     catalog = load_catalog(state_dir, config, [a.agent_id for a in agents], genai_price)
     cache = None
     if not settings.no_cache:
-        cache = IndexCache(default_cache_path(settings.cache_path_dir, state_dir))
+        cache = IndexCache(default_cache_path(settings.cache_path_dir, state_dir, settings.max_line_bytes))
         cache.prune()  # forget transcripts deleted while we were not running
     store = StatsStore(state_dir, agents, catalog, cache, settings.max_line_bytes, workers)
     if cache is not None:

@@ -12,7 +12,7 @@ import errno
 import glob
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,15 @@ def _store_template(config: Mapping[str, Any] | None) -> str | None:
     return store if isinstance(store, str) and store.strip() else None
 
 
+def _exists(path: Path, is_kind: Callable[[int], bool]) -> bool:
+    """``path.is_file()``/``is_dir()`` that also answers False for a path it may not look at:
+    pathlib raises PermissionError there, and an unreadable dir is a condition, not a crash."""
+    try:
+        return is_kind(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def discover_agents(state_dir: Path, config: Mapping[str, Any] | None, agent: str | None) -> list[AgentSource]:
     """Every agent with a session store, sorted by id; ``agent`` filters to one."""
     found: dict[str, AgentSource] = {}
@@ -156,17 +165,17 @@ def discover_agents(state_dir: Path, config: Mapping[str, Any] | None, agent: st
             found["main"] = AgentSource("main", "file", expanded, os.path.dirname(expanded))
     agents_dir = state_dir / "agents"
     try:
-        entries = sorted(agents_dir.iterdir()) if agents_dir.is_dir() else []
+        entries = sorted(agents_dir.iterdir()) if _exists(agents_dir, stat.S_ISDIR) else []
     except OSError:  # unreadable: the store reports it as a condition (degraded), no agents here
         entries = []
     for entry in entries:
         sessions = entry / "sessions"
         database = entry / "agent" / SQLITE_NAME
-        if database.is_file():
+        if _exists(database, stat.S_ISREG):
             found[entry.name] = AgentSource(entry.name, "sqlite", str(database), str(sessions))
-        elif entry.name not in found and (sessions / "sessions.json").is_file():
+        elif entry.name not in found and _exists(sessions / "sessions.json", stat.S_ISREG):
             found[entry.name] = AgentSource(entry.name, "file", str(sessions / "sessions.json"), str(sessions))
-        elif entry.name not in found and sessions.is_dir():
+        elif entry.name not in found and _exists(sessions, stat.S_ISDIR):
             # transcripts but no index yet: still counted (rows come from transcripts)
             found[entry.name] = AgentSource(entry.name, "file", str(sessions / "sessions.json"), str(sessions))
     agents = [found[name] for name in sorted(found)]

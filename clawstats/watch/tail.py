@@ -9,16 +9,19 @@ archives (``.gz``/``.zst``) are immutable and read whole once.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
+import stat
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import zstandard
 
 from clawstats.core.health import HealthLog
 from clawstats.core.records import BadRecord, decode_line, decode_lines
 from clawstats.core.transcript import TranscriptStats
+from clawstats.watch.layout import NotRegularFile
 
 CHUNK_BYTES = 4 << 20
 HEAD_BYTES = 256
@@ -76,6 +79,8 @@ class Tail:
     def poll(self, health: HealthLog, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> bool:
         """Read what is new; True when the statistics changed. Raises OSError on I/O faults."""
         st = os.stat(self.path)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block open() and read() forever
+            raise NotRegularFile(errno.EINVAL, "not a regular file", self.path)
         file_id = FileId.of(st)
         if file_id == self.file_id:
             return False
@@ -84,7 +89,8 @@ class Tail:
             self._read_compressed(health, max_line_bytes)
             self.file_id = file_id
             return True
-        with open(self.path, "rb") as fh:
+        # O_NONBLOCK: if the path was swapped for a FIFO since the stat, open and read return at once.
+        with _open_nonblocking(self.path) as fh:
             if self._replaced(fh, file_id):
                 self.restart()
             fh.seek(self.offset + len(self.pending))
@@ -178,24 +184,30 @@ class Tail:
 
     def _read_compressed(self, health: HealthLog, max_line_bytes: int) -> None:
         stream: Any  # GzipFile or a zstandard stream reader: both file-like
-        if self.path.endswith(".gz"):
-            stream = gzip.open(self.path, "rb")
-        else:
-            stream = zstandard.ZstdDecompressor().stream_reader(open(self.path, "rb"), closefd=True)
+        raw = _open_nonblocking(self.path)
         try:
-            with stream:
-                while True:
-                    chunk = stream.read(CHUNK_BYTES)
-                    if not chunk:
-                        break
-                    self.bytes_read += len(chunk)
-                    self._feed(chunk, health, max_line_bytes)
+            with raw:
+                if self.path.endswith(".gz"):
+                    stream = gzip.GzipFile(fileobj=raw, mode="rb")
+                else:
+                    stream = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
+                with stream:
+                    while True:
+                        chunk = stream.read(CHUNK_BYTES)
+                        if not chunk:
+                            break
+                        self.bytes_read += len(chunk)
+                        self._feed(chunk, health, max_line_bytes)
         except (OSError, EOFError, ValueError, zstandard.ZstdError) as exc:  # corrupt archive: keep what decoded
             health.count(self.path, "corruptArchive", str(exc))
         if self.pending:
             health.count(self.path, "partialLine", "archive ends without a newline")
             self.pending = b""
         self.revision += 1
+
+
+def _open_nonblocking(path: str) -> BinaryIO:
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
 
 
 def read_whole(path: str, max_line_bytes: int) -> tuple[Tail, HealthLog]:
