@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import signal
 import socket
 import sys
@@ -12,21 +11,12 @@ import uvicorn
 
 from clawstats import __version__
 from clawstats.api.app import create_app
-from clawstats.api.auth import MAX_HEADER_BYTES
+from clawstats.api.auth import MAX_HEADER_BYTES, is_loopback
 from clawstats.settings import IOFailure, Settings, UsageError
 from clawstats.watch.engine import describe_layouts, open_store
 from clawstats.watch.store import StatsStore
 
 SEND_BUFFER_BYTES = 256 * 1024
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(settings: Settings) -> str | None:

@@ -17,7 +17,13 @@ SORTS = ("updated", "cost", "context", "key")
 ORDERS = ("desc", "asc")
 MAX_LIMIT = 100_000
 #: A UTC day, optionally with a time (cut off); also the OpenAPI pattern, so they cannot differ.
-DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}(T[0-9:.+\-Z]*)?$"
+_CALENDAR_DAY = (  # only days that exist, so the schema and the parser accept the same strings
+    r"(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])"
+    r"|\d{4}-(0[13-9]|1[0-2])-(29|30)"
+    r"|\d{4}-(0[13578]|1[02])-31"
+    r"|(\d\d(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)"
+)
+DAY_PATTERN = r"^(?!0000)" + _CALENDAR_DAY + r"(T[0-9:.+\-Z]*)?$"
 _DAY = re.compile(DAY_PATTERN)
 
 
