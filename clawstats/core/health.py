@@ -17,6 +17,7 @@ log = logging.getLogger("clawstats")
 SKIP_KINDS = (
     "malformed",  # a transcript line or event that is not JSON (incl. invalid UTF-8, NaN)
     "wrongType",  # JSON whose used fields have the wrong type
+    "badValue",  # a negative (or > 1e18) cost, token count or time: the whole line is skipped
     "oversizedLine",  # a line longer than --max-line-bytes
     "partialLine",  # an archive ending without a newline
     "corruptArchive",  # a .gz/.zst archive that does not decompress to the end

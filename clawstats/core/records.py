@@ -8,14 +8,17 @@ type, raises :class:`BadRecord` with a ``kind`` the caller counts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from msgspec import Raw, Struct
+from msgspec import Meta, Raw, Struct
 
-Number = int | float
-#: Loose on purpose: fields we only display may come in any scalar shape.
-Stamp = str | int | float | None
+#: A count, cost or epoch time: never negative, at most 1e18 (JSON cannot carry NaN or infinity;
+#: msgspec refuses numbers beyond a double). A line with one out of range is skipped as a whole
+#: and counted as ``badValue`` (a negative cost would lower the totals). Checked in C, so free.
+Number = Annotated[int, Meta(ge=0)] | Annotated[float, Meta(ge=0, le=1e18)]
+#: Loose on purpose: fields we only display may come in any scalar shape (a number: as above).
+Stamp = str | Number | None
 
 
 class BadRecord(Exception):
@@ -81,12 +84,19 @@ _line_decoder = msgspec.json.Decoder(Line)
 _snapshot_decoder = msgspec.json.Decoder(SnapshotData)
 
 
+def _invalid(exc: msgspec.ValidationError) -> BadRecord:
+    """``badValue`` for a number out of range (the constraints above), else ``wrongType``."""
+    message = str(exc)
+    out_of_range = "` >= " in message or "` <= " in message
+    return BadRecord("badValue" if out_of_range else "wrongType", message)
+
+
 def decode_line(raw: bytes | memoryview) -> Line:
-    """Decode one JSON line; raise :class:`BadRecord` (``malformed`` or ``wrongType``)."""
+    """Decode one JSON line; raise :class:`BadRecord` (``malformed``, ``wrongType``, ``badValue``)."""
     try:
         return _line_decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        raise BadRecord("wrongType", str(exc)) from None
+        raise _invalid(exc) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
         raise BadRecord("malformed", str(exc)) from None
 
