@@ -32,12 +32,13 @@ from clawstats.watch.store import StatsStore
 _encoder = msgspec.json.Encoder()
 
 EXIT_OK, EXIT_BREACH, EXIT_USAGE, EXIT_UNREADABLE, EXIT_IO = 0, 1, 2, 3, 4
+CHECK_UNREADABLE = EXIT_UNREADABLE
 #: The README's exit-code table (a test keeps them equal).
 EXIT_CODES = {
     EXIT_OK: "success; `check`: no limit exceeded",
     EXIT_BREACH: "`check`: a limit was exceeded (one line per breach on stdout)",
     EXIT_USAGE: "bad usage: an invalid flag, env var, query or config value, no state dir, an unsafe bind",
-    EXIT_UNREADABLE: "`check`: the data could not be read completely, so no all-clear can be given",
+    EXIT_UNREADABLE: "`check`: part of the data could not be read, so no all-clear (breaches found are still listed)",
     EXIT_IO: "I/O failure: the port cannot be bound, the output cannot be written",
 }
 
@@ -124,7 +125,7 @@ def _problems(settings: Settings, store: StatsStore, snapshot: Snapshot) -> list
         which = f'agent "{settings.agent}"' if settings.agent else "OpenClaw session store"
         reasons.insert(
             0,
-            f"no {which} found in {store.state_dir} "
+            f"anything: no {which} found in {store.state_dir} "
             "(expected agents/<id>/sessions/ or agents/<id>/agent/openclaw-agent.sqlite)",
         )
     return reasons
@@ -140,7 +141,7 @@ def _scan_once(settings: Settings) -> tuple[Snapshot, list[str]]:
         store.cache.close()
     problems = _problems(settings, store, snapshot)
     for problem in problems:
-        sys.stderr.write(f"clawstats: warning: {problem}\n")
+        sys.stderr.write(f"clawstats: warning: could not read {problem}\n")
     return snapshot, problems
 
 
@@ -173,7 +174,8 @@ def _sessions(args: argparse.Namespace, settings: Settings) -> int:
     else:
         totals = snapshot.totals
         table = format_sessions_table(rows, now_ms)
-        _write(f"{table}\n\n{len(rows)} sessions; total cost ${totals.total_cost:.4f} (archives included)\n")
+        unknown = f"; {totals.unknown_sessions} with unknown cost (?)" if totals.unknown_sessions else ""
+        _write(f"{table}\n\n{len(rows)} sessions; total cost ${totals.total_cost:.4f} (archives included){unknown}\n")
     return EXIT_OK
 
 
@@ -204,11 +206,9 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     snapshot, problems = _scan_once(settings)
     lines = breaches(snapshot, time.time() * 1000.0, *limits)
     _write("".join(line + "\n" for line in lines))
-    if lines:
-        return EXIT_BREACH
-    if problems:
+    if problems:  # a figure that could not be read is not a figure under the limit
         raise DataUnavailable(f"no all-clear: the data could not be read completely ({len(problems)} problem(s) above)")
-    return EXIT_OK
+    return EXIT_BREACH if lines else EXIT_OK
 
 
 def _serve(_args: argparse.Namespace, settings: Settings) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 import platformdirs
 
 from clawstats.core.alerts import AlertRules, validate
+from clawstats.core.records import DEFAULT_MAX_LINE_BYTES
 
 
 class UsageError(ValueError):
@@ -126,7 +127,7 @@ STORE = [
         "max_line_bytes",
         "--max-line-bytes",
         "CLAWSTATS_MAX_LINE_BYTES",
-        64 << 20,
+        DEFAULT_MAX_LINE_BYTES,
         "longer transcript lines are skipped and counted",
         whole(1),
     ),

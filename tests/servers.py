@@ -8,9 +8,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from starlette.testclient import TestClient
@@ -34,6 +34,27 @@ def client_for(state: Path, **settings: Any) -> Iterator[TestClient]:
         yield client
 
 
+T = TypeVar("T")
+
+
+def wait_until(service: str, probe: Callable[[], T], ready: Callable[[T], bool], timeout_s: float) -> T:
+    """Poll ``probe`` until ``ready`` accepts its answer; past ``timeout_s`` fail naming the service
+    and the last answer (or error) seen, so a slow start reads differently from a broken one."""
+    deadline = time.monotonic() + timeout_s
+    last: str = "nothing yet"
+    while True:
+        try:
+            answer = probe()
+            if ready(answer):
+                return answer
+            last = repr(answer)[:500]
+        except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
+            last = f"{type(exc).__name__}: {exc}"[:500]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{service} not ready after {timeout_s:g} s; last answer: {last}")
+        time.sleep(0.1)
+
+
 class LiveServer:
     def __init__(self, proc: subprocess.Popen[str], url: str, startup: str) -> None:
         self.proc = proc
@@ -41,10 +62,13 @@ class LiveServer:
         self.startup = startup
 
 
-def start_server(args: list[str], env: dict[str, str] | None = None, timeout_s: float = 30.0) -> LiveServer:
+def start_server(
+    args: list[str], env: dict[str, str] | None = None, timeout_s: float = 30.0, command: list[str] | None = None
+) -> LiveServer:
+    """``command`` (default: this interpreter's ``-m clawstats``) serving on a free loopback port."""
     errors = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clawstats", *args, "--host", "127.0.0.1", "--port", "0"],
+        [*(command or [sys.executable, "-m", "clawstats"]), *args, "--host", "127.0.0.1", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=errors,
         text=True,
@@ -62,16 +86,18 @@ def start_server(args: list[str], env: dict[str, str] | None = None, timeout_s: 
         raise AssertionError(f"server did not start: {line!r} {message}")
     errors.close()
     url = line.split(" on ")[1].split()[0]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/healthz", timeout=1.0).status_code == 200:
-                return LiveServer(proc, url, line)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("server never became healthy")
+
+    def health() -> str:
+        response = httpx.get(url + "/healthz", timeout=1.0)
+        return str(response.status_code) if response.status_code == 200 else f"{response.status_code} {response.text}"
+
+    try:
+        wait_until(f"clawstats {url}/healthz", health, lambda seen: seen == "200", timeout_s)
+    except AssertionError:
+        proc.kill()
+        proc.wait()
+        raise
+    return LiveServer(proc, url, line)
 
 
 def stop_server(server: LiveServer) -> None:

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from bench.gen_corpus import generate
-from tests.conftest import REAL_SQLITE, SMALL_STATE
-from tests.servers import LiveServer, start_server, stop_server
+from tests.conftest import REAL_SQLITE, SMALL_STATE, shift_to_now
+from tests.servers import LiveServer, start_server, stop_server, wait_until
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 TOKEN = "fleet-token"
@@ -57,6 +57,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[LiveS
     root = tmp_path_factory.mktemp("fleet")
     states = [root / "file-store", root / "sqlite-store", root / "generated"]
     shutil.copytree(SMALL_STATE, states[0])
+    shift_to_now(states[0])  # per-session series exist only for recently updated sessions
     shutil.copytree(REAL_SQLITE / "state", states[1])
     generate(states[2], sessions=12, turns=4)
     servers = [
@@ -84,17 +85,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[LiveS
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                up = _query(url, 'sum(up{job="clawstats"})')
-                if up and float(up[0]["value"][1]) == 3:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        else:
-            raise AssertionError("Prometheus never saw the three instances up")
+        # Prometheus' documented readiness signal first: before it, queries answer 503 in plain text.
+        wait_until("Prometheus /-/ready", lambda: _status(url + "/-/ready"), lambda seen: seen == "200", 60)
+        wait_until(
+            "Prometheus scraping the three instances",
+            lambda: _query(url, 'sum(up{job="clawstats"})'),
+            lambda up: bool(up) and float(up[0]["value"][1]) == 3,
+            60,
+        )
         time.sleep(4)  # a few more scrapes, so rate() has samples
         yield servers, url
     finally:
@@ -102,6 +100,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[LiveS
         prometheus.wait(timeout=20)
         for server in servers:
             stop_server(server)
+
+
+def _status(url: str) -> str:
+    response = httpx.get(url, timeout=5)
+    return str(response.status_code) if response.status_code == 200 else f"{response.status_code} {response.text[:200]}"
 
 
 def _query(url: str, expr: str) -> list[dict[str, Any]]:
@@ -135,14 +138,54 @@ def test_cost_by_agent_across_instances_equals_the_api(fleet: tuple[list[LiveSer
     assert float(tokens[0]["value"][1]) == api_input
 
 
-def test_every_dashboard_expression_returns_data(fleet: tuple[list[LiveServer], str]) -> None:
-    _, url = fleet
+def _dashboard_queries() -> tuple[list[str], dict[str, tuple[str, str]]]:
+    """Every panel's PromQL, and each query variable's ``label_values(selector, label)``."""
     dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
-    variable = re.fullmatch(r"label_values\((\w+), (\w+)\)", dashboard["templating"]["list"][1]["query"])
-    assert variable is not None
-    exprs.append(f"count by ({variable[2]}) ({variable[1]})")
+    variables: dict[str, tuple[str, str]] = {}
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            found = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"])
+            assert found is not None, variable["query"]
+            variables[variable["name"]] = (found[1], found[2])
+    return exprs, variables
+
+
+def _concrete(expr: str, instance: str = ".*") -> str:
+    return expr.replace("$instance", instance).replace("$agent", ".*").replace("$__rate_interval", "1m")
+
+
+def test_every_dashboard_expression_returns_data(fleet: tuple[list[LiveServer], str]) -> None:
+    _, url = fleet
+    exprs, variables = _dashboard_queries()
+    assert set(variables) == {"instance", "agent"}
+    exprs += [f"count by ({label}) ({selector})" for selector, label in variables.values()]
     assert len(exprs) >= 10
     for expr in exprs:
-        concrete = expr.replace("$agent", ".*").replace("$__rate_interval", "1m")
+        concrete = _concrete(expr)
         assert _query(url, concrete), f"no data for: {concrete}"
+
+
+def test_instance_variable_narrows_every_panel_to_one_gateway(fleet: tuple[list[LiveServer], str]) -> None:
+    servers, url = fleet
+    exprs, variables = _dashboard_queries()
+    for expr in exprs:  # every metric selector of every panel carries the variable
+        for metric in re.finditer(r"\b(clawstats_\w+|openclaw_\w+|up)\b(\{[^}]*\})?", expr):
+            assert 'instance=~"$instance"' in (metric[2] or ""), f"{metric[1]} without $instance in: {expr}"
+    selector, label = variables["instance"]
+    instances = sorted(r["metric"][label] for r in _query(url, f"count by ({label}) ({_concrete(selector)})"))
+    assert len(instances) == len(servers) > 1
+    (cost_expr,) = [e for e in exprs if e.startswith("sum by (agent) (openclaw_cost_usd_total")]
+    with_data: set[str] = set()
+    per_instance_cost = 0.0
+    for one in instances:
+        one_regex = re.escape(one).replace("\\", "\\\\")  # a regex in a PromQL string: backslashes doubled
+        for expr in exprs:
+            narrowed = _query(url, _concrete(expr, one_regex))
+            assert {r["metric"].get("instance", one) for r in narrowed} <= {one}, expr
+            with_data.update(expr for _ in narrowed[:1])
+        per_instance_cost += sum(float(r["value"][1]) for r in _query(url, _concrete(cost_expr, one_regex)))
+    assert with_data == set(exprs)  # each panel has data for some gateway once narrowed to it
+    # Narrowed to each gateway in turn, the fleet's cost splits exactly.
+    fleet_cost = sum(float(r["value"][1]) for r in _query(url, _concrete(cost_expr)))
+    assert math.isclose(per_instance_cost, fleet_cost, rel_tol=1e-9) and fleet_cost > 0

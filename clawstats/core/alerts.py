@@ -167,10 +167,10 @@ def _row_conditions(
                     f"({row.context_tokens}/{row.context_window} tokens, threshold {pct:g}%)"
                 )
                 found.append(Condition(f"context_pct_{pct:g}", severity, row.key, row.context_pct, pct, message, row))
-    budget = rules.session_budget_usd
-    if budget is not None and over(row.total_cost, budget, "session_budget", row.key, budget * (1 - REARM_FRACTION)):
-        message = f"{row.key} cost ${row.total_cost:.4f} (budget ${budget:g})"
-        found.append(Condition("session_budget", "warning", row.key, row.total_cost, budget, message, row))
+    budget, cost = rules.session_budget_usd, row.total_cost or 0.0
+    if budget is not None and over(cost, budget, "session_budget", row.key, budget * (1 - REARM_FRACTION)):
+        message = f"{row.key} cost ${cost:.4f} (budget ${budget:g})"
+        found.append(Condition("session_budget", "warning", row.key, cost, budget, message, row))
     if row.context_source == "estimate":
         # The estimate began at the compaction (not when we first looked): a session idle for
         # hours since its compaction has been an estimate for hours.
@@ -298,6 +298,6 @@ def breaches(
             continue
         if max_context_pct is not None and row.context_pct is not None and row.context_pct > max_context_pct:
             lines.append(f"context {row.key}: {row.context_pct}% > {max_context_pct:g}% ({row.context_source})")
-        if max_session_cost is not None and row.total_cost > max_session_cost:
+        if max_session_cost is not None and (row.total_cost or 0.0) > max_session_cost:
             lines.append(f"session cost {row.key}: ${row.total_cost:.4f} > ${max_session_cost:g}")
     return lines

@@ -8,16 +8,18 @@ type, raises :class:`BadRecord` with a ``kind`` the caller counts.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from msgspec import Meta, Raw, Struct
 
+T = TypeVar("T")
 #: A count, cost or epoch time: never negative, at most 1e18 (JSON cannot carry NaN or infinity;
 #: msgspec refuses numbers beyond a double). A line with one out of range is skipped as a whole
 #: and counted as ``badValue`` (a negative cost would lower the totals). Checked in C, so free.
 Number = Annotated[int, Meta(ge=0)] | Annotated[float, Meta(ge=0, le=1e18)]
-#: Loose on purpose: fields we only display may come in any scalar shape (a number: as above).
+#: Loose on purpose: fields we only display may come in any scalar shape.
 Stamp = str | Number | None
 
 
@@ -40,7 +42,8 @@ class Usage(Struct):
     cacheRead: Number | None = 0
     cacheWrite: Number | None = 0
     totalTokens: Number | None = None
-    cost: Cost | None = None
+    #: ``{"total": ...}``, or a bare number (OpenRouter calls are recorded so)
+    cost: Cost | Number | None = None
 
 
 class Message(Struct):
@@ -51,7 +54,10 @@ class Message(Struct):
     usage: Usage | None = None
     stopReason: str | None = None
     timestamp: Stamp = None
-    isError: bool | None = None
+    isError: Any = None  # only ``true`` counts: loose so an odd value is not a skipped line
+    is_error: Any = None  # the snake_case spelling some writers use
+    #: set on OpenClaw's delivery mirrors (bookkeeping, not a model call)
+    openclawDeliveryMirror: Any = None
 
 
 class SnapshotData(Struct):
@@ -84,21 +90,28 @@ _line_decoder = msgspec.json.Decoder(Line)
 _snapshot_decoder = msgspec.json.Decoder(SnapshotData)
 
 
-def _invalid(exc: msgspec.ValidationError) -> BadRecord:
-    """``badValue`` for a number out of range (the constraints above), else ``wrongType``."""
-    message = str(exc)
-    out_of_range = "` >= " in message or "` <= " in message
-    return BadRecord("badValue" if out_of_range else "wrongType", message)
+def _decoded(decode: Callable[[Any], T], raw: Any, wrong_type: str, malformed: str) -> T:
+    """``decode(raw)``, its failures mapped to :class:`BadRecord` of the two given kinds."""
+    try:
+        return decode(raw)
+    except msgspec.ValidationError as exc:  # valid JSON, a used field of the wrong type or range
+        message = str(exc)
+        out_of_range = "` >= " in message or "` <= " in message
+        raise BadRecord("badValue" if out_of_range and wrong_type == "wrongType" else wrong_type, message) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
+        raise BadRecord(malformed, str(exc)) from None
+
+
+#: A UTF-8 byte order mark some editors and Windows tools put before the first line.
+BOM = b"\xef\xbb\xbf"
 
 
 def decode_line(raw: bytes | memoryview) -> Line:
-    """Decode one JSON line; raise :class:`BadRecord` (``malformed``, ``wrongType``, ``badValue``)."""
-    try:
-        return _line_decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise _invalid(exc) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
-        raise BadRecord("malformed", str(exc)) from None
+    """Decode one JSON line (a leading BOM ignored); raise :class:`BadRecord` (``malformed`` or
+    ``wrongType``)."""
+    if raw[:3] == BOM:
+        raw = raw[3:]
+    return _decoded(_line_decoder.decode, raw, "wrongType", "malformed")
 
 
 def decode_lines(data: bytes) -> list[Line]:
@@ -108,19 +121,14 @@ def decode_lines(data: bytes) -> list[Line]:
     :class:`BadRecord` if any line is bad; the caller then falls back to :func:`decode_line`
     per line so that exactly the bad ones are counted.
     """
-    try:
-        return _line_decoder.decode_lines(data)
-    except msgspec.ValidationError as exc:
-        raise BadRecord("wrongType", str(exc)) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
-        raise BadRecord("malformed", str(exc)) from None
+    return _decoded(_line_decoder.decode_lines, data, "wrongType", "malformed")
 
 
 def decode_snapshot_data(raw: Raw) -> SnapshotData | None:
     """The ``data`` of a ``model-snapshot`` custom entry, or None when it is unusable."""
     try:
-        return _snapshot_decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        return _decoded(_snapshot_decoder.decode, raw, "wrongType", "malformed")
+    except BadRecord:
         return None
 
 
@@ -147,6 +155,7 @@ class IndexRow(Struct):
 
 
 _row_decoder = msgspec.json.Decoder(IndexRow)
+_index_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
 def parse_index(raw: bytes) -> tuple[dict[str, IndexRow], dict[str, str]]:
@@ -156,32 +165,24 @@ def parse_index(raw: bytes) -> tuple[dict[str, IndexRow], dict[str, str]]:
     when the document itself is unusable (not JSON, not an object), so the caller can keep
     its last good copy.
     """
-    try:
-        doc = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
-    except msgspec.ValidationError as exc:
-        raise BadRecord("indexNotObject", str(exc)) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
-        raise BadRecord("indexMalformed", str(exc)) from None
+    doc = _decoded(_index_decoder.decode, raw, "indexNotObject", "indexMalformed")
     rows: dict[str, IndexRow] = {}
     rejected: dict[str, str] = {}
     for key, value in doc.items():
         try:
-            rows[key] = _row_decoder.decode(value)
-        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
-            rejected[key] = str(exc)
+            rows[key] = parse_index_row(value)
+        except BadRecord as bad:
+            rejected[key] = bad.detail
     return rows, rejected
 
 
-def parse_index_row(raw: bytes | str) -> IndexRow:
+def parse_index_row(raw: bytes | str | Raw) -> IndexRow:
     """One row from its JSON text (SQLite ``entry_json``); raises :class:`BadRecord`."""
-    try:
-        return _row_decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise BadRecord("rowWrongType", str(exc)) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
-        raise BadRecord("rowMalformed", str(exc)) from None
+    return _decoded(_row_decoder.decode, raw, "rowWrongType", "rowMalformed")
 
 
+#: Longest transcript line (or SQLite event) read; longer ones are skipped and counted.
+DEFAULT_MAX_LINE_BYTES = 64 << 20
 MAX_COUNT = 0xFFFFFFFF  # token counts are kept in 32-bit arrays; anything larger is junk
 
 
