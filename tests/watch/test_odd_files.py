@@ -191,3 +191,32 @@ def test_max_line_bytes_is_part_of_the_index_identity(small_state: Path, tmp_pat
     small_store.cache.close()
     again = make_store(small_state, no_cache=False, cache_dir=cache).scan()
     assert again.totals.total_cost == full
+
+
+def test_server_with_a_fifo_sees_appends_says_degraded_and_stops(small_state: Path) -> None:
+    import signal
+
+    import httpx
+
+    from tests.servers import start_server
+
+    os.mkfifo(small_state / "agents/ops/sessions/x.jsonl")
+    server = start_server(["serve", "--state-dir", str(small_state), "--no-cache", "--poll-interval-s", "0.2"])
+    try:
+        before = httpx.get(server.url + "/api/sessions").json()["totals"]["calls"]
+        path = small_state / OPS_TRANSCRIPT
+        call = next(line for line in reversed(path.read_bytes().splitlines(keepends=True)) if b'"usage"' in line)
+        with open(path, "ab") as fh:
+            fh.write(call)
+        deadline, calls = time.monotonic() + 20, before
+        while calls == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+            calls = httpx.get(server.url + "/api/sessions").json()["totals"]["calls"]
+        assert calls > before, "an append after the FIFO was never seen"
+        health = httpx.get(server.url + "/healthz").json()
+        assert health["status"] == "degraded" and any("x.jsonl" in r for r in health["reasons"])
+    finally:
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=15) == 0
+        if server.proc.stdout is not None:
+            server.proc.stdout.close()
