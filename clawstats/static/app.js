@@ -33,8 +33,18 @@ function authHeaders() {
   return state.token ? { Authorization: "Bearer " + state.token } : {};
 }
 
+// Inside the OpenClaw Control UI tab the page runs in a sandboxed frame (an opaque origin): every
+// request is cross-origin, so it must carry the gateway's cookie grant (credentials) and the
+// `tab` capability the plugin put in the page's address (see integrations/openclaw-plugin).
+const TAB = new URLSearchParams(location.search).get("tab");
+
+function withTab(path) {
+  if (!TAB) return path;
+  return path + (path.includes("?") ? "&" : "?") + "tab=" + encodeURIComponent(TAB);
+}
+
 async function api(path) {
-  const response = await fetch(path, { headers: authHeaders() });
+  const response = await fetch(withTab(path), { headers: authHeaders(), credentials: "include" });
   if (response.status === 401) {
     askToken();
     throw new Error("unauthorized");
@@ -60,7 +70,7 @@ function setConn(kind, text) {
 function connect() {
   if (state.source) state.source.close();
   const url = "api/events" + (state.token ? "?token=" + encodeURIComponent(state.token) : "");
-  const source = new EventSource(url);
+  const source = new EventSource(withTab(url), { withCredentials: true });
   state.source = source;
   setConn("connecting");
   source.addEventListener("open", () => setConn("live"));

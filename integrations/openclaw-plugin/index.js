@@ -4,6 +4,7 @@
 import { spawn } from "node:child_process";
 import { bearerMatches, gatewaySharedSecret } from "./auth.js";
 import { answerPreflight, corsHeaders, forward, sendError } from "./proxy.js";
+import { TabCapabilities, tabCors } from "./tab.js";
 
 const PLUGIN_ID = "clawstats";
 // The Control UI tab's route root: clawstats' page and what it fetches, under one gateway-auth prefix.
@@ -94,6 +95,32 @@ function tabPath(pathname) {
   return TAB_PATHS.some((re) => re.test(rest)) ? rest : null;
 }
 
+/**
+ * The tab's route: the page's first load is redirected to carry a fresh `?tab=` capability; the
+ * page's API calls from the sandboxed frame get CORS for `null` only with a live one.
+ */
+function makeTabHandler(cfg) {
+  const capabilities = new TabCapabilities();
+  return async (req, res) => {
+    const { pathname, search } = pathOf(req);
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      sendError(res, 405, "read-only: only GET and HEAD", { allow: "GET, HEAD" });
+      return true;
+    }
+    const upstreamPath = tabPath(pathname);
+    if (upstreamPath === null) {
+      sendError(res, 404, `no such route: ${pathname}`);
+      return true;
+    }
+    if (upstreamPath === "/" && !capabilities.valid(new URLSearchParams(search).get("tab"))) {
+      res.writeHead(302, { location: `${TAB_ROOT}/?tab=${capabilities.issue()}`, "cache-control": "no-store" });
+      res.end();
+      return true;
+    }
+    return forward(req, res, upstreamPath + search, cfg, tabCors(req, search, capabilities));
+  };
+}
+
 /** `clawstats serve` as a child process for the gateway's lifetime (config `manage: true`). */
 function makeService(cfg, logger) {
   let child = null;
@@ -142,7 +169,7 @@ export default {
     const apiHandler = makeHandler(cfg, apiPath, apiAuth.secret);
     for (const path of API_EXACT) api.registerHttpRoute({ path, auth: apiAuth.auth, match: "exact", handler: apiHandler });
     api.registerHttpRoute({ path: API_SESSION_PREFIX, auth: apiAuth.auth, match: "prefix", handler: apiHandler });
-    api.registerHttpRoute({ path: TAB_ROOT, auth: "gateway", match: "prefix", handler: makeHandler(cfg, tabPath) });
+    api.registerHttpRoute({ path: TAB_ROOT, auth: "gateway", match: "prefix", handler: makeTabHandler(cfg) });
     const controls = api.session?.controls ?? api;
     controls.registerControlUiDescriptor?.({
       surface: "tab",

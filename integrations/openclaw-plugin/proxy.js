@@ -57,10 +57,14 @@ export function answerPreflight(req, res, allowedOrigins) {
   res.end();
 }
 
-/** `pathAndQuery` without a `token` query parameter (the caller's credential is not clawstats'). */
-export function withoutToken(pathAndQuery) {
+/**
+ * `pathAndQuery` without the caller's credentials: `token` (not clawstats' token) and `tab` (the
+ * plugin's own tab capability, unknown to clawstats, which refuses unknown query parameters).
+ */
+export function withoutCredentials(pathAndQuery) {
   const url = new URL(pathAndQuery, "http://upstream.invalid");
   url.searchParams.delete("token");
+  url.searchParams.delete("tab");
   return url.pathname + url.search;
 }
 
@@ -80,7 +84,7 @@ export function forward(req, res, upstreamPath, target, cors) {
       host: target.host,
       port: target.port,
       method: req.method,
-      path: withoutToken(upstreamPath),
+      path: withoutCredentials(upstreamPath),
       headers,
       timeout: target.timeoutMs,
     });
