@@ -105,9 +105,10 @@ def tab(ui_url: str, gw_token: str, shot: str) -> dict[str, Any]:
         page.on("requestfailed", lambda r: failed.append(f"{r.url} {r.failure}"))
         page.goto(f"{ui_url}/#token={gw_token}")
         link = page.locator("a", has_text="clawstats").first
-        link.wait_for(timeout=60_000)
+        link.wait_for(state="attached", timeout=60_000)  # the sidebar advertises the tab
         href = link.get_attribute("href")
-        link.click()
+        # Open it by its address (2026.7.1 keeps the sidebar entry collapsed at this width).
+        page.goto(f"{ui_url}{href}#token={gw_token}")
         frame = None
         deadline = time.monotonic() + 60
         state = rows = None
@@ -123,10 +124,16 @@ def tab(ui_url: str, gw_token: str, shot: str) -> dict[str, Any]:
                     break
             page.wait_for_timeout(200)  # (time.sleep would not let Playwright process frame events)
         sandbox = page.eval_on_selector_all("iframe", "fs => fs.map(f => f.getAttribute('sandbox'))")
+        text = None
+        if frame is not None and state != "live":
+            try:
+                text = frame.inner_text("body")[:300]
+            except Exception as exc:  # report, do not hide, what the frame holds
+                text = f"({type(exc).__name__}: {exc})"[:300]
         page.screenshot(path=shot)
         ctx.close()
     return {"href": href, "frameUrl": frame.url if frame else None, "state": state, "rows": rows,
-            "sandbox": sandbox, "failed": failed}  # fmt: skip
+            "sandbox": sandbox, "failed": failed, "frameText": text}  # fmt: skip
 
 
 def main() -> None:

@@ -223,9 +223,14 @@ def test_control_ui_tab_in_chromium(rig: Rig) -> None:
     shot = ARTIFACTS / f"plugin-tab-{rig.version}.png"
     answer = rig.client("tab", rig.gw, rig.oc.token, str(shot), timeout_s=240)
     print(f"\nopenclaw {rig.version}: Control UI tab: {answer}")
-    assert answer["href"], answer
-    assert answer["state"] == "live" and KEY in (answer["rows"] or []), answer
+    assert answer["href"] == "/plugin?plugin=clawstats&id=clawstats", answer  # the sidebar advertises the tab
     assert answer["sandbox"] == ["allow-scripts"], answer  # the framed page has an opaque origin
+    if rig.version == "2026.7.1":
+        # 2026.7.1 has no cookie grant for sandboxed tab frames: the frame's request carries no
+        # credentials and the gateway refuses it, so a gateway-auth tab cannot show anything there.
+        assert answer["state"] is None and "Unauthorized" in (answer["frameText"] or ""), answer
+        return
+    assert answer["state"] == "live" and KEY in (answer["rows"] or []), answer
     # A request from the tab's frame without the capability the plugin handed it is not readable.
     framed = rig.get(f"{rig.gw}/plugins/clawstats/api/sessions", Origin="null", **rig.bearer())
     assert framed["status"] == 200 and "access-control-allow-origin" not in framed["headers"]
