@@ -20,12 +20,13 @@ from typing import Any
 
 import msgspec
 
-from clawstats.core.calls import ERROR_STOP_REASONS, is_bookkeeping, recorded_cost, tool_blocks
-from clawstats.core.records import MAX_COUNT, Line, Usage, as_int, decode_snapshot_data
+from clawstats.core.calls import ERROR_STOP_REASONS, is_bookkeeping, is_true, recorded_cost, tool_blocks
+from clawstats.core.records import MAX_COUNT, Cost, Line, Usage, as_int, decode_snapshot_data
 from clawstats.core.usage import Bucket, Pricer
 
 #: Assistant messages that are not model calls (OpenClaw's delivery mirrors, injected text).
 _SYNTHETIC_PROVIDER = "openclaw"
+_INF = float("inf")
 _NOT_A_CALL = frozenset({"error", "aborted"})
 CHARS_PER_TOKEN = 4
 _STATE_VERSION = 5  # bump when dump() changes: older cached states are then re-read
@@ -188,7 +189,7 @@ class TranscriptStats:
             self.user += 1
         elif role in ("toolResult", "tool"):  # a standalone tool result (OpenClaw counts both)
             self.tool_results += 1
-            if msg.isError is True or msg.is_error is True:
+            if is_true(msg.isError) or is_true(msg.is_error):
                 self.errors += 1
         if role != "assistant":
             self._push(line.id, chars, 0)
@@ -196,10 +197,15 @@ class TranscriptStats:
         self.assistant += 1
         calls, results, failed = tool_blocks(msg.content)
         self.tool_calls += calls
-        self.tool_results += results
-        self.errors += failed + (msg.stopReason in ERROR_STOP_REASONS)
-        model = self._attribute(msg.provider, msg.model)
-        bookkeeping = is_bookkeeping(msg)
+        if results:
+            self.tool_results += results
+            self.errors += failed
+        if msg.stopReason in ERROR_STOP_REASONS:
+            self.errors += 1
+        provider, model_id = msg.provider, msg.model
+        # the common case first: the message names both (one format, no lookups)
+        model = f"{provider}/{model_id}" if provider and model_id else self._attribute(provider, model_id)
+        bookkeeping = (provider == _SYNTHETIC_PROVIDER or len(msg.openclawDeliveryMirror) > 0) and is_bookkeeping(msg)
         usage = msg.usage
         prompt = 0
         if usage is not None and not bookkeeping:
@@ -252,8 +258,14 @@ class TranscriptStats:
         bucket.cache_write += tcw
         # OpenClaw's rule: the recorded total when there is one (a call that recorded only
         # ``totalTokens`` counts it, its split unknown), else the sum of the four counts.
-        bucket.total += as_int(usage.totalTokens) if usage.totalTokens is not None else tin + tout + tcr + tcw
-        total = recorded_cost(usage)
+        recorded_total = usage.totalTokens
+        bucket.total += tin + tout + tcr + tcw if recorded_total is None else as_int(recorded_total)
+        cost = usage.cost
+        total = cost.total if type(cost) is Cost else cost
+        if type(total) is float or type(total) is int:  # exact types: a bool is no cost
+            total = float(total) if 0 <= total < _INF else None  # as OpenClaw: negative or inf is none
+        else:
+            total = recorded_cost(usage)  # the rare shapes
         if total is not None:
             self.cost += total
             bucket.recorded_usd += total
