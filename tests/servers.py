@@ -61,10 +61,13 @@ class LiveServer:
         self.startup = startup
 
 
-def start_server(args: list[str], env: dict[str, str] | None = None, timeout_s: float = 30.0) -> LiveServer:
+def start_server(
+    args: list[str], env: dict[str, str] | None = None, timeout_s: float = 30.0, command: list[str] | None = None
+) -> LiveServer:
+    """``command`` (default: this interpreter's ``-m clawstats``) serving on a free loopback port."""
     errors = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clawstats", *args, "--host", "127.0.0.1", "--port", "0"],
+        [*(command or [sys.executable, "-m", "clawstats"]), *args, "--host", "127.0.0.1", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=errors,
         text=True,

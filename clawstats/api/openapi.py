@@ -9,7 +9,7 @@ import msgspec
 
 from clawstats import __version__
 from clawstats.core.alerts import Alert
-from clawstats.core.query import DAY_PATTERN, ORDERS, SORTS
+from clawstats.core.query import ORDERS, SORTS
 from clawstats.core.session import SessionRow
 from clawstats.core.snapshot import SessionDetail
 from clawstats.core.totals import GROUP_BY, Totals, UsageGroup
@@ -36,9 +36,12 @@ ERRORS = {
 }
 # Empty values mean "not given" (as an HTML form sends them), so every pattern admits "".
 DAY = {
-    "type": "string",
-    "pattern": "^$|" + DAY_PATTERN,
-    "description": "UTC day YYYY-MM-DD (an ISO-8601 time is cut to its day)",
+    "anyOf": [
+        {"type": "string", "maxLength": 0},
+        {"type": "string", "format": "date"},
+        {"type": "string", "format": "date-time"},
+    ],
+    "description": "UTC day YYYY-MM-DD, or an RFC 3339 time (converted to UTC, then cut to its day)",
 }
 SESSION_PARAMS = [
     _param("agent", "only this agent id", {"type": "string"}),
