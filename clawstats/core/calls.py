@@ -28,8 +28,9 @@ _CALL_TYPES = frozenset({"toolcall", "tool_call", "tooluse", "tool_use"})
 _RESULT_TYPES = frozenset({"tool_result", "tool_result_error"})
 #: A JSON string starting with "tool" (any tool block type, compact or spaced JSON; sometimes an
 #: id), and the block OpenClaw itself writes: when they are as many, no decoding is needed.
-_TOOL_MARK = b'"tool'
+TOOL_MARK = b'"tool'
 _TOOL_CALL_MARK = b'"type":"toolCall"'
+_TYPE_PREFIX = len(b'"type":')
 
 
 class _Block(msgspec.Struct):
@@ -76,15 +77,19 @@ def recorded_cost(usage: Usage) -> float | None:
     return None
 
 
-def tool_blocks(content: msgspec.Raw) -> tuple[int, int, int]:
-    """(tool calls, tool results, failed tool results) in an assistant message's content."""
-    raw = bytes(content)
-    tools = raw.count(_TOOL_MARK)  # one pass over the content in the common case
-    if not tools:
-        return 0, 0, 0
-    calls = raw.count(_TOOL_CALL_MARK)
-    if calls == tools:
-        return calls, 0, 0  # only OpenClaw's own compact toolCall blocks: no decoding
+def tool_blocks(raw: bytes) -> tuple[int, int, int]:
+    """(tool calls, tool results, failed tool results) in an assistant message's raw content."""
+    # One pass over the content: every string starting with "tool" is OpenClaw's own compact
+    # ``"type":"toolCall"`` (counted here) or something else (then the blocks are decoded).
+    calls = 0
+    at = raw.find(TOOL_MARK)
+    while at >= 0:
+        if not raw.startswith(_TOOL_CALL_MARK, at - _TYPE_PREFIX):
+            break
+        calls += 1
+        at = raw.find(TOOL_MARK, at + len(_TOOL_CALL_MARK))
+    else:
+        return calls, 0, 0
     try:
         blocks = _blocks.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError):

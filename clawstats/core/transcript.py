@@ -20,16 +20,16 @@ from typing import Any
 
 import msgspec
 
-from clawstats.core.calls import ERROR_STOP_REASONS, is_bookkeeping, is_true, recorded_cost, tool_blocks
+from clawstats.core.calls import ERROR_STOP_REASONS, TOOL_MARK, is_bookkeeping, is_true, recorded_cost, tool_blocks
 from clawstats.core.records import MAX_COUNT, Cost, Line, Usage, as_int, decode_snapshot_data
-from clawstats.core.usage import Bucket, Pricer
+from clawstats.core.usage import Bucket, BucketImage, Pricer
 
 #: Assistant messages that are not model calls (OpenClaw's delivery mirrors, injected text).
 _SYNTHETIC_PROVIDER = "openclaw"
 _INF = float("inf")
 _NOT_A_CALL = frozenset({"error", "aborted"})
 CHARS_PER_TOKEN = 4
-_STATE_VERSION = 5  # bump when dump() changes: older cached states are then re-read
+_STATE_VERSION = 6  # bump when dump() changes: older cached states are then re-read
 
 
 def id_hash(value: str | int | None) -> int:
@@ -195,9 +195,10 @@ class TranscriptStats:
             self._push(line.id, chars, 0)
             return
         self.assistant += 1
-        calls, results, failed = tool_blocks(msg.content)
-        self.tool_calls += calls
-        if results:
+        content = bytes(msg.content)
+        if TOOL_MARK in content:  # most messages have no tool block: one pass, no call
+            calls, results, failed = tool_blocks(content)
+            self.tool_calls += calls
             self.tool_results += results
             self.errors += failed
         if msg.stopReason in ERROR_STOP_REASONS:
@@ -387,7 +388,7 @@ class TranscriptStats:
                 first_ts=self.first_ts,
                 last_ts=self.last_ts,
                 cost=self.cost,
-                buckets=[_DayModel(day, model, bucket) for (day, model), bucket in self.buckets.items()],
+                buckets=[_DayModel(day, model, bucket.image()) for (day, model), bucket in self.buckets.items()],
                 messages=(self.user, self.assistant, self.tool_calls, self.tool_results, self.errors),
                 model=self.model,
                 compactions=self.compactions,
@@ -425,7 +426,7 @@ class TranscriptStats:
         self = cls(price)
         self.session_id, self.version, self.entries = state.session_id, state.transcript_version, state.entries
         self.first_ts, self.last_ts, self.cost = state.first_ts, state.last_ts, state.cost
-        self.buckets = {(b.day, b.model): b.bucket for b in state.buckets}
+        self.buckets = {(b.day, b.model): b.bucket.bucket() for b in state.buckets}
         self.user, self.assistant, self.tool_calls, self.tool_results, self.errors = state.messages
         self.model, self.compactions, self.resets = state.model, state.compactions, state.resets
         self.seg_ids.frombytes(state.seg_ids)
@@ -447,7 +448,7 @@ class TranscriptStats:
 class _DayModel(msgspec.Struct, array_like=True):
     day: str
     model: str
-    bucket: Bucket
+    bucket: BucketImage
 
 
 class _Version(msgspec.Struct, array_like=True):

@@ -212,4 +212,5 @@ def test_state_round_trip_and_other_versions_rejected() -> None:
     with pytest.raises(ValueError):
         TranscriptStats.load(b"\xc1")
     bucket = next(iter(stats.buckets.values()))
-    assert msgspec.msgpack.decode(msgspec.msgpack.encode(bucket)) == list(msgspec.structs.astuple(bucket))
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(bucket.image())) == list(bucket.image())
+    assert bucket.image().bucket() == bucket and bucket.copy() == bucket and bucket.copy() is not bucket
