@@ -14,7 +14,6 @@ from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -22,13 +21,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from clawstats.api.alerts import AlertManager
-from clawstats.api.auth import RequestLimits, TokenAuth
-from clawstats.api.errors import ApiError, BadRequest, api_error_handler, http_error_handler
+from clawstats.api.auth import HostCheck, JsonCORSMiddleware, RequestLimits, TokenAuth, allowed_hosts
+from clawstats.api.errors import ApiError, api_error_handler, http_error_handler
 from clawstats.api.events import Hub
 from clawstats.api.metrics import make_registry
 from clawstats.api.openapi import build_spec
 from clawstats.api.otlp import otlp_http_export
-from clawstats.api.routes import NO_CACHE, Routes
+from clawstats.api.routes import NO_CACHE, Routes, no_query
 from clawstats.settings import Settings
 from clawstats.watch.cache import AlertStateFile
 from clawstats.watch.poller import Poller
@@ -79,10 +78,11 @@ def create_app(
     if store is not None and store.cache is not None:
         alert_state = AlertStateFile(store.cache.path)
     alerts = AlertManager(hub, settings.alert_rules(), alert_state)
-    routes = Routes(hub, registry, settings.token is not None)
+    routes = Routes(hub, registry, settings.token)
     spec = build_spec()
 
     async def events(request: Request) -> Response:
+        no_query(request, allowed=frozenset({"token"}))
         last = request.headers.get("last-event-id")
         return EventSourceResponse(
             hub.stream(last),
@@ -92,8 +92,7 @@ def create_app(
         )
 
     async def alerts_route(request: Request) -> Response:
-        if request.query_params:
-            raise BadRequest("this route takes no query parameters")
+        no_query(request)
         return Response(_encoder.encode(alerts.listing()), media_type="application/json", headers=NO_CACHE)
 
     async def openapi(_request: Request) -> Response:
@@ -149,8 +148,9 @@ def create_app(
         ],
         middleware=[
             Middleware(RequestLimits),
+            Middleware(HostCheck, allowed=allowed_hosts(settings.host, settings.allowed_hosts)),
             Middleware(
-                CORSMiddleware,
+                JsonCORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET"],
                 allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
