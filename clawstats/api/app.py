@@ -114,6 +114,7 @@ def create_app(
         if settings.otlp_endpoint:
             export = otlp_http_export(settings.otlp_endpoint, settings.otlp_interval_s, settings.metrics_active_minutes)
             hub.listeners.append(export.on_snapshot)
+            routes.otlp = export.status
         hub.listeners.append(alerts.on_snapshot)
         alerts.sender.start()
         poller = Poller(store, hub.publish, settings.poll_interval_s, watch=watch)
