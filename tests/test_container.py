@@ -105,7 +105,8 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def image(base_image: str, wheelhouse: Path) -> Iterator[str]:
     tag = f"localhost/clawstats-test:{uuid.uuid4().hex[:12]}"
     podman(
-        "build", "-q", "--format", "docker",  # docker format: OCI images have no HEALTHCHECK
+        # docker format: OCI images have no HEALTHCHECK; no layer cache: no stage images left behind
+        "build", "-q", "--format", "docker", "--layers=false",
         "--build-arg", f"BASE={base_image}",
         "--build-arg", "PIP_NO_INDEX=1", "--build-arg", "PIP_FIND_LINKS=/wheels",
         "--volume", f"{wheelhouse}:/wheels:ro",
