@@ -32,6 +32,7 @@ def _param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 ERRORS = {
     "400": _json(_ref("Error"), "Invalid query parameter"),
     "401": _json(_ref("Error"), "Missing or wrong bearer token"),
+    "421": _json(_ref("Error"), "Host header not one this server answers for (DNS rebinding)"),
     "503": _json(_ref("Error"), "First scan still running"),
 }
 # Empty values mean "not given" (as an HTML form sends them), so every pattern admits "".
@@ -167,9 +168,11 @@ def build_spec() -> dict[str, Any]:
         "/metrics": {"get": {"summary": "Prometheus text exposition", "responses": {"200": text, **ERRORS}}},
         "/healthz": {
             "get": {
-                "summary": "ok or degraded, with reasons and skip counters (no token needed)",
+                "summary": "ok or degraded; reasons and skip counters only with the token when one is set",
                 "responses": {
                     "200": _json({"type": "object"}, "Serving"),
+                    "400": ERRORS["400"],
+                    "421": ERRORS["421"],
                     "503": _json({"type": "object"}, "Starting"),
                 },
             }

@@ -29,7 +29,7 @@ from clawstats.core.transcript import TranscriptStats
 from clawstats.core.usage import Pricer
 from clawstats.watch.cache import IndexCache
 from clawstats.watch.index import IndexFile
-from clawstats.watch.layout import AgentSource
+from clawstats.watch.layout import AgentSource, list_regular
 from clawstats.watch.sessionkeys import owner_from_trajectory
 from clawstats.watch.source import Source
 from clawstats.watch.sqlite_store import SqliteAgent
@@ -101,6 +101,7 @@ class StatsStore:
         self._noted: set[tuple[str, str]] = set()
         self.row_grace_s = ROW_GRACE_S
         self._missing_since: dict[str, float] = {}  # key -> when its row was first seen without transcript
+        self._irregular: dict[str, set[str]] = {}  # sessions dir -> non-regular paths named like transcripts
         self.revision = 0
         self.snapshot: Snapshot | None = None
         # The first scan takes cached tails from one bulk read; later ones look up one by one.
@@ -244,7 +245,8 @@ class StatsStore:
     def _list(self, sessions_dir: str) -> list[str]:
         health, state_dir = self.health, str(self.state_dir)
         try:
-            names = os.listdir(sessions_dir)
+            names, others = list_regular(sessions_dir)
+            self._irregular_files(sessions_dir, others)
             health.clear_condition(sessions_dir)
         except FileNotFoundError:
             names = []
@@ -257,6 +259,17 @@ class StatsStore:
         else:
             health.set_condition(state_dir, "state dir is missing")
         return names
+
+    def _irregular_files(self, sessions_dir: str, others: list[str]) -> None:
+        """A FIFO, directory or symlink loop named like a transcript: never opened (a FIFO would
+        block the scanner), counted, and a condition (degraded) while it is there."""
+        found = {os.path.join(sessions_dir, n) for n in others if is_live_transcript(n) or ARCHIVE_RE.match(n)}
+        for path in self._irregular.get(sessions_dir, set()) - found:
+            self.health.clear_condition(path)
+        for path in found:
+            self._note(path, "notRegularFile", sessions_dir)
+            self.health.set_condition(path, "cannot read: not a regular file (FIFO, directory or symlink loop)")
+        self._irregular[sessions_dir] = found
 
     def _learn_owners(self, agent_files: _AgentFiles, rows: dict[str, IndexRow]) -> None:
         """A key whose sessionId changed owned the old one (its reset archive)."""
@@ -399,6 +412,8 @@ class StatsStore:
         new_views: dict[str, tuple[int, TranscriptView]] = {}
         for src in sources:
             revision, stats = stats_of.get(src.stats_id or "", (-1, None))
+            if src.row is None and not src.archived and (stats is None or stats.entries == 0):
+                continue  # a transcript without a row and without one valid record (binary) is no session
             signature = (src, revision, earlier.get(src.key, 0.0), bases.get(src.agent_id))
             cached = self._rows.get(src.key)
             if cached is not None and cached[0] == signature:
