@@ -264,6 +264,8 @@ class Scenario:
 
     def run(self) -> None:
         oc, report = self.oc, self.report
+        oc.prepare()  # the config (outside the state dir); the state dir does not exist yet
+        assert not oc.state_dir.exists()
         startup = self.start_clawstats()
         health = self.health()
         report.check("serve before the state dir exists", "waiting for state dir" in startup, startup)
@@ -314,9 +316,9 @@ class Scenario:
         )
         row = wait_for(lambda: self.rows().get(keys[0]) or {}, bool, 30, f"{keys[0]} in clawstats")
         self.report.check("sub-agent row", row["kind"] == "subagent", str(row.get("kind")))
-        counted = len(self.oc.mock_requests())
-        # the sub-agent's run and its announcement to the parent: wait until the mock LLM is idle
-        wait_for(lambda: len(self.oc.mock_requests()), lambda n: n > counted and self._idle(n), 180, "sub-agent run")
+        # its run ends (OpenClaw marks the row done), then the announcement to the parent: idle LLM
+        wait_for(lambda: stored_index(self.oc.state_dir)[keys[0]].get("status"), "done".__eq__, 180, "sub-agent done")
+        wait_for(lambda: len(self.oc.mock_requests()), self._idle, 180, "the LLM to be idle after the sub-agent")
 
     def _idle(self, count: int) -> bool:
         time.sleep(3.0)
