@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from clawstats.core.pricing import genai_price, genai_prices_id
 from clawstats.watch.layout import discover_agents, load_catalog, load_config
@@ -36,6 +37,8 @@ class AgentDiscovery:
         self.config_path = Path(env.get("OPENCLAW_CONFIG_PATH") or store.state_dir / "openclaw.json").expanduser()
         self.config_key = _stat_key(self.config_path)
         self.models_keys: dict[str, tuple[int, int, int] | None] = {}
+        self.config: dict[str, Any] | None = None
+        self.loaded = False
 
     def refresh(self) -> bool:
         """Add agents (and layout upgrades) found since the last call; reload the catalog if needed.
@@ -47,11 +50,14 @@ class AgentDiscovery:
         if store.health.conditions.get(str(state_dir)) == WAITING:
             store.health.clear_condition(str(state_dir))
         config_key = _stat_key(self.config_path)
-        config, config_error = load_config(state_dir, self.env)
-        if config_error:
-            store.health.set_condition(str(self.config_path), config_error)
-        else:
-            store.health.clear_condition(str(self.config_path))
+        if config_key != self.config_key or not self.loaded:  # parsed again only when it changed
+            self.config, config_error = load_config(state_dir, self.env)
+            self.loaded = True
+            if config_error:
+                store.health.set_condition(str(self.config_path), config_error)
+            else:
+                store.health.clear_condition(str(self.config_path))
+        config = self.config
         known = dict(store.health.layouts)
         added = False
         for source in discover_agents(state_dir, config, self.agent):

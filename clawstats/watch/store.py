@@ -220,10 +220,11 @@ class StatsStore:
         for key, row in rows.items():
             path = self._locate(row, sessions_dir, present)
             if path is None:
-                agent_files.waiting = True
                 first = self._missing_since.setdefault(key, time.monotonic())
                 if time.monotonic() - first >= self.row_grace_s:
                     self._note(key, "rowWithoutTranscript", source.store)
+                else:
+                    agent_files.waiting = True  # look again next scan, even if nothing else changed
             else:
                 self._missing_since.pop(key, None)
                 claimed.add(path)
