@@ -96,6 +96,7 @@ class StatsStore:
         self._rows: dict[str, tuple[object, SessionRow]] = {}
         self._views: dict[str, tuple[int, TranscriptView]] = {}
         self._noted: set[tuple[str, str]] = set()
+        self._archive_owners: dict[str, str] = {}  # trajectory path -> key (SQLite agents' archives)
         self._irregular: dict[str, set[str]] = {}  # sessions dir -> non-regular paths named like transcripts
         self.revision = 0
         self.snapshot: Snapshot | None = None
@@ -305,7 +306,12 @@ class StatsStore:
         for sid, path in archives:
             if sid in in_database:
                 continue
-            owner = owner_from_trajectory(os.path.join(source.sessions_dir, f"{sid}.trajectory.jsonl"))
+            trajectory = os.path.join(source.sessions_dir, f"{sid}.trajectory.jsonl")
+            owner = self._archive_owners.get(trajectory)
+            if owner is None:  # kept once found: an archive's owner never changes
+                owner = owner_from_trajectory(trajectory)
+                if owner is not None:
+                    self._archive_owners[trajectory] = owner
             found.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path, True, owner))
         wanted = {src.stats_id for src in found if src.stats_id is not None}
         self._adopt_new(source, wanted)
