@@ -24,11 +24,16 @@ from starlette.responses import Response
 from clawstats import __version__
 from clawstats.api.errors import BadRequest, NotFound, NotReady
 from clawstats.api.events import Hub
+from clawstats.core.attribution import ATTRIBUTION_BY
 from clawstats.core.export import sessions_csv, usage_csv
 from clawstats.core.query import QueryError, parse_day, parse_query, select
 from clawstats.core.session import iso_ms
 from clawstats.core.snapshot import Snapshot
-from clawstats.core.totals import GROUP_BY as GROUP_BY_ALLOWED
+from clawstats.core.totals import GROUP_BY
+
+GROUP_BY_ALLOWED = GROUP_BY + ATTRIBUTION_BY
+#: the burn rate slides with the clock: a cached usage body lives at most this long
+BURN_RATE_REFRESH_S = 60
 
 _encoder = msgspec.json.Encoder()
 NO_CACHE = {"Cache-Control": "no-cache"}
@@ -65,8 +70,11 @@ def _params(request: Request) -> dict[str, str]:
 
 
 class Routes:
-    def __init__(self, hub: Hub, registry: CollectorRegistry, token_set: bool) -> None:
+    def __init__(
+        self, hub: Hub, registry: CollectorRegistry, token_set: bool, daily_budget_usd: float | None = None
+    ) -> None:
         self.hub = hub
+        self.daily_budget_usd = daily_budget_usd
         self.registry = registry
         self.token_set = token_set
         self.cache = BodyCache()
@@ -150,13 +158,20 @@ class Routes:
         return body, by
 
     async def usage(self, request: Request) -> Response:
+        now_ms = time.time() * 1000.0
+        # The burn rate depends on the clock as well as on the data: one body per revision and minute.
+        minute = int(now_ms // (BURN_RATE_REFRESH_S * 1000))
+
         def build(snapshot: Snapshot) -> bytes:
             body, _ = self._usage_groups(request, snapshot)
+            overall, per_agent = snapshot.burn(now_ms, self.daily_budget_usd)
+            body["burnRate"] = overall
+            body["burnRateByAgent"] = per_agent
             body["revision"] = snapshot.revision
             body["generatedAt"] = iso_ms(snapshot.generated_ms)
             return _encoder.encode(body)
 
-        return self._cached(request, "usage", "application/json", build)
+        return self._cached(request, f"usage@{minute}", "application/json", build)
 
     async def usage_csv(self, request: Request) -> Response:
         def build(snapshot: Snapshot) -> bytes:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from clawstats.core.forecast import CompactionConfig, compaction_config
+
 DEFAULT_WINDOW = 200_000
 
 #: USD per 1M tokens: (input, output, cacheRead, cacheWrite)
@@ -34,6 +36,7 @@ class Catalog:
     configured: Mapping[str, ModelFacts] = field(default_factory=dict)
     per_agent: Mapping[str, Mapping[str, ModelFacts]] = field(default_factory=dict)
     fallback_price: PriceFallback | None = None
+    compaction: CompactionConfig = field(default_factory=CompactionConfig)
 
     def _facts(self, agent_id: str, model: str) -> list[tuple[ModelFacts, str]]:
         found = []
@@ -118,4 +121,5 @@ def catalog_from_config(
         configured=models_from_providers(providers),
         per_agent=per_agent,
         fallback_price=fallback_price,
+        compaction=compaction_config(config),
     )

@@ -49,6 +49,9 @@ class Message(Struct):
     stopReason: str | None = None
     timestamp: Stamp = None
     isError: bool | None = None
+    toolName: str | None = None
+    #: tool result metadata; decoded only for ``sessions_spawn`` (see :func:`decode_spawn_child`)
+    details: Raw = Raw(b"")
 
 
 class SnapshotData(Struct):
@@ -77,7 +80,14 @@ class Line(Struct):
     version: Number | None = None
 
 
+class SpawnDetails(Struct):
+    """The ``details`` of a ``sessions_spawn`` tool result: which session key the child got."""
+
+    childSessionKey: str | None = None
+
+
 _line_decoder = msgspec.json.Decoder(Line)
+_spawn_decoder = msgspec.json.Decoder(SpawnDetails)
 _snapshot_decoder = msgspec.json.Decoder(SnapshotData)
 
 
@@ -114,6 +124,17 @@ def decode_snapshot_data(raw: Raw) -> SnapshotData | None:
         return None
 
 
+def decode_spawn_child(raw: Raw) -> str | None:
+    """The child session key a ``sessions_spawn`` tool result names, or None."""
+    if not raw:
+        return None
+    try:
+        key = _spawn_decoder.decode(raw).childSessionKey
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    return key if key and len(key) <= 512 else None
+
+
 class IndexRow(Struct):
     """The fields of a ``sessions.json`` row (or SQLite ``entry_json``) that statistics use."""
 
@@ -133,6 +154,7 @@ class IndexRow(Struct):
     channel: str | None = None
     lastChannel: str | None = None
     spawnedBy: str | None = None
+    parentSessionKey: str | None = None
     status: str | None = None
 
 

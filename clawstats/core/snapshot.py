@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 import msgspec
 
+from clawstats.core.attribution import ATTRIBUTION_BY
+from clawstats.core.burnrate import BurnRate, burn_rate
 from clawstats.core.catalog import Catalog
+from clawstats.core.enrich import calls_of, group_by_attribution, tree_of
 from clawstats.core.health import Health
 from clawstats.core.session import SessionRow, iso_ms
 from clawstats.core.totals import Totals, UsageGroup, group_usage
@@ -31,6 +34,7 @@ class TranscriptView:
     timeline_ctx: bytes
     timeline_cost: bytes
     timeline_out: bytes
+    spawned: tuple[str, ...] = ()  # child session keys this transcript spawned
 
     @classmethod
     def of(cls, agent_id: str, stats: TranscriptStats) -> TranscriptView:
@@ -42,6 +46,7 @@ class TranscriptView:
             timeline_ctx=stats.tl_ctx.tobytes(),
             timeline_cost=stats.tl_cost.tobytes(),
             timeline_out=stats.tl_out.tobytes(),
+            spawned=tuple(stats.spawned),
         )
 
 
@@ -59,11 +64,20 @@ class TimelinePoint(msgspec.Struct, frozen=True, rename="camel"):
     cumulative_cost: float
 
 
+class ChildCost(msgspec.Struct, frozen=True, rename="camel"):
+    """A direct child in the lineage tree: a sub-agent (live or cleaned up) or an archive of the key."""
+
+    key: str
+    tree_cost: float
+    has_row: bool
+
+
 class SessionDetail(msgspec.Struct, frozen=True, rename="camel"):
     row: SessionRow
     by_model: dict[str, UsageGroup]
     compactions: list[CompactionInfo]
     timeline: list[TimelinePoint]
+    children: list[ChildCost] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +112,23 @@ class Snapshot:
             for c in view.compactions
         ]
         by_model = group_usage([(view.agent_id, view)], self.catalog, "model")
-        return SessionDetail(row, by_model, compactions, timeline)
+        return SessionDetail(row, by_model, compactions, timeline, self._children(key))
+
+    def _children(self, key: str) -> list[ChildCost]:
+        tree = tree_of(self.rows, self.views)
+        return [
+            ChildCost(child, tree.tree_cost.get(child, 0.0), child in self.by_key)
+            for child in sorted(tree.children.get(key, []))
+        ]
 
     def usage(self, by: str, since: str | None = None, until: str | None = None) -> dict[str, UsageGroup]:
+        if by in ATTRIBUTION_BY:
+            return group_by_attribution(self.rows, self.views, self.transcripts, self.catalog, by, since, until)
         return group_usage(self.transcripts, self.catalog, by, since, until)
+
+    def burn(self, now_ms: float, daily_budget_usd: float | None = None) -> tuple[BurnRate, dict[str, BurnRate]]:
+        """The burn rate over all agents and per agent (per-agent figures carry no budget)."""
+        calls = list(calls_of(self.transcripts))
+        agents = sorted({agent for agent, _, _ in calls})
+        overall = burn_rate(((at, usd) for _, at, usd in calls), now_ms, daily_budget_usd)
+        return overall, {a: burn_rate(((at, usd) for g, at, usd in calls if g == a), now_ms) for a in agents}

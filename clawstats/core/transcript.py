@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from clawstats.core.records import MAX_COUNT, Line, as_int, decode_snapshot_data
+from clawstats.core.records import MAX_COUNT, Line, as_int, decode_snapshot_data, decode_spawn_child
 
 #: Assistant messages that are not model calls (OpenClaw's delivery mirrors, injected text).
 _SYNTHETIC_PROVIDER = "openclaw"
@@ -31,7 +31,7 @@ _TOOL_CALL_MARK = b'"type":"toolCall"'
 BUCKET_SIZE = 11
 B_CALLS, B_IN, B_OUT, B_CR, B_CW, B_COST, B_MISSING, B_UIN, B_UOUT, B_UCR, B_UCW = range(BUCKET_SIZE)
 CHARS_PER_TOKEN = 4
-_STATE_VERSION = 2  # bump when dump() changes: older cached states are then re-read
+_STATE_VERSION = 3  # bump when dump() changes: older cached states are then re-read
 
 
 def id_hash(value: str | int | None) -> int:
@@ -106,6 +106,7 @@ class TranscriptStats:
         "tl_ctx",
         "tl_cost",
         "tl_out",
+        "spawned",
     )
 
     def __init__(self) -> None:
@@ -136,6 +137,7 @@ class TranscriptStats:
         self.tl_ctx = array("I")
         self.tl_cost = array("d")
         self.tl_out = array("I")
+        self.spawned: list[str] = []  # child session keys named by sessions_spawn results, in order
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -184,6 +186,10 @@ class TranscriptStats:
             self.tool_results += 1
             if msg.isError:
                 self.errors += 1
+            elif msg.toolName == "sessions_spawn":
+                child = decode_spawn_child(msg.details)
+                if child is not None and child not in self.spawned:
+                    self.spawned.append(child)
         if role != "assistant":
             self._push(line.id, chars, 0)
             return
@@ -359,6 +365,7 @@ class TranscriptStats:
             self.tl_ctx.tobytes(),
             self.tl_cost.tobytes(),
             self.tl_out.tobytes(),
+            self.spawned,
         ]
         return msgspec.msgpack.encode(state)
 
@@ -388,6 +395,7 @@ class TranscriptStats:
         self.tl_ctx.frombytes(state[19])
         self.tl_cost.frombytes(state[20])
         self.tl_out.frombytes(state[21])
+        self.spawned = list(state[22])
         return self
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from clawstats.core.catalog import Catalog
+from clawstats.core.enrich import enrich
 from clawstats.core.health import Health, HealthLog
 from clawstats.core.records import IndexRow
 from clawstats.core.session import SessionRow, build_row
@@ -178,15 +179,23 @@ class StatsStore:
             if path not in claimed:
                 sid = name[: -len(".jsonl")]
                 self._note(path, "transcriptWithoutRow", path)
-                sources.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path))
+                # e.g. an earlier run of a cron job: its trace names the key it ran under
+                owner = self._owner(agent_files, sid)
+                sources.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path, False, owner))
         for sid, path in archives:
-            owner = agent_files.owners.get(sid)
-            if owner is None:
-                owner = owner_from_trajectory(os.path.join(sessions_dir, f"{sid}.trajectory.jsonl"))
-                if owner is not None:
-                    agent_files.owners[sid] = owner
+            owner = self._owner(agent_files, sid)
             sources.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path, True, owner))
         return sources, {s.stats_id for s in sources if s.stats_id is not None}
+
+    @staticmethod
+    def _owner(agent_files: _AgentFiles, sid: str) -> str | None:
+        """The key a transcript no row points at belonged to: learnt live, else from its trace."""
+        owner = agent_files.owners.get(sid)
+        if owner is None:
+            owner = owner_from_trajectory(os.path.join(agent_files.source.sessions_dir, f"{sid}.trajectory.jsonl"))
+            if owner is not None:
+                agent_files.owners[sid] = owner
+        return owner
 
     def _list(self, sessions_dir: str) -> list[str]:
         health, state_dir = self.health, str(self.state_dir)
@@ -375,6 +384,7 @@ class StatsStore:
             self.snapshot = replace(self.snapshot, health=health)
             return self.snapshot
         self.revision += 1
+        rows = enrich(rows, views, self.catalog.compaction)  # lineage, tree cost, compaction forecast
         rows.sort(key=lambda r: (-(r.updated_at_ms or 0.0), r.key))
         total_cost = 0.0
         for row in rows:
