@@ -1,11 +1,11 @@
-"""The attribution fixture (real OpenClaw 2026.7.1 output) and the two channel sessions built from it.
+"""The attribution fixture (real OpenClaw 2026.7.1 output) and two channel sessions built from it.
 
 OpenClaw's mock setup has no chat channel (every run here is ``webchat`` or none), so two channel
 sessions are SYNTHESIZED by code, only by copying real rows and lines: the orchestrator's real
-row and the start of its transcript (the lines before its first ``sessions_spawn``) are copied under a Telegram group key (row ``channel``/``lastChannel`` set to
-``telegram``) and under a Discord channel key with the row's channel fields removed (its channel
-then comes from the key's shape). Transcript lines are copied unchanged but for the session id
-in the header line.
+row and the start of its transcript (the lines before its first ``sessions_spawn``) are copied
+under a Telegram group key (row ``channel``/``lastChannel`` set to ``telegram``) and under a
+Discord channel key with the row's channel fields removed (its channel then comes from the
+key's shape). Lines are copied unchanged but for the session id in the header line.
 """
 
 from __future__ import annotations
