@@ -30,7 +30,7 @@ class Projection(msgspec.Struct, frozen=True):
 
 class BurnRate(msgspec.Struct, frozen=True, rename="camel"):
     last_hour_usd: float
-    last_24h_usd: float
+    last_24h_usd: float = msgspec.field(name="last24hUsd")
     today_usd: float
     rate_usd_per_hour: Projection  # lowest / mean / highest of the recent hourly rates
     projected_day_usd: Projection  # today's spend at the end of the UTC day
