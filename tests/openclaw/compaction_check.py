@@ -7,17 +7,18 @@ to the next ``compaction`` entry (a compaction before the turn's call, or after 
 that turn). Predictions with no later compaction in the transcript are not scored, nor are those
 where the compaction came right after the call (before any new user turn).
 
-    python3 -m tests.openclaw.compaction_check WINDOW TRANSCRIPT.jsonl [...]
+    .venv/bin/python -m tests.openclaw.compaction_check STATE_DIR WINDOW TRANSCRIPT.jsonl [...]
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from clawstats.core.forecast import CompactionConfig, forecast
+from clawstats.core.forecast import CompactionConfig, compaction_config, forecast
 from clawstats.core.records import decode_line
 from clawstats.core.transcript import TranscriptStats
 
@@ -65,19 +66,29 @@ def score(lines: Iterable[bytes], window: int, config: CompactionConfig) -> list
     return scored
 
 
+def summary(scored: list[Scored]) -> dict[str, float]:
+    """Counts and error figures of scored predictions."""
+    estimated = [s for s in scored if s.predicted is not None]
+    errors = [s.predicted - s.actual for s in estimated if s.predicted is not None]
+    return {
+        "scored": len(scored),
+        "estimated": len(estimated),
+        "exact": sum(1 for e in errors if e == 0),
+        "withinOne": sum(1 for e in errors if abs(e) <= 1),
+        "meanAbsError": sum(abs(e) for e in errors) / len(errors) if errors else 0.0,
+        "meanError": sum(errors) / len(errors) if errors else 0.0,
+    }
+
+
 def main(argv: list[str]) -> int:
-    window = int(argv[0])
-    config = CompactionConfig(reserve_tokens=4000, reserve_tokens_floor=0, legacy=True)
-    total = hits = estimated = 0
-    for path in argv[1:]:
+    """``STATE_DIR WINDOW TRANSCRIPT...``: the config is the state dir's ``openclaw.json``."""
+    config = compaction_config(json.loads((Path(argv[0]) / "openclaw.json").read_text()))
+    window = int(argv[1])
+    scored: list[Scored] = []
+    for path in argv[2:]:
         with Path(path).open("rb") as fh:
-            for s in score(fh, window, config):
-                total += 1
-                if s.predicted is not None:
-                    estimated += 1
-                    hits += abs(s.predicted - s.actual) <= 1
-                print(Path(path).name[:8], s.call, s.predicted, s.actual)
-    print(f"scored {total}, estimated {estimated}, within one turn {hits}")
+            scored += score(fh, window, config)
+    print(json.dumps(summary(scored)))
     return 0
 
 
