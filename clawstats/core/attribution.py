@@ -139,6 +139,7 @@ def annotate(rows: Sequence[SessionRow], tree: Tree) -> list[SessionRow]:
             msgspec.structs.replace(
                 row,
                 parent_key=tree.parents.get(row.key),
+                root_key=tree.roots.get(row.key),
                 tree_cost=tree.tree_cost.get(row.key, row.total_cost),
                 cron_job=cron_job_of(lineage_key),
                 channel=channel_of(lineage_key, row.channel),

@@ -77,6 +77,7 @@ class SessionRow(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True
     status: str | None = None
     archived_from: str | None = None
     parent_key: str | None = None
+    root_key: str | None = None
     tree_cost: float | None = None
     cron_job: str | None = None
     context_growth_per_turn: int | None = None
