@@ -142,10 +142,12 @@ def conditions(
                     found.append(
                         Condition(f"context_pct_{pct:g}", severity, row.key, row.context_pct, pct, message, row)
                     )
-        if rules.session_budget_usd is not None and row.total_cost > rules.session_budget_usd:
+        if rules.session_budget_usd is not None and (row.total_cost or 0.0) > rules.session_budget_usd:
             message = f"{row.key} cost ${row.total_cost:.4f} (budget ${rules.session_budget_usd:g})"
             found.append(
-                Condition("session_budget", "warning", row.key, row.total_cost, rules.session_budget_usd, message, row)
+                Condition(
+                    "session_budget", "warning", row.key, row.total_cost or 0.0, rules.session_budget_usd, message, row
+                )
             )
         if row.context_source == "estimate":
             since = estimate_since.setdefault(row.key, now_ms)
@@ -243,6 +245,6 @@ def breaches(
             continue
         if max_context_pct is not None and row.context_pct is not None and row.context_pct > max_context_pct:
             lines.append(f"context {row.key}: {row.context_pct}% > {max_context_pct:g}% ({row.context_source})")
-        if max_session_cost is not None and row.total_cost > max_session_cost:
+        if max_session_cost is not None and (row.total_cost or 0.0) > max_session_cost:
             lines.append(f"session cost {row.key}: ${row.total_cost:.4f} > ${max_session_cost:g}")
     return lines

@@ -114,7 +114,7 @@ def build_tree(rows: Sequence[SessionRow], links: Mapping[str, str]) -> Tree:
         seen: set[str] = set()
         while node is not None and node not in seen and len(seen) < _MAX_DEPTH:
             seen.add(node)
-            tree_cost[node] = tree_cost.get(node, 0.0) + row.total_cost
+            tree_cost[node] = tree_cost.get(node, 0.0) + (row.total_cost or 0.0)  # unknown (None): a lower bound
             node = parents.get(node)
     return Tree(parents, children, roots, tree_cost)
 

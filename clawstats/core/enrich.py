@@ -15,25 +15,11 @@ from typing import Protocol
 import msgspec
 
 from clawstats.core.attribution import ATTRIBUTION_BY, NO_GROUP, Tree, annotate, build_tree, group_name, spawn_links
-from clawstats.core.catalog import Catalog
+from clawstats.core.figures import HasBuckets, UsageGroup, figures
 from clawstats.core.forecast import CompactionConfig, forecast
-from clawstats.core.session import SessionRow, usage_totals
-from clawstats.core.totals import HasBuckets, UsageGroup
-from clawstats.core.transcript import (
-    B_CALLS,
-    B_COST,
-    B_CR,
-    B_CW,
-    B_IN,
-    B_MISSING,
-    B_OUT,
-    B_UCR,
-    B_UCW,
-    B_UIN,
-    B_UOUT,
-    BUCKET_SIZE,
-    Compaction,
-)
+from clawstats.core.session import SessionRow
+from clawstats.core.transcript import Compaction
+from clawstats.core.usage import Bucket
 
 
 class Timeline(Protocol):
@@ -52,7 +38,7 @@ class Timeline(Protocol):
     @property
     def spawned(self) -> Sequence[str]: ...
     @property
-    def buckets(self) -> Mapping[tuple[str, str], Sequence[float]]: ...
+    def buckets(self) -> Mapping[tuple[str, str], Bucket]: ...
 
 
 def links_of(rows: Sequence[SessionRow], views: Mapping[str, Timeline]) -> dict[str, str]:
@@ -143,7 +129,6 @@ def group_by_attribution(
     rows: Sequence[SessionRow],
     views: Mapping[str, Timeline],
     transcripts: Sequence[tuple[str, HasBuckets]],
-    catalog: Catalog,
     by: str,
     since: str | None = None,
     until: str | None = None,
@@ -151,25 +136,6 @@ def group_by_attribution(
     """Usage per top-level session (``parent``), cron job or channel; every transcript counted once."""
     if by not in ATTRIBUTION_BY:
         raise ValueError(f"by must be one of {', '.join(ATTRIBUTION_BY)}")
-    tree = tree_of(rows, views)
-    sums: dict[str, list[float]] = {}
-    extra: dict[str, float] = {}
-    for name, agent, view in _named_transcripts(rows, views, transcripts, by, tree):
-        for (day, model), bucket in view.buckets.items():
-            if (since and day < since) or (until and day > until):
-                continue
-            acc = sums.setdefault(name, [0.0] * BUCKET_SIZE)
-            for slot in range(BUCKET_SIZE):
-                acc[slot] += bucket[slot]
-            if bucket[B_MISSING]:
-                tokens = (int(bucket[B_UIN]), int(bucket[B_UOUT]), int(bucket[B_UCR]), int(bucket[B_UCW]))
-                extra[name] = extra.get(name, 0.0) + (catalog.price(agent, model, tokens) or 0.0)
-    return {
-        name: UsageGroup(
-            cost=acc[B_COST] + extra.get(name, 0.0),
-            calls=int(acc[B_CALLS]),
-            usage=usage_totals(int(acc[B_IN]), int(acc[B_OUT]), int(acc[B_CR]), int(acc[B_CW])),
-            missing_cost_entries=int(acc[B_MISSING]),
-        )
-        for name, acc in sorted(sums.items())
-    }
+    named = [(name, view) for name, _, view in _named_transcripts(rows, views, transcripts, by, tree_of(rows, views))]
+    # the group name stands in the "agent" place: one call of the same figures() every surface uses
+    return {key[0]: group for key, group in figures(named, ("agent",), since, until).items()}

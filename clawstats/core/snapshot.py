@@ -21,6 +21,7 @@ from clawstats.core.health import Health
 from clawstats.core.session import SessionRow, iso_ms
 from clawstats.core.totals import Totals, UsageGroup, group_usage
 from clawstats.core.transcript import Compaction, TranscriptStats
+from clawstats.core.usage import Bucket
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,7 @@ class TranscriptView:
     """A frozen copy of what the detail and usage views need from one transcript."""
 
     agent_id: str
-    buckets: Mapping[tuple[str, str], tuple[float, ...]]
+    buckets: Mapping[tuple[str, str], Bucket]
     compactions: tuple[Compaction, ...]
     timeline_ms: bytes
     timeline_ctx: bytes
@@ -40,7 +41,7 @@ class TranscriptView:
     def of(cls, agent_id: str, stats: TranscriptStats) -> TranscriptView:
         return cls(
             agent_id=agent_id,
-            buckets={key: tuple(values) for key, values in stats.buckets.items()},
+            buckets={key: bucket.copy() for key, bucket in stats.buckets.items()},
             compactions=tuple(stats.compactions),
             timeline_ms=stats.tl_ms.tobytes(),
             timeline_ctx=stats.tl_ctx.tobytes(),
@@ -111,7 +112,7 @@ class Snapshot:
             CompactionInfo(iso_ms(c.at_ms), c.tokens_before, c.tokens_after, c.estimate, c.from_hook)
             for c in view.compactions
         ]
-        by_model = group_usage([(view.agent_id, view)], self.catalog, "model")
+        by_model = group_usage([(view.agent_id, view)], "model")
         return SessionDetail(row, by_model, compactions, timeline, self._children(key))
 
     def _children(self, key: str) -> list[ChildCost]:
@@ -123,8 +124,8 @@ class Snapshot:
 
     def usage(self, by: str, since: str | None = None, until: str | None = None) -> dict[str, UsageGroup]:
         if by in ATTRIBUTION_BY:
-            return group_by_attribution(self.rows, self.views, self.transcripts, self.catalog, by, since, until)
-        return group_usage(self.transcripts, self.catalog, by, since, until)
+            return group_by_attribution(self.rows, self.views, self.transcripts, by, since, until)
+        return group_usage(self.transcripts, by, since, until)
 
     def burn(self, now_ms: float, daily_budget_usd: float | None = None) -> tuple[BurnRate, dict[str, BurnRate]]:
         """The burn rate over all agents and per agent (per-agent figures carry no budget)."""

@@ -5,7 +5,9 @@
 const state = { rows: new Map(), totals: null, sort: "updated", order: "desc", token: null, source: null, alerts: [] };
 const SEVERITY_RANK = { info: 0, warning: 1, critical: 2 };
 const $ = (sel) => document.querySelector(sel);
-const fmtCost = (usd) => "$" + (usd >= 100 ? usd.toFixed(0) : usd >= 1 ? usd.toFixed(2) : usd.toFixed(4));
+// null: unknown (no readable transcript), shown as "?" rather than as $0
+const fmtCost = (usd) =>
+  usd == null ? "?" : "$" + (usd >= 100 ? usd.toFixed(0) : usd >= 1 ? usd.toFixed(2) : usd.toFixed(4));
 const fmtK = (n) => (n >= 10000 ? Math.round(n / 1000) + "k" : n >= 1000 ? (n / 1000).toFixed(1) + "k" : String(n));
 const fmtInt = (n) => n.toLocaleString("en-US");
 
@@ -124,7 +126,7 @@ const SORTERS = {
   agent: (r) => r.agentId + " " + r.key,
   model: (r) => (r.model || "") + " " + r.key,
   context: (r) => (r.contextPct == null ? -1 : r.contextPct),
-  cost: (r) => r.totalCost,
+  cost: (r) => r.totalCost ?? -1,
   compactions: (r) => r.compactionCount,
   updated: (r) => r.updatedAtMs || 0,
 };

@@ -7,6 +7,7 @@ const attrib = { timer: null, lastFetchMs: 0, groups: { cron: {}, channel: {} },
 const ATTRIB_REFRESH_MS = 15000;
 
 function fmtUsd(usd) {
+  if (usd == null) return "?"; // unknown: no readable transcript
   return "$" + (usd >= 100 ? usd.toFixed(0) : usd >= 1 ? usd.toFixed(2) : usd.toFixed(4));
 }
 
@@ -66,7 +67,7 @@ function buildForest(rows) {
     seen.add(key);
     const row = byKey.get(key);
     if (row && row.treeCost != null) return row.treeCost;
-    return (row ? row.totalCost : 0) + (children.get(key) || []).reduce((sum, child) => sum + cost(child, seen), 0);
+    return (row ? row.totalCost || 0 : 0) + (children.get(key) || []).reduce((sum, child) => sum + cost(child, seen), 0);
   };
   const nested = new Set([...children.values()].flat());
   const roots = [...children.keys()].filter((key) => !nested.has(key)).sort((a, b) => cost(b) - cost(a));

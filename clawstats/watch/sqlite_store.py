@@ -16,15 +16,15 @@ import sqlite3
 import zstandard
 
 from clawstats.core.health import HealthLog
-from clawstats.core.records import BadRecord, IndexRow, decode_line, parse_index_row
+from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, IndexRow, decode_line, parse_index_row
 from clawstats.core.transcript import TranscriptStats
+from clawstats.core.usage import Pricer
 from clawstats.watch.cache import IndexCache
 from clawstats.watch.layout import AgentSource
 from clawstats.watch.source import Source
 from clawstats.watch.tail import FileId, Tail
 
 BUSY_TIMEOUT_MS = 2000
-_MAX_EVENT_BYTES = 64 << 20
 _EVENTS_AFTER = (
     "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq >= ? ORDER BY seq"
 )
@@ -33,8 +33,11 @@ _EVENTS_AFTER = (
 class SqliteAgent:
     """Reader state of one agent database; ``scan`` is called by the store's single writer."""
 
-    def __init__(self, source: AgentSource, health: HealthLog, cache: IndexCache | None = None) -> None:
+    def __init__(
+        self, source: AgentSource, health: HealthLog, cache: IndexCache | None = None, price: Pricer | None = None
+    ) -> None:
         self.source = source
+        self.price = price  # prices calls without a recorded cost, one call at a time
         self.health = health
         self.cache = cache
         self.db: sqlite3.Connection | None = None
@@ -45,10 +48,21 @@ class SqliteAgent:
         self.tails: dict[str, Tail] = {}
         self.sources: list[Source] = []
         self.events_read = 0  # lifetime total, for tests and benchmarks
+        # Identity (device, inode) of the file the connection was opened on: a database replaced
+        # by rename (a restore, a migration) is a new inode, and the open connection would go on
+        # reading the old, unlinked one.
+        self.opened: tuple[int, int] | None = None
+        # Per sessionId, how many events lie below the cursor: fewer in the database means some
+        # were deleted under it (a new one above may hide that from max(seq)).
+        self.below: dict[str, int] = {}
         self._zstd = zstandard.ZstdDecompressor()
 
     def _connect(self) -> sqlite3.Connection:
+        st = os.stat(self.source.store)  # before connecting: a replacement in between is seen next time
+        if self.db is not None and self.opened != (st.st_dev, st.st_ino):
+            self._close()  # replaced under us: reopen on the new file
         if self.db is None:
+            self.opened = (st.st_dev, st.st_ino)
             uri = f"file:{self.source.store}?mode=ro"
             db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
             # Bytes, not str: one row with invalid UTF-8 must be a counted skip, not an error
@@ -130,6 +144,7 @@ class SqliteAgent:
             tail = restored
         else:
             tail = Tail(path)  # new session, or the database file was replaced: from seq 0
+        tail.use_price(self.price)
         tail.file_id = db_id
         self.tails[sid] = tail
         return tail
@@ -140,31 +155,51 @@ class SqliteAgent:
             del self.tails[sid]
         st = os.stat(self.source.store)
         db_id = FileId(st.st_dev, st.st_ino, 0, 0)
-        newest = {
-            sid.decode("utf-8", "replace"): top
-            for sid, top in db.execute("SELECT session_id, max(seq) FROM transcript_events GROUP BY session_id")
+        newest: dict[str, tuple[int, int]] = {
+            sid.decode("utf-8", "replace"): (top, count)
+            for sid, top, count in db.execute(
+                "SELECT session_id, max(seq), count(*) FROM transcript_events GROUP BY session_id"
+            )
         }
+        for sid in [sid for sid in self.below if sid not in wanted]:
+            del self.below[sid]
         for sid in sorted(wanted):
             tail = self._cursor(sid, db_id)
-            top = newest.get(sid)
+            top, count = newest.get(sid, (None, 0))
+            known = self.below.get(sid)  # None: a cursor restored from the cache, trusted
             if tail.offset and (top is None or top < tail.offset - 1):
                 tail.restart()  # events were deleted or rewritten below our cursor: read again
-            if top is None or top < tail.offset:
-                continue
-            changed = False
-            for seq, event_json, event_zstd in db.execute(_EVENTS_AFTER, (sid, tail.offset)):
-                tail.offset = seq + 1
-                self.events_read += 1
-                raw = self._event_bytes(sid, event_json, event_zstd)
-                if raw is None:
-                    continue
-                try:
-                    tail.stats.apply(decode_line(raw))
-                    changed = True
-                except BadRecord as bad:
-                    self.health.count(self.source.store, bad.kind, f"{sid} seq {seq}: {bad.detail}")
+            if tail.offset == 0:
+                known = 0
+            read, changed = self._read_session(db, sid, tail, top)
+            if known is not None and known + read != count:
+                # Events below the cursor were deleted (or inserted) while a new one may have
+                # been added above it: read the session again, in this same read transaction.
+                tail.restart()
+                self._read_session(db, sid, tail, top)
+                changed = True
+            self.below[sid] = count
             if changed:
                 tail.revision += 1
+
+    def _read_session(self, db: sqlite3.Connection, sid: str, tail: Tail, top: int | None) -> tuple[int, bool]:
+        """Fold the events after the cursor into ``tail``: (events read, whether statistics changed)."""
+        if top is None or top < tail.offset:
+            return 0, False
+        read, changed = 0, False
+        for seq, event_json, event_zstd in db.execute(_EVENTS_AFTER, (sid, tail.offset)):
+            tail.offset = seq + 1
+            read += 1
+            self.events_read += 1
+            raw = self._event_bytes(sid, event_json, event_zstd)
+            if raw is None:
+                continue
+            try:
+                tail.stats.apply(decode_line(raw))
+                changed = True
+            except BadRecord as bad:
+                self.health.count(self.source.store, bad.kind, f"{sid} seq {seq}: {bad.detail}")
+        return read, changed
 
     def _event_bytes(self, sid: str, event_json: str | bytes | None, event_zstd: bytes | None) -> bytes | None:
         if event_json is not None:
@@ -173,7 +208,7 @@ class SqliteAgent:
             self.health.count(self.source.store, "emptyEvent", sid)
             return None
         try:
-            return self._zstd.decompress(event_zstd, max_output_size=_MAX_EVENT_BYTES)
+            return self._zstd.decompress(event_zstd, max_output_size=DEFAULT_MAX_LINE_BYTES)
         except zstandard.ZstdError as exc:
             self.health.count(self.source.store, "corruptEvent", f"{sid}: {exc}")
             return None

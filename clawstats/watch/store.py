@@ -26,19 +26,27 @@ from clawstats.core.session import SessionRow, build_row
 from clawstats.core.snapshot import Snapshot, TranscriptView
 from clawstats.core.totals import compute_totals
 from clawstats.core.transcript import TranscriptStats
+from clawstats.core.usage import Pricer
 from clawstats.watch.cache import IndexCache
 from clawstats.watch.index import IndexFile
 from clawstats.watch.layout import AgentSource
 from clawstats.watch.sessionkeys import owner_from_trajectory
 from clawstats.watch.source import Source
 from clawstats.watch.sqlite_store import SqliteAgent
-from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail, adopt, export, read_whole
+from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail, TailImage, adopt, export, read_whole
 
 #: A directory listing is trusted for reuse only once its mtime is this old (see _plan_files).
 RACY_S = 2.0
 #: Below this many bytes of cold reads, forking workers costs more than it saves.
 PARALLEL_MIN_BYTES = 32 << 20
-ARCHIVE_RE = re.compile(r"^(?P<sid>.+?)\.jsonl\.(?P<why>reset|deleted)\.[0-9T:.\-]+Z(?:\.(?:gz|zst))?$")
+#: Usage-counted archives, as OpenClaw names them (artifacts.ts): ``<sid>.jsonl.<reset|deleted>.<ISO
+#: stamp with - for :>Z`` with an optional ``.<32 hex>`` suffix and ``.zst``; older writers used an
+#: epoch-ms stamp (ccusage and tokscale read those too) and ``.gz``.
+ARCHIVE_RE = re.compile(
+    r"^(?P<sid>.+?)\.jsonl\.(?P<why>reset|deleted)"
+    r"\.(?:\d{4}-\d{2}-\d{2}T[0-9:\-]+(?:\.\d{1,3})?Z(?:\.[0-9a-f]{32})?|\d{10,16})"
+    r"(?:\.(?:gz|zst))?$"
+)
 
 
 def is_live_transcript(name: str) -> bool:
@@ -83,7 +91,7 @@ class StatsStore:
         for agent in agents:
             self.health.layouts[agent.agent_id] = agent.layout
             if agent.layout == "sqlite":
-                self.sqlite[agent.agent_id] = SqliteAgent(agent, self.health, cache)
+                self.sqlite[agent.agent_id] = SqliteAgent(agent, self.health, cache, catalog.pricer(agent.agent_id))
             else:
                 self.files[agent.agent_id] = _AgentFiles(agent, IndexFile(agent.store))
         self._rows: dict[str, tuple[object, SessionRow]] = {}
@@ -107,7 +115,7 @@ class StatsStore:
         stats_of: dict[str, tuple[int, TranscriptStats]] = {}
         planned = [(files, self._plan_files(files)) for files in self.files.values()]
         # New files of every agent adopted first, so one pool of workers reads all cold ones.
-        fresh = [self._adopt_new(files.source.sessions_dir, wanted) for files, (_s, wanted) in planned]
+        fresh = [self._adopt_new(files.source, wanted) for files, (_s, wanted) in planned]
         self._read_cold_in_parallel([p for paths in fresh for p in paths if self.tails[p].file_id is None])
         for files, (agent_sources, wanted) in planned:
             self._poll_tails(files.source.sessions_dir, wanted, stats_of, changed)
@@ -274,14 +282,15 @@ class StatsStore:
             self.tails.pop(path, None)
             self.health.clear_condition(path)
 
-    def _adopt_new(self, sessions_dir: str, wanted: set[str]) -> list[str]:
+    def _adopt_new(self, source: AgentSource, wanted: set[str]) -> list[str]:
         """Tails for paths seen for the first time (renamed, cached or new); returns those paths."""
-        prefix = sessions_dir + os.sep
+        prefix = source.sessions_dir + os.sep
+        price = self.catalog.pricer(source.agent_id)
         vanished = {p: t for p, t in self.tails.items() if p.startswith(prefix) and p not in wanted}
         by_inode = {(t.file_id.dev, t.file_id.ino): t for t in vanished.values() if t.file_id is not None}
         fresh = [p for p in sorted(wanted) if p not in self.tails]
         for path in fresh:
-            self._adopt(path, by_inode, vanished)
+            self._adopt(path, by_inode, vanished).use_price(price)
         return fresh
 
     def _read_cold_in_parallel(self, paths: list[str]) -> None:
@@ -299,11 +308,14 @@ class StatsStore:
         order = sorted(sizes, key=sizes.__getitem__, reverse=True)  # big files first: even finish
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
-            for result in pool.map(_cold_read, order, [self.max_line_bytes] * len(order)):
+            prices = [self.tails[path].stats.price for path in order]
+            for result, price in zip(
+                pool.map(_cold_read, order, [self.max_line_bytes] * len(order), prices), prices, strict=True
+            ):
                 if result is None:
                     continue
                 image, counts = result
-                tail = adopt(image)
+                tail = adopt(image, price)
                 self.tails[tail.path] = tail
                 for kind, n in counts.items():
                     self.health.count(tail.path, kind, "(read by a worker)", n)
@@ -386,9 +398,6 @@ class StatsStore:
         self.revision += 1
         rows = enrich(rows, views, self.catalog.compaction)  # lineage, tree cost, compaction forecast
         rows.sort(key=lambda r: (-(r.updated_at_ms or 0.0), r.key))
-        total_cost = 0.0
-        for row in rows:
-            total_cost += row.total_cost
         self.snapshot = Snapshot(
             revision=self.revision,
             generated_ms=time.time() * 1000.0,
@@ -397,16 +406,16 @@ class StatsStore:
             by_key={row.key: row for row in rows},
             views=views,
             transcripts=tuple(transcripts.values()),
-            totals=compute_totals(list(transcripts.values()), self.catalog, total_cost, len(rows)),
+            totals=compute_totals(transcripts.values(), len(rows), sum(1 for row in rows if row.total_cost is None)),
             health=health,
             catalog=self.catalog,
         )
         return self.snapshot
 
 
-def _cold_read(path: str, max_line_bytes: int) -> tuple[tuple[object, ...], dict[str, int]] | None:
+def _cold_read(path: str, max_line_bytes: int, price: Pricer | None) -> tuple[TailImage, dict[str, int]] | None:
     try:
-        tail, health = read_whole(path, max_line_bytes)
+        tail, health = read_whole(path, max_line_bytes, price)
     except OSError:
         return None  # vanished or unreadable: the ordinary poll after this reports it
     return export(tail), dict(health.counters)
