@@ -92,9 +92,20 @@ class TurnsLeft:
 
 
 def turns_to_compaction(
-    context_after_turn: int | None, window: int | None, growth: int | None, config: CompactionConfig
+    context_after_turn: int | None,
+    window: int | None,
+    growth: int | None,
+    config: CompactionConfig,
+    next_message: int | None = None,
 ) -> TurnsLeft:
-    """The turn (1 = the next one) after which the context passes ``window - reserve``."""
+    """The turn (1 = the next one) after which OpenClaw compacts.
+
+    After turn ``n`` the context is ``C + n*g``. OpenClaw compacts before the following turn once
+    that context plus the new message reaches ``T = window - reserve`` (its preflight projection),
+    and after a turn once the context passes ``T``; the first comes no later. So ``n`` is the
+    smallest ``n >= 1`` with ``C + n*g + m >= T``, ``m`` the expected size of a new message
+    (``next_message``, default 0); 1 when the context already passed ``T``.
+    """
     if not config.enabled:
         return TurnsLeft(None, "compaction disabled in the config")
     if context_after_turn is None or not window:
@@ -106,7 +117,8 @@ def turns_to_compaction(
         return TurnsLeft(None, "fewer than 3 turns to measure growth")
     if growth <= 0:
         return TurnsLeft(None, "context not growing")
-    return TurnsLeft((threshold - context_after_turn) // growth + 1, None)
+    remaining = threshold - context_after_turn - max(0, next_message or 0)
+    return TurnsLeft(max(1, -(-remaining // growth)), None)
 
 
 def forecast(
@@ -134,9 +146,11 @@ def forecast(
             compacted_before[i] = i > 0
             pending += 1
     growth = growth_per_turn(after, compacted_before)
+    # a turn's growth is its new message plus its reply: the message alone is growth minus a reply
+    next_message = None if growth is None else max(0, growth - round(median(outputs[-RECENT_TURNS:])))
     if pending < len(stamps):
         # compacted since the last call: the next turn starts from the compacted context
         if context_now is None:
             return growth, TurnsLeft(None, "compacted since the last call, compacted context unknown")
-        return growth, turns_to_compaction(context_now, window, growth, config)
-    return growth, turns_to_compaction(after[-1], window, growth, config)
+        return growth, turns_to_compaction(context_now, window, growth, config, next_message)
+    return growth, turns_to_compaction(after[-1], window, growth, config, next_message)

@@ -105,15 +105,20 @@ def test_growth_is_the_median_of_recent_turns_without_compaction_drops() -> None
 
 def test_turns_to_compaction() -> None:
     cfg = CompactionConfig(reserve_tokens=4000, reserve_tokens_floor=0, legacy=True)  # threshold 28000
-    assert turns_to_compaction(27_000, 32_000, 500, cfg).turns == 3  # 27500, 28000, 28500 > 28000
+    # after turn n the context is 27000 + 500n; with a 300-token next message: 27800 + 300 >= 28000 at n=2
+    assert turns_to_compaction(27_000, 32_000, 500, cfg, next_message=300).turns == 2
+    assert turns_to_compaction(27_000, 32_000, 500, cfg).turns == 2  # 28000 reached after turn 2
+    assert turns_to_compaction(27_900, 32_000, 500, cfg, next_message=300).turns == 1
     assert turns_to_compaction(28_001, 32_000, 500, cfg).turns == 1
     assert turns_to_compaction(20_000, 32_000, 0, cfg).reason == "context not growing"
     assert turns_to_compaction(None, 32_000, 10, cfg).turns is None
     assert turns_to_compaction(20_000, 32_000, 10, CompactionConfig(enabled=False)).turns is None
-    # after a compaction with no call since, the estimate clawstats shows is the starting point
-    growth, left = forecast([1.0, 2.0, 3.0], [20_000, 21_000, 22_000], [0, 0, 0], [4.0], 32_000, cfg, 10_000)
-    assert growth == 1000 and left.turns == 19
-    growth, left = forecast([1.0, 2.0, 3.0], [20_000, 21_000, 22_000], [0, 0, 0], [4.0], 32_000, cfg)
+    # after a compaction with no call since, the estimate clawstats shows is the starting point;
+    # growth 1000, replies of 200 tokens: the next message is ~800 -> 10000 + 1000n + 800 >= 28000 at n=18
+    calls, prompts, outputs = [1.0, 2.0, 3.0], [20_000, 21_000, 22_000], [200, 200, 200]
+    growth, left = forecast(calls, prompts, outputs, [4.0], 32_000, cfg, 10_000)
+    assert growth == 1000 and left.turns == 18
+    growth, left = forecast(calls, prompts, outputs, [4.0], 32_000, cfg)
     assert left.turns is None and left.reason
 
 
