@@ -9,6 +9,7 @@ needs. Pure.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
@@ -16,7 +17,7 @@ import msgspec
 
 from clawstats.core.attribution import ATTRIBUTION_BY, NO_GROUP, Tree, annotate, build_tree, group_name, spawn_links
 from clawstats.core.figures import HasBuckets, UsageGroup, figures
-from clawstats.core.forecast import CompactionConfig, forecast
+from clawstats.core.forecast import CompactionConfig, TurnsLeft, forecast
 from clawstats.core.session import SessionRow
 from clawstats.core.transcript import Compaction
 from clawstats.core.usage import Bucket
@@ -67,24 +68,45 @@ def _ints(raw: bytes) -> array[int]:
     return values
 
 
-def enrich(rows: Sequence[SessionRow], views: Mapping[str, Timeline], compaction: CompactionConfig) -> list[SessionRow]:
-    """Rows with lineage, tree cost, cron job, channel and the compaction forecast filled in."""
+#: a row's forecast, kept while its transcript view (same object), window and context are unchanged
+ForecastMemo = dict[str, tuple[object, int | None, int | None, int | None, TurnsLeft]]
+
+
+def enrich(
+    rows: Sequence[SessionRow],
+    views: Mapping[str, Timeline],
+    compaction: CompactionConfig,
+    memo: ForecastMemo | None = None,
+) -> list[SessionRow]:
+    """Rows with lineage, tree cost, cron job, channel and the compaction forecast filled in.
+
+    ``memo`` (owned by the caller, across scans) spares re-reading the timeline of a session
+    that did not change: a scan then costs the changed sessions, not every session's history.
+    """
+    memo = {} if memo is None else memo
     out: list[SessionRow] = []
+    seen: set[str] = set()
     for row in annotate(rows, tree_of(rows, views)):
         view = views.get(row.key)
         if row.archived or view is None:
             reason = "archived transcript" if row.archived else "no transcript"
             out.append(msgspec.structs.replace(row, turns_to_compaction_reason=reason))
             continue
-        growth, left = forecast(
-            _floats(view.timeline_ms),
-            _ints(view.timeline_ctx),
-            _ints(view.timeline_out),
-            [c.at_ms for c in view.compactions],
-            row.context_window,
-            compaction,
-            context_now=row.context_tokens,
-        )
+        seen.add(row.key)
+        cached = memo.get(row.key)
+        if cached is not None and cached[0] is view and cached[1:3] == (row.context_window, row.context_tokens):
+            growth, left = cached[3], cached[4]
+        else:
+            growth, left = forecast(
+                _floats(view.timeline_ms),
+                _ints(view.timeline_ctx),
+                _ints(view.timeline_out),
+                [c.at_ms for c in view.compactions],
+                row.context_window,
+                compaction,
+                context_now=row.context_tokens,
+            )
+            memo[row.key] = (view, row.context_window, row.context_tokens, growth, left)
         out.append(
             msgspec.structs.replace(
                 row,
@@ -93,17 +115,25 @@ def enrich(rows: Sequence[SessionRow], views: Mapping[str, Timeline], compaction
                 turns_to_compaction_reason=left.reason,
             )
         )
+    for gone in memo.keys() - seen:
+        del memo[gone]
     return out
 
 
-def calls_of(views: Iterable[tuple[str, Timeline]]) -> Iterator[tuple[str, float, float]]:
-    """(agent, call ms, call USD) of every recorded call: differences of the cumulative cost."""
+def calls_of(views: Iterable[tuple[str, Timeline]], since_ms: float = 0.0) -> Iterator[tuple[str, float, float]]:
+    """(agent, call ms, call USD) of every call at or after ``since_ms``: differences of the cumulative cost.
+
+    A transcript's calls are in file order, which is time order, so the recent ones are found by
+    bisection: a scrape costs the recent calls, not the whole history.
+    """
     for agent, view in views:
-        previous = 0.0
-        for at_ms, cumulative in zip(_floats(view.timeline_ms), _floats(view.timeline_cost), strict=True):
-            if at_ms:
-                yield agent, at_ms, cumulative - previous
-            previous = cumulative
+        times, costs = _floats(view.timeline_ms), _floats(view.timeline_cost)
+        start = bisect_left(times, since_ms) if since_ms else 0
+        previous = costs[start - 1] if start else 0.0
+        for index in range(start, len(times)):
+            if times[index]:
+                yield agent, times[index], costs[index] - previous
+            previous = costs[index]
 
 
 def _named_transcripts(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import msgspec
 
 from clawstats.core.attribution import ATTRIBUTION_BY
-from clawstats.core.burnrate import BurnRate, burn_rate
+from clawstats.core.burnrate import DAY_MS, BurnRate, burn_rate
 from clawstats.core.catalog import Catalog
 from clawstats.core.enrich import calls_of, group_by_attribution, tree_of
 from clawstats.core.health import Health
@@ -22,6 +22,9 @@ from clawstats.core.session import SessionRow, iso_ms
 from clawstats.core.totals import Totals, UsageGroup, group_usage
 from clawstats.core.transcript import Compaction, TranscriptStats
 from clawstats.core.usage import Bucket
+
+#: the burn rate looks back at most a day (the last 24 h; today is within it)
+BURN_HORIZON_MS = DAY_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +132,9 @@ class Snapshot:
 
     def burn(self, now_ms: float, daily_budget_usd: float | None = None) -> tuple[BurnRate, dict[str, BurnRate]]:
         """The burn rate over all agents and per agent (per-agent figures carry no budget)."""
-        calls = list(calls_of(self.transcripts))
-        agents = sorted({agent for agent, _, _ in calls})
-        overall = burn_rate(((at, usd) for _, at, usd in calls), now_ms, daily_budget_usd)
-        return overall, {a: burn_rate(((at, usd) for g, at, usd in calls if g == a), now_ms) for a in agents}
+        per_agent: dict[str, list[tuple[float, float]]] = {}
+        for agent, at_ms, usd in calls_of(self.transcripts, since_ms=now_ms - BURN_HORIZON_MS):
+            per_agent.setdefault(agent, []).append((at_ms, usd))
+        everything = [call for calls in per_agent.values() for call in calls]
+        overall = burn_rate(everything, now_ms, daily_budget_usd)
+        return overall, {agent: burn_rate(calls, now_ms) for agent, calls in sorted(per_agent.items())}

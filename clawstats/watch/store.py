@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from clawstats.core.catalog import Catalog
-from clawstats.core.enrich import enrich
+from clawstats.core.enrich import ForecastMemo, enrich
 from clawstats.core.health import Health, HealthLog
 from clawstats.core.records import IndexRow
 from clawstats.core.session import SessionRow, build_row
@@ -96,6 +96,7 @@ class StatsStore:
                 self.files[agent.agent_id] = _AgentFiles(agent, IndexFile(agent.store))
         self._rows: dict[str, tuple[object, SessionRow]] = {}
         self._views: dict[str, tuple[int, TranscriptView]] = {}
+        self._forecasts: ForecastMemo = {}  # per row key: the compaction forecast of an unchanged view
         self._noted: set[tuple[str, str]] = set()
         self.revision = 0
         self.snapshot: Snapshot | None = None
@@ -396,7 +397,7 @@ class StatsStore:
             self.snapshot = replace(self.snapshot, health=health)
             return self.snapshot
         self.revision += 1
-        rows = enrich(rows, views, self.catalog.compaction)  # lineage, tree cost, compaction forecast
+        rows = enrich(rows, views, self.catalog.compaction, self._forecasts)  # lineage, tree cost, forecast
         rows.sort(key=lambda r: (-(r.updated_at_ms or 0.0), r.key))
         self.snapshot = Snapshot(
             revision=self.revision,
