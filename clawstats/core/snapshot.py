@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -25,6 +25,8 @@ from clawstats.core.usage import Bucket
 
 #: the burn rate looks back at most a day (the last 24 h; today is within it)
 BURN_HORIZON_MS = DAY_MS
+#: the burn rate slides with the clock: recomputed at most this often
+BURN_REFRESH_MS = 60_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,10 @@ class Snapshot:
     totals: Totals
     health: Health
     catalog: Catalog
+    #: burn rates by (minute, budget): filled by :meth:`burn`, the one mutable part (a cache)
+    burn_cache: dict[tuple[float, float | None], tuple[BurnRate, dict[str, BurnRate]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def detail(self, key: str) -> SessionDetail | None:
         row = self.by_key.get(key)
@@ -131,7 +137,20 @@ class Snapshot:
         return group_usage(self.transcripts, by, since, until)
 
     def burn(self, now_ms: float, daily_budget_usd: float | None = None) -> tuple[BurnRate, dict[str, BurnRate]]:
-        """The burn rate over all agents and per agent (per-agent figures carry no budget)."""
+        """The burn rate over all agents and per agent (per-agent figures carry no budget).
+
+        Computed at most once a minute per snapshot (``/api/usage`` and every ``/metrics`` scrape
+        share it): it reads every call of the last 24 h.
+        """
+        key = (now_ms // BURN_REFRESH_MS, daily_budget_usd)
+        cached = self.burn_cache.get(key)
+        if cached is None:
+            if len(self.burn_cache) > 4:
+                self.burn_cache.clear()
+            cached = self.burn_cache[key] = self._burn(now_ms, daily_budget_usd)
+        return cached
+
+    def _burn(self, now_ms: float, daily_budget_usd: float | None) -> tuple[BurnRate, dict[str, BurnRate]]:
         per_agent: dict[str, list[tuple[float, float]]] = {}
         for agent, at_ms, usd in calls_of(self.transcripts, since_ms=now_ms - BURN_HORIZON_MS):
             per_agent.setdefault(agent, []).append((at_ms, usd))
