@@ -87,9 +87,19 @@ class Line(Struct):
 
 
 class SpawnDetails(Struct):
-    """The ``details`` of a ``sessions_spawn`` tool result: which session key the child got."""
+    """The ``details`` of a ``sessions_spawn`` tool result: which session key the child got.
 
-    childSessionKey: str | None = None
+    2026.7 writes them on the ``toolResult`` message; 2026.9 (tools behind structured tool search)
+    on a ``custom`` message (``openclaw.nested-tool.v1``) as ``{toolName, result: {details}}``.
+    """
+
+    childSessionKey: Any = None
+    toolName: Any = None
+    result: SpawnResult | None = None
+
+
+class SpawnResult(Struct):
+    details: SpawnDetails | None = None
 
 
 _line_decoder = msgspec.json.Decoder(Line)
@@ -138,14 +148,18 @@ def decode_snapshot_data(raw: Raw) -> SnapshotData | None:
 
 
 def decode_spawn_child(raw: Raw) -> str | None:
-    """The child session key a ``sessions_spawn`` tool result names, or None."""
+    """The child session key a ``sessions_spawn`` result names (either shape), or None."""
     if not raw:
         return None
     try:
-        key = _spawn_decoder.decode(raw).childSessionKey
+        details = _spawn_decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return None
-    return key if key and len(key) <= 512 else None
+    key = details.childSessionKey
+    if key is None and details.toolName == "sessions_spawn" and details.result is not None:
+        nested = details.result.details
+        key = nested.childSessionKey if nested is not None else None
+    return key if isinstance(key, str) and 0 < len(key) <= 512 else None
 
 
 class IndexRow(Struct):

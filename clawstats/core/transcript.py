@@ -28,6 +28,7 @@ from clawstats.core.usage import Bucket, Pricer
 _SYNTHETIC_PROVIDER = "openclaw"
 _NOT_A_CALL = frozenset({"error", "aborted"})
 CHARS_PER_TOKEN = 4
+_SPAWN_MARK = b'"sessions_spawn"'
 _STATE_VERSION = 6  # bump when dump() changes: older cached states are then re-read
 
 
@@ -193,9 +194,9 @@ class TranscriptStats:
             if msg.isError is True or msg.is_error is True:
                 self.errors += 1
             elif msg.toolName == "sessions_spawn":
-                child = decode_spawn_child(msg.details)
-                if child is not None and child not in self.spawned:
-                    self.spawned.append(child)
+                self._spawned(decode_spawn_child(msg.details))
+        elif role == "custom" and _SPAWN_MARK in bytes(msg.details):  # 2026.9: a nested tool's result
+            self._spawned(decode_spawn_child(msg.details))
         if role != "assistant":
             self._push(line.id, chars, 0)
             return
@@ -242,6 +243,10 @@ class TranscriptStats:
         self.current_provider = provider or None
         self.current_model_id = model_id
         self.model = f"{provider or 'unknown'}/{model_id}"
+
+    def _spawned(self, child: str | None) -> None:
+        if child is not None and child not in self.spawned:
+            self.spawned.append(child)
 
     def _account(self, line: Line, usage: Usage, model: str) -> int:
         """Add one call's usage to its bucket; return its prompt size."""

@@ -9,7 +9,7 @@ import pytest
 
 from clawstats.core.forecast import compaction_config
 from clawstats.core.snapshot import Snapshot
-from tests.conftest import capture, scan
+from tests.conftest import REAL_SQLITE, capture, scan
 from tests.openclaw.attrib_data import (
     ATTRIB,
     ATTRIB_STATE,
@@ -116,3 +116,17 @@ def test_rows_carry_the_forecast(snap: Snapshot) -> None:
         assert row.turns_to_compaction is not None and row.turns_to_compaction >= 1
     short = snap.by_key[KEPT_CHILD]
     assert short.turns_to_compaction is None and short.turns_to_compaction_reason
+
+
+def test_sqlite_store_tree_and_spawn_link() -> None:
+    """2026.9.6 (SQLite): the spawn result is a nested-tool ``custom`` message; the tree still adds up."""
+    snap = scan(REAL_SQLITE / "state")
+    child = "agent:main:subagent:d7329713-e298-471a-9bb6-aada815439b2"
+    assert any(child in view.spawned for view in snap.views.values())  # found in the parent's transcript
+    research = snap.by_key["agent:main:research"]
+    usage = {s["key"]: s["usage"]["totalCost"] for s in capture(REAL_SQLITE, "rpc-sessions.usage-all.json")["sessions"]}
+    assert math.isclose(research.tree_cost or 0.0, usage["agent:main:research"] + usage[child], abs_tol=1e-9)
+    for by in ("parent", "cron", "channel"):
+        groups = snap.usage(by)
+        assert math.isclose(sum(g.cost for g in groups.values()), snap.totals.total_cost, abs_tol=1e-9)
+        assert sum(g.calls for g in groups.values()) == snap.totals.calls
