@@ -18,15 +18,15 @@ from pathlib import Path
 ATTRIB = Path(__file__).parent.parent / "data" / "openclaw-attrib"
 ATTRIB_STATE = ATTRIB / "state"
 PARENT = "agent:main:orchestrator"
-KEPT_CHILD = "agent:main:subagent:dcd082cf-3ae5-4524-bfa6-dfa8f8d25a76"
+KEPT_CHILD = "agent:main:subagent:00479e63-dff4-4462-b3a0-5c749d2fb93e"
 #: the child spawned with cleanup "delete": OpenClaw removed its row and renamed its transcript
-DELETED_CHILD = "agent:main:subagent:3536fb21-6005-4134-9f4d-7e5d645f4497"
-DELETED_CHILD_ARCHIVE_KEY = "agent:main:3e440108-b6d7-4daf-ac4b-b9b796ac284e"
-CRON_JOB = "dcf55451-fe21-4c80-8581-5b8c788e734b"
+DELETED_CHILD = "agent:main:subagent:94c0c091-3e21-407f-a606-0c06ab3fdb1d"
+DELETED_CHILD_ARCHIVE_KEY = "agent:main:ae1efb89-9673-410e-a9bf-d51139b823a5"
+CRON_JOB = "b0b8d805-84b5-45bb-8ff9-f922c5edcf4b"
 CRON_KEYS = (
     f"agent:main:cron:{CRON_JOB}",
-    "agent:main:317c701a-7c87-4d53-a04f-66d3e919a0d6",
-    "agent:main:db76c357-dd61-4bdd-89ea-ff1a382d7513",
+    "agent:main:825216d4-5560-4efd-bf5a-5ec1bf69d02b",
+    "agent:main:a3071729-8e04-4ed3-83bd-d0dd6b6c131d",
 )
 TELEGRAM_KEY = "agent:main:telegram:group:-1001234"
 DISCORD_KEY = "agent:main:discord:channel:4242"
