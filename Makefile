@@ -23,13 +23,17 @@ serve: install
 	$(BIN)/clawstats serve
 
 # Debian packages the tests drive for real: chromium (browser tests), prometheus + promtool (fleet),
-# faketime (the clock-dependent tests again, a year ahead).
+# faketime (the clock-dependent tests again, a year ahead), pipx and systemd-analyze (install paths),
+# podman + runc + mmdebstrap (the container image, built on a Debian base made from packages).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v time >/dev/null 2>&1 || [ -x /usr/bin/time ] || missing="$$missing time"; \
 	command -v faketime >/dev/null 2>&1 || missing="$$missing faketime"; \
+	command -v pipx >/dev/null 2>&1 || missing="$$missing pipx"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	for tool in podman runc mmdebstrap; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian's$$missing for the tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

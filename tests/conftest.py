@@ -63,6 +63,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.clock)
 
 
+def _listing(roots: tuple[Path, ...]) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for root in roots for p in root.rglob("*")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bundled_data_untouched() -> Iterator[None]:
+    """No test (and no code under test) creates or changes a file in the bundled real data: a
+    reader that did (SQLite's -wal/-shm) once left its files in tests/data."""
+    roots = (DATA, SMALL_STATE.parent)
+    before = _listing(roots)
+    yield
+    after = _listing(roots)
+    changed = sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+    assert not changed, f"the test run changed bundled data: {changed[:10]}"
+
+
 def capture(fixture: Path, name: str) -> Any:
     return json.loads((fixture / "captures" / name).read_text())
 

@@ -26,7 +26,8 @@ def client_for(state: Path, **settings: Any) -> Iterator[TestClient]:
     settings.setdefault("no_cache", True)
     app_settings = Settings(state_dir=str(state), **settings)
     app = create_app(app_settings, open_store(app_settings, {}), watch=False)
-    with TestClient(app) as client:
+    # Host 127.0.0.1: the app answers only for the hosts it is bound to (DNS rebinding).
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         deadline = time.monotonic() + 10
         while client.get("/healthz").status_code == 503 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -61,10 +62,13 @@ class LiveServer:
         self.startup = startup
 
 
-def start_server(args: list[str], env: dict[str, str] | None = None, timeout_s: float = 30.0) -> LiveServer:
+def start_server(
+    args: list[str], env: dict[str, str] | None = None, timeout_s: float = 30.0, command: list[str] | None = None
+) -> LiveServer:
+    """``command`` (default: this interpreter's ``-m clawstats``) serving on a free loopback port."""
     errors = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clawstats", *args, "--host", "127.0.0.1", "--port", "0"],
+        [*(command or [sys.executable, "-m", "clawstats"]), *args, "--host", "127.0.0.1", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=errors,
         text=True,

@@ -138,14 +138,54 @@ def test_cost_by_agent_across_instances_equals_the_api(fleet: tuple[list[LiveSer
     assert float(tokens[0]["value"][1]) == api_input
 
 
-def test_every_dashboard_expression_returns_data(fleet: tuple[list[LiveServer], str]) -> None:
-    _, url = fleet
+def _dashboard_queries() -> tuple[list[str], dict[str, tuple[str, str]]]:
+    """Every panel's PromQL, and each query variable's ``label_values(selector, label)``."""
     dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
-    variable = re.fullmatch(r"label_values\((\w+), (\w+)\)", dashboard["templating"]["list"][1]["query"])
-    assert variable is not None
-    exprs.append(f"count by ({variable[2]}) ({variable[1]})")
+    variables: dict[str, tuple[str, str]] = {}
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            found = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"])
+            assert found is not None, variable["query"]
+            variables[variable["name"]] = (found[1], found[2])
+    return exprs, variables
+
+
+def _concrete(expr: str, instance: str = ".*") -> str:
+    return expr.replace("$instance", instance).replace("$agent", ".*").replace("$__rate_interval", "1m")
+
+
+def test_every_dashboard_expression_returns_data(fleet: tuple[list[LiveServer], str]) -> None:
+    _, url = fleet
+    exprs, variables = _dashboard_queries()
+    assert set(variables) == {"instance", "agent"}
+    exprs += [f"count by ({label}) ({selector})" for selector, label in variables.values()]
     assert len(exprs) >= 10
     for expr in exprs:
-        concrete = expr.replace("$agent", ".*").replace("$__rate_interval", "1m")
+        concrete = _concrete(expr)
         assert _query(url, concrete), f"no data for: {concrete}"
+
+
+def test_instance_variable_narrows_every_panel_to_one_gateway(fleet: tuple[list[LiveServer], str]) -> None:
+    servers, url = fleet
+    exprs, variables = _dashboard_queries()
+    for expr in exprs:  # every metric selector of every panel carries the variable
+        for metric in re.finditer(r"\b(clawstats_\w+|openclaw_\w+|up)\b(\{[^}]*\})?", expr):
+            assert 'instance=~"$instance"' in (metric[2] or ""), f"{metric[1]} without $instance in: {expr}"
+    selector, label = variables["instance"]
+    instances = sorted(r["metric"][label] for r in _query(url, f"count by ({label}) ({_concrete(selector)})"))
+    assert len(instances) == len(servers) > 1
+    (cost_expr,) = [e for e in exprs if e.startswith("sum by (agent) (openclaw_cost_usd_total")]
+    with_data: set[str] = set()
+    per_instance_cost = 0.0
+    for one in instances:
+        one_regex = re.escape(one).replace("\\", "\\\\")  # a regex in a PromQL string: backslashes doubled
+        for expr in exprs:
+            narrowed = _query(url, _concrete(expr, one_regex))
+            assert {r["metric"].get("instance", one) for r in narrowed} <= {one}, expr
+            with_data.update(expr for _ in narrowed[:1])
+        per_instance_cost += sum(float(r["value"][1]) for r in _query(url, _concrete(cost_expr, one_regex)))
+    assert with_data == set(exprs)  # each panel has data for some gateway once narrowed to it
+    # Narrowed to each gateway in turn, the fleet's cost splits exactly.
+    fleet_cost = sum(float(r["value"][1]) for r in _query(url, _concrete(cost_expr)))
+    assert math.isclose(per_instance_cost, fleet_cost, rel_tol=1e-9) and fleet_cost > 0

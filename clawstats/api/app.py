@@ -13,7 +13,6 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -21,13 +20,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from clawstats.api.alerts import AlertManager
-from clawstats.api.auth import RequestLimits, TokenAuth
-from clawstats.api.errors import ApiError, BadRequest, api_error_handler, http_error_handler
+from clawstats.api.auth import HostCheck, JsonCORSMiddleware, RequestLimits, TokenAuth, allowed_hosts
+from clawstats.api.errors import ApiError, api_error_handler, http_error_handler
 from clawstats.api.events import Hub
 from clawstats.api.metrics import make_registry
 from clawstats.api.openapi import build_spec
 from clawstats.api.otlp import otlp_http_export
-from clawstats.api.routes import NO_CACHE, Routes
+from clawstats.api.routes import NO_CACHE, Routes, no_query
 from clawstats.settings import Settings
 from clawstats.watch.cache import AlertStateFile
 from clawstats.watch.poller import Poller
@@ -64,10 +63,11 @@ def create_app(
         alert_state = AlertStateFile(store.cache.path)
     rules = settings.alert_rules()
     alerts = AlertManager(hub, rules, alert_state)
-    routes = Routes(hub, registry, settings.token is not None, daily_budget_usd=rules.daily_budget_usd)
+    routes = Routes(hub, registry, settings.token, daily_budget_usd=rules.daily_budget_usd)
     spec = build_spec()
 
     async def events(request: Request) -> Response:
+        no_query(request, allowed=frozenset({"token"}))
         last = request.headers.get("last-event-id")
         return EventSourceResponse(
             hub.stream(last),
@@ -77,8 +77,7 @@ def create_app(
         )
 
     async def alerts_route(request: Request) -> Response:
-        if request.query_params:
-            raise BadRequest("this route takes no query parameters")
+        no_query(request)
         return Response(_encoder.encode(alerts.listing()), media_type="application/json", headers=NO_CACHE)
 
     async def openapi(_request: Request) -> Response:
@@ -134,8 +133,9 @@ def create_app(
         ],
         middleware=[
             Middleware(RequestLimits),
+            Middleware(HostCheck, allowed=allowed_hosts(settings.host, settings.allowed_hosts)),
             Middleware(
-                CORSMiddleware,
+                JsonCORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET"],
                 allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],

@@ -11,7 +11,7 @@ from clawstats import __version__
 from clawstats.core.alerts import Alert
 from clawstats.core.attribution import ATTRIBUTION_BY
 from clawstats.core.burnrate import BurnRate
-from clawstats.core.query import DAY_PATTERN, ORDERS, SORTS
+from clawstats.core.query import ORDERS, SORTS
 from clawstats.core.session import SessionRow
 from clawstats.core.snapshot import SessionDetail
 from clawstats.core.totals import GROUP_BY, Totals, UsageGroup
@@ -34,13 +34,17 @@ def _param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 ERRORS = {
     "400": _json(_ref("Error"), "Invalid query parameter"),
     "401": _json(_ref("Error"), "Missing or wrong bearer token"),
+    "421": _json(_ref("Error"), "Host header not one this server answers for (DNS rebinding)"),
     "503": _json(_ref("Error"), "First scan still running"),
 }
 # Empty values mean "not given" (as an HTML form sends them), so every pattern admits "".
 DAY = {
-    "type": "string",
-    "pattern": "^$|" + DAY_PATTERN,
-    "description": "UTC day YYYY-MM-DD (an ISO-8601 time is cut to its day)",
+    "anyOf": [
+        {"type": "string", "maxLength": 0},
+        {"type": "string", "format": "date"},
+        {"type": "string", "format": "date-time"},
+    ],
+    "description": "UTC day YYYY-MM-DD, or an RFC 3339 time (converted to UTC, then cut to its day)",
 }
 SESSION_PARAMS = [
     _param("agent", "only this agent id", {"type": "string"}),
@@ -168,9 +172,11 @@ def build_spec() -> dict[str, Any]:
         "/metrics": {"get": {"summary": "Prometheus text exposition", "responses": {"200": text, **ERRORS}}},
         "/healthz": {
             "get": {
-                "summary": "ok or degraded, with reasons and skip counters (no token needed)",
+                "summary": "ok or degraded; reasons and skip counters only with the token when one is set",
                 "responses": {
                     "200": _json({"type": "object"}, "Serving"),
+                    "400": ERRORS["400"],
+                    "421": ERRORS["421"],
                     "503": _json({"type": "object"}, "Starting"),
                 },
             }

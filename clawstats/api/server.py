@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import signal
 import socket
 import sys
@@ -12,21 +11,12 @@ import uvicorn
 
 from clawstats import __version__
 from clawstats.api.app import create_app
-from clawstats.settings import Settings
+from clawstats.api.auth import MAX_HEADER_BYTES, is_loopback
+from clawstats.settings import IOFailure, Settings, UsageError
 from clawstats.watch.engine import describe_layouts, open_store
 from clawstats.watch.store import StatsStore
 
-MAX_HEADER_BYTES = 16 * 1024
 SEND_BUFFER_BYTES = 256 * 1024
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(settings: Settings) -> str | None:
@@ -71,8 +61,7 @@ def run_app(settings: Settings, store: StatsStore, label: str = "serving") -> in
     try:
         sock = bind_socket(settings.host, settings.port)
     except OSError as exc:
-        sys.stderr.write(f"clawstats: cannot bind {settings.host}:{settings.port}: {exc.strerror or exc}\n")
-        return 1
+        raise IOFailure(f"cannot bind {settings.host}:{settings.port}: {exc.strerror or exc}") from None
     port = sock.getsockname()[1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     cors = ",".join(settings.cors_origins) or "off"
@@ -114,9 +103,9 @@ def _stop_requested(_signum: int, _frame: object) -> None:
 
 
 def serve(settings: Settings, env: Mapping[str, str]) -> int:
+    """Raises UsageError (unsafe bind, missing extra), AlertConfigError, IOFailure (bind)."""
     problem = check_bind(settings) or check_otlp(settings)
     settings.alert_rules()  # AlertConfigError (one sentence) before anything starts
     if problem:
-        sys.stderr.write(f"clawstats: {problem}\n")
-        return 2
+        raise UsageError(problem)
     return run_app(settings, open_store(settings, env))

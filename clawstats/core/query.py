@@ -16,9 +16,8 @@ from clawstats.core.session import SessionRow
 SORTS = ("updated", "cost", "context", "key")
 ORDERS = ("desc", "asc")
 MAX_LIMIT = 100_000
-#: A UTC day, optionally with a time (cut off); also the OpenAPI pattern, so they cannot differ.
-DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}(T[0-9:.+\-Z]*)?$"
-_DAY = re.compile(DAY_PATTERN)
+#: A UTC day, optionally with an RFC 3339 time (``t``/``z`` in either case, as RFC 3339 allows).
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}([Tt][0-9:.+\-Zz]*)?$")
 
 
 class QueryError(ValueError):
@@ -66,8 +65,12 @@ def parse_day(param: str, raw: str | None) -> str | None:
     allowed = "a UTC day YYYY-MM-DD (or an ISO-8601 time)"
     if not _DAY.match(raw):
         raise QueryError(param, allowed, raw)
+    text = raw.upper()
+    text = text[:-1] + "+00:00" if text.endswith("Z") else text
+    # RFC 3339 allows a leap second (:60); Python's parser does not: it is the same UTC day.
+    text = re.sub(r"(T\d\d:\d\d):60", r"\1:59", text)
     try:
-        parsed = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith("Z") else raw)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         raise QueryError(param, allowed, raw) from None
     if len(raw) == 10:

@@ -9,15 +9,18 @@ type, raises :class:`BadRecord` with a ``kind`` the caller counts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
-from msgspec import Raw, Struct
+from msgspec import Meta, Raw, Struct
 
 T = TypeVar("T")
-Number = int | float
+#: A count, cost or epoch time: never negative, at most 1e18 (JSON cannot carry NaN or infinity;
+#: msgspec refuses numbers beyond a double). A line with one out of range is skipped as a whole
+#: and counted as ``badValue`` (a negative cost would lower the totals). Checked in C, so free.
+Number = Annotated[int, Meta(ge=0)] | Annotated[float, Meta(ge=0, le=1e18)]
 #: Loose on purpose: fields we only display may come in any scalar shape.
-Stamp = str | int | float | None
+Stamp = str | Number | None
 
 
 class BadRecord(Exception):
@@ -111,8 +114,10 @@ def _decoded(decode: Callable[[Any], T], raw: Any, wrong_type: str, malformed: s
     """``decode(raw)``, its failures mapped to :class:`BadRecord` of the two given kinds."""
     try:
         return decode(raw)
-    except msgspec.ValidationError as exc:  # valid JSON, a used field of the wrong type
-        raise BadRecord(wrong_type, str(exc)) from None
+    except msgspec.ValidationError as exc:  # valid JSON, a used field of the wrong type or range
+        message = str(exc)
+        out_of_range = "` >= " in message or "` <= " in message
+        raise BadRecord("badValue" if out_of_range and wrong_type == "wrongType" else wrong_type, message) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
         raise BadRecord(malformed, str(exc)) from None
 

@@ -1,4 +1,6 @@
 // clawstats page: a live table of sessions from /api/events, a detail view from /api/sessions/{key}.
+// Every URL is relative to the page, so the page also works under a prefix (the OpenClaw plugin's
+// Control UI tab serves it at /plugins/clawstats/).
 // No build step, no dependencies: plain DOM and a small SVG line chart.
 "use strict";
 
@@ -33,8 +35,18 @@ function authHeaders() {
   return state.token ? { Authorization: "Bearer " + state.token } : {};
 }
 
+// Inside the OpenClaw Control UI tab the page runs in a sandboxed frame (an opaque origin): every
+// request is cross-origin, so it must carry the gateway's cookie grant (credentials) and the
+// `tab` capability the plugin put in the page's address (see integrations/openclaw-plugin).
+const TAB = new URLSearchParams(location.search).get("tab");
+
+function withTab(path) {
+  if (!TAB) return path;
+  return path + (path.includes("?") ? "&" : "?") + "tab=" + encodeURIComponent(TAB);
+}
+
 async function api(path) {
-  const response = await fetch(path, { headers: authHeaders() });
+  const response = await fetch(withTab(path), { headers: authHeaders(), credentials: "include" });
   if (response.status === 401) {
     askToken();
     throw new Error("unauthorized");
@@ -59,8 +71,8 @@ function setConn(kind, text) {
 
 function connect() {
   if (state.source) state.source.close();
-  const url = "/api/events" + (state.token ? "?token=" + encodeURIComponent(state.token) : "");
-  const source = new EventSource(url);
+  const url = "api/events" + (state.token ? "?token=" + encodeURIComponent(state.token) : "");
+  const source = new EventSource(withTab(url), { withCredentials: true });
   state.source = source;
   setConn("connecting");
   source.addEventListener("open", () => setConn("live"));
@@ -86,8 +98,8 @@ function connect() {
     if (source.readyState === EventSource.CLOSED) {
       // The browser gave up (e.g. 401): find out why, then retry.
       try {
-        await api("/healthz");
-        await api("/api/sessions?limit=1");
+        await api("healthz");
+        await api("api/sessions?limit=1");
       } catch (err) {
         if (err.message === "unauthorized") return;
       }
@@ -103,7 +115,7 @@ function connect() {
 
 async function refreshAlerts() {
   try {
-    state.alerts = (await api("/api/alerts")).active;
+    state.alerts = (await api("api/alerts")).active;
   } catch (err) {
     return;
   }
@@ -287,7 +299,7 @@ function lineChart(points, { yMax, marks = [], window = null, fmt = String }) {
 async function openDetail(key) {
   let detail;
   try {
-    detail = await api("/api/sessions/" + encodeURIComponent(key));
+    detail = await api("api/sessions/" + encodeURIComponent(key));
   } catch (err) {
     return;
   }
@@ -340,8 +352,26 @@ async function openDetail(key) {
 
 // ---- wiring ---------------------------------------------------------------------------------
 
+// sessionStorage throws in a sandboxed frame with an opaque origin (the OpenClaw Control UI tab);
+// there the gateway's cookie grant authenticates and no token is kept.
+function storedToken() {
+  try {
+    return sessionStorage.getItem("clawstats-token");
+  } catch {
+    return null;
+  }
+}
+
+function storeToken(token) {
+  try {
+    sessionStorage.setItem("clawstats-token", token);
+  } catch {
+    // kept in memory only
+  }
+}
+
 function main() {
-  state.token = sessionStorage.getItem("clawstats-token");
+  state.token = storedToken();
   for (const button of document.querySelectorAll("#sessions th button")) {
     button.addEventListener("click", () => {
       const sort = button.dataset.sort;
@@ -377,7 +407,7 @@ function main() {
   $("#auth-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     state.token = $("#token").value;
-    sessionStorage.setItem("clawstats-token", state.token);
+    storeToken(state.token);
     $("#auth").hidden = true;
     connect();
   });

@@ -14,7 +14,7 @@ function fmtUsd(usd) {
 async function refreshUsage() {
   attrib.lastFetchMs = Date.now();
   try {
-    const [cron, channel] = await Promise.all([api("/api/usage?by=cron"), api("/api/usage?by=channel")]);
+    const [cron, channel] = await Promise.all([api("api/usage?by=cron"), api("api/usage?by=channel")]);
     attrib.groups = { cron: cron.groups, channel: channel.groups };
     attrib.burn = cron.burnRate;
   } catch (err) {

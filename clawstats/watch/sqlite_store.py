@@ -3,15 +3,28 @@
 Rows come from ``session_nodes.entry_json`` (same fields as a ``sessions.json`` row),
 transcript events from ``transcript_events`` (plain ``event_json`` or zstd ``event_zstd``),
 read incrementally: the last ``seq`` per session is remembered and only newer events are
-fetched; nothing is queried while ``PRAGMA data_version`` and the ``-wal`` file's size and
-mtime are unchanged. OpenClaw is never disturbed: a read-only connection (``mode=ro``, never
-``immutable``), short read transactions, a busy timeout, no writes, no checkpoints.
+fetched; nothing is queried while the database's and the ``-wal`` file's identity, size and
+mtime and the ``-shm`` wal-index header are unchanged.
+
+Reading never creates or changes a file beside the database, and works in a directory the
+reader cannot write (a read-only volume, another user's state). SQLite (>= 3.22) can open a WAL
+database read-only only if its ``-wal`` and ``-shm`` exist or can be created, or if it is opened
+``immutable``. So: while a writer has the database open (a ``-wal`` file exists) a ``mode=ro``
+connection shares the writer's wal-index; a WAL database without a ``-wal`` file has no
+connection open (the gateway stopped) and is read ``mode=ro&immutable=1``, which creates nothing;
+that read is kept only if the file's identity, size and mtime are the same after it as before (a
+writer that started meanwhile and checkpointed into it makes us read again). A connection lives
+for one short read transaction: one held open would keep the gateway, on its way out, from
+checkpointing and removing its ``-wal`` and ``-shm``; and each read opens the file the path
+names now, so a database replaced by rename (a restore, a migration) is followed. A busy
+timeout, no writes, no checkpoints.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from urllib.parse import quote
 
 import zstandard
 
@@ -25,6 +38,8 @@ from clawstats.watch.source import Source
 from clawstats.watch.tail import FileId, Tail
 
 BUSY_TIMEOUT_MS = 2000
+WAL_INDEX_HEADER_BYTES = 48  # the -shm header: change counter, last frame, salts (sqlite.org/walformat.html)
+READ_ATTEMPTS = 3
 _EVENTS_AFTER = (
     "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq >= ? ORDER BY seq"
 )
@@ -40,71 +55,92 @@ class SqliteAgent:
         self.price = price  # prices calls without a recorded cost, one call at a time
         self.health = health
         self.cache = cache
-        self.db: sqlite3.Connection | None = None
-        self.marker: tuple[int, int, int, int] | None = None  # data_version, db and wal (size, mtime)
+        self.marker: tuple[object, ...] | None = None  # db and wal identity/size/mtime, wal-index header
         self.rows: dict[str, tuple[int, IndexRow | None, str]] = {}  # key -> (updated_at, row, sessionId)
         # Per sessionId a Tail used as a cursor: ``offset`` is the next ``seq`` to read, and the
         # same record persists in the index cache as file tails do (path "<db>#<sessionId>").
         self.tails: dict[str, Tail] = {}
         self.sources: list[Source] = []
         self.events_read = 0  # lifetime total, for tests and benchmarks
-        # Identity (device, inode) of the file the connection was opened on: a database replaced
-        # by rename (a restore, a migration) is a new inode, and the open connection would go on
-        # reading the old, unlinked one.
-        self.opened: tuple[int, int] | None = None
         # Per sessionId, how many events lie below the cursor: fewer in the database means some
         # were deleted under it (a new one above may hide that from max(seq)).
         self.below: dict[str, int] = {}
         self._zstd = zstandard.ZstdDecompressor()
 
-    def _connect(self) -> sqlite3.Connection:
-        st = os.stat(self.source.store)  # before connecting: a replacement in between is seen next time
-        if self.db is not None and self.opened != (st.st_dev, st.st_ino):
-            self._close()  # replaced under us: reopen on the new file
-        if self.db is None:
-            self.opened = (st.st_dev, st.st_ino)
-            uri = f"file:{self.source.store}?mode=ro"
-            db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-            # Bytes, not str: one row with invalid UTF-8 must be a counted skip, not an error
-            # that stops reading the whole database.
-            db.text_factory = bytes
-            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            db.execute("PRAGMA query_only=1")
-            self.db = db
-        return self.db
+    def _connect(self) -> tuple[sqlite3.Connection, bool]:
+        """A read-only connection and whether it reads an ``immutable`` snapshot (no writer)."""
+        path = self.source.store
+        with open(path, "rb") as file:
+            header = file.read(20)
+        # A WAL database without a -wal file has no connection open: nothing can change it while
+        # it is read, except a writer starting now (checked after the read). Otherwise (a writer
+        # present, or a rollback-journal database) the normal locking read is the safe one.
+        immutable = header[18:20] == b"\x02\x02" and not os.path.exists(path + "-wal")
+        uri = f"file:{quote(path)}?mode=ro" + ("&immutable=1" if immutable else "")
+        db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        # Bytes, not str: one row with invalid UTF-8 must be a counted skip, not an error
+        # that stops reading the whole database.
+        db.text_factory = bytes
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA query_only=1")
+        return db, immutable
 
-    def _close(self) -> None:
-        if self.db is not None:
-            self.db.close()
-            self.db = None
+    def _marker(self) -> tuple[object, ...]:
+        path = self.source.store
+        st = os.stat(path)
+        try:
+            wal = os.stat(path + "-wal")
+            wal_mark: tuple[int, ...] = (wal.st_ino, wal.st_size, wal.st_mtime_ns)
+        except FileNotFoundError:
+            wal_mark = ()
+        try:
+            with open(path + "-shm", "rb") as shm:
+                header = shm.read(WAL_INDEX_HEADER_BYTES)
+        except FileNotFoundError:
+            header = b""
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, wal_mark, header)
+
+    def _file_mark(self) -> tuple[int, int, int, int]:
+        st = os.stat(self.source.store)
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _discard(self) -> None:
+        """Forget what was read: the next read starts over (from the index cache where it has it)."""
+        self.rows = {}
+        self.tails = {}
+        self.below = {}
+        self.sources = []
         self.marker = None
 
-    def _marker(self, db: sqlite3.Connection) -> tuple[int, int, int, int]:
-        version = db.execute("PRAGMA data_version").fetchone()[0]
-        try:
-            wal = os.stat(self.source.store + "-wal")
-            wal_mark = wal.st_size ^ wal.st_mtime_ns
-        except FileNotFoundError:
-            wal_mark = 0
-        st = os.stat(self.source.store)
-        return (version, st.st_ino, st.st_size ^ st.st_mtime_ns, wal_mark)
+    def _read(self) -> None:
+        for _attempt in range(READ_ATTEMPTS):
+            before = self._file_mark()  # before connecting: the file the connection reads, or older
+            db, immutable = self._connect()
+            try:
+                db.execute("BEGIN")  # one short read transaction: rows and events agree
+                self._read_rows(db)
+                self._read_events(db, FileId(before[0], before[1], 0, 0))
+                db.execute("COMMIT")
+            finally:
+                db.close()
+            after = self._file_mark()
+            # Kept unless the file was replaced meanwhile (the cursors would carry the wrong
+            # identity), or changed under an immutable read (what was read may be torn).
+            if after[:2] == before[:2] and (not immutable or after == before):
+                return
+            self._discard()
+        raise sqlite3.OperationalError(f"the database changed during each of {READ_ATTEMPTS} reads")
 
     def scan(self, stats_of: dict[str, tuple[int, TranscriptStats]]) -> list[Source]:
         path = self.source.store
         try:
-            db = self._connect()
-            marker = self._marker(db)
+            marker = self._marker()
             if marker != self.marker:
-                db.execute("BEGIN")  # one short read transaction: rows and events agree
-                try:
-                    self._read_rows(db)
-                    self._read_events(db)
-                finally:
-                    db.execute("COMMIT")
+                self._read()
                 self.marker = marker
             self.health.clear_condition(path)
         except (sqlite3.Error, OSError) as exc:
-            self._close()
+            self.marker = None
             self.health.set_condition(path, f"cannot read the SQLite store: {exc}")
         for tail in self.tails.values():
             stats_of[tail.path] = (tail.revision, tail.stats)
@@ -149,12 +185,10 @@ class SqliteAgent:
         self.tails[sid] = tail
         return tail
 
-    def _read_events(self, db: sqlite3.Connection) -> None:
+    def _read_events(self, db: sqlite3.Connection, db_id: FileId) -> None:
         wanted = {sid for _u, _r, sid in self.rows.values()}
         for sid in [sid for sid in self.tails if sid not in wanted]:
             del self.tails[sid]
-        st = os.stat(self.source.store)
-        db_id = FileId(st.st_dev, st.st_ino, 0, 0)
         newest: dict[str, tuple[int, int]] = {
             sid.decode("utf-8", "replace"): (top, count)
             for sid, top, count in db.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -118,9 +119,9 @@ def test_rows_carry_the_forecast(snap: Snapshot) -> None:
     assert short.turns_to_compaction is None and short.turns_to_compaction_reason
 
 
-def test_sqlite_store_tree_and_spawn_link() -> None:
+def test_sqlite_store_tree_and_spawn_link(sqlite_state: Path) -> None:
     """2026.9.6 (SQLite): the spawn result is a nested-tool ``custom`` message; the tree still adds up."""
-    snap = scan(REAL_SQLITE / "state")
+    snap = scan(sqlite_state)  # a copy: reading a WAL database creates -shm/-wal beside it
     child = "agent:main:subagent:d7329713-e298-471a-9bb6-aada815439b2"
     assert any(child in view.spawned for view in snap.views.values())  # found in the parent's transcript
     research = snap.by_key["agent:main:research"]

@@ -14,15 +14,18 @@ def test_resolution_order(tmp_path: Path) -> None:
     a, b, c = (tmp_path / n for n in "abc")
     for d in (a, b, c, tmp_path / "home" / ".openclaw", tmp_path / "home" / ".clawdbot"):
         d.mkdir(parents=True)
+    # CLAWSTATS_STATE_DIR is read once, by clawstats.settings, into the setting passed here.
     env = {"CLAWSTATS_STATE_DIR": str(b), "OPENCLAW_STATE_DIR": str(c), "HOME": str(tmp_path / "home")}
     assert resolve_state_dir(str(a), env) == a
-    assert resolve_state_dir(None, env) == b
-    assert resolve_state_dir(None, {k: v for k, v in env.items() if k != "CLAWSTATS_STATE_DIR"}) == c
+    assert resolve_state_dir(str(b), env, "CLAWSTATS_STATE_DIR") == b
+    assert resolve_state_dir(None, env) == c
     assert resolve_state_dir(None, {"HOME": str(tmp_path / "home")}) == tmp_path / "home" / ".openclaw"
     (tmp_path / "home" / ".openclaw").rmdir()
     assert resolve_state_dir(None, {"HOME": str(tmp_path / "home")}) == tmp_path / "home" / ".clawdbot"
     with pytest.raises(StateDirError, match="from --state-dir"):
         resolve_state_dir(str(tmp_path / "missing"), env)
+    with pytest.raises(StateDirError, match="from CLAWSTATS_STATE_DIR"):
+        resolve_state_dir(str(tmp_path / "missing"), env, "CLAWSTATS_STATE_DIR")
 
 
 def test_session_store_template(tmp_path: Path) -> None:
