@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -36,6 +37,21 @@ _encoder = msgspec.json.Encoder()
 STATIC = Path(str(files("clawstats") / "static"))
 HEARTBEAT_S = 15.0
 SEND_TIMEOUT_S = 10.0
+
+
+class SessionKeyConvertor(Convertor[str]):
+    """A session key in a path: any characters, newlines included (``path`` stops at one)."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("sessionkey", SessionKeyConvertor())
 
 
 def _docs_page(spec: dict[str, object]) -> str:
@@ -99,6 +115,7 @@ def create_app(
         if settings.otlp_endpoint:
             export = otlp_http_export(settings.otlp_endpoint, settings.otlp_interval_s, settings.metrics_active_minutes)
             hub.listeners.append(export.on_snapshot)
+            routes.otlp = export.status
         hub.listeners.append(alerts.on_snapshot)
         alerts.sender.start()
         poller = Poller(store, hub.publish, settings.poll_interval_s, watch=watch)
@@ -120,7 +137,7 @@ def create_app(
             Route("/", index),
             Route("/api/sessions", routes.sessions),
             Route("/api/sessions.csv", routes.sessions_csv),
-            Route("/api/sessions/{key:path}", routes.session),
+            Route("/api/sessions/{key:sessionkey}", routes.session),
             Route("/api/usage", routes.usage),
             Route("/api/usage.csv", routes.usage_csv),
             Route("/api/events", events),

@@ -24,6 +24,7 @@ from clawstats import __version__
 from clawstats.api.auth import bearer_ok
 from clawstats.api.errors import BadRequest, NotFound, NotReady
 from clawstats.api.events import Hub
+from clawstats.api.otlp import ExporterStatus
 from clawstats.core.attribution import ATTRIBUTION_BY
 from clawstats.core.export import sessions_csv, usage_csv
 from clawstats.core.query import QueryError, SessionQuery, parse_day, parse_query, select
@@ -78,6 +79,7 @@ class Routes:
         self.registry = registry
         self.token = token
         self.cache = BodyCache()
+        self.otlp: ExporterStatus | None = None  # the OTLP export, when one runs
 
     def _snapshot(self) -> Snapshot:
         snapshot = self.hub.current
@@ -204,6 +206,13 @@ class Routes:
 
         return self._cached(request, "usage.csv", "text/csv; charset=utf-8", build)
 
+    def _otlp_health(self, status: str) -> dict[str, Any]:
+        """The OTLP exporter's state; a failing export makes the service degraded."""
+        if self.otlp is None:
+            return {}
+        failing = self.otlp.state == "failing"
+        return {"otlp": self.otlp.to_dict(), **({"status": "degraded"} if failing and status == "ok" else {})}
+
     async def healthz(self, request: Request) -> Response:
         no_query(request)
         snapshot = self.hub.current
@@ -222,6 +231,7 @@ class Routes:
         body = {
             **snapshot.health.to_dict(),
             "version": __version__,
+            **self._otlp_health(snapshot.health.status),
             "revision": snapshot.revision,
             "sessions": len(snapshot.rows),
             "eventClients": len(self.hub.subscribers),

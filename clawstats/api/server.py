@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -84,14 +85,22 @@ def run_app(settings: Settings, store: StatsStore, label: str = "serving") -> in
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal with the
     # previous handlers restored. Make those unwind the stack (so callers' cleanup runs, e.g.
     # the demo's temporary dir) and exit 0: a requested stop is a clean stop.
+    # SIGHUP (the terminal closed) is a stop request too: uvicorn does not handle it, and its
+    # default action would end the process at once (exit 129, the demo's temp dir left behind).
     previous = signal.signal(signal.SIGTERM, _stop_requested)
+    previous_hup = signal.signal(signal.SIGHUP, _hang_up)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except (KeyboardInterrupt, _StopRequested):
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGHUP, previous_hup)
     return 0
+
+
+def _hang_up(_signum: int, _frame: object) -> None:
+    os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown, as for SIGTERM
 
 
 class _StopRequested(Exception):

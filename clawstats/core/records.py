@@ -54,10 +54,13 @@ class Message(Struct):
     usage: Usage | None = None
     stopReason: str | None = None
     timestamp: Stamp = None
-    isError: Any = None  # only ``true`` counts: loose so an odd value is not a skipped line
-    is_error: Any = None  # the snake_case spelling some writers use
+    # Raw (never a Python object, so decoded lines stay untracked by the garbage collector) and
+    # loose: only ``true`` counts, an odd value is not a skipped line. ``is_error``: the
+    # snake_case spelling some writers use.
+    isError: Raw = Raw(b"")
+    is_error: Raw = Raw(b"")
     #: set on OpenClaw's delivery mirrors (bookkeeping, not a model call)
-    openclawDeliveryMirror: Any = None
+    openclawDeliveryMirror: Raw = Raw(b"")
     toolName: Any = None  # loose: only the string ``sessions_spawn`` is used
     #: tool result metadata; decoded only for ``sessions_spawn`` (see :func:`decode_spawn_child`)
     details: Raw = Raw(b"")

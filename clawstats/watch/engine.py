@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 
 from clawstats.core.pricing import genai_price, genai_prices_id
 from clawstats.settings import Settings
 from clawstats.watch.cache import IndexCache, default_cache_path
-from clawstats.watch.layout import discover_agents, load_catalog, load_config, resolve_state_dir
+from clawstats.watch.layout import choose_state_dir, discover_agents, load_catalog, load_config
 from clawstats.watch.store import StatsStore
+
+log = logging.getLogger("clawstats")
 
 
 def open_store(settings: Settings, env: Mapping[str, str], workers: int = 1) -> StatsStore:
     """Raises :class:`clawstats.watch.layout.StateDirError` when there is no state dir."""
-    state_dir = resolve_state_dir(settings.state_dir, env, settings.source("state_dir"))
+    state_dir, why = choose_state_dir(settings.state_dir, env, settings.source("state_dir"))
+    log.info("state dir %s (%s)", state_dir, why)
     config, config_error = load_config(state_dir, env)
     agents = discover_agents(state_dir, config, settings.agent)
     catalog = load_catalog(state_dir, config, [a.agent_id for a in agents], genai_price, genai_prices_id())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import glob
 import os
+import re
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -83,29 +84,53 @@ def _home(env: Mapping[str, str]) -> Path:
     return Path(home).expanduser() if home else Path.home()
 
 
+#: OpenClaw's state dir names: the current one, then the legacy ones it still falls back to
+#: (``.clawdbot``), then those of older releases that ccusage also knows.
+STATE_DIR_NAME = ".openclaw"
+LEGACY_STATE_DIR_NAMES = (".clawdbot", ".moltbot", ".moldbot")
+_PROFILE_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
 def resolve_state_dir(given: str | None, env: Mapping[str, str], source: str = "--state-dir") -> Path:
-    """The state dir to read, or :class:`StateDirError` naming what was tried.
+    """The state dir to read, or :class:`StateDirError` naming what was tried."""
+    return choose_state_dir(given, env, source)[0]
+
+
+def choose_state_dir(given: str | None, env: Mapping[str, str], source: str = "--state-dir") -> tuple[Path, str]:
+    """(state dir, why it was chosen).
 
     ``given`` is the setting (``--state-dir`` or ``CLAWSTATS_STATE_DIR``, resolved by
-    :mod:`clawstats.settings`; ``source`` names which); OpenClaw's own variables come next.
+    :mod:`clawstats.settings`; ``source`` names which); then OpenClaw's own rules:
+    ``OPENCLAW_STATE_DIR``, ``OPENCLAW_PROFILE`` (``~/.openclaw-<profile>``, "default" meaning
+    none), ``~/.openclaw`` when it exists, else the first legacy dir that exists. ``~`` is
+    ``OPENCLAW_HOME``, else ``HOME``.
     """
+    home = _home(env)
     for name, value in (
         (source, given),
         ("OPENCLAW_STATE_DIR", env.get("OPENCLAW_STATE_DIR")),
     ):
-        if value:
-            path = Path(value).expanduser()
+        if value and value.strip():
+            raw = value.strip()
+            path = home / raw[2:] if raw == "~" or raw.startswith("~/") else Path(raw).expanduser()
             if not path.is_dir():
                 raise StateDirError(
                     f'state dir "{path}" (from {name}) does not exist or is not a directory '
                     "(set --state-dir or CLAWSTATS_STATE_DIR to an OpenClaw state dir)"
                 )
-            return path
-    home = _home(env)
-    tried = [home / ".openclaw", home / ".clawdbot"]
-    for path in tried:
+            return path, f"from {name}"
+    profile = (env.get("OPENCLAW_PROFILE") or "").strip()
+    if profile and profile.lower() != "default":
+        if not _PROFILE_RE.match(profile):
+            raise StateDirError(f'OPENCLAW_PROFILE "{profile}" is not a profile name (letters, digits, _ and -)')
+        path = home / f"{STATE_DIR_NAME}-{profile}"
+        if not path.is_dir():
+            raise StateDirError(f'state dir "{path}" (from OPENCLAW_PROFILE={profile}) does not exist')
+        return path, f"from OPENCLAW_PROFILE={profile}"
+    tried = [home / STATE_DIR_NAME, *(home / name for name in LEGACY_STATE_DIR_NAMES)]
+    for index, path in enumerate(tried):
         if path.is_dir():
-            return path
+            return path, "the default" if index == 0 else f"legacy dir, {tried[0]} does not exist"
     names = ", ".join(f'"{p}"' for p in tried)
     raise StateDirError(
         f"no OpenClaw state dir found (tried {names}); "

@@ -70,7 +70,9 @@ def sse(gateway_url: str, direct_url: str, gw_token: str, cs_token: str, chat_ur
         return {"error": f"no snapshot (gateway {ready_gw.is_set()}, direct {ready_direct.is_set()})"}
     body = {"model": f"openclaw/{key.split(':')[1]}", "messages": [{"role": "user", "content": "hello again"}]}
     headers = {"Authorization": f"Bearer {gw_token}", "x-openclaw-session-key": key}
+    chat_started = time.monotonic()
     chat = httpx.post(chat_url, json=body, headers=headers, timeout=120.0)
+    chat_done = time.monotonic()
     deadline = time.monotonic() + 30.0
     # Wait until the direct stream has events and the gateway stream has every one of them.
     while time.monotonic() < deadline and (not direct or not set(direct) <= set(via_gateway)):
@@ -83,6 +85,9 @@ def sse(gateway_url: str, direct_url: str, gw_token: str, cs_token: str, chat_ur
         "direct": sorted(direct, key=int),
         "viaGateway": sorted(via_gateway, key=int),
         "delaysS": {i: via_gateway[i] - direct[i] for i in common},
+        # When each event left clawstats, relative to the chat turn (the gateway is busy during it).
+        "sentAfterChatStartS": {i: direct[i] - chat_started for i in common},
+        "chatS": chat_done - chat_started,
     }
 
 

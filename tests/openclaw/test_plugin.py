@@ -218,6 +218,7 @@ def test_cors_preflight_and_origins(rig: Rig) -> None:
     assert via == own
 
 
+@pytest.mark.browser
 def test_control_ui_tab_in_chromium(rig: Rig) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / f"plugin-tab-{rig.version}.png"
@@ -250,14 +251,45 @@ def test_clawstats_stopped_503_gateway_unaffected(rig: Rig) -> None:
     wait_for(lambda: rig.get(f"{rig.gw}/api/sessions", **rig.bearer())["status"], lambda s: s == 200, 60, "back")
 
 
+def _managed_pids(rig: Rig) -> list[int]:
+    pattern = f"clawstats serve --host 127.0.0.1 --port {rig.cs_port} --state-dir {rig.oc.state_dir}"
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found]
+
+
+def test_managed_service_starts_and_stops_clawstats(rig: Rig) -> None:
+    rig.cs.terminate()
+    rig.cs.wait(10)
+    command = str(Path(sys.executable).with_name("clawstats"))
+    managed = {"port": rig.cs_port, "token": CS_TOKEN, "manage": True, "command": command, "args": ["--no-cache"]}
+    rig.set_plugin_config(managed)
+    wait_for(
+        lambda: rig.get(f"{rig.gw}/api/sessions", **rig.bearer())["status"],
+        lambda status: status == 200,
+        120,
+        "clawstats started by the plugin service",
+    )
+    pids = _managed_pids(rig)
+    assert len(pids) == 1, pids
+    environ = Path(f"/proc/{pids[0]}/environ").read_bytes().split(b"\0")
+    assert b"CLAWSTATS_TOKEN=" + CS_TOKEN.encode() in environ
+    assert not [v for v in environ if v.startswith(b"OPENCLAW_GATEWAY_TOKEN=")]  # the gateway's secret stays
+    via, own = _same_revision(rig, "/api/sessions")
+    assert via == own
+    rig.set_plugin_config({"port": rig.cs_port, "token": CS_TOKEN})  # manage off: the service stops it
+    wait_for(lambda: _managed_pids(rig), lambda found: found == [], 60, "the managed clawstats to stop")
+    assert rig.get(f"{rig.gw}/api/sessions", **rig.bearer())["status"] == 503
+    rig.cs = _start_clawstats(rig.oc, rig.cs_port)
+
+
 def test_plugin_disabled_route_gone(rig: Rig) -> None:
     proc = rig.oc.cli("plugins", "disable", "clawstats")
     assert proc.returncode == 0, proc.stderr[-800:]
     gone = wait_for(
         lambda: rig.get(f"{rig.gw}/api/sessions", **rig.bearer()),
-        lambda a: a["status"] != 200,
+        lambda a: a["status"] == 404,
         120,
         "route removal after plugins disable",
     )
-    assert gone["status"] == 404 and "sessions" not in gone["body"], gone
+    assert "sessions" not in gone["body"], gone
     assert rig.get(f"{rig.gw}/v1/models", **rig.bearer())["status"] == 200
