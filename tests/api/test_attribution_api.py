@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from clawstats.cli import main
 from tests.conftest import shift_to_now
-from tests.openclaw.attrib_data import CRON_JOB, DELETED_CHILD, PARENT, attrib_state_with_channels
+from tests.openclaw.attrib_data import CRON_JOB, DELETED_CHILD, KEPT_CHILD, PARENT, attrib_state_with_channels
 from tests.servers import client_for
 
 BUDGET_USD = 0.5
@@ -84,3 +84,14 @@ def test_cli_usage_by_attribution_csv_and_json(by: str, state: Path, capsys: pyt
     assert main(["sessions", "--state-dir", str(state), "--no-cache", "--json"]) == 0
     total = json.loads(capsys.readouterr().out)["totals"]["totalCost"]
     assert math.isclose(sum(float(r["cost"]) for r in rows), total, abs_tol=1e-9)
+
+
+def test_sessions_csv_carries_lineage_and_forecast(state: Path) -> None:
+    with client_for(state) as client:
+        rows = {r["key"]: r for r in csv.DictReader(io.StringIO(client.get("/api/sessions.csv").text))}
+        assert rows[KEPT_CHILD]["parentKey"] == PARENT and rows[KEPT_CHILD]["rootKey"] == PARENT
+        api = client.get(f"/api/sessions/{PARENT}").json()["row"]
+        assert float(rows[PARENT]["treeCost"]) == api["treeCost"]
+        grow = client.get("/api/sessions/agent:ops:grow-0").json()["row"]
+        assert rows["agent:ops:grow-0"]["turnsToCompaction"] == str(grow["turnsToCompaction"])
+        assert rows[f"agent:main:cron:{CRON_JOB}"]["cronJob"] == CRON_JOB
