@@ -119,14 +119,20 @@ def build_tree(rows: Sequence[SessionRow], links: Mapping[str, str]) -> Tree:
     return Tree(parents, children, roots, tree_cost)
 
 
-def group_name(row: SessionRow, by: str, tree: Tree) -> str:
-    """The ``by=parent|cron|channel`` group a row's transcript counts in."""
+def group_name(row: SessionRow, by: str, tree: Tree, by_key: Mapping[str, SessionRow]) -> str:
+    """The ``by=parent|cron|channel`` group a row's transcript counts in.
+
+    A row with no cron job or channel of its own (a sub-agent a cron run spawned, a cleaned-up
+    child's archive) counts for its top-level session's.
+    """
+    root = tree.roots.get(row.key, row.key)
     if by == "parent":
-        return tree.roots.get(row.key, row.key)
+        return root
+    top = by_key.get(root)
     if by == "cron":
-        return row.cron_job or NO_GROUP
+        return row.cron_job or cron_job_of(root) or NO_GROUP
     if by == "channel":
-        return row.channel or NO_GROUP
+        return row.channel or (top.channel if top is not None else None) or NO_GROUP
     raise ValueError(f"by must be one of {', '.join(ATTRIBUTION_BY)}")
 
 

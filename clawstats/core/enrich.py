@@ -145,11 +145,12 @@ def _named_transcripts(
 ) -> Iterator[tuple[str, str, HasBuckets]]:
     """(group, agent, buckets) of every transcript once; one no row claims goes to ``(none)``."""
     remaining = {id(view) for _, view in transcripts}
+    by_key = {row.key: row for row in rows}
     for row in rows:
         view = views.get(row.key)
         if view is not None and id(view) in remaining:
             remaining.discard(id(view))
-            yield group_name(row, by, tree), row.agent_id, view
+            yield group_name(row, by, tree, by_key), row.agent_id, view
     for agent, unclaimed in transcripts:
         if id(unclaimed) in remaining:
             yield NO_GROUP, agent, unclaimed
