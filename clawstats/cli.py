@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="JSON, as GET /api/sessions")
     out.add_argument("--csv", action="store_true", help="RFC 4180 CSV")
 
-    usage = command("usage", "print usage and cost grouped by model, agent, day, parent, cron or channel", _usage)
+    usage = command("usage", "print usage and cost grouped by model, agent, day, parent, cron, channel or kind", _usage)
     add_options(usage, STORE)
     usage.add_argument("--by", default="model", choices=GROUP_BY + ATTRIBUTION_BY, help="grouping (default: model)")
     usage.add_argument("--since", metavar="DAY", help="first UTC day, YYYY-MM-DD")

@@ -17,7 +17,7 @@ import msgspec
 from clawstats.core.session import SessionRow
 
 #: The wire names of the attribution groupings (``/api/usage?by=``).
-ATTRIBUTION_BY = ("parent", "cron", "channel")
+ATTRIBUTION_BY = ("parent", "cron", "channel", "kind")
 NO_GROUP = "(none)"
 _MAX_DEPTH = 64  # OpenClaw caps spawn depth far lower; this only guards against cycles
 
@@ -120,7 +120,7 @@ def build_tree(rows: Sequence[SessionRow], links: Mapping[str, str]) -> Tree:
 
 
 def group_name(row: SessionRow, by: str, tree: Tree, by_key: Mapping[str, SessionRow]) -> str:
-    """The ``by=parent|cron|channel`` group a row's transcript counts in.
+    """The ``by=parent|cron|channel|kind`` group a row's transcript counts in.
 
     A row with no cron job or channel of its own (a sub-agent a cron run spawned, a cleaned-up
     child's archive) counts for its top-level session's.
@@ -133,6 +133,8 @@ def group_name(row: SessionRow, by: str, tree: Tree, by_key: Mapping[str, Sessio
         return row.cron_job or cron_job_of(root) or NO_GROUP
     if by == "channel":
         return row.channel or (top.channel if top is not None else None) or NO_GROUP
+    if by == "kind":  # direct, group, channel, subagent, cron, hook, other: the key's shape
+        return row.kind
     raise ValueError(f"by must be one of {', '.join(ATTRIBUTION_BY)}")
 
 

@@ -30,7 +30,7 @@ def state(tmp_path: Path) -> Path:
 def test_usage_by_attribution_sums_to_total_and_carries_the_burn_rate(state: Path) -> None:
     with client_for(state, alert_daily_budget=BUDGET_USD) as client:
         total = client.get("/api/sessions").json()["totals"]["totalCost"]
-        for by in ("parent", "cron", "channel"):
+        for by in ("parent", "cron", "channel", "kind"):
             body = client.get(f"/api/usage?by={by}").json()
             assert body["by"] == by
             assert math.isclose(sum(g["cost"] for g in body["groups"].values()), total, abs_tol=1e-9)
@@ -76,7 +76,7 @@ def test_detail_lists_the_cleaned_up_child(state: Path) -> None:
         )
 
 
-@pytest.mark.parametrize("by", ["parent", "cron", "channel"])
+@pytest.mark.parametrize("by", ["parent", "cron", "channel", "kind"])
 def test_cli_usage_by_attribution_csv_and_json(by: str, state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["usage", "--state-dir", str(state), "--no-cache", "--by", by, "--csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))

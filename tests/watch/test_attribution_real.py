@@ -63,7 +63,7 @@ def test_detail_lists_children_with_their_cost(snap: Snapshot) -> None:
     assert math.isclose(children[DELETED_CHILD].tree_cost, openclaw_cost(DELETED_CHILD_ARCHIVE_KEY), abs_tol=1e-9)
 
 
-@pytest.mark.parametrize("by", ["model", "agent", "day", "parent", "cron", "channel"])
+@pytest.mark.parametrize("by", ["model", "agent", "day", "parent", "cron", "channel", "kind"])
 def test_every_grouping_sums_to_the_total(snap: Snapshot, by: str) -> None:
     groups = snap.usage(by)
     assert math.isclose(sum(g.cost for g in groups.values()), snap.totals.total_cost, rel_tol=0, abs_tol=1e-9)
@@ -130,7 +130,15 @@ def test_sqlite_store_tree_and_spawn_link(sqlite_state: Path) -> None:
     research = snap.by_key["agent:main:research"]
     usage = {s["key"]: s["usage"]["totalCost"] for s in capture(REAL_SQLITE, "rpc-sessions.usage-all.json")["sessions"]}
     assert math.isclose(research.tree_cost or 0.0, usage["agent:main:research"] + usage[child], abs_tol=1e-9)
-    for by in ("parent", "cron", "channel"):
+    for by in ("parent", "cron", "channel", "kind"):
         groups = snap.usage(by)
         assert math.isclose(sum(g.cost for g in groups.values()), snap.totals.total_cost, abs_tol=1e-9)
         assert sum(g.calls for g in groups.values()) == snap.totals.calls
+
+
+def test_kind_groups_chat_kinds(snap: Snapshot) -> None:
+    groups = snap.usage("kind")
+    assert {"direct", "group", "channel", "subagent", "cron"} <= set(groups)
+    subagents = (snap.by_key[KEPT_CHILD].total_cost or 0.0) + (snap.by_key[DELETED_CHILD_ARCHIVE_KEY].total_cost or 0.0)
+    assert math.isclose(groups["subagent"].cost, subagents, abs_tol=1e-9)  # the cleaned-up one's archive included
+    assert math.isclose(groups["group"].cost, snap.by_key[TELEGRAM_KEY].total_cost or 0.0, abs_tol=1e-9)
