@@ -58,7 +58,8 @@ def test_tree_breakdowns_burn_rate_and_turns_left(browser: Browser, attrib_serve
 
     # breakdowns and the burn rate
     usage = httpx.get(attrib_server.url + "/api/usage?by=cron").json()
-    cron_row = page.locator("#by-cron tr", has_text=CRON_JOB)
+    cron_row = page.locator(f'#by-cron tr[data-group="{CRON_JOB}"]')
+    expect(cron_row.locator("td").first).to_have_text("Cron: daily-report")  # the job's name, from its row
     expect(cron_row.locator("td").last).to_have_text(fmt_usd(usage["groups"][CRON_JOB]["cost"]))
     for channel in ("telegram", "discord", "webchat"):
         expect(page.locator("#by-channel tr", has_text=channel)).to_be_visible()

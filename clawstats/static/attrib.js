@@ -38,12 +38,19 @@ function renderBurn() {
       : "");
 }
 
-function renderGroups(id, groups) {
+// A cron job's label (OpenClaw names its row "Cron: <job name>"), else its id.
+function cronLabel(jobId) {
+  for (const row of state.rows.values()) if (row.cronJob === jobId && row.label) return row.label;
+  return jobId;
+}
+
+function renderGroups(id, groups, label = (name) => name) {
   const table = document.querySelector(id);
   const entries = Object.entries(groups).sort((a, b) => b[1].cost - a[1].cost);
   table.replaceChildren(
     ...entries.map(([name, g]) =>
-      el("tr", {}, el("td", { class: "key", text: name }), el("td", { text: g.calls + " calls" }), el("td", { text: fmtUsd(g.cost) })),
+      el("tr", { "data-group": name }, el("td", { class: "key", text: label(name), title: name }),
+        el("td", { text: g.calls + " calls" }), el("td", { text: fmtUsd(g.cost) })),
     ),
   );
 }
@@ -107,7 +114,7 @@ function renderTrees() {
 
 function renderAttribution() {
   renderBurn();
-  renderGroups("#by-cron", attrib.groups.cron);
+  renderGroups("#by-cron", attrib.groups.cron, cronLabel);
   renderGroups("#by-channel", attrib.groups.channel);
   renderTrees();
 }
