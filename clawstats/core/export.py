@@ -34,6 +34,12 @@ SESSION_COLUMNS = (
     "compactionCount",
     "updatedAt",
     "archived",
+    "parentKey",
+    "rootKey",
+    "treeCost",
+    "cronJob",
+    "channel",
+    "turnsToCompaction",
 )
 USAGE_COLUMNS = (
     "group",
@@ -94,6 +100,12 @@ def sessions_csv(rows: Iterable[SessionRow]) -> str:
                 r.compaction_count,
                 r.updated_at,
                 r.archived,
+                r.parent_key,
+                r.root_key,
+                "" if r.tree_cost is None else repr(r.tree_cost),
+                r.cron_job,
+                r.channel,
+                r.turns_to_compaction,
             )
             for r in rows
         ),
