@@ -9,6 +9,7 @@ import pytest
 
 from clawstats.core.catalog import Catalog
 from clawstats.core.figures import UNDATED, cost_source, figure_of, figures, in_range, money, summed
+from clawstats.core.pricing import genai_price
 from clawstats.core.query import QueryError, parse_day
 from clawstats.core.records import IndexRow
 from clawstats.core.session import build_row
@@ -244,3 +245,17 @@ def test_undated_calls_are_in_no_range() -> None:
     assert {key[0] for key in everything} == {"2026-11-24", UNDATED}
     assert figures([("main", stats)], ("day",), since="2030-01-01") == {}
     assert list(figures([("main", stats)], (), until="2030-01-01").values())[0].cost == 0.5
+
+
+@pytest.mark.parametrize(
+    ("model", "priced"),
+    [
+        ("openai/gpt-4o", True),
+        ("deepseek/deepseek-r1", True),
+        ("ollama/deepseek-r1", False),  # issue 20 #3: a local model, not DeepSeek's API
+        ("foo/gpt-4o", False),  # an unknown provider is not OpenAI
+        ("gpt-4o", False),  # no provider: no guess
+    ],
+)
+def test_offline_prices_never_drop_the_provider(model: str, priced: bool) -> None:
+    assert (genai_price(model, 1000, 100, 0, 0) is not None) is priced
