@@ -103,3 +103,9 @@ class Snapshot:
 
     def usage(self, by: str, since: str | None = None, until: str | None = None) -> dict[str, UsageGroup]:
         return group_usage(self.transcripts, by, since, until)
+
+    def active_rows(self, active_minutes: float, now_ms: float) -> list[SessionRow]:
+        """Current (not archived) rows updated within ``active_minutes`` of ``now_ms``: the
+        per-session series of ``/metrics`` and OTLP (``--metrics-active-minutes``), one rule."""
+        since_ms = now_ms - active_minutes * 60_000
+        return [r for r in self.rows if not r.archived and (r.updated_at_ms or 0.0) >= since_ms]
