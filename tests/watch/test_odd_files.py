@@ -238,3 +238,16 @@ def test_fifo_index_or_trace_never_blocks(small_state: Path, name: str) -> None:
     assert body["sessions"]
     if name == "sessions.json":
         assert body["health"]["status"] == "degraded" and "could not read" in proc.stderr
+
+
+def test_fifo_in_place_of_the_sqlite_database_never_blocks(sqlite_state: Path) -> None:
+    database = Path(glob.glob(str(sqlite_state / "agents/*/agent/openclaw-agent.sqlite"))[0])
+    store = make_store(sqlite_state)
+    first = store.scan()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(database) + suffix).unlink(missing_ok=True)
+    os.mkfifo(database)
+    second = store.scan()  # returns (it used to block in open() forever)
+    assert second.health.status == "degraded"
+    assert any(str(database) in path for path in second.health.conditions)
+    assert first.health.status == "ok"
