@@ -80,8 +80,9 @@ def create_app(
     alert_state = None
     if store is not None and store.cache is not None:
         alert_state = AlertStateFile(store.cache.path)
-    alerts = AlertManager(hub, settings.alert_rules(), alert_state)
-    routes = Routes(hub, registry, settings.token)
+    rules = settings.alert_rules()
+    alerts = AlertManager(hub, rules, alert_state)
+    routes = Routes(hub, registry, settings.token, daily_budget_usd=rules.daily_budget_usd)
     spec = build_spec()
 
     async def events(request: Request) -> Response:
