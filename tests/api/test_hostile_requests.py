@@ -164,3 +164,12 @@ def test_stop_with_an_open_event_stream_is_clean(small_state: Path) -> None:
     proc.stdout.close()
     proc.stderr.close()
     assert "ERROR" not in err and "without completing response" not in err, err
+
+
+@pytest.mark.parametrize("query", ["since=2026-13-45", "until=2026-02-30", "since=2026-11-24T25:00:00Z"])
+def test_impossible_days_are_400(query: str) -> None:
+    with client_for(STATE) as client:
+        for route in ("/api/usage", "/api/usage.csv"):
+            response = client.get(f"{route}?{query}")
+            assert response.status_code == 400, (route, response.text)
+            assert response.json()["param"] == query.split("=")[0]
