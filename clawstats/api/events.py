@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import anyio
 import msgspec
 from sse_starlette import ServerSentEvent
 
@@ -90,10 +91,7 @@ class Hub:
         self.subscribers.discard(sub)
         self.dropped_total += 1
         log.info("dropped a slow event-stream client (%d events behind)", sub.queue.qsize())
-        # Make room for the end marker so its generator finishes promptly.
-        while not sub.queue.empty():
-            sub.queue.get_nowait()
-        sub.queue.put_nowait(None)
+        _end(sub)
 
     @staticmethod
     def _delta(previous: Snapshot, snapshot: Snapshot) -> Event:
@@ -133,10 +131,15 @@ class Hub:
             return None
         return [e for e in events if e.id > last_id]
 
-    async def stream(self, last_event_id: str | None) -> AsyncIterator[ServerSentEvent]:
-        """The event stream of one client: snapshot or replay first, then live events."""
+    async def stream(
+        self, last_event_id: str | None, shutdown: anyio.Event | None = None
+    ) -> AsyncIterator[ServerSentEvent]:
+        """The event stream of one client: snapshot or replay first, then live events. When
+        ``shutdown`` is set (the server stops) the stream ends cleanly: its response completes
+        instead of being cut off mid-stream."""
         await self.ready.wait()
         sub = self.subscribe()
+        watcher = asyncio.create_task(self._end_on(shutdown, sub)) if shutdown is not None else None
         try:
             replay = None
             if last_event_id and last_event_id.isdigit():
@@ -159,4 +162,17 @@ class Hub:
                     continue  # already sent in the snapshot or the replay
                 yield ServerSentEvent(queued.data, event=queued.name, id=str(queued.id))
         finally:
+            if watcher is not None:
+                watcher.cancel()
             self.unsubscribe(sub)
+
+    async def _end_on(self, shutdown: anyio.Event, sub: Subscriber) -> None:
+        await shutdown.wait()
+        _end(sub)
+
+
+def _end(sub: Subscriber) -> None:
+    """Queue the end marker (making room for it) so the client's generator finishes promptly."""
+    while not sub.queue.empty():
+        sub.queue.get_nowait()
+    sub.queue.put_nowait(None)
