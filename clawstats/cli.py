@@ -19,6 +19,7 @@ import msgspec
 
 from clawstats import __version__
 from clawstats.core.alerts import AlertConfigError, breaches
+from clawstats.core.attribution import ATTRIBUTION_BY
 from clawstats.core.query import QueryError, parse_day, parse_query, select
 from clawstats.core.session import iso_ms
 from clawstats.core.snapshot import Snapshot
@@ -92,9 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="JSON, as GET /api/sessions")
     out.add_argument("--csv", action="store_true", help="RFC 4180 CSV")
 
-    usage = command("usage", "print usage and cost grouped by model, agent or day", _usage)
+    usage = command("usage", "print usage and cost grouped by model, agent, day, parent, cron, channel or kind", _usage)
     add_options(usage, STORE)
-    usage.add_argument("--by", default="model", choices=GROUP_BY, help="grouping (default: model)")
+    usage.add_argument("--by", default="model", choices=GROUP_BY + ATTRIBUTION_BY, help="grouping (default: model)")
     usage.add_argument("--since", metavar="DAY", help="first UTC day, YYYY-MM-DD")
     usage.add_argument("--until", metavar="DAY", help="last UTC day, YYYY-MM-DD")
     usage_out = usage.add_mutually_exclusive_group()

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import anyio
 import msgspec
 from sse_starlette import ServerSentEvent
 
@@ -110,10 +111,7 @@ class Hub:
         self.subscribers.discard(sub)
         self.dropped_total += 1
         log.info("dropped a slow event-stream client (%d events behind)", sub.queue.qsize())
-        # Make room for the end marker so its generator finishes promptly.
-        while not sub.queue.empty():
-            sub.queue.get_nowait()
-        sub.queue.put_nowait(None)
+        _end(sub)
 
     def _delta(self, previous: Snapshot, snapshot: Snapshot) -> Event:
         old = previous.by_key
@@ -161,10 +159,15 @@ class Hub:
             return None
         return [e for e in events if e.revision > last_revision]
 
-    async def stream(self, last_event_id: str | None) -> AsyncIterator[ServerSentEvent]:
-        """The event stream of one client: snapshot or replay first, then live events."""
+    async def stream(
+        self, last_event_id: str | None, shutdown: anyio.Event | None = None
+    ) -> AsyncIterator[ServerSentEvent]:
+        """The event stream of one client: snapshot or replay first, then live events. When
+        ``shutdown`` is set (the server stops) the stream ends cleanly: its response completes
+        instead of being cut off mid-stream."""
         await self.ready.wait()
         sub = self.subscribe()
+        watcher = asyncio.create_task(self._end_on(shutdown, sub)) if shutdown is not None else None
         try:
             last_revision = self.revision_of(last_event_id)
             replay = self.replay_after(last_revision) if last_revision is not None else None
@@ -186,4 +189,17 @@ class Hub:
                     continue  # already sent in the snapshot or the replay
                 yield ServerSentEvent(queued.data, event=queued.name, id=queued.id)
         finally:
+            if watcher is not None:
+                watcher.cancel()
             self.unsubscribe(sub)
+
+    async def _end_on(self, shutdown: anyio.Event, sub: Subscriber) -> None:
+        await shutdown.wait()
+        _end(sub)
+
+
+def _end(sub: Subscriber) -> None:
+    """Queue the end marker (making room for it) so the client's generator finishes promptly."""
+    while not sub.queue.empty():
+        sub.queue.get_nowait()
+    sub.queue.put_nowait(None)

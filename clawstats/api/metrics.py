@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from clawstats.core.figures import tokens_by_type
+from clawstats.core.figures import cost_by_source, tokens_by_type
 from clawstats.core.health import SKIP_KINDS
 from clawstats.core.snapshot import Snapshot
 from clawstats.core.totals import sum_by_agent_model
@@ -40,6 +40,7 @@ class SnapshotCollector(Collector):
         yield up
         yield from self._sessions(snapshot)
         yield from self._usage(snapshot)
+        yield from self._burn(snapshot)
         yield from self._health(snapshot)
 
     def _sessions(self, snapshot: Snapshot) -> Iterator[Metric]:
@@ -54,12 +55,10 @@ class SnapshotCollector(Collector):
             "clawstats_session_context_estimated", "1 when the context is an estimate", labels=labels
         )
         count = GaugeMetricFamily("clawstats_sessions", "Session rows (archives included)", labels=["agent"])
-        since_ms = time.time() * 1000.0 - self.active_minutes * 60_000
         per_agent: dict[str, int] = {}
         for row in snapshot.rows:
             per_agent[row.agent_id] = per_agent.get(row.agent_id, 0) + 1
-            if row.archived or (row.updated_at_ms or 0.0) < since_ms:
-                continue
+        for row in snapshot.active_rows(self.active_minutes, time.time() * 1000.0):
             values = [row.agent_id, row.model or "unknown", row.key]
             if row.total_cost is not None:  # unknown is absent, not 0
                 cost.add_metric(values, row.total_cost)
@@ -77,7 +76,11 @@ class SnapshotCollector(Collector):
     def _usage(self, snapshot: Snapshot) -> Iterator[Metric]:
         sums = sum_by_agent_model(snapshot.transcripts)
         tokens = CounterMetricFamily("openclaw_tokens", "Tokens by type", labels=["agent", "model", "type"])
-        cost = CounterMetricFamily("openclaw_cost_usd", "Recorded cost in USD", labels=["agent", "model"])
+        cost = CounterMetricFamily(
+            "openclaw_cost_usd",
+            "Cost in USD: source=recorded (OpenClaw's usage.cost) or computed (priced by clawstats, per call)",
+            labels=["agent", "model", "source"],
+        )
         calls = CounterMetricFamily("clawstats_calls", "Model calls", labels=["agent", "model"])
         missing = CounterMetricFamily(
             "clawstats_calls_without_cost", "Model calls with no recorded cost", labels=["agent", "model"]
@@ -85,10 +88,28 @@ class SnapshotCollector(Collector):
         for (agent, model), acc in sorted(sums.items()):
             for name, count in tokens_by_type(acc.usage):
                 tokens.add_metric([agent, model, name], count)
-            cost.add_metric([agent, model], acc.cost)
+            for source, usd in cost_by_source(acc):
+                cost.add_metric([agent, model, source], usd)
             calls.add_metric([agent, model], acc.calls)
             missing.add_metric([agent, model], acc.missing_cost_entries)
         yield from (tokens, cost, calls, missing)
+
+    def _burn(self, snapshot: Snapshot) -> Iterator[Metric]:
+        """Burn rate per agent: one series per agent (and bound), so cardinality stays bounded."""
+        _, per_agent = snapshot.burn(time.time() * 1000.0)
+        hour = GaugeMetricFamily("clawstats_cost_last_hour_usd", "Cost of calls in the last hour", labels=["agent"])
+        day = GaugeMetricFamily("clawstats_cost_last_24h_usd", "Cost of calls in the last 24 hours", labels=["agent"])
+        projected = GaugeMetricFamily(
+            "clawstats_projected_day_cost_usd",
+            "Today's cost (UTC) projected to the end of the day at the lowest/mean/highest recent hourly rate",
+            labels=["agent", "bound"],
+        )
+        for agent, burn in sorted(per_agent.items()):
+            hour.add_metric([agent], burn.last_hour_usd)
+            day.add_metric([agent], burn.last_24h_usd)
+            for bound in ("low", "expected", "high"):
+                projected.add_metric([agent, bound], getattr(burn.projected_day_usd, bound))
+        yield from (hour, day, projected)
 
     def _health(self, snapshot: Snapshot) -> Iterator[Metric]:
         health = snapshot.health

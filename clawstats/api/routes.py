@@ -25,11 +25,16 @@ from clawstats.api.auth import bearer_ok
 from clawstats.api.errors import BadRequest, NotFound, NotReady
 from clawstats.api.events import Hub
 from clawstats.api.otlp import ExporterStatus
+from clawstats.core.attribution import ATTRIBUTION_BY
 from clawstats.core.export import sessions_csv, usage_csv
 from clawstats.core.query import QueryError, SessionQuery, parse_day, parse_query, select
 from clawstats.core.session import iso_ms
 from clawstats.core.snapshot import Snapshot
-from clawstats.core.totals import GROUP_BY as GROUP_BY_ALLOWED
+from clawstats.core.totals import GROUP_BY
+
+GROUP_BY_ALLOWED = GROUP_BY + ATTRIBUTION_BY
+#: the burn rate slides with the clock: a cached usage body lives at most this long
+BURN_RATE_REFRESH_S = 60
 
 _encoder = msgspec.json.Encoder()
 NO_CACHE = {"Cache-Control": "no-cache"}
@@ -66,8 +71,11 @@ def _params(request: Request) -> dict[str, str]:
 
 
 class Routes:
-    def __init__(self, hub: Hub, registry: CollectorRegistry, token: str | None) -> None:
+    def __init__(
+        self, hub: Hub, registry: CollectorRegistry, token: str | None, daily_budget_usd: float | None = None
+    ) -> None:
         self.hub = hub
+        self.daily_budget_usd = daily_budget_usd
         self.registry = registry
         self.token = token
         self.cache = BodyCache()
@@ -170,19 +178,25 @@ class Routes:
 
     async def usage(self, request: Request) -> Response:
         by, since, until = self._usage_query(request)
+        now_ms = time.time() * 1000.0
+        # The burn rate depends on the clock as well as on the data: one body per revision and minute.
+        minute = int(now_ms // (BURN_RATE_REFRESH_S * 1000))
 
         def build(snapshot: Snapshot) -> bytes:
+            overall, per_agent = snapshot.burn(now_ms, self.daily_budget_usd)
             body = {
                 "by": by,
                 "since": since,
                 "until": until,
                 "groups": snapshot.usage(by, since, until),
+                "burnRate": overall,
+                "burnRateByAgent": per_agent,
                 "revision": snapshot.revision,
                 "generatedAt": iso_ms(snapshot.generated_ms),
             }
             return _encoder.encode(body)
 
-        return self._cached(request, "usage", "application/json", build)
+        return self._cached(request, f"usage@{minute}", "application/json", build)
 
     async def usage_csv(self, request: Request) -> Response:
         by, since, until = self._usage_query(request)

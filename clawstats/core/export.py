@@ -34,8 +34,25 @@ SESSION_COLUMNS = (
     "compactionCount",
     "updatedAt",
     "archived",
+    "parentKey",
+    "rootKey",
+    "treeCost",
+    "cronJob",
+    "channel",
+    "turnsToCompaction",
 )
-USAGE_COLUMNS = ("group", "calls", "inputTokens", "outputTokens", "cacheReadTokens", "cacheWriteTokens", "cost")
+USAGE_COLUMNS = (
+    "group",
+    "calls",
+    "inputTokens",
+    "outputTokens",
+    "cacheReadTokens",
+    "cacheWriteTokens",
+    "cost",
+    "recordedCost",
+    "computedCost",
+    "unpricedCalls",
+)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -83,6 +100,12 @@ def sessions_csv(rows: Iterable[SessionRow]) -> str:
                 r.compaction_count,
                 r.updated_at,
                 r.archived,
+                r.parent_key,
+                r.root_key,
+                "" if r.tree_cost is None else repr(r.tree_cost),
+                r.cron_job,
+                r.channel,
+                r.turns_to_compaction,
             )
             for r in rows
         ),
@@ -94,7 +117,18 @@ def usage_csv(groups: dict[str, UsageGroup], by: str) -> str:
     return _write(
         header,
         (
-            (name, g.calls, g.usage.input, g.usage.output, g.usage.cache_read, g.usage.cache_write, repr(g.cost))
+            (
+                name,
+                g.calls,
+                g.usage.input,
+                g.usage.output,
+                g.usage.cache_read,
+                g.usage.cache_write,
+                repr(g.cost),
+                repr(g.recorded_cost),
+                repr(g.computed_cost),
+                g.unpriced_calls,
+            )
             for name, g in groups.items()
         ),
     )

@@ -61,6 +61,9 @@ class Message(Struct):
     is_error: Raw = Raw(b"")
     #: set on OpenClaw's delivery mirrors (bookkeeping, not a model call)
     openclawDeliveryMirror: Raw = Raw(b"")
+    toolName: Any = None  # loose: only the string ``sessions_spawn`` is used
+    #: tool result metadata; decoded only for ``sessions_spawn`` (see :func:`decode_spawn_child`)
+    details: Raw = Raw(b"")
 
 
 class SnapshotData(Struct):
@@ -89,7 +92,24 @@ class Line(Struct):
     version: Number | None = None
 
 
+class SpawnDetails(Struct):
+    """The ``details`` of a ``sessions_spawn`` tool result: which session key the child got.
+
+    2026.7 writes them on the ``toolResult`` message; 2026.9 (tools behind structured tool search)
+    on a ``custom`` message (``openclaw.nested-tool.v1``) as ``{toolName, result: {details}}``.
+    """
+
+    childSessionKey: Any = None
+    toolName: Any = None
+    result: SpawnResult | None = None
+
+
+class SpawnResult(Struct):
+    details: SpawnDetails | None = None
+
+
 _line_decoder = msgspec.json.Decoder(Line)
+_spawn_decoder = msgspec.json.Decoder(SpawnDetails)
 _snapshot_decoder = msgspec.json.Decoder(SnapshotData)
 
 
@@ -135,6 +155,21 @@ def decode_snapshot_data(raw: Raw) -> SnapshotData | None:
         return None
 
 
+def decode_spawn_child(raw: Raw) -> str | None:
+    """The child session key a ``sessions_spawn`` result names (either shape), or None."""
+    if not raw:
+        return None
+    try:
+        details = _spawn_decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    key = details.childSessionKey
+    if key is None and details.toolName == "sessions_spawn" and details.result is not None:
+        nested = details.result.details
+        key = nested.childSessionKey if nested is not None else None
+    return key if isinstance(key, str) and 0 < len(key) <= 512 else None
+
+
 class IndexRow(Struct):
     """The fields of a ``sessions.json`` row (or SQLite ``entry_json``) that statistics use."""
 
@@ -154,6 +189,7 @@ class IndexRow(Struct):
     channel: str | None = None
     lastChannel: str | None = None
     spawnedBy: str | None = None
+    parentSessionKey: str | None = None
     status: str | None = None
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from clawstats.core.calls import ERROR_STOP_REASONS, TOOL_MARK, is_bookkeeping, is_true, recorded_cost, tool_blocks
-from clawstats.core.records import MAX_COUNT, Cost, Line, Usage, as_int, decode_snapshot_data
+from clawstats.core.records import MAX_COUNT, Cost, Line, Usage, as_int, decode_snapshot_data, decode_spawn_child
 from clawstats.core.usage import Bucket, BucketImage, Pricer
 
 #: Assistant messages that are not model calls (OpenClaw's delivery mirrors, injected text).
@@ -29,7 +29,8 @@ _SYNTHETIC_PROVIDER = "openclaw"
 _INF = float("inf")
 _NOT_A_CALL = frozenset({"error", "aborted"})
 CHARS_PER_TOKEN = 4
-_STATE_VERSION = 6  # bump when dump() changes: older cached states are then re-read
+_SPAWN_MARK = b'"sessions_spawn"'
+_STATE_VERSION = 8  # bump when dump() changes: older cached states are then re-read
 
 
 def id_hash(value: str | int | None) -> int:
@@ -108,6 +109,7 @@ class TranscriptStats:
         "price",
         "current_provider",
         "current_model_id",
+        "spawned",
     )
 
     def __init__(self, price: Pricer | None = None) -> None:
@@ -147,6 +149,7 @@ class TranscriptStats:
         # the model the transcript last switched to (model_change / model-snapshot)
         self.current_provider: str | None = None
         self.current_model_id: str | None = None
+        self.spawned: list[str] = []  # child session keys named by sessions_spawn results, in order
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -194,6 +197,10 @@ class TranscriptStats:
             self.tool_results += 1
             if is_true(msg.isError) or is_true(msg.is_error):
                 self.errors += 1
+            elif msg.toolName == "sessions_spawn":
+                self._spawned(decode_spawn_child(msg.details))
+        elif role == "custom" and _SPAWN_MARK in bytes(msg.details):  # 2026.9: a nested tool's result
+            self._spawned(decode_spawn_child(msg.details))
         if role != "assistant":
             self._push(line.id, chars, 0)
             return
@@ -248,6 +255,10 @@ class TranscriptStats:
         self.current_provider = provider or None
         self.current_model_id = model_id
         self.model = f"{provider or 'unknown'}/{model_id}"
+
+    def _spawned(self, child: str | None) -> None:
+        if child is not None and child not in self.spawned:
+            self.spawned.append(child)
 
     def _account(self, line: Line, usage: Usage, model: str) -> int:
         """Add one call's usage to its bucket; return its prompt size."""
@@ -421,6 +432,7 @@ class TranscriptStats:
                 tl_out=self.tl_out.tobytes(),
                 current_provider=self.current_provider,
                 current_model_id=self.current_model_id,
+                spawned=self.spawned,
                 base_prompt=self.base_prompt,
             )
         )
@@ -454,6 +466,7 @@ class TranscriptStats:
         self.tl_cost.frombytes(state.tl_cost)
         self.tl_out.frombytes(state.tl_out)
         self.current_provider, self.current_model_id = state.current_provider, state.current_model_id
+        self.spawned = list(state.spawned)
         self.base_prompt = state.base_prompt
         return self
 
@@ -502,6 +515,7 @@ class _State(msgspec.Struct, array_like=True):
     tl_out: bytes
     current_provider: str | None
     current_model_id: str | None
+    spawned: list[str]
     base_prompt: int | None
 
 

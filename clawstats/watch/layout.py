@@ -37,8 +37,9 @@ class NotRegularFile(OSError):
     """A FIFO, socket, device or directory where a file was expected: never opened for reading."""
 
 
-def read_regular(path: str, limit: int) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes, read without blocking.
+def read_regular(path: str, limit: int, whole: bool = True) -> bytes:
+    """The first ``limit`` bytes of a regular file, read without blocking; with ``whole`` a bigger
+    file is an error (``EFBIG``) rather than cut.
 
     ``O_NONBLOCK`` makes opening a FIFO return at once (a plain open would wait for a writer
     forever); the fstat of the open file then refuses anything but a regular file.
@@ -48,7 +49,7 @@ def read_regular(path: str, limit: int) -> bytes:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(errno.EINVAL, "not a regular file", path)
-        if st.st_size > limit:
+        if whole and st.st_size > limit:
             raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
         return fh.read(limit + 1)[:limit]
 

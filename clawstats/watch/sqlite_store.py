@@ -34,7 +34,7 @@ from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, IndexRow, 
 from clawstats.core.transcript import TranscriptStats
 from clawstats.core.usage import Pricer
 from clawstats.watch.cache import IndexCache
-from clawstats.watch.layout import AgentSource
+from clawstats.watch.layout import AgentSource, read_regular
 from clawstats.watch.source import Source
 from clawstats.watch.tail import FileId, Tail
 
@@ -76,8 +76,7 @@ class SqliteAgent:
     def _connect(self) -> tuple[sqlite3.Connection, bool]:
         """A read-only connection and whether it reads an ``immutable`` snapshot (no writer)."""
         path = self.source.store
-        with open(path, "rb") as file:
-            header = file.read(20)
+        header = read_regular(path, 20, whole=False)  # never blocks: a FIFO here is a condition
         # A WAL database without a -wal file has no connection open: nothing can change it while
         # it is read, except a writer starting now (checked after the read). Otherwise (a writer
         # present, or a rollback-journal database) the normal locking read is the safe one.

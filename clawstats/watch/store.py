@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from clawstats.core.catalog import Catalog
+from clawstats.core.enrich import ForecastMemo, enrich
 from clawstats.core.health import Health, HealthLog
 from clawstats.core.records import IndexRow
 from clawstats.core.session import SessionRow, build_row
@@ -97,10 +98,14 @@ class StatsStore:
         for agent in agents:
             self.add_agent(agent)
         self._rows: dict[str, tuple[object, SessionRow]] = {}
-        self._views: dict[str, tuple[int, TranscriptView]] = {}
+        # per transcript: (revision, the stats object, its view); a re-read makes a new stats object
+        # whose revision may repeat an old one, so both must match to reuse the view
+        self._views: dict[str, tuple[int, TranscriptStats, TranscriptView]] = {}
+        self._forecasts: ForecastMemo = {}  # per row key: the compaction forecast of an unchanged view
         self._noted: set[tuple[str, str]] = set()
         self.row_grace_s = ROW_GRACE_S
         self._missing_since: dict[str, float] = {}  # key -> when its row was first seen without transcript
+        self._archive_owners: dict[str, str] = {}  # trajectory path -> key (SQLite agents' archives)
         self._irregular: dict[str, set[str]] = {}  # sessions dir -> non-regular paths named like transcripts
         self.revision = 0
         self.snapshot: Snapshot | None = None
@@ -162,6 +167,7 @@ class StatsStore:
             sources.extend(agent_sources)
         for sqlite_agent in self.sqlite.values():
             sources.extend(sqlite_agent.scan(stats_of))
+            sources.extend(self._sqlite_archives(sqlite_agent, stats_of, changed))
         self._cached = None
         self.health.last_scan_ms = time.time() * 1000.0
         self.health.last_scan_s = time.perf_counter() - started
@@ -233,15 +239,23 @@ class StatsStore:
             if path not in claimed:
                 sid = name[: -len(".jsonl")]
                 self._note(path, "transcriptWithoutRow", path)
-                sources.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path))
+                # e.g. an earlier run of a cron job: its trace names the key it ran under
+                owner = self._owner(agent_files, sid)
+                sources.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path, False, owner))
         for sid, path in archives:
-            owner = agent_files.owners.get(sid)
-            if owner is None:
-                owner = owner_from_trajectory(os.path.join(sessions_dir, f"{sid}.trajectory.jsonl"))
-                if owner is not None:
-                    agent_files.owners[sid] = owner
+            owner = self._owner(agent_files, sid)
             sources.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path, True, owner))
         return sources, {s.stats_id for s in sources if s.stats_id is not None}
+
+    @staticmethod
+    def _owner(agent_files: _AgentFiles, sid: str) -> str | None:
+        """The key a transcript no row points at belonged to: learnt live, else from its trace."""
+        owner = agent_files.owners.get(sid)
+        if owner is None:
+            owner = owner_from_trajectory(os.path.join(agent_files.source.sessions_dir, f"{sid}.trajectory.jsonl"))
+            if owner is not None:
+                agent_files.owners[sid] = owner
+        return owner
 
     def _list(self, sessions_dir: str) -> list[str]:
         health, state_dir = self.health, str(self.state_dir)
@@ -332,6 +346,36 @@ class StatsStore:
             self.tails.pop(path, None)
             self.health.clear_condition(path)
 
+    def _sqlite_archives(
+        self, agent: SqliteAgent, stats_of: dict[str, tuple[int, TranscriptStats]], changed: set[str] | None
+    ) -> list[Source]:
+        """Reset/deleted transcript files beside a SQLite store, as OpenClaw's usage report counts
+        them: a migration imports the live sessions into the database (their files go to
+        ``session-sqlite-import-archive/``, never read: they would count twice) and leaves the
+        archives of earlier sessions in ``sessions/``, their only record."""
+        source = agent.source
+        try:
+            names = os.listdir(source.sessions_dir)
+        except OSError:
+            names = []
+        in_database = {sid for _updated, _row, sid in agent.rows.values()}
+        _live, archives = _classify(source.sessions_dir, names)
+        found: list[Source] = []
+        for sid, path in archives:
+            if sid in in_database:
+                continue
+            trajectory = os.path.join(source.sessions_dir, f"{sid}.trajectory.jsonl")
+            owner = self._archive_owners.get(trajectory)
+            if owner is None:  # kept once found: an archive's owner never changes
+                owner = owner_from_trajectory(trajectory)
+                if owner is not None:
+                    self._archive_owners[trajectory] = owner
+            found.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path, True, owner))
+        wanted = {src.stats_id for src in found if src.stats_id is not None}
+        self._adopt_new(source, wanted)
+        self._poll_tails(source.sessions_dir, wanted, stats_of, changed)
+        return found
+
     def _adopt_new(self, source: AgentSource, wanted: set[str]) -> list[str]:
         """Tails for paths seen for the first time (renamed, cached or new); returns those paths."""
         prefix = source.sessions_dir + os.sep
@@ -410,7 +454,7 @@ class StatsStore:
         views: dict[str, TranscriptView] = {}
         transcripts: dict[str, tuple[str, TranscriptView]] = {}
         new_rows: dict[str, tuple[object, SessionRow]] = {}
-        new_views: dict[str, tuple[int, TranscriptView]] = {}
+        new_views: dict[str, tuple[int, TranscriptStats, TranscriptView]] = {}
         for src in sources:
             revision, stats = stats_of.get(src.stats_id or "", (-1, None))
             if src.row is None and not src.archived and (stats is None or stats.entries == 0):
@@ -435,11 +479,11 @@ class StatsStore:
             rows.append(row)
             if stats is not None and src.stats_id is not None:
                 old_view = self._views.get(src.stats_id)
-                if old_view is not None and old_view[0] == revision:
-                    view = old_view[1]
+                if old_view is not None and old_view[0] == revision and old_view[1] is stats:
+                    view = old_view[2]
                 else:
                     view = TranscriptView.of(src.agent_id, stats)
-                new_views[src.stats_id] = (revision, view)
+                new_views[src.stats_id] = (revision, stats, view)
                 views[src.key] = view
                 transcripts[src.stats_id] = (src.agent_id, view)
         changed = new_rows.keys() != self._rows.keys() or any(self._rows[k][1] is not v[1] for k, v in new_rows.items())
@@ -450,6 +494,7 @@ class StatsStore:
             self.snapshot = replace(self.snapshot, health=health)
             return self.snapshot
         self.revision += 1
+        rows = enrich(rows, views, self.catalog.compaction, self._forecasts)  # lineage, tree cost, forecast
         rows.sort(key=lambda r: (-(r.updated_at_ms or 0.0), r.key))
         self.snapshot = Snapshot(
             revision=self.revision,
