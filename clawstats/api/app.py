@@ -5,49 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from importlib.resources import files
-from pathlib import Path
 
-import msgspec
-from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from clawstats.api.alerts import AlertManager
 from clawstats.api.auth import RequestLimits, TokenAuth
-from clawstats.api.errors import ApiError, BadRequest, api_error_handler, http_error_handler
+from clawstats.api.errors import ApiError, api_error_handler, http_error_handler
 from clawstats.api.events import Hub
 from clawstats.api.metrics import make_registry
-from clawstats.api.openapi import build_spec
 from clawstats.api.otlp import otlp_http_export
-from clawstats.api.routes import NO_CACHE, Routes
+from clawstats.api.routes import STATIC, Routes
 from clawstats.settings import Settings
-from clawstats.watch.cache import AlertStateFile
+from clawstats.watch.alert_state import AlertStateFile
 from clawstats.watch.poller import Poller
 from clawstats.watch.store import StatsStore
-
-_encoder = msgspec.json.Encoder()
-STATIC = Path(str(files("clawstats") / "static"))
-HEARTBEAT_S = 15.0
-SEND_TIMEOUT_S = 10.0
-
-
-def _docs_page(spec: dict[str, object]) -> str:
-    paths = spec["paths"]
-    assert isinstance(paths, dict)
-    items = "".join(f"<li><code>GET {path}</code>: {op['get']['summary']}</li>" for path, op in paths.items())
-    return (
-        "<!doctype html><meta charset=utf-8><title>clawstats API</title>"
-        "<h1>clawstats API</h1><p>Machine-readable: <a href=/openapi.json>/openapi.json</a></p>"
-        f"<ul>{items}</ul>"
-    )
 
 
 def create_app(
@@ -63,31 +40,7 @@ def create_app(
     if store is not None and store.cache is not None:
         alert_state = AlertStateFile(store.cache.path)
     alerts = AlertManager(hub, settings.alert_rules(), alert_state)
-    routes = Routes(hub, registry, settings.token is not None)
-    spec = build_spec()
-
-    async def events(request: Request) -> Response:
-        last = request.headers.get("last-event-id")
-        return EventSourceResponse(
-            hub.stream(last),
-            ping=HEARTBEAT_S,
-            send_timeout=SEND_TIMEOUT_S,
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    async def alerts_route(request: Request) -> Response:
-        if request.query_params:
-            raise BadRequest("this route takes no query parameters")
-        return Response(_encoder.encode(alerts.listing()), media_type="application/json", headers=NO_CACHE)
-
-    async def openapi(_request: Request) -> Response:
-        return JSONResponse(spec)
-
-    async def docs(_request: Request) -> Response:
-        return HTMLResponse(_docs_page(spec))
-
-    async def index(_request: Request) -> Response:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+    routes = Routes(hub, registry, settings.token is not None, alerts)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -109,6 +62,7 @@ def create_app(
             stop.set()
             hub.close_all()
             await task
+            await asyncio.to_thread(store.close)  # after the poller's last flush
             await alerts.sender.stop()
             if alerts.state is not None:
                 alerts.state.close()
@@ -117,18 +71,18 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/", index),
+            Route("/", routes.index),
             Route("/api/sessions", routes.sessions),
             Route("/api/sessions.csv", routes.sessions_csv),
             Route("/api/sessions/{key:path}", routes.session),
             Route("/api/usage", routes.usage),
             Route("/api/usage.csv", routes.usage_csv),
-            Route("/api/events", events),
-            Route("/api/alerts", alerts_route),
+            Route("/api/events", routes.events),
+            Route("/api/alerts", routes.alerts),
             Route("/metrics", routes.metrics),
             Route("/healthz", routes.healthz),
-            Route("/openapi.json", openapi),
-            Route("/docs", docs),
+            Route("/openapi.json", routes.openapi),
+            Route("/docs", routes.docs),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[

@@ -12,18 +12,23 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
+from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from clawstats import __version__
+from clawstats.api.alerts import AlertManager
 from clawstats.api.errors import BadRequest, NotFound, NotReady
 from clawstats.api.events import Hub
+from clawstats.api.openapi import build_spec
 from clawstats.core.export import sessions_csv, usage_csv
 from clawstats.core.query import QueryError, parse_day, parse_query, select
 from clawstats.core.session import iso_ms
@@ -33,6 +38,9 @@ from clawstats.core.totals import GROUP_BY as GROUP_BY_ALLOWED
 _encoder = msgspec.json.Encoder()
 NO_CACHE = {"Cache-Control": "no-cache"}
 GZIP_MIN_BYTES = 1024
+STATIC = Path(str(files("clawstats") / "static"))
+HEARTBEAT_S = 15.0
+SEND_TIMEOUT_S = 10.0
 
 
 class BodyCache:
@@ -64,12 +72,25 @@ def _params(request: Request) -> dict[str, str]:
     return params
 
 
+def _docs_page(spec: dict[str, object]) -> str:
+    paths = spec["paths"]
+    assert isinstance(paths, dict)
+    items = "".join(f"<li><code>GET {path}</code>: {op['get']['summary']}</li>" for path, op in paths.items())
+    return (
+        "<!doctype html><meta charset=utf-8><title>clawstats API</title>"
+        "<h1>clawstats API</h1><p>Machine-readable: <a href=/openapi.json>/openapi.json</a></p>"
+        f"<ul>{items}</ul>"
+    )
+
+
 class Routes:
-    def __init__(self, hub: Hub, registry: CollectorRegistry, token_set: bool) -> None:
+    def __init__(self, hub: Hub, registry: CollectorRegistry, token_set: bool, alerts: AlertManager) -> None:
         self.hub = hub
         self.registry = registry
         self.token_set = token_set
+        self.alert_manager = alerts
         self.cache = BodyCache()
+        self.spec = build_spec()
 
     def _snapshot(self) -> Snapshot:
         snapshot = self.hub.current
@@ -183,3 +204,26 @@ class Routes:
 
     async def metrics(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST, headers=NO_CACHE)
+
+    async def events(self, request: Request) -> Response:
+        last = request.headers.get("last-event-id")
+        return EventSourceResponse(
+            self.hub.stream(last),
+            ping=HEARTBEAT_S,
+            send_timeout=SEND_TIMEOUT_S,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def alerts(self, request: Request) -> Response:
+        if request.query_params:
+            raise BadRequest("this route takes no query parameters")
+        return Response(_encoder.encode(self.alert_manager.listing()), media_type="application/json", headers=NO_CACHE)
+
+    async def openapi(self, _request: Request) -> Response:
+        return JSONResponse(self.spec)
+
+    async def docs(self, _request: Request) -> Response:
+        return HTMLResponse(_docs_page(self.spec))
+
+    async def index(self, _request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})

@@ -78,6 +78,9 @@ class Snapshot:
     totals: Totals
     health: Health
     catalog: Catalog
+    #: Row keys changed or added / removed since the previous revision (the event stream's delta).
+    changed: frozenset[str] = frozenset()
+    removed: frozenset[str] = frozenset()
 
     def detail(self, key: str) -> SessionDetail | None:
         row = self.by_key.get(key)

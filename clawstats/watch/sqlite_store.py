@@ -3,9 +3,12 @@
 Rows come from ``session_nodes.entry_json`` (same fields as a ``sessions.json`` row),
 transcript events from ``transcript_events`` (plain ``event_json`` or zstd ``event_zstd``),
 read incrementally: the last ``seq`` per session is remembered and only newer events are
-fetched; nothing is queried while ``PRAGMA data_version`` and the ``-wal`` file's size and
-mtime are unchanged. OpenClaw is never disturbed: a read-only connection (``mode=ro``, never
-``immutable``), short read transactions, a busy timeout, no writes, no checkpoints.
+fetched, for the sessions whose node changed or that have events past the last ``rowid`` seen
+(the safety scan checks every session's newest ``seq``); ``entry_json`` is fetched only for
+nodes whose ``updated_at`` or session id moved; nothing is queried while ``PRAGMA
+data_version`` and the ``-wal`` file's size and mtime are unchanged. OpenClaw is never
+disturbed: a read-only connection (``mode=ro``, never ``immutable``), short read transactions,
+a busy timeout, no writes, no checkpoints.
 """
 
 from __future__ import annotations
@@ -17,10 +20,8 @@ import zstandard
 
 from clawstats.core.health import HealthLog
 from clawstats.core.records import BadRecord, IndexRow, decode_line, parse_index_row
-from clawstats.core.transcript import TranscriptStats
-from clawstats.watch.cache import IndexCache
 from clawstats.watch.layout import AgentSource
-from clawstats.watch.source import Source
+from clawstats.watch.source import AgentScan, Source
 from clawstats.watch.tail import FileId, Tail
 
 BUSY_TIMEOUT_MS = 2000
@@ -28,24 +29,35 @@ _MAX_EVENT_BYTES = 64 << 20
 _EVENTS_AFTER = (
     "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq >= ? ORDER BY seq"
 )
+_NODES = "SELECT session_key, current_session_id, updated_at FROM session_nodes"
+_ENTRY = "SELECT entry_json FROM session_nodes WHERE session_key = CAST(? AS TEXT)"
 
 
 class SqliteAgent:
-    """Reader state of one agent database; ``scan`` is called by the store's single writer."""
+    """Reader state of one agent database; same shape as ``FileAgent`` (``prepare``, ``scan``,
+    ``sources``, ``tails``), called by the store's single writer."""
 
-    def __init__(self, source: AgentSource, health: HealthLog, cache: IndexCache | None = None) -> None:
+    def __init__(
+        self,
+        source: AgentSource,
+        health: HealthLog,
+        restored: dict[str, Tail] | None = None,
+    ) -> None:
         self.source = source
         self.health = health
-        self.cache = cache
         self.db: sqlite3.Connection | None = None
         self.marker: tuple[int, int, int, int] | None = None  # data_version, db and wal (size, mtime)
-        self.rows: dict[str, tuple[int, IndexRow | None, str]] = {}  # key -> (updated_at, row, sessionId)
-        # Per sessionId a Tail used as a cursor: ``offset`` is the next ``seq`` to read, and the
-        # same record persists in the index cache as file tails do (path "<db>#<sessionId>").
+        self.nodes: dict[str, tuple[int, IndexRow | None, str]] = {}  # key -> (updated_at, row, sessionId)
+        # Per session a Tail used as a cursor (by stats id "<db>#<sessionId>"): ``offset`` is the
+        # next ``seq`` to read; it persists in the index cache as file tails do.
         self.tails: dict[str, Tail] = {}
-        self.sources: list[Source] = []
+        self.sources: dict[str, Source] = {}
         self.events_read = 0  # lifetime total, for tests and benchmarks
+        self._restored = restored if restored is not None else {}
+        self._last_rowid = -1  # events above it are new (-1: check every session's newest seq)
         self._zstd = zstandard.ZstdDecompressor()
+        self._changed_keys: set[str] = set()
+        self._changed_stats: set[str] = set()
 
     def _connect(self) -> sqlite3.Connection:
         if self.db is None:
@@ -64,6 +76,7 @@ class SqliteAgent:
             self.db.close()
             self.db = None
         self.marker = None
+        self._last_rowid = -1
 
     def _marker(self, db: sqlite3.Connection) -> tuple[int, int, int, int]:
         version = db.execute("PRAGMA data_version").fetchone()[0]
@@ -75,16 +88,21 @@ class SqliteAgent:
         st = os.stat(self.source.store)
         return (version, st.st_ino, st.st_size ^ st.st_mtime_ns, wal_mark)
 
-    def scan(self, stats_of: dict[str, tuple[int, TranscriptStats]]) -> list[Source]:
+    def prepare(self) -> list[str]:
+        """Nothing to read in bulk: events are read by ``seq`` in ``scan``."""
+        return []
+
+    def scan(self, changed: set[str] | None) -> AgentScan:
+        """Read what is new. ``changed`` None (the safety scan) checks every session's newest seq."""
         path = self.source.store
         try:
             db = self._connect()
             marker = self._marker(db)
-            if marker != self.marker:
+            if marker != self.marker or changed is None:
                 db.execute("BEGIN")  # one short read transaction: rows and events agree
                 try:
-                    self._read_rows(db)
-                    self._read_events(db)
+                    touched = self._read_rows(db)
+                    self._read_events(db, touched, full=changed is None or self.marker is None)
                 finally:
                     db.execute("COMMIT")
                 self.marker = marker
@@ -92,79 +110,107 @@ class SqliteAgent:
         except (sqlite3.Error, OSError) as exc:
             self._close()
             self.health.set_condition(path, f"cannot read the SQLite store: {exc}")
-        for tail in self.tails.values():
-            stats_of[tail.path] = (tail.revision, tail.stats)
-        return self.sources
+        result = AgentScan(self._changed_keys, self._changed_stats)
+        self._changed_keys, self._changed_stats = set(), set()
+        self._restored = {}
+        return result
 
-    def _read_rows(self, db: sqlite3.Connection) -> None:
-        rows: dict[str, tuple[int, IndexRow | None, str]] = {}
-        for raw_key, raw_sid, entry_json, updated_at in db.execute(
-            "SELECT session_key, current_session_id, entry_json, updated_at FROM session_nodes"
-        ):
+    def _stats_id(self, sid: str) -> str:
+        return f"{self.source.store}#{sid}"
+
+    def _read_rows(self, db: sqlite3.Connection) -> set[str]:
+        """Re-read the nodes; returns the session ids whose node changed."""
+        nodes: dict[str, tuple[int, IndexRow | None, str]] = {}
+        touched: set[str] = set()
+        for raw_key, raw_sid, updated_at in db.execute(_NODES):
             key = raw_key.decode("utf-8", "replace")
             sid = raw_sid.decode("utf-8", "replace")
-            old = self.rows.get(key)
+            old = self.nodes.get(key)
             if old is not None and old[0] == updated_at and old[2] == sid:
-                rows[key] = old
+                nodes[key] = old
                 continue
+            found = db.execute(_ENTRY, (raw_key,)).fetchone()
             try:
-                row: IndexRow | None = parse_index_row(entry_json)
+                row: IndexRow | None = parse_index_row(found[0] if found else b"")
             except BadRecord as bad:
                 self.health.count(self.source.store, bad.kind, key)
                 row = None
-            rows[key] = (updated_at, row, sid)
-        self.rows = rows
+            nodes[key] = (updated_at, row, sid)
+            touched.add(sid)
+            self._changed_keys.add(key)
+        self._changed_keys.update(k for k in self.nodes if k not in nodes)
+        self.nodes = nodes
         agent = self.source.agent_id
-        path = self.source.store
-        self.sources = [
-            Source(key, agent, row, f"{path}#{sid}") for key, (_u, row, sid) in sorted(rows.items()) if row is not None
-        ]
+        for key in self._changed_keys:
+            node = nodes.get(key)
+            if node is None or node[1] is None:
+                self.sources.pop(key, None)
+            else:
+                self.sources[key] = Source(key, agent, node[1], self._stats_id(node[2]))
+        return touched
 
     def _cursor(self, sid: str, db_id: FileId) -> Tail:
-        tail = self.tails.get(sid)
+        stats_id = self._stats_id(sid)
+        tail = self.tails.get(stats_id)
         if tail is not None and tail.file_id == db_id:
             return tail
-        path = f"{self.source.store}#{sid}"
-        restored = self.cache.restore(path) if self.cache is not None else None
+        restored = self._restored.pop(stats_id, None)
         if restored is not None and restored.file_id is not None and restored.file_id.ino == db_id.ino:
             tail = restored
         else:
-            tail = Tail(path)  # new session, or the database file was replaced: from seq 0
+            tail = Tail(stats_id)  # new session, or the database file was replaced: from seq 0
         tail.file_id = db_id
-        self.tails[sid] = tail
+        self.tails[stats_id] = tail
+        self._changed_stats.add(stats_id)
         return tail
 
-    def _read_events(self, db: sqlite3.Connection) -> None:
-        wanted = {sid for _u, _r, sid in self.rows.values()}
-        for sid in [sid for sid in self.tails if sid not in wanted]:
-            del self.tails[sid]
+    def _read_events(self, db: sqlite3.Connection, touched: set[str], full: bool) -> None:
+        wanted = {self._stats_id(sid) for _u, _r, sid in self.nodes.values()}
+        for stats_id in [s for s in self.tails if s not in wanted]:
+            del self.tails[stats_id]
+            self._changed_stats.add(stats_id)
         st = os.stat(self.source.store)
         db_id = FileId(st.st_dev, st.st_ino, 0, 0)
-        newest = {
-            sid.decode("utf-8", "replace"): top
-            for sid, top in db.execute("SELECT session_id, max(seq) FROM transcript_events GROUP BY session_id")
-        }
-        for sid in sorted(wanted):
-            tail = self._cursor(sid, db_id)
-            top = newest.get(sid)
-            if tail.offset and (top is None or top < tail.offset - 1):
-                tail.restart()  # events were deleted or rewritten below our cursor: read again
-            if top is None or top < tail.offset:
+        top_rowid = db.execute("SELECT max(rowid) FROM transcript_events").fetchone()[0] or 0
+        newest: dict[str, int | None] = {}
+        if full or self._last_rowid < 0 or top_rowid < self._last_rowid:
+            newest.update(
+                (sid.decode("utf-8", "replace"), top)
+                for sid, top in db.execute("SELECT session_id, max(seq) FROM transcript_events GROUP BY session_id")
+            )
+            sids = {sid for _u, _r, sid in self.nodes.values()}
+        else:
+            new = db.execute("SELECT DISTINCT session_id FROM transcript_events WHERE rowid > ?", (self._last_rowid,))
+            sids = {sid.decode("utf-8", "replace") for (sid,) in new} | touched
+            sids &= {sid for _u, _r, sid in self.nodes.values()}
+            for sid in sids:
+                found = db.execute("SELECT max(seq) FROM transcript_events WHERE session_id = ?", (sid,)).fetchone()
+                newest[sid] = found[0] if found else None
+        self._last_rowid = top_rowid
+        for sid in sorted(sids):
+            self._read_session(db, sid, self._cursor(sid, db_id), newest.get(sid))
+
+    def _read_session(self, db: sqlite3.Connection, sid: str, tail: Tail, top: int | None) -> None:
+        if tail.offset and (top is None or top < tail.offset - 1):
+            tail.restart()  # events were deleted or rewritten below our cursor: read again
+            self._changed_stats.add(tail.path)
+        if top is None or top < tail.offset:
+            return
+        changed = False
+        for seq, event_json, event_zstd in db.execute(_EVENTS_AFTER, (sid, tail.offset)):
+            tail.offset = seq + 1
+            self.events_read += 1
+            raw = self._event_bytes(sid, event_json, event_zstd)
+            if raw is None:
                 continue
-            changed = False
-            for seq, event_json, event_zstd in db.execute(_EVENTS_AFTER, (sid, tail.offset)):
-                tail.offset = seq + 1
-                self.events_read += 1
-                raw = self._event_bytes(sid, event_json, event_zstd)
-                if raw is None:
-                    continue
-                try:
-                    tail.stats.apply(decode_line(raw))
-                    changed = True
-                except BadRecord as bad:
-                    self.health.count(self.source.store, bad.kind, f"{sid} seq {seq}: {bad.detail}")
-            if changed:
-                tail.revision += 1
+            try:
+                tail.stats.apply(decode_line(raw))
+                changed = True
+            except BadRecord as bad:
+                self.health.count(self.source.store, bad.kind, f"{sid} seq {seq}: {bad.detail}")
+        if changed:
+            tail.revision += 1
+            self._changed_stats.add(tail.path)
 
     def _event_bytes(self, sid: str, event_json: str | bytes | None, event_zstd: bytes | None) -> bytes | None:
         if event_json is not None:

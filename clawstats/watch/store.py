@@ -1,65 +1,46 @@
-"""``StatsStore``: the one writer of statistics. ``scan()`` brings them up to date and returns a
-new immutable :class:`Snapshot` (the same object when nothing changed).
+"""``StatsStore``: the one writer of statistics. It joins what its agents (one
+:class:`FileAgent` or :class:`SqliteAgent` per agent) report into rows and publishes an
+immutable :class:`Snapshot` (the same object when nothing changed). It owns the persisted
+index's lifecycle (:meth:`flush`, :meth:`close`).
 
-Per agent it polls the index (``sessions.json`` or SQLite ``session_nodes``), tails every
-transcript that belongs to it (live, topic, ``.reset``/``.deleted`` archives, orphans), and
-joins them into rows. Work is proportional to what changed: unchanged files cost one
-``stat``, unchanged rows are reused, and a transcript renamed into an archive keeps its state
-(same inode), so a reset re-reads nothing.
+Work follows what changed: each agent reports the row keys whose source changed and the
+transcripts whose statistics changed; only the rows reading those are rebuilt (``rows_built``
+counts them), the sort order is patched in place, the totals are updated by block
+(:class:`Rollup`) and the snapshot names the keys that changed for the event stream.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import re
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from bisect import bisect_left
+from dataclasses import replace
 from pathlib import Path
 
 from clawstats.core.catalog import Catalog
 from clawstats.core.health import Health, HealthLog
-from clawstats.core.records import IndexRow
+from clawstats.core.rollup import Rollup
 from clawstats.core.session import SessionRow, build_row
 from clawstats.core.snapshot import Snapshot, TranscriptView
-from clawstats.core.totals import compute_totals
-from clawstats.core.transcript import TranscriptStats
 from clawstats.watch.cache import IndexCache
-from clawstats.watch.index import IndexFile
+from clawstats.watch.cold import read_in_workers
+from clawstats.watch.file_agent import FileAgent
 from clawstats.watch.layout import AgentSource
-from clawstats.watch.sessionkeys import owner_from_trajectory
 from clawstats.watch.source import Source
 from clawstats.watch.sqlite_store import SqliteAgent
-from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail, adopt, export, read_whole
+from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail
 
-#: A directory listing is trusted for reuse only once its mtime is this old (see _plan_files).
-RACY_S = 2.0
-#: Below this many bytes of cold reads, forking workers costs more than it saves.
-PARALLEL_MIN_BYTES = 32 << 20
-ARCHIVE_RE = re.compile(r"^(?P<sid>.+?)\.jsonl\.(?P<why>reset|deleted)\.[0-9T:.\-]+Z(?:\.(?:gz|zst))?$")
+Agent = FileAgent | SqliteAgent
+#: A change touching more rows than this share of all rows re-sorts instead of patching.
+RESORT_SHARE = 0.1
 
 
-def is_live_transcript(name: str) -> bool:
-    return (
-        name.endswith(".jsonl")
-        and not name.endswith(".trajectory.jsonl")
-        and ".checkpoint." not in name
-        and not name.startswith(".")
-    )
-
-
-@dataclass
-class _AgentFiles:
-    source: AgentSource
-    index: IndexFile
-    owners: dict[str, str] = field(default_factory=dict)  # sessionId -> key that had it
-    last_ids: dict[str, str] = field(default_factory=dict)  # key -> sessionId at the last scan
-    plan: tuple[tuple[int, int], list[Source], set[str]] | None = None  # (index rev, dir mtime), plan
+def _order_key(row: SessionRow) -> tuple[float, str]:
+    return (-(row.updated_at_ms or 0.0), row.key)
 
 
 class StatsStore:
-    """Owns every ``Tail``/``TranscriptStats``; call :meth:`scan` from one task only."""
+    """Owns every agent's readers; call :meth:`scan` from one thread at a time only."""
 
     def __init__(
         self,
@@ -76,343 +57,240 @@ class StatsStore:
         self.max_line_bytes = max_line_bytes
         self.workers = workers  # > 1: cold reads of many files fan out to worker processes
         self.health = HealthLog()
-        self.tails: dict[str, Tail] = {}
-        self.files: dict[str, _AgentFiles] = {}
-        self.sqlite: dict[str, SqliteAgent] = {}
+        restored = cache.restore_all() if cache is not None else {}  # one pass over the index
+        self.agents: dict[str, Agent] = {}
         for agent in agents:
             self.health.layouts[agent.agent_id] = agent.layout
             if agent.layout == "sqlite":
-                self.sqlite[agent.agent_id] = SqliteAgent(agent, self.health, cache)
+                self.agents[agent.agent_id] = SqliteAgent(agent, self.health, restored)
             else:
-                self.files[agent.agent_id] = _AgentFiles(agent, IndexFile(agent.store))
-        self._rows: dict[str, tuple[object, SessionRow]] = {}
-        self._views: dict[str, tuple[int, TranscriptView]] = {}
-        self._noted: set[tuple[str, str]] = set()
+                self.agents[agent.agent_id] = FileAgent(agent, self.health, cache, restored, max_line_bytes)
+        self._sources: dict[str, Source] = {}
+        self._refs: dict[str, set[str]] = {}  # stats id -> row keys reading it
+        self._archives: dict[str, set[str]] = {}  # row key -> keys of its archived transcripts
+        self._tails: dict[str, tuple[str, Tail]] = {}  # stats id -> (agent, tail)
+        self._tviews: dict[str, TranscriptView] = {}  # stats id -> frozen view
+        self._counted: dict[str, tuple[str, TranscriptView]] = {}  # referenced transcripts
+        self._rows: dict[str, SessionRow] = {}
+        self._key_views: dict[str, TranscriptView] = {}
+        self._costs: dict[str, float] = {}
+        self._order: list[tuple[float, str]] = []  # rows' sort keys, newest first
+        self._ordered: list[SessionRow] = []  # rows in that order
+        self._dirty: set[str] = set()  # stats ids changed since the last flush
+        self._last_flush = 0.0
+        self.rollup = Rollup(catalog)
+        self.rows_built = 0  # lifetime count of build_row calls (a test pins per-append work)
         self.revision = 0
         self.snapshot: Snapshot | None = None
-        # The first scan takes cached tails from one bulk read; later ones look up one by one.
-        self._cached: dict[str, Tail] | None = cache.restore_all() if cache is not None else None
-        if cache is not None:
-            for agent_files in self.files.values():
-                agent_files.owners.update(cache.owners(agent_files.source.agent_id))
+
+    @property
+    def tails(self) -> dict[str, Tail]:
+        """Every transcript's tail (file) or cursor (SQLite), by stats id."""
+        return {sid: tail for agent in self.agents.values() for sid, tail in agent.tails.items()}
+
+    def all_paths(self) -> list[str]:
+        """Every file-layout transcript path (the poller's safety sweep walks them)."""
+        return [p for agent in self.agents.values() if isinstance(agent, FileAgent) for p in agent.tails]
 
     # -- scanning --------------------------------------------------------------------------
 
     def scan(self, changed: set[str] | None = None) -> Snapshot:
-        """Bring statistics up to date. ``changed`` (paths from file-system events) limits the
-        transcripts stat'ed to those; None stats every one (the periodic safety net)."""
+        """Bring statistics up to date. ``changed`` (paths from file-system events, plus a slice
+        of the safety sweep) limits the transcripts stat'ed to those; None stats every one."""
         started = time.perf_counter()
-        sources: list[Source] = []
-        stats_of: dict[str, tuple[int, TranscriptStats]] = {}
-        planned = [(files, self._plan_files(files)) for files in self.files.values()]
-        # New files of every agent adopted first, so one pool of workers reads all cold ones.
-        fresh = [self._adopt_new(files.source.sessions_dir, wanted) for files, (_s, wanted) in planned]
-        self._read_cold_in_parallel([p for paths in fresh for p in paths if self.tails[p].file_id is None])
-        for files, (agent_sources, wanted) in planned:
-            self._poll_tails(files.source.sessions_dir, wanted, stats_of, changed)
-            sources.extend(agent_sources)
-        for sqlite_agent in self.sqlite.values():
-            sources.extend(sqlite_agent.scan(stats_of))
-        self._cached = None
+        state_dir = str(self.state_dir)
+        if os.path.isdir(state_dir):
+            self.health.clear_condition(state_dir)
+        else:
+            self.health.set_condition(state_dir, "state dir is missing")
+        cold = {agent_id: agent.prepare() for agent_id, agent in self.agents.items()}
+        read = read_in_workers(
+            [p for paths in cold.values() for p in paths], self.workers, self.max_line_bytes, self.health
+        )
+        owner = {p: agent_id for agent_id, paths in cold.items() for p in paths} if read else {}
+        for tail in read:
+            agent = self.agents[owner[tail.path]]
+            assert isinstance(agent, FileAgent)
+            agent.adopt_read(tail)
+        keys: set[str] = set()
+        for agent_id, agent in self.agents.items():
+            result = agent.scan(changed)
+            for key in result.keys:
+                self._set_source(key, agent.sources.get(key), keys)
+            for stats_id in result.stats:
+                current = agent.tails.get(stats_id)
+                if current is None:
+                    self._tails.pop(stats_id, None)
+                    self._tviews.pop(stats_id, None)
+                else:
+                    self._tails[stats_id] = (agent_id, current)
+                    self._tviews[stats_id] = TranscriptView.of(agent_id, current.stats)
+                self._dirty.add(stats_id)
+                self._count(stats_id)
+                for key in self._refs.get(stats_id, ()):
+                    keys.add(key)
+                    owner_key = self._sources[key].archived_from
+                    if owner_key is not None:
+                        keys.add(owner_key)
         self.health.last_scan_ms = time.time() * 1000.0
         self.health.last_scan_s = time.perf_counter() - started
-        snapshot = self._publish(sources, stats_of)
-        if self.cache is not None:
-            self.cache.save(self.all_tails(), self.files_owners())
+        snapshot = self._publish(keys)
+        self.flush()
         return snapshot
 
-    def all_tails(self) -> dict[str, Tail]:
-        """File tails and SQLite cursors: what the persisted index keeps."""
-        tails = dict(self.tails)
-        for sqlite_agent in self.sqlite.values():
-            tails.update({tail.path: tail for tail in sqlite_agent.tails.values()})
-        return tails
-
-    def files_owners(self) -> dict[str, dict[str, str]]:
-        return {agent_id: dict(files.owners) for agent_id, files in self.files.items()}
-
-    def _plan_files(self, agent_files: _AgentFiles) -> tuple[list[Source], set[str]]:
-        """An agent's rows and the transcript paths they need (file layout).
-
-        Reused while neither the index nor the directory changed: the directory's mtime moves
-        on every create, rename and delete in it. A plan built less than ``RACY_S`` after that
-        mtime is not trusted (a file created in the same timestamp tick would be missed).
-        """
-        source, health = agent_files.source, self.health
-        try:
-            agent_files.index.poll(health)
-        except OSError as exc:
-            health.set_condition(source.store, f"cannot read: {exc.strerror or exc}")
-        try:
-            dir_mtime_ns = os.stat(source.sessions_dir).st_mtime_ns
-        except OSError:
-            dir_mtime_ns = -1
-        key = (agent_files.index.revision, dir_mtime_ns)
-        if agent_files.plan is not None and agent_files.plan[0] == key:
-            return agent_files.plan[1], agent_files.plan[2]
-        sources, wanted = self._build_plan(agent_files)
-        if dir_mtime_ns >= 0 and time.time_ns() - dir_mtime_ns > RACY_S * 1e9:
-            agent_files.plan = (key, sources, wanted)
-        else:
-            agent_files.plan = None
-        return sources, wanted
-
-    def _build_plan(self, agent_files: _AgentFiles) -> tuple[list[Source], set[str]]:
-        source = agent_files.source
-        sessions_dir = source.sessions_dir
-        names = self._list(sessions_dir)
-        rows = agent_files.index.rows
-        self._learn_owners(agent_files, rows)
-        present = set(names)
-        live, archives = _classify(sessions_dir, names)
-        sources: list[Source] = []
-        claimed: set[str] = set()
-        for key, row in rows.items():
-            path = self._locate(row, sessions_dir, present)
-            if path is None:
-                self._note(key, "rowWithoutTranscript", source.store)
-            else:
-                claimed.add(path)
-            sources.append(Source(key, source.agent_id, row, path))
-        for name, path in live.items():
-            if path not in claimed:
-                sid = name[: -len(".jsonl")]
-                self._note(path, "transcriptWithoutRow", path)
-                sources.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path))
-        for sid, path in archives:
-            owner = agent_files.owners.get(sid)
-            if owner is None:
-                owner = owner_from_trajectory(os.path.join(sessions_dir, f"{sid}.trajectory.jsonl"))
-                if owner is not None:
-                    agent_files.owners[sid] = owner
-            sources.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path, True, owner))
-        return sources, {s.stats_id for s in sources if s.stats_id is not None}
-
-    def _list(self, sessions_dir: str) -> list[str]:
-        health, state_dir = self.health, str(self.state_dir)
-        try:
-            names = os.listdir(sessions_dir)
-            health.clear_condition(sessions_dir)
-        except FileNotFoundError:
-            names = []
-            health.clear_condition(sessions_dir)
-        except OSError as exc:
-            names = []
-            health.set_condition(sessions_dir, f"cannot list: {exc.strerror or exc}")
-        if os.path.isdir(state_dir):
-            health.clear_condition(state_dir)
-        else:
-            health.set_condition(state_dir, "state dir is missing")
-        return names
-
-    def _learn_owners(self, agent_files: _AgentFiles, rows: dict[str, IndexRow]) -> None:
-        """A key whose sessionId changed owned the old one (its reset archive)."""
-        previous = agent_files.last_ids
-        current = {key: row.sessionId for key, row in rows.items() if row.sessionId}
-        for key, old in previous.items():
-            new = current.get(key)
-            if new is not None and new != old:
-                agent_files.owners[old] = key
-        for key, sid in current.items():
-            agent_files.owners.setdefault(sid, key)
-        agent_files.last_ids = current
-
-    @staticmethod
-    def _locate(row: IndexRow, sessions_dir: str, present: set[str]) -> str | None:
-        """§2.3: the row's sessionFile if it exists, else its name or ``<sessionId>.jsonl`` here."""
-        candidates: list[str] = []
-        if row.sessionFile:
-            if os.path.isabs(row.sessionFile):
-                if os.path.dirname(row.sessionFile) == sessions_dir:
-                    candidates.append(os.path.basename(row.sessionFile))
-                elif os.path.isfile(row.sessionFile):
-                    return row.sessionFile
-                else:
-                    candidates.append(os.path.basename(row.sessionFile))
-            else:
-                candidates.append(row.sessionFile)
-        if row.sessionId:
-            candidates.append(f"{row.sessionId}.jsonl")
-        for name in candidates:
-            if os.sep not in name and name in present:
-                return os.path.join(sessions_dir, name)
-            if os.sep in name and os.path.isfile(os.path.join(sessions_dir, name)):
-                return os.path.join(sessions_dir, name)
-        return None
-
-    def _poll_tails(
-        self,
-        sessions_dir: str,
-        wanted: set[str],
-        stats_of: dict[str, tuple[int, TranscriptStats]],
-        changed: set[str] | None,
-    ) -> None:
-        prefix = sessions_dir + os.sep
-        for path in sorted(wanted):
-            tail = self.tails[path]
-            if changed is not None and path not in changed and tail.file_id is not None:
-                stats_of[path] = (tail.revision, tail.stats)
-                continue
-            try:
-                tail.poll(self.health, self.max_line_bytes)
-                self.health.clear_condition(path)
-            except FileNotFoundError:
-                continue  # gone between listing and reading: next scan settles it
-            except OSError as exc:
-                self.health.set_condition(path, f"cannot read: {exc.strerror or exc}")
-            stats_of[path] = (tail.revision, tail.stats)
-        for path in [p for p in self.tails if p.startswith(prefix) and p not in wanted]:
-            self.tails.pop(path, None)
-            self.health.clear_condition(path)
-
-    def _adopt_new(self, sessions_dir: str, wanted: set[str]) -> list[str]:
-        """Tails for paths seen for the first time (renamed, cached or new); returns those paths."""
-        prefix = sessions_dir + os.sep
-        vanished = {p: t for p, t in self.tails.items() if p.startswith(prefix) and p not in wanted}
-        by_inode = {(t.file_id.dev, t.file_id.ino): t for t in vanished.values() if t.file_id is not None}
-        fresh = [p for p in sorted(wanted) if p not in self.tails]
-        for path in fresh:
-            self._adopt(path, by_inode, vanished)
-        return fresh
-
-    def _read_cold_in_parallel(self, paths: list[str]) -> None:
-        """Whole reads of never-seen files in worker processes (both cores on a cold start)."""
-        if self.workers < 2 or len(paths) < 2:
+    def _set_source(self, key: str, src: Source | None, keys: set[str]) -> None:
+        keys.add(key)
+        old = self._sources.pop(key, None)
+        if old is not None:
+            if old.stats_id is not None:
+                self._refs[old.stats_id].discard(key)
+                if not self._refs[old.stats_id]:
+                    del self._refs[old.stats_id]
+                self._count(old.stats_id)
+            if old.archived_from is not None:
+                self._archives[old.archived_from].discard(key)
+                keys.add(old.archived_from)
+        if src is None:
             return
-        sizes = {}
-        for path in paths:
-            try:
-                sizes[path] = os.stat(path).st_size
-            except OSError:
-                continue
-        if sum(sizes.values()) < PARALLEL_MIN_BYTES:
-            return
-        order = sorted(sizes, key=sizes.__getitem__, reverse=True)  # big files first: even finish
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
-            for result in pool.map(_cold_read, order, [self.max_line_bytes] * len(order)):
-                if result is None:
-                    continue
-                image, counts = result
-                tail = adopt(image)
-                self.tails[tail.path] = tail
-                for kind, n in counts.items():
-                    self.health.count(tail.path, kind, "(read by a worker)", n)
+        self._sources[key] = src
+        if src.stats_id is not None:
+            self._refs.setdefault(src.stats_id, set()).add(key)
+            self._count(src.stats_id)
+        if src.archived_from is not None:
+            self._archives.setdefault(src.archived_from, set()).add(key)
+            keys.add(src.archived_from)
 
-    def _adopt(self, path: str, by_inode: dict[tuple[int, int], Tail], vanished: dict[str, Tail]) -> Tail:
-        """A new path: a renamed file we already read (reset archive), a cached one, or new."""
-        tail: Tail | None = None
-        try:
-            st = os.stat(path)
-            moved = by_inode.get((st.st_dev, st.st_ino))
-            if moved is not None and not path.endswith((".gz", ".zst")):
-                vanished.pop(moved.path, None)
-                self.tails.pop(moved.path, None)
-                moved.path = path
-                tail = moved
-        except OSError:
-            pass
-        if tail is None and self._cached is not None:
-            tail = self._cached.pop(path, None)
-        elif tail is None and self.cache is not None:
-            tail = self.cache.restore(path)
-        if tail is None:
-            tail = Tail(path)
-        self.tails[path] = tail
-        return tail
+    def _count(self, stats_id: str) -> None:
+        """Totals count a transcript once while some row reads it."""
+        view = self._tviews.get(stats_id)
+        if view is not None and stats_id in self._refs:
+            self._counted[stats_id] = (view.agent_id, view)
+            self.rollup.put(stats_id, view.agent_id, view)
+        elif self._counted.pop(stats_id, None) is not None:
+            self.rollup.drop(stats_id)
 
-    def _note(self, subject: str, kind: str, path: str) -> None:
-        if (subject, kind) not in self._noted:
-            self._noted.add((subject, kind))
-            self.health.count(path, kind, subject)
+    def _earlier(self, key: str) -> float:
+        total = 0.0
+        for archive in sorted(self._archives.get(key, ())):
+            src = self._sources[archive]
+            found = self._tails.get(src.stats_id or "")
+            if found is not None:
+                total += found[1].stats.cost
+        return total
 
     # -- publishing ------------------------------------------------------------------------
 
-    def _publish(self, sources: list[Source], stats_of: dict[str, tuple[int, TranscriptStats]]) -> Snapshot:
-        earlier: dict[str, float] = {}
-        for src in sources:
-            if src.archived and src.archived_from and src.stats_id in stats_of:
-                cost = stats_of[src.stats_id][1]
-                earlier[src.archived_from] = earlier.get(src.archived_from, 0.0) + cost.cost
-        rows: list[SessionRow] = []
-        views: dict[str, TranscriptView] = {}
-        transcripts: dict[str, tuple[str, TranscriptView]] = {}
-        new_rows: dict[str, tuple[object, SessionRow]] = {}
-        new_views: dict[str, tuple[int, TranscriptView]] = {}
-        for src in sources:
-            revision, stats = stats_of.get(src.stats_id or "", (-1, None))
-            signature = (src, revision, earlier.get(src.key, 0.0))
-            cached = self._rows.get(src.key)
-            if cached is not None and cached[0] == signature:
-                row = cached[1]
+    def _build(self, src: Source) -> SessionRow:
+        found = self._tails.get(src.stats_id or "")
+        self.rows_built += 1
+        return build_row(
+            src.key,
+            src.agent_id,
+            src.row,
+            found[1].stats if found is not None else None,
+            self.catalog,
+            archived=src.archived,
+            archived_from=src.archived_from,
+            earlier_cost=self._earlier(src.key),
+        )
+
+    def _publish(self, keys: set[str]) -> Snapshot:
+        changed: set[str] = set()
+        removed: set[str] = set()
+        bulk = len(keys) > RESORT_SHARE * max(len(self._rows), 1) or self.snapshot is None
+        for key in keys:
+            src = self._sources.get(key)
+            old = self._rows.get(key)
+            if src is None:
+                if old is not None:
+                    self._drop_row(old, bulk)
+                    removed.add(key)
+                continue
+            row = self._build(src)
+            view = self._tviews.get(src.stats_id or "")
+            if view is not None:
+                self._key_views[key] = view
             else:
-                row = build_row(
-                    src.key,
-                    src.agent_id,
-                    src.row,
-                    stats,
-                    self.catalog,
-                    archived=src.archived,
-                    archived_from=src.archived_from,
-                    earlier_cost=earlier.get(src.key, 0.0),
-                )
-            new_rows[src.key] = (signature, row)
-            rows.append(row)
-            if stats is not None and src.stats_id is not None:
-                old_view = self._views.get(src.stats_id)
-                if old_view is not None and old_view[0] == revision:
-                    view = old_view[1]
-                else:
-                    view = TranscriptView.of(src.agent_id, stats)
-                new_views[src.stats_id] = (revision, view)
-                views[src.key] = view
-                transcripts[src.stats_id] = (src.agent_id, view)
-        changed = new_rows.keys() != self._rows.keys() or any(self._rows[k][1] is not v[1] for k, v in new_rows.items())
-        self._rows, self._views = new_rows, new_views
+                self._key_views.pop(key, None)
+            if old is not None and old == row:
+                continue
+            if old is not None:
+                self._drop_row(old, bulk)
+            self._rows[key] = row
+            self._costs[key] = row.total_cost
+            if not bulk:
+                at = bisect_left(self._order, _order_key(row))
+                self._order.insert(at, _order_key(row))
+                self._ordered.insert(at, row)
+            changed.add(key)
+            removed.discard(key)
+        if bulk:
+            self._ordered = sorted(self._rows.values(), key=_order_key)
+            self._order = [_order_key(row) for row in self._ordered]
         health = self.health.freeze()
-        if self.snapshot is not None and not changed and _same_health(health, self.snapshot.health):
-            # Nothing a reader sees changed: same revision (so ETags hold), fresh scan times.
-            self.snapshot = replace(self.snapshot, health=health)
+        if self.snapshot is not None and not changed and not removed and not self.rollup.dirty:
+            if not _same_health(health, self.snapshot.health):
+                self.revision += 1  # health is part of what readers see
+                self.snapshot = replace(
+                    self.snapshot,
+                    revision=self.revision,
+                    generated_ms=time.time() * 1000.0,
+                    health=health,
+                    changed=frozenset(),
+                    removed=frozenset(),
+                )
+            else:  # same revision (so ETags hold), fresh scan times
+                self.snapshot = replace(self.snapshot, health=health)
             return self.snapshot
         self.revision += 1
-        rows.sort(key=lambda r: (-(r.updated_at_ms or 0.0), r.key))
-        total_cost = 0.0
-        for row in rows:
-            total_cost += row.total_cost
         self.snapshot = Snapshot(
             revision=self.revision,
             generated_ms=time.time() * 1000.0,
             state_dir=str(self.state_dir),
-            rows=tuple(rows),
-            by_key={row.key: row for row in rows},
-            views=views,
-            transcripts=tuple(transcripts.values()),
-            totals=compute_totals(list(transcripts.values()), self.catalog, total_cost, len(rows)),
+            rows=tuple(self._ordered),
+            by_key=dict(self._rows),
+            views=dict(self._key_views),
+            transcripts=tuple(self._counted.values()),
+            totals=self.rollup.totals(self._costs, len(self._rows)),
             health=health,
             catalog=self.catalog,
+            changed=frozenset(changed),
+            removed=frozenset(removed),
         )
         return self.snapshot
 
+    def _drop_row(self, row: SessionRow, bulk: bool) -> None:
+        del self._rows[row.key]
+        self._costs.pop(row.key, None)
+        if row.key not in self._sources:
+            self._key_views.pop(row.key, None)
+        if not bulk:
+            at = bisect_left(self._order, _order_key(row))
+            del self._order[at]
+            del self._ordered[at]
 
-def _cold_read(path: str, max_line_bytes: int) -> tuple[tuple[object, ...], dict[str, int]] | None:
-    try:
-        tail, health = read_whole(path, max_line_bytes)
-    except OSError:
-        return None  # vanished or unreadable: the ordinary poll after this reports it
-    return export(tail), dict(health.counters)
+    # -- the persisted index ---------------------------------------------------------------
 
+    def flush(self, force: bool = False) -> None:
+        """Persist the transcripts changed since the last flush (at most every
+        ``cache.min_interval_s`` unless ``force``)."""
+        cache = self.cache
+        if cache is None or not self._dirty:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_flush < cache.min_interval_s:
+            return
+        self._last_flush = now
+        tails = [found[1] for sid in self._dirty if (found := self._tails.get(sid)) is not None]
+        owners = {aid: dict(a.owners) for aid, a in self.agents.items() if isinstance(a, FileAgent)}
+        cache.save(tails, owners)
+        self._dirty.clear()
 
-def _classify(sessions_dir: str, names: list[str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """({live transcript name: path}, [(archived sessionId, path)])."""
-    live: dict[str, str] = {}
-    archives: list[tuple[str, str]] = []
-    for name in sorted(names):
-        match = ARCHIVE_RE.match(name)
-        if match:
-            archives.append((match.group("sid"), os.path.join(sessions_dir, name)))
-        elif is_live_transcript(name):
-            live[name] = os.path.join(sessions_dir, name)
-    return live, archives
+    def close(self) -> None:
+        """Flush what is pending and close the persisted index."""
+        self.flush(force=True)
+        if self.cache is not None:
+            self.cache.close()
 
 
 def _same_health(a: Health, b: Health) -> bool:
