@@ -11,7 +11,7 @@ import gzip
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from clawstats.api.errors import BadRequest, NotFound, NotReady
 from clawstats.api.events import Hub
 from clawstats.api.openapi import build_spec
 from clawstats.core.export import sessions_csv, usage_csv
-from clawstats.core.query import QueryError, parse_day, parse_query, select
+from clawstats.core.query import QueryError, SessionQuery, match_and_sort, parse_day, parse_query, project, select
 from clawstats.core.session import iso_ms
 from clawstats.core.snapshot import Snapshot
 from clawstats.core.totals import GROUP_BY as GROUP_BY_ALLOWED
@@ -91,6 +91,9 @@ class Routes:
         self.alert_manager = alerts
         self.cache = BodyCache()
         self.spec = build_spec()
+        # Filtered and sorted rows per (revision, filters, sort): paging through 50,000 rows
+        # sorts once per revision, not once per page.
+        self.orders: OrderedDict[tuple[object, ...], Sequence[Any]] = OrderedDict()
 
     def _snapshot(self) -> Snapshot:
         snapshot = self.hub.current
@@ -117,18 +120,30 @@ class Routes:
     def _query_error(exc: QueryError) -> BadRequest:
         return BadRequest(str(exc), param=exc.param, allowed=exc.allowed)
 
-    def _page(self, request: Request, snapshot: Snapshot) -> tuple[list[Any], int]:
+    def _query(self, request: Request, known: tuple[str, ...] = ()) -> SessionQuery:
         try:
-            query = parse_query(_params(request))
+            return parse_query(_params(request), known)
         except QueryError as exc:
             raise self._query_error(exc) from None
-        return select(snapshot.rows, query, time.time() * 1000.0)
+
+    def _page(self, query: SessionQuery, snapshot: Snapshot) -> tuple[list[Any], int]:
+        now_ms = time.time() * 1000.0
+        if query.active_min is not None:  # depends on the time: not cached
+            return select(snapshot.rows, query, now_ms)
+        key = (snapshot.revision, query.agent, query.model, query.q, query.archived, query.sort, query.order)
+        ordered = self.orders.get(key)
+        if ordered is None:
+            ordered = self.orders[key] = match_and_sort(snapshot.rows, query, now_ms)
+            if len(self.orders) > 8:
+                self.orders.popitem(last=False)
+        return select(snapshot.rows, query, now_ms, ordered)
 
     async def sessions(self, request: Request) -> Response:
         def build(snapshot: Snapshot) -> bytes:
-            rows, matched = self._page(request, snapshot)
+            query = self._query(request, ("fields",))
+            rows, matched = self._page(query, snapshot)
             body = {
-                "sessions": rows,
+                "sessions": project(rows, query.fields),
                 "totals": snapshot.totals,
                 "matched": matched,
                 "revision": snapshot.revision,
@@ -140,7 +155,7 @@ class Routes:
 
     async def sessions_csv(self, request: Request) -> Response:
         def build(snapshot: Snapshot) -> bytes:
-            return sessions_csv(self._page(request, snapshot)[0]).encode()
+            return sessions_csv(self._page(self._query(request), snapshot)[0]).encode()
 
         return self._cached(request, "sessions.csv", "text/csv; charset=utf-8", build)
 

@@ -2,7 +2,8 @@
 
 Transcripts are spread over a fixed number of blocks by a hash of their id; each block keeps
 its bucket sums per (agent, day, model). A change re-sums only its block (a few hundred
-transcripts at 50,000), and the totals merge the blocks' few sums. Block membership and the
+transcripts at 50,000) and re-adds, over the blocks, only the (agent, day, model) sums that
+block holds; the three groupings fold the few hundred (agent, day, model) sums. Block membership and the
 order of every sum depend only on the set of transcripts and their values, never on the order
 of changes, so a live server and a one-shot CLI over the same files print the same totals.
 """
@@ -36,6 +37,7 @@ class Rollup:
         self._members: list[dict[str, tuple[str, HasBuckets]]] = [{} for _ in range(BLOCKS)]
         self._sums: list[dict[_Combo, _Sum]] = [{} for _ in range(BLOCKS)]
         self._dirty: set[int] = set()
+        self._combos: dict[_Combo, _Sum] = {}  # over all blocks, in block order
         self.blocks_summed = 0  # lifetime count, for tests: a change re-sums one block
 
     @property
@@ -72,20 +74,35 @@ class Rollup:
 
     def totals(self, row_costs: Mapping[str, float], sessions: int) -> Totals:
         """Totals now; ``row_costs`` (row key -> USD) sum to ``totalCost`` exactly rounded."""
+        touched: set[_Combo] = set()
         for block in sorted(self._dirty):
+            touched.update(self._sums[block])
             self._resum(block)
+            touched.update(self._sums[block])
         self._dirty.clear()
+        for combo in touched:
+            acc, priced, found = [0.0] * BUCKET_SIZE, 0.0, False
+            for sums in self._sums:
+                part = sums.get(combo)
+                if part is not None:
+                    found = True
+                    for slot in range(BUCKET_SIZE):
+                        acc[slot] += part[0][slot]
+                    priced += part[1]
+            if found:
+                self._combos[combo] = (acc, priced)
+            else:
+                self._combos.pop(combo, None)
         groups: dict[str, dict[str, tuple[list[float], float]]] = {by: {} for by in GROUP_BY}
-        for sums in self._sums:
-            for (agent_id, day, model), (acc, priced) in sums.items():
-                for by, name in (("model", model), ("agent", agent_id), ("day", day)):
-                    into = groups[by].get(name)
-                    if into is None:
-                        groups[by][name] = (list(acc), priced)
-                    else:
-                        for slot in range(BUCKET_SIZE):
-                            into[0][slot] += acc[slot]
-                        groups[by][name] = (into[0], into[1] + priced)
+        for (agent_id, day, model), (acc, priced) in sorted(self._combos.items()):
+            for by, name in (("model", model), ("agent", agent_id), ("day", day)):
+                into = groups[by].get(name)
+                if into is None:
+                    groups[by][name] = (list(acc), priced)
+                else:
+                    for slot in range(BUCKET_SIZE):
+                        into[0][slot] += acc[slot]
+                    groups[by][name] = (into[0], into[1] + priced)
         built = {by: {name: usage_group(*groups[by][name]) for name in sorted(groups[by])} for by in GROUP_BY}
         by_agent = built["agent"]
         usage = [0, 0, 0, 0]

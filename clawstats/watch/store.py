@@ -36,7 +36,9 @@ RESORT_SHARE = 0.1
 
 
 def _order_key(row: SessionRow) -> tuple[float, str]:
-    return (-(row.updated_at_ms or 0.0), row.key)
+    """Oldest first here; snapshots list rows newest first (``sort=updated``'s order, ties by key
+    descending), so the default page of ``/api/sessions`` is a slice, not a sort."""
+    return (row.updated_at_ms or 0.0, row.key)
 
 
 class StatsStore:
@@ -74,7 +76,7 @@ class StatsStore:
         self._rows: dict[str, SessionRow] = {}
         self._key_views: dict[str, TranscriptView] = {}
         self._costs: dict[str, float] = {}
-        self._order: list[tuple[float, str]] = []  # rows' sort keys, newest first
+        self._order: list[tuple[float, str]] = []  # rows' sort keys, oldest first
         self._ordered: list[SessionRow] = []  # rows in that order
         self._dirty: set[str] = set()  # stats ids changed since the last flush
         self._last_flush = 0.0
@@ -247,7 +249,7 @@ class StatsStore:
             revision=self.revision,
             generated_ms=time.time() * 1000.0,
             state_dir=str(self.state_dir),
-            rows=tuple(self._ordered),
+            rows=tuple(reversed(self._ordered)),
             by_key=dict(self._rows),
             views=dict(self._key_views),
             transcripts=tuple(self._counted.values()),
