@@ -6,6 +6,7 @@ dark) for people to look at; the assertions are on the DOM.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,3 +161,39 @@ def test_active_alerts_are_shown_and_rows_marked(browser: Browser, small_state: 
         assert errors == []
     finally:
         stop_server(server)
+
+
+def test_each_append_renders_once_rebuilds_one_row_and_flashes(
+    browser: Browser, live_server: tuple[LiveServer, Path]
+) -> None:
+    server, state = live_server
+    errors: list[str] = []
+    page = _page(browser, errors, viewport={"width": 1280, "height": 800})
+    page.goto(server.url + "/")
+    page.wait_for_selector("#conn[data-state=live]")
+    page.wait_for_selector("tr[data-key='agent:ops:incident-long']")
+    page.wait_for_function("window.clawstatsStats.renders >= 2")  # the first page, then the stream's snapshot
+    page.wait_for_load_state("networkidle")
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    other = page.locator("tr[data-key='agent:main:main']").element_handle()
+    assert other is not None
+    cost = 0.1058089
+    for step in range(3):
+        before = page.evaluate("({...window.clawstatsStats})")
+        cost += 0.25
+        with open(state / OPS_TRANSCRIPT, "ab") as fh:
+            fh.write(_assistant_line(0.25, 26800))  # same 84 %: no new alert, only this row changes
+        row = page.locator("tr[data-key='agent:ops:incident-long']")
+        expect(row).to_contain_text(f"${cost:.4f}", timeout=10_000)
+        expect(row).to_have_class(re.compile(r"\bflash\b"))
+        # The flash is visible: its animation runs and the row is tinted while it does.
+        assert row.evaluate("r => r.getAnimations().length") == 1, step
+        after = page.evaluate("({...window.clawstatsStats})")
+        assert after["renders"] - before["renders"] == 1, (step, before, after)
+        assert after["rowsBuilt"] - before["rowsBuilt"] == 1, (step, before, after)
+    # Unchanged rows kept their element; no request was made for any of the updates.
+    assert other.evaluate("r => r.isConnected")
+    assert requests == []
+    assert page.locator("#generated").inner_text().startswith("updated ")
+    assert errors == []
