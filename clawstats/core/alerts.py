@@ -122,41 +122,40 @@ def _session_fields(row: SessionRow) -> dict[str, Any]:
     }
 
 
-def conditions(
-    snapshot: Snapshot, rules: AlertRules, estimate_since: dict[str, float], now_ms: float
-) -> list[Condition]:
-    """Every alert condition that holds now. ``estimate_since`` (key -> ms) is kept by the caller."""
+def row_conditions(row: SessionRow, rules: AlertRules) -> list[Condition]:
+    """The conditions one row meets by itself (context share, session budget)."""
     found: list[Condition] = []
+    if row.archived:
+        return found
     top = max(rules.context_pct) if rules.context_pct else None
-    for row in snapshot.rows:
-        if row.archived:
-            continue
-        if row.context_pct is not None:
-            for pct in rules.context_pct:
-                if row.context_pct >= pct:
-                    severity = "critical" if pct == top and len(rules.context_pct) > 1 else "warning"
-                    message = (
-                        f"{row.key} uses {row.context_pct}% of its context window "
-                        f"({row.context_tokens}/{row.context_window} tokens, threshold {pct:g}%)"
-                    )
-                    found.append(
-                        Condition(f"context_pct_{pct:g}", severity, row.key, row.context_pct, pct, message, row)
-                    )
-        if rules.session_budget_usd is not None and row.total_cost > rules.session_budget_usd:
-            message = f"{row.key} cost ${row.total_cost:.4f} (budget ${rules.session_budget_usd:g})"
-            found.append(
-                Condition("session_budget", "warning", row.key, row.total_cost, rules.session_budget_usd, message, row)
-            )
-        if row.context_source == "estimate":
-            since = estimate_since.setdefault(row.key, now_ms)
-            minutes = (now_ms - since) / 60_000
-            if rules.stale_minutes is not None and minutes >= rules.stale_minutes:
+    if row.context_pct is not None:
+        for pct in rules.context_pct:
+            if row.context_pct >= pct:
+                severity = "critical" if pct == top and len(rules.context_pct) > 1 else "warning"
                 message = (
-                    f"{row.key} has shown an estimated context for {minutes:.0f} minutes (OpenClaw has no fresh number)"
+                    f"{row.key} uses {row.context_pct}% of its context window "
+                    f"({row.context_tokens}/{row.context_window} tokens, threshold {pct:g}%)"
                 )
-                found.append(Condition("stale_estimate", "info", row.key, minutes, rules.stale_minutes, message, row))
-        else:
-            estimate_since.pop(row.key, None)
+                found.append(Condition(f"context_pct_{pct:g}", severity, row.key, row.context_pct, pct, message, row))
+    if rules.session_budget_usd is not None and row.total_cost > rules.session_budget_usd:
+        message = f"{row.key} cost ${row.total_cost:.4f} (budget ${rules.session_budget_usd:g})"
+        found.append(
+            Condition("session_budget", "warning", row.key, row.total_cost, rules.session_budget_usd, message, row)
+        )
+    return found
+
+
+def _stale(row: SessionRow, rules: AlertRules, since: float, now_ms: float) -> Condition | None:
+    minutes = (now_ms - since) / 60_000
+    if rules.stale_minutes is None or minutes < rules.stale_minutes:
+        return None
+    message = f"{row.key} has shown an estimated context for {minutes:.0f} minutes (OpenClaw has no fresh number)"
+    return Condition("stale_estimate", "info", row.key, minutes, rules.stale_minutes, message, row)
+
+
+def totals_conditions(snapshot: Snapshot, rules: AlertRules, now_ms: float) -> list[Condition]:
+    """Agent and daily budgets, from the totals."""
+    found: list[Condition] = []
     if rules.agent_budget_usd is not None:
         for agent, group in snapshot.totals.by_agent.items():
             if group.cost > rules.agent_budget_usd:
@@ -180,10 +179,43 @@ class AlertBook:
     active: dict[str, Alert] = field(default_factory=dict)
     recent: deque[Alert] = field(default_factory=lambda: deque(maxlen=200))
     estimate_since: dict[str, float] = field(default_factory=dict)
+    revision: int | None = None  # of the last snapshot seen
+    by_row: dict[str, list[Condition]] = field(default_factory=dict)  # per-row conditions that hold
+    estimating: dict[str, SessionRow] = field(default_factory=dict)  # rows showing an estimate
 
     def update(self, snapshot: Snapshot, now_ms: float) -> list[Alert]:
-        """New firings for this snapshot (each crossing once); re-arms what stopped holding."""
-        holding = {c.id: c for c in conditions(snapshot, self.rules, self.estimate_since, now_ms)}
+        """New firings for this snapshot (each crossing once); re-arms what stopped holding.
+
+        Per-row conditions are kept per row and recomputed for the rows the snapshot names as
+        changed when it follows the last one seen (an append costs one row, not every row)."""
+        if self.revision is not None and snapshot.revision == self.revision + 1:
+            for key in snapshot.removed:
+                self.by_row.pop(key, None)
+                self.estimating.pop(key, None)
+            rows = [snapshot.by_key[key] for key in snapshot.changed if key in snapshot.by_key]
+        elif self.revision == snapshot.revision:
+            rows = []
+        else:
+            self.by_row, self.estimating = {}, {}
+            rows = list(snapshot.rows)
+        self.revision = snapshot.revision
+        for row in rows:
+            found = row_conditions(row, self.rules)
+            if found:
+                self.by_row[row.key] = found
+            else:
+                self.by_row.pop(row.key, None)
+            if row.context_source == "estimate" and not row.archived:
+                self.estimating[row.key] = row
+            else:
+                self.estimating.pop(row.key, None)
+                self.estimate_since.pop(row.key, None)
+        holding = {c.id: c for found in self.by_row.values() for c in found}
+        for key, row in self.estimating.items():
+            stale = _stale(row, self.rules, self.estimate_since.setdefault(key, now_ms), now_ms)
+            if stale is not None:
+                holding[stale.id] = stale
+        holding.update((c.id, c) for c in totals_conditions(snapshot, self.rules, now_ms))
         for gone in [i for i in self.fired if i not in holding]:
             self.fired.discard(gone)  # re-armed: the value went back below the threshold
             self.active.pop(gone, None)

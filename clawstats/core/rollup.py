@@ -62,9 +62,10 @@ class Rollup:
             agent_id, stats = members[stats_id]
             for (day, model), bucket in stats.buckets.items():
                 combo = (agent_id, day, model)
-                acc, priced = sums.get(combo) or ([0.0] * BUCKET_SIZE, 0.0)
-                for slot in range(BUCKET_SIZE):
-                    acc[slot] += bucket[slot]
+                found = sums.get(combo)
+                acc, priced = (
+                    ([a + b for a, b in zip(found[0], bucket, strict=True)], found[1]) if found else (list(bucket), 0.0)
+                )
                 if bucket[B_MISSING]:
                     tokens = (int(bucket[B_UIN]), int(bucket[B_UOUT]), int(bucket[B_UCR]), int(bucket[B_UCW]))
                     priced += self.catalog.price(agent_id, model, tokens) or 0.0

@@ -98,8 +98,7 @@ class IndexCache:
             stats = TranscriptStats.load(state)
         except ValueError:
             return None
-        tail = Tail(path)
-        tail.stats = stats
+        tail = Tail(path, stats)
         tail.offset = offset
         tail.head = head or b""
         # A trailing partial line was not persisted: make the next poll read past the offset.

@@ -72,6 +72,7 @@ class FileAgent:
         self._noted: set[tuple[str, str]] = set()
         self._changed_keys: set[str] = set()
         self._changed_stats: set[str] = set()
+        self._read_now: set[str] = set()  # read whole by a worker in this scan: no poll needed
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -185,8 +186,8 @@ class FileAgent:
         """A new path: a renamed file we already read (reset archive), a cached one, or new."""
         tail: Tail | None = None
         try:
-            st = os.stat(path)
-            moved = by_inode.get((st.st_dev, st.st_ino))
+            st = os.stat(path) if by_inode else None  # a rename needs something that vanished
+            moved = by_inode.get((st.st_dev, st.st_ino)) if st is not None else None
             if moved is not None and not path.endswith((".gz", ".zst")):
                 vanished.pop(moved.path, None)
                 del self.tails[moved.path]
@@ -214,12 +215,13 @@ class FileAgent:
         if tail.path in self.tails:
             self.tails[tail.path] = tail
             self._changed_stats.add(tail.path)
+            self._read_now.add(tail.path)
 
     def scan(self, changed: set[str] | None) -> AgentScan:
         """Poll the transcripts (only those in ``changed`` and never-read ones, unless None)."""
         tails = self.tails
         if changed is None:
-            paths: list[str] = list(tails)
+            paths: list[str] = [p for p in tails if p not in self._read_now] if self._read_now else list(tails)
         else:
             paths = [p for p in changed if p in tails]
             paths.extend(p for p, t in tails.items() if t.file_id is None and p not in changed)
@@ -239,6 +241,7 @@ class FileAgent:
         result = AgentScan(self._changed_keys, self._changed_stats)
         self._changed_keys, self._changed_stats = set(), set()
         self._restored = {}  # only the first plan adopts restored tails
+        self._read_now = set()
         return result
 
 

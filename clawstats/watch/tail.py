@@ -53,10 +53,10 @@ class Tail:
         "bytes_read",
     )
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, stats: TranscriptStats | None = None) -> None:
         self.path = path
         self.compressed = path.endswith((".gz", ".zst"))
-        self.stats = TranscriptStats()
+        self.stats = stats if stats is not None else TranscriptStats()
         self.offset = 0  # end of the last complete line consumed
         self.head = b""
         self.file_id: FileId | None = None
@@ -223,8 +223,7 @@ def adopt(image: tuple[object, ...]) -> Tail:
     """Inverse of :func:`export`."""
     path, blob, offset, head, file_id, pending, skipping, bytes_read = image
     assert isinstance(path, str) and isinstance(blob, bytes)
-    tail = Tail(path)
-    tail.stats = TranscriptStats.load(blob)
+    tail = Tail(path, TranscriptStats.load(blob))
     tail.offset = offset  # type: ignore[assignment]
     tail.head = head  # type: ignore[assignment]
     tail.file_id = file_id  # type: ignore[assignment]
