@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   - virtualenv, install, serve a replay of bundled real OpenClaw data on :18780
-#   make test   - install dev dependencies (and Debian's chromium if missing), run the whole suite
+#   make test   - install dev dependencies (and Debian's packages the tests drive), run the whole suite
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -22,12 +22,14 @@ demo: install
 serve: install
 	$(BIN)/clawstats serve
 
-# Debian packages the tests drive for real: chromium (browser tests), prometheus + promtool (fleet).
+# Debian packages the tests drive for real: chromium (browser tests), prometheus + promtool (fleet),
+# faketime (the clock-dependent tests again, a year ahead).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v time >/dev/null 2>&1 || [ -x /usr/bin/time ] || missing="$$missing time"; \
+	command -v faketime >/dev/null 2>&1 || missing="$$missing faketime"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian's$$missing for the tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -39,8 +41,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The clock-dependent tests run a second time with the wall clock a year ahead (monotonic time
+# untouched, so waits and timeouts behave): no test may pass only near the day its data was written.
 test: install system-deps lint
 	$(BIN)/python -m pytest
+	FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f +365d $(BIN)/python -m pytest -m clock -p no:cacheprovider -q
 
 bench: install system-deps
 	$(BIN)/python bench/run.py --size small --runs 3

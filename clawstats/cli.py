@@ -108,7 +108,10 @@ def _sessions(args: argparse.Namespace, settings: Settings) -> int:
     else:
         sys.stdout.write(format_sessions_table(rows, now_ms) + "\n")
         totals = snapshot.totals
-        sys.stdout.write(f"\n{len(rows)} sessions; total cost ${totals.total_cost:.4f} (archives included)\n")
+        unknown = f"; {totals.unknown_sessions} with unknown cost (?)" if totals.unknown_sessions else ""
+        sys.stdout.write(f"\n{len(rows)} sessions; total cost ${totals.total_cost:.4f} (archives included){unknown}\n")
+    for reason in unreadable(snapshot):
+        sys.stderr.write(f"clawstats: degraded, could not read {reason}\n")
     return 0
 
 
@@ -137,7 +140,26 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     lines = breaches(snapshot, time.time() * 1000.0, *limits)
     for line in lines:
         sys.stdout.write(line + "\n")
+    missing = unreadable(snapshot)
+    for reason in missing:
+        sys.stderr.write(f"clawstats: could not read {reason}\n")
+    if missing:
+        return CHECK_UNREADABLE  # a figure we could not read is not a figure under the limit
     return 1 if lines else 0
+
+
+#: ``clawstats check``: part of the store could not be read, so the limits were not checked on it.
+CHECK_UNREADABLE = 3
+
+
+def unreadable(snapshot: Snapshot) -> list[str]:
+    """The parts of the store that could not be read (health conditions under the state dir)."""
+    prefix = snapshot.state_dir.rstrip("/")
+    return [
+        f"{path}: {reason}"
+        for path, reason in sorted(snapshot.health.conditions.items())
+        if path == prefix or path.startswith(prefix + "/")
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

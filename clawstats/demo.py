@@ -25,6 +25,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from clawstats.api.server import check_bind, run_app
+from clawstats.core.timeshift import latest_ms, shift_bytes, shift_name
 from clawstats.settings import Settings
 from clawstats.watch.engine import open_store
 
@@ -122,6 +123,9 @@ class Replay:
         self._reset_dir()
         rows: dict[str, dict[str, dict[str, object]]] = {agent: {} for agent in self.finals}
         live: dict[tuple[str, str], str] = {}  # (agent, key) -> sid written as live now
+        # Each line is written with its times moved to the wall clock (one offset per line), so
+        # ages, active windows and per-session metrics are live whatever the date.
+        offsets: dict[tuple[str, str], int] = {}
         previous_ms: float | None = None
         for step in self.steps:
             if previous_ms is not None:
@@ -134,18 +138,32 @@ class Replay:
             if current is not None and current != step.sid:
                 old = self._archive_name_of(current)
                 if old:  # a reset: the old transcript is archived, the key moves on
-                    os.replace(sessions / f"{current}.jsonl", sessions / old)
+                    archive = shift_name(old, offsets.get((step.agent, step.key), 0))
+                    os.replace(sessions / f"{current}.jsonl", sessions / archive)
             live[(step.agent, step.key)] = step.sid
+            offset_ms = offsets[(step.agent, step.key)] = int(time.time() * 1000 - step.at_ms)
             transcript = sessions / f"{step.sid}.jsonl"
             with open(transcript, "ab") as fh:
-                fh.write(step.line)
+                fh.write(shift_bytes(step.line, offset_ms))
             final = self.finals[step.agent].get(step.key, {})
             row: dict[str, object] = {k: final[k] for k in ROW_FIELDS if k in final}
             row.update(sessionId=step.sid, sessionFile=str(transcript), updatedAt=int(time.time() * 1000))
             rows[step.agent][step.key] = row
             self._write_index(step.agent, rows[step.agent])
         for agent, final_rows in self.finals.items():
-            self._write_index(agent, final_rows)
+            self._write_index(
+                agent, {key: self._moved(row, offsets.get((agent, key))) for key, row in final_rows.items()}
+            )
+
+    @staticmethod
+    def _moved(row: dict[str, object], offset_ms: int | None) -> dict[str, object]:
+        """A final index row with its times moved as its transcript's last line was."""
+        if offset_ms is None:
+            text = json.dumps(row).encode()
+            last = latest_ms(text)
+            offset_ms = int(time.time() * 1000 - last) if last is not None else 0
+        moved: dict[str, object] = json.loads(shift_bytes(json.dumps(row).encode(), offset_ms))
+        return moved
 
     def _archive_name_of(self, sid: str) -> str | None:
         for step in self.steps:

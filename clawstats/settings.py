@@ -16,6 +16,7 @@ from typing import Any
 import platformdirs
 
 from clawstats.core.alerts import AlertRules, validate
+from clawstats.core.records import DEFAULT_MAX_LINE_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,7 @@ STORE = [
         "max_line_bytes",
         "--max-line-bytes",
         "CLAWSTATS_MAX_LINE_BYTES",
-        64 << 20,
+        DEFAULT_MAX_LINE_BYTES,
         "longer transcript lines are skipped and counted",
         int,
     ),
@@ -168,7 +169,7 @@ class Settings:
     agent: str | None = None
     no_cache: bool = False
     cache_dir: str | None = None
-    max_line_bytes: int = 64 << 20
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     host: str = "127.0.0.1"
     port: int = 18780
     token: str | None = None

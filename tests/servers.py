@@ -8,9 +8,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from starlette.testclient import TestClient
@@ -31,6 +31,27 @@ def client_for(state: Path, **settings: Any) -> Iterator[TestClient]:
         while client.get("/healthz").status_code == 503 and time.monotonic() < deadline:
             time.sleep(0.01)
         yield client
+
+
+T = TypeVar("T")
+
+
+def wait_until(service: str, probe: Callable[[], T], ready: Callable[[T], bool], timeout_s: float) -> T:
+    """Poll ``probe`` until ``ready`` accepts its answer; past ``timeout_s`` fail naming the service
+    and the last answer (or error) seen, so a slow start reads differently from a broken one."""
+    deadline = time.monotonic() + timeout_s
+    last: str = "nothing yet"
+    while True:
+        try:
+            answer = probe()
+            if ready(answer):
+                return answer
+            last = repr(answer)[:500]
+        except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
+            last = f"{type(exc).__name__}: {exc}"[:500]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{service} not ready after {timeout_s:g} s; last answer: {last}")
+        time.sleep(0.1)
 
 
 class LiveServer:
@@ -61,16 +82,18 @@ def start_server(args: list[str], env: dict[str, str] | None = None, timeout_s: 
         raise AssertionError(f"server did not start: {line!r} {message}")
     errors.close()
     url = line.split(" on ")[1].split()[0]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/healthz", timeout=1.0).status_code == 200:
-                return LiveServer(proc, url, line)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("server never became healthy")
+
+    def health() -> str:
+        response = httpx.get(url + "/healthz", timeout=1.0)
+        return str(response.status_code) if response.status_code == 200 else f"{response.status_code} {response.text}"
+
+    try:
+        wait_until(f"clawstats {url}/healthz", health, lambda seen: seen == "200", timeout_s)
+    except AssertionError:
+        proc.kill()
+        proc.wait()
+        raise
+    return LiveServer(proc, url, line)
 
 
 def stop_server(server: LiveServer) -> None:

@@ -111,6 +111,15 @@ def test_demo_replays_real_data_and_cleans_up() -> None:
         assert math.isclose(body["totals"]["totalCost"], 1.0532862, abs_tol=1e-9)  # and ends at the real totals
         assert {128000, 32000} <= windows  # the model switch changed the window mid-replay
         assert state_dir.is_dir()
+        # Live whatever the date: the replayed times are the wall clock's, so every row is recent,
+        # in the active window and has its per-session metric series.
+        now_ms = time.time() * 1000
+        assert all(now_ms - 120_000 < r["updatedAtMs"] <= now_ms + 5_000 for r in body["sessions"]), [
+            r["updatedAt"] for r in body["sessions"]
+        ]
+        assert len(httpx.get(server.url + "/api/sessions?active=10").json()["sessions"]) == 9
+        metrics = httpx.get(server.url + "/metrics").text
+        assert metrics.count("openclaw_context_tokens{") >= 8
     finally:
         server.proc.send_signal(signal.SIGINT)
         assert server.proc.wait(timeout=15) == 0

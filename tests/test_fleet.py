@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from bench.gen_corpus import generate
-from tests.conftest import REAL_SQLITE, SMALL_STATE
-from tests.servers import LiveServer, start_server, stop_server
+from tests.conftest import REAL_SQLITE, SMALL_STATE, shift_to_now
+from tests.servers import LiveServer, start_server, stop_server, wait_until
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 TOKEN = "fleet-token"
@@ -57,6 +57,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[LiveS
     root = tmp_path_factory.mktemp("fleet")
     states = [root / "file-store", root / "sqlite-store", root / "generated"]
     shutil.copytree(SMALL_STATE, states[0])
+    shift_to_now(states[0])  # per-session series exist only for recently updated sessions
     shutil.copytree(REAL_SQLITE / "state", states[1])
     generate(states[2], sessions=12, turns=4)
     servers = [
@@ -84,17 +85,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[LiveS
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                up = _query(url, 'sum(up{job="clawstats"})')
-                if up and float(up[0]["value"][1]) == 3:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        else:
-            raise AssertionError("Prometheus never saw the three instances up")
+        # Prometheus' documented readiness signal first: before it, queries answer 503 in plain text.
+        wait_until("Prometheus /-/ready", lambda: _status(url + "/-/ready"), lambda seen: seen == "200", 60)
+        wait_until(
+            "Prometheus scraping the three instances",
+            lambda: _query(url, 'sum(up{job="clawstats"})'),
+            lambda up: bool(up) and float(up[0]["value"][1]) == 3,
+            60,
+        )
         time.sleep(4)  # a few more scrapes, so rate() has samples
         yield servers, url
     finally:
@@ -102,6 +100,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[LiveS
         prometheus.wait(timeout=20)
         for server in servers:
             stop_server(server)
+
+
+def _status(url: str) -> str:
+    response = httpx.get(url, timeout=5)
+    return str(response.status_code) if response.status_code == 200 else f"{response.status_code} {response.text[:200]}"
 
 
 def _query(url: str, expr: str) -> list[dict[str, Any]]:

@@ -72,7 +72,8 @@ def _wait_for(predicate: Any, what: str) -> Any:
     raise AssertionError(f"no OTLP export with {what}")
 
 
-def test_otlp_export_names_values_and_token_usage(small_state: Path, receiver: str) -> None:
+def test_otlp_export_names_values_and_token_usage(recent_small_state: Path, receiver: str) -> None:
+    small_state = recent_small_state
     server = start_server(
         [
             "serve",

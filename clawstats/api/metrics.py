@@ -18,12 +18,10 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from clawstats.core.figures import tokens_by_type
 from clawstats.core.health import SKIP_KINDS
 from clawstats.core.snapshot import Snapshot
 from clawstats.core.totals import sum_by_agent_model
-from clawstats.core.transcript import B_CALLS, B_COST, B_CR, B_CW, B_IN, B_MISSING, B_OUT
-
-TOKEN_TYPES = (("input", B_IN), ("output", B_OUT), ("cache_read", B_CR), ("cache_write", B_CW))
 
 
 class SnapshotCollector(Collector):
@@ -63,7 +61,8 @@ class SnapshotCollector(Collector):
             if row.archived or (row.updated_at_ms or 0.0) < since_ms:
                 continue
             values = [row.agent_id, row.model or "unknown", row.key]
-            cost.add_metric(values, row.total_cost)
+            if row.total_cost is not None:  # unknown is absent, not 0
+                cost.add_metric(values, row.total_cost)
             if row.context_tokens is not None:
                 ctx.add_metric(values, row.context_tokens)
                 estimated.add_metric(values, 1 if row.context_source == "estimate" else 0)
@@ -84,11 +83,11 @@ class SnapshotCollector(Collector):
             "clawstats_calls_without_cost", "Model calls with no recorded cost", labels=["agent", "model"]
         )
         for (agent, model), acc in sorted(sums.items()):
-            for name, slot in TOKEN_TYPES:
-                tokens.add_metric([agent, model, name], acc[slot])
-            cost.add_metric([agent, model], acc[B_COST])
-            calls.add_metric([agent, model], acc[B_CALLS])
-            missing.add_metric([agent, model], acc[B_MISSING])
+            for name, count in tokens_by_type(acc.usage):
+                tokens.add_metric([agent, model, name], count)
+            cost.add_metric([agent, model], acc.cost)
+            calls.add_metric([agent, model], acc.calls)
+            missing.add_metric([agent, model], acc.missing_cost_entries)
         yield from (tokens, cost, calls, missing)
 
     def _health(self, snapshot: Snapshot) -> Iterator[Metric]:

@@ -20,11 +20,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from clawstats.core.figures import tokens_by_type
 from clawstats.core.snapshot import Snapshot
-from clawstats.core.totals import sum_by_agent_model
-from clawstats.core.transcript import B_COST, B_CR, B_CW, B_IN, B_OUT
-
-TOKEN_SLOTS = (("input", B_IN), ("output", B_OUT), ("cache_read", B_CR), ("cache_write", B_CW))
+from clawstats.core.totals import UsageGroup, sum_by_agent_model
 
 
 class OtlpUnavailable(Exception):
@@ -90,18 +88,18 @@ class OtlpExport:
                 self.token_usage.record(prompts[index], {**attrs, "gen_ai.token.type": "input"})
                 self.token_usage.record(outputs[index], {**attrs, "gen_ai.token.type": "output"})
 
-    def _sums(self) -> dict[tuple[str, str], list[float]]:
+    def _sums(self) -> dict[tuple[str, str], UsageGroup]:
         return sum_by_agent_model(self.current.transcripts) if self.current is not None else {}
 
     def _tokens(self, _options: Any) -> Iterable[Any]:
         for (agent, model), acc in sorted(self._sums().items()):
-            for name, slot in TOKEN_SLOTS:
+            for name, count in tokens_by_type(acc.usage):
                 attrs = {"openclaw.agent": agent, "gen_ai.request.model": model, "gen_ai.token.type": name}
-                yield self._observation(int(acc[slot]), attrs)
+                yield self._observation(count, attrs)
 
     def _cost(self, _options: Any) -> Iterable[Any]:
         for (agent, model), acc in sorted(self._sums().items()):
-            yield self._observation(acc[B_COST], {"openclaw.agent": agent, "gen_ai.request.model": model})
+            yield self._observation(acc.cost, {"openclaw.agent": agent, "gen_ai.request.model": model})
 
     def _context(self, _options: Any) -> Iterable[Any]:
         if self.current is None:

@@ -137,11 +137,10 @@ def row_conditions(row: SessionRow, rules: AlertRules) -> list[Condition]:
                     f"({row.context_tokens}/{row.context_window} tokens, threshold {pct:g}%)"
                 )
                 found.append(Condition(f"context_pct_{pct:g}", severity, row.key, row.context_pct, pct, message, row))
-    if rules.session_budget_usd is not None and row.total_cost > rules.session_budget_usd:
-        message = f"{row.key} cost ${row.total_cost:.4f} (budget ${rules.session_budget_usd:g})"
-        found.append(
-            Condition("session_budget", "warning", row.key, row.total_cost, rules.session_budget_usd, message, row)
-        )
+    cost = row.total_cost or 0.0  # None: unknown (no readable transcript), never over a budget
+    if rules.session_budget_usd is not None and cost > rules.session_budget_usd:
+        message = f"{row.key} cost ${cost:.4f} (budget ${rules.session_budget_usd:g})"
+        found.append(Condition("session_budget", "warning", row.key, cost, rules.session_budget_usd, message, row))
     return found
 
 
@@ -167,6 +166,24 @@ def totals_conditions(snapshot: Snapshot, rules: AlertRules, now_ms: float) -> l
         if spent is not None and spent.cost > rules.daily_budget_usd:
             message = f"{today} (UTC) cost ${spent.cost:.4f} so far (budget ${rules.daily_budget_usd:g})"
             found.append(Condition("daily_budget", "warning", today, spent.cost, rules.daily_budget_usd, message))
+    return found
+
+
+def conditions(
+    snapshot: Snapshot, rules: AlertRules, estimate_since: dict[str, float], now_ms: float
+) -> list[Condition]:
+    """Every alert condition that holds now, over every row (``AlertBook`` keeps them per row
+    instead). ``estimate_since`` (key -> ms) is kept by the caller."""
+    found: list[Condition] = []
+    for row in snapshot.rows:
+        found.extend(row_conditions(row, rules))
+        if row.context_source == "estimate" and not row.archived:
+            stale = _stale(row, rules, estimate_since.setdefault(row.key, now_ms), now_ms)
+            if stale is not None:
+                found.append(stale)
+        else:
+            estimate_since.pop(row.key, None)
+    found.extend(totals_conditions(snapshot, rules, now_ms))
     return found
 
 
@@ -275,6 +292,6 @@ def breaches(
             continue
         if max_context_pct is not None and row.context_pct is not None and row.context_pct > max_context_pct:
             lines.append(f"context {row.key}: {row.context_pct}% > {max_context_pct:g}% ({row.context_source})")
-        if max_session_cost is not None and row.total_cost > max_session_cost:
+        if max_session_cost is not None and (row.total_cost or 0.0) > max_session_cost:
             lines.append(f"session cost {row.key}: ${row.total_cost:.4f} > ${max_session_cost:g}")
     return lines

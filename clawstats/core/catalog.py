@@ -8,9 +8,13 @@ fallback (``clawstats.core.pricing``, offline data).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from clawstats.core.usage import Pricer
 
 DEFAULT_WINDOW = 200_000
 
@@ -34,6 +38,8 @@ class Catalog:
     configured: Mapping[str, ModelFacts] = field(default_factory=dict)
     per_agent: Mapping[str, Mapping[str, ModelFacts]] = field(default_factory=dict)
     fallback_price: PriceFallback | None = None
+    #: names the fallback's data (e.g. its package version), part of :meth:`identity`
+    fallback_id: str = ""
 
     def _facts(self, agent_id: str, model: str) -> list[tuple[ModelFacts, str]]:
         found = []
@@ -53,8 +59,22 @@ class Catalog:
                 return facts.window, source
         return DEFAULT_WINDOW, "default"
 
+    def pricer(self, agent_id: str) -> Pricer:
+        """Prices one call of ``agent_id`` (what a transcript of that agent is read with)."""
+        return functools.partial(self.price, agent_id)
+
+    def identity(self) -> str:
+        """A digest of every price and the fallback's data: cached per-call costs computed with
+        another catalog are not reused."""
+        parts = (
+            sorted((m, f.prices) for m, f in self.configured.items()),
+            sorted((a, sorted((m, f.prices) for m, f in models.items())) for a, models in self.per_agent.items()),
+            self.fallback_id,
+        )
+        return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
     def price(self, agent_id: str, model: str, tokens: tuple[int, int, int, int]) -> float | None:
-        """USD for tokens (input, output, cacheRead, cacheWrite) of one model, None if unpriced."""
+        """USD for the tokens (input, output, cacheRead, cacheWrite) of ONE call, None if unpriced."""
         if not any(tokens):
             return 0.0
         for facts, _ in self._facts(agent_id, model):
@@ -101,6 +121,7 @@ def catalog_from_config(
     config: Mapping[str, Any] | None,
     agent_models: Mapping[str, Any] | None = None,
     fallback_price: PriceFallback | None = None,
+    fallback_id: str = "",
 ) -> Catalog:
     """Build a :class:`Catalog` from ``openclaw.json`` and ``{agentId: models.json}`` documents."""
     config = config if isinstance(config, Mapping) else {}
@@ -118,4 +139,5 @@ def catalog_from_config(
         configured=models_from_providers(providers),
         per_agent=per_agent,
         fallback_price=fallback_price,
+        fallback_id=fallback_id,
     )

@@ -18,6 +18,16 @@ def _library() -> Any:
     return genai_prices
 
 
+def genai_prices_id() -> str:
+    """Names the price data in use (cached per-call costs are recomputed when it changes)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"genai-prices {version('genai-prices')}"
+    except PackageNotFoundError:
+        return "genai-prices"
+
+
 @lru_cache(maxsize=4096)
 def genai_price(model: str, input_tokens: int, output: int, cache_read: int, cache_write: int) -> float | None:
     """USD for one model's tokens (OpenClaw's ``input`` is uncached input), None if unknown."""
@@ -29,9 +39,11 @@ def genai_price(model: str, input_tokens: int, output: int, cache_read: int, cac
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
     )
-    for provider_id in (provider or None, None):
-        try:
-            return float(lib.calc_price(usage, model_id or model, provider_id=provider_id).total_price)
-        except (LookupError, ValueError):
-            continue
-    return None
+    if not provider or not model_id:
+        return None  # no provider: guessing one would price a local model at a cloud API's rates
+    try:
+        # Only the provider the call went through: ``ollama/deepseek-r1`` is a local model, not
+        # DeepSeek's API, and ``foo/gpt-4o`` is not OpenAI's. Unknown there means unpriced.
+        return float(lib.calc_price(usage, model_id, provider_id=provider).total_price)
+    except (LookupError, ValueError):
+        return None

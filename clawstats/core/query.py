@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -68,12 +69,22 @@ def _choice(param: str, raw: str, allowed: tuple[str, ...]) -> str:
 
 
 def parse_day(param: str, raw: str | None) -> str | None:
-    """A UTC day ``YYYY-MM-DD`` (a longer ISO time is cut to its day)."""
+    """A UTC day ``YYYY-MM-DD``; an ISO-8601 time is converted to UTC first (``2026-11-24T22:00:00-05:00``
+    is 25 Nov), a time without an offset is taken as UTC. What is not a real date is rejected."""
     if raw is None or raw == "":
         return None
+    allowed = "a UTC day YYYY-MM-DD (or an ISO-8601 time)"
     if not _DAY.match(raw):
-        raise QueryError(param, "a UTC day YYYY-MM-DD (or an ISO-8601 time)", raw)
-    return raw[:10]
+        raise QueryError(param, allowed, raw)
+    try:
+        parsed = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith("Z") else raw)
+    except ValueError:
+        raise QueryError(param, allowed, raw) from None
+    if len(raw) == 10:
+        return raw
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC)
+    return parsed.strftime("%Y-%m-%d")
 
 
 def parse_query(params: Mapping[str, str], known: Iterable[str] = ()) -> SessionQuery:
@@ -124,7 +135,7 @@ def project(rows: Sequence[SessionRow], fields: tuple[str, ...] | None) -> Seque
 
 _SORT_KEYS: dict[str, Callable[[SessionRow], tuple[float | str, str]]] = {
     "updated": lambda r: (r.updated_at_ms or 0.0, r.key),
-    "cost": lambda r: (r.total_cost, r.key),
+    "cost": lambda r: (-1.0 if r.total_cost is None else r.total_cost, r.key),
     "context": lambda r: (r.context_tokens if r.context_tokens is not None else -1, r.key),
     "key": lambda r: (r.key, r.key),
 }

@@ -8,11 +8,13 @@ type, raises :class:`BadRecord` with a ``kind`` the caller counts.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 from msgspec import Raw, Struct
 
+T = TypeVar("T")
 Number = int | float
 #: Loose on purpose: fields we only display may come in any scalar shape.
 Stamp = str | int | float | None
@@ -37,7 +39,8 @@ class Usage(Struct):
     cacheRead: Number | None = 0
     cacheWrite: Number | None = 0
     totalTokens: Number | None = None
-    cost: Cost | None = None
+    #: ``{"total": ...}``, or a bare number (OpenRouter calls are recorded so)
+    cost: Cost | Number | None = None
 
 
 class Message(Struct):
@@ -48,7 +51,10 @@ class Message(Struct):
     usage: Usage | None = None
     stopReason: str | None = None
     timestamp: Stamp = None
-    isError: bool | None = None
+    isError: Any = None  # only ``true`` counts: loose so an odd value is not a skipped line
+    is_error: Any = None  # the snake_case spelling some writers use
+    #: set on OpenClaw's delivery mirrors (bookkeeping, not a model call)
+    openclawDeliveryMirror: Any = None
 
 
 class SnapshotData(Struct):
@@ -81,14 +87,26 @@ _line_decoder = msgspec.json.Decoder(Line)
 _snapshot_decoder = msgspec.json.Decoder(SnapshotData)
 
 
-def decode_line(raw: bytes | memoryview) -> Line:
-    """Decode one JSON line; raise :class:`BadRecord` (``malformed`` or ``wrongType``)."""
+def _decoded(decode: Callable[[Any], T], raw: Any, wrong_type: str, malformed: str) -> T:
+    """``decode(raw)``, its failures mapped to :class:`BadRecord` of the two given kinds."""
     try:
-        return _line_decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise BadRecord("wrongType", str(exc)) from None
+        return decode(raw)
+    except msgspec.ValidationError as exc:  # valid JSON, a used field of the wrong type
+        raise BadRecord(wrong_type, str(exc)) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
-        raise BadRecord("malformed", str(exc)) from None
+        raise BadRecord(malformed, str(exc)) from None
+
+
+#: A UTF-8 byte order mark some editors and Windows tools put before the first line.
+BOM = b"\xef\xbb\xbf"
+
+
+def decode_line(raw: bytes | memoryview) -> Line:
+    """Decode one JSON line (a leading BOM ignored); raise :class:`BadRecord` (``malformed`` or
+    ``wrongType``)."""
+    if raw[:3] == BOM:
+        raw = raw[3:]
+    return _decoded(_line_decoder.decode, raw, "wrongType", "malformed")
 
 
 def decode_lines(data: bytes) -> list[Line]:
@@ -98,19 +116,14 @@ def decode_lines(data: bytes) -> list[Line]:
     :class:`BadRecord` if any line is bad; the caller then falls back to :func:`decode_line`
     per line so that exactly the bad ones are counted.
     """
-    try:
-        return _line_decoder.decode_lines(data)
-    except msgspec.ValidationError as exc:
-        raise BadRecord("wrongType", str(exc)) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
-        raise BadRecord("malformed", str(exc)) from None
+    return _decoded(_line_decoder.decode_lines, data, "wrongType", "malformed")
 
 
 def decode_snapshot_data(raw: Raw) -> SnapshotData | None:
     """The ``data`` of a ``model-snapshot`` custom entry, or None when it is unusable."""
     try:
-        return _snapshot_decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        return _decoded(_snapshot_decoder.decode, raw, "wrongType", "malformed")
+    except BadRecord:
         return None
 
 
@@ -137,6 +150,7 @@ class IndexRow(Struct):
 
 
 _row_decoder = msgspec.json.Decoder(IndexRow)
+_index_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
 def parse_index(raw: bytes) -> tuple[dict[str, IndexRow], dict[str, str]]:
@@ -146,32 +160,24 @@ def parse_index(raw: bytes) -> tuple[dict[str, IndexRow], dict[str, str]]:
     when the document itself is unusable (not JSON, not an object), so the caller can keep
     its last good copy.
     """
-    try:
-        doc = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
-    except msgspec.ValidationError as exc:
-        raise BadRecord("indexNotObject", str(exc)) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
-        raise BadRecord("indexMalformed", str(exc)) from None
+    doc = _decoded(_index_decoder.decode, raw, "indexNotObject", "indexMalformed")
     rows: dict[str, IndexRow] = {}
     rejected: dict[str, str] = {}
     for key, value in doc.items():
         try:
-            rows[key] = _row_decoder.decode(value)
-        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
-            rejected[key] = str(exc)
+            rows[key] = parse_index_row(value)
+        except BadRecord as bad:
+            rejected[key] = bad.detail
     return rows, rejected
 
 
-def parse_index_row(raw: bytes | str) -> IndexRow:
+def parse_index_row(raw: bytes | str | Raw) -> IndexRow:
     """One row from its JSON text (SQLite ``entry_json``); raises :class:`BadRecord`."""
-    try:
-        return _row_decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise BadRecord("rowWrongType", str(exc)) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
-        raise BadRecord("rowMalformed", str(exc)) from None
+    return _decoded(_row_decoder.decode, raw, "rowWrongType", "rowMalformed")
 
 
+#: Longest transcript line (or SQLite event) read; longer ones are skipped and counted.
+DEFAULT_MAX_LINE_BYTES = 64 << 20
 MAX_COUNT = 0xFFFFFFFF  # token counts are kept in 32-bit arrays; anything larger is junk
 
 

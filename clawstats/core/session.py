@@ -14,27 +14,11 @@ from datetime import UTC, datetime
 import msgspec
 
 from clawstats.core.catalog import Catalog
+from clawstats.core.figures import UsageGroup, UsageTotals, figure_of, money, summed
 from clawstats.core.records import IndexRow, as_int
-from clawstats.core.transcript import (
-    B_CR,
-    B_CW,
-    B_IN,
-    B_MISSING,
-    B_OUT,
-    B_UCR,
-    B_UCW,
-    B_UIN,
-    B_UOUT,
-    TranscriptStats,
-)
+from clawstats.core.transcript import TranscriptStats
 
-
-class UsageTotals(msgspec.Struct, frozen=True, rename="camel"):
-    input: int = 0
-    output: int = 0
-    cache_read: int = 0
-    cache_write: int = 0
-    total: int = 0
+__all__ = ["MessageCounts", "SessionRow", "UsageTotals", "build_row", "iso_ms", "kind_of", "percent"]
 
 
 class MessageCounts(msgspec.Struct, frozen=True, rename="camel"):
@@ -52,7 +36,7 @@ class SessionRow(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True
     model: str | None
     context_tokens: int | None
     context_pct: int | None
-    total_cost: float
+    total_cost: float | None  # None: unknown (no readable transcript), never shown as 0
     updated_at: str | None
     agent_id: str
     session_id: str | None
@@ -62,7 +46,7 @@ class SessionRow(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True
     context_source: str
     snapshot_stale: bool
     cost_source: str
-    lifetime_cost: float
+    lifetime_cost: float | None
     missing_cost_entries: int
     usage: UsageTotals
     messages: MessageCounts
@@ -76,10 +60,6 @@ class SessionRow(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True
     spawned_by: str | None = None
     status: str | None = None
     archived_from: str | None = None
-
-
-def usage_totals(input_: int, output: int, cache_read: int, cache_write: int) -> UsageTotals:
-    return UsageTotals(input_, output, cache_read, cache_write, input_ + output + cache_read + cache_write)
 
 
 def kind_of(key: str) -> str:
@@ -120,44 +100,11 @@ def _qualified(provider: str | None, model: str | None) -> str | None:
     return f"{provider}/{model}" if provider else model
 
 
-def computed_cost(stats: TranscriptStats, agent_id: str, catalog: Catalog) -> tuple[float, int, int]:
-    """(USD of calls without a recorded cost, calls priced, calls left unpriced)."""
-    extra, priced, unpriced = 0.0, 0, 0
-    for (_day, model), bucket in stats.buckets.items():
-        if not bucket[B_MISSING]:
-            continue
-        tokens = (int(bucket[B_UIN]), int(bucket[B_UOUT]), int(bucket[B_UCR]), int(bucket[B_UCW]))
-        usd = catalog.price(agent_id, model, tokens)
-        if usd is None:
-            unpriced += int(bucket[B_MISSING])
-        else:
-            extra += usd
-            priced += int(bucket[B_MISSING])
-    return extra, priced, unpriced
-
-
-def usage_of(stats: TranscriptStats | None) -> UsageTotals:
+def _figure(stats: TranscriptStats | None) -> UsageGroup | None:
+    """The transcript's published figure (calls, tokens, money), None without a transcript."""
     if stats is None:
-        return UsageTotals()
-    sums = [0, 0, 0, 0]
-    for bucket in stats.buckets.values():
-        sums[0] += int(bucket[B_IN])
-        sums[1] += int(bucket[B_OUT])
-        sums[2] += int(bucket[B_CR])
-        sums[3] += int(bucket[B_CW])
-    return usage_totals(*sums)
-
-
-def cost_of(stats: TranscriptStats | None, agent_id: str, catalog: Catalog) -> tuple[float, str, int]:
-    """(total USD, costSource, missing-cost calls) of one transcript."""
-    if stats is None:
-        return 0.0, "unknown", 0
-    extra, priced, unpriced = computed_cost(stats, agent_id, catalog)
-    if unpriced:
-        return stats.cost + extra, "partial", priced + unpriced
-    if priced:
-        return stats.cost + extra, "computed", priced
-    return stats.cost, "recorded", 0
+        return None
+    return figure_of(summed([("", stats)], ())[()])
 
 
 def _context(row: IndexRow | None, stats: TranscriptStats | None) -> tuple[int | None, str, bool]:
@@ -210,7 +157,8 @@ def build_row(
                 window_model = _qualified(row.providerOverride, row.modelOverride)
             window, window_source = catalog.window(agent_id, window_model)
     pct = percent(context_tokens, window) if context_tokens is not None and window else None
-    cost, cost_source, missing = cost_of(stats, agent_id, catalog)
+    figure = _figure(stats)
+    cost = figure.cost if figure is not None else None
     updated_ms: float | None = None
     if row is not None and isinstance(row.updatedAt, int | float) and not isinstance(row.updatedAt, bool):
         updated_ms = float(row.updatedAt)
@@ -237,10 +185,10 @@ def build_row(
         context_window_source=window_source,
         context_source="unknown" if archived else context_source,
         snapshot_stale=stale,
-        cost_source=cost_source,
-        lifetime_cost=cost + earlier_cost,
-        missing_cost_entries=missing,
-        usage=usage_of(stats),
+        cost_source=figure.cost_source if figure is not None else "unknown",
+        lifetime_cost=money(cost + earlier_cost) if cost is not None else None,
+        missing_cost_entries=figure.missing_cost_entries if figure is not None else 0,
+        usage=figure.usage if figure is not None else UsageTotals(),
         messages=_messages(stats),
         compaction_count=compactions,
         last_compaction_at=iso_ms(last_compaction),

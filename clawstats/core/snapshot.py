@@ -18,6 +18,7 @@ from clawstats.core.health import Health
 from clawstats.core.session import SessionRow, iso_ms
 from clawstats.core.totals import Totals, UsageGroup, group_usage
 from clawstats.core.transcript import Compaction, TranscriptStats
+from clawstats.core.usage import Bucket
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,7 @@ class TranscriptView:
     """
 
     agent_id: str
-    buckets: Mapping[tuple[str, str], tuple[float, ...]]
+    buckets: Mapping[tuple[str, str], Bucket]
     compactions: tuple[Compaction, ...]
     stats: TranscriptStats
     points: int
@@ -39,7 +40,7 @@ class TranscriptView:
     def of(cls, agent_id: str, stats: TranscriptStats) -> TranscriptView:
         return cls(
             agent_id=agent_id,
-            buckets={key: tuple(values) for key, values in stats.buckets.items()},
+            buckets={key: bucket.copy() for key, bucket in stats.buckets.items()},
             compactions=tuple(stats.compactions),
             stats=stats,
             points=len(stats.tl_ms),
@@ -103,8 +104,8 @@ class Snapshot:
             CompactionInfo(iso_ms(c.at_ms), c.tokens_before, c.tokens_after, c.estimate, c.from_hook)
             for c in view.compactions
         ]
-        by_model = group_usage([(view.agent_id, view)], self.catalog, "model")
+        by_model = group_usage([(view.agent_id, view)], "model")
         return SessionDetail(row, by_model, compactions, timeline)
 
     def usage(self, by: str, since: str | None = None, until: str | None = None) -> dict[str, UsageGroup]:
-        return group_usage(self.transcripts, self.catalog, by, since, until)
+        return group_usage(self.transcripts, by, since, until)

@@ -56,7 +56,7 @@ def format_sessions_table(rows: Sequence[SessionRow], now_ms: float) -> str:
             r.key + (f" ({r.label})" if r.label else ""),
             r.model or "-",
             context_cell(r),
-            f"{r.total_cost:.4f}",
+            "?" if r.total_cost is None else f"{r.total_cost:.4f}",
             str(r.compaction_count),
         ]
         for r in rows

@@ -1,4 +1,4 @@
-"""Totals and usage groups over many transcripts (live and archived), from their buckets.
+"""Totals and usage groups over many transcripts (live and archived), from :func:`figures`.
 
 Each transcript contributes its (day, model) buckets once, so totals include archives and
 never count a transcript twice, however many rows point at it.
@@ -6,43 +6,15 @@ never count a transcript twice, however many rows point at it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Iterable
 
 import msgspec
 
-from clawstats.core.catalog import Catalog
-from clawstats.core.session import UsageTotals, usage_totals
-from clawstats.core.transcript import (
-    B_CALLS,
-    B_COST,
-    B_CR,
-    B_CW,
-    B_IN,
-    B_MISSING,
-    B_OUT,
-    B_UCR,
-    B_UCW,
-    B_UIN,
-    B_UOUT,
-    BUCKET_SIZE,
-)
+from clawstats.core.figures import HasBuckets, UsageGroup, UsageTotals, figure_of, figures, summed
+
+__all__ = ["GROUP_BY", "HasBuckets", "Totals", "UsageGroup", "compute_totals", "group_usage", "sum_by_agent_model"]
 
 GROUP_BY = ("model", "agent", "day")
-
-
-class HasBuckets(Protocol):
-    """A transcript's (day, model) buckets: live ``TranscriptStats`` or a frozen view."""
-
-    @property
-    def buckets(self) -> Mapping[tuple[str, str], Sequence[float]]: ...
-
-
-class UsageGroup(msgspec.Struct, frozen=True, rename="camel"):
-    cost: float
-    calls: int
-    usage: UsageTotals
-    missing_cost_entries: int = 0
 
 
 class Totals(msgspec.Struct, frozen=True, rename="camel"):
@@ -54,20 +26,16 @@ class Totals(msgspec.Struct, frozen=True, rename="camel"):
     by_agent: dict[str, UsageGroup]
     by_model: dict[str, UsageGroup]
     by_day: dict[str, UsageGroup]
-
-
-def _group(acc: list[float], extra_cost: float) -> UsageGroup:
-    return UsageGroup(
-        cost=acc[B_COST] + extra_cost,
-        calls=int(acc[B_CALLS]),
-        usage=usage_totals(int(acc[B_IN]), int(acc[B_OUT]), int(acc[B_CR]), int(acc[B_CW])),
-        missing_cost_entries=int(acc[B_MISSING]),
-    )
+    recorded_cost: float = 0.0
+    computed_cost: float = 0.0
+    unpriced_calls: int = 0
+    cost_source: str = "recorded"
+    #: rows whose cost is unknown (``totalCost`` null: no readable transcript); the total is then a lower bound
+    unknown_sessions: int = 0
 
 
 def group_usage(
     transcripts: Iterable[tuple[str, HasBuckets]],
-    catalog: Catalog,
     by: str,
     since: str | None = None,
     until: str | None = None,
@@ -75,75 +43,30 @@ def group_usage(
     """Usage and cost per model, agent or UTC day; ``since``/``until`` are inclusive days."""
     if by not in GROUP_BY:
         raise ValueError(f"by must be one of {', '.join(GROUP_BY)}")
-    return _group_many(transcripts, catalog, (by,), since, until)[by]
+    return {key[0]: group for key, group in figures(transcripts, (by,), since, until).items()}
 
 
-def _group_many(
-    transcripts: Iterable[tuple[str, HasBuckets]],
-    catalog: Catalog,
-    bys: tuple[str, ...],
-    since: str | None = None,
-    until: str | None = None,
-) -> dict[str, dict[str, UsageGroup]]:
-    """Several groupings in one pass over the buckets (each missing-cost bucket priced once)."""
-    sums: dict[str, dict[str, list[float]]] = {by: {} for by in bys}
-    extra: dict[str, dict[str, float]] = {by: {} for by in bys}
-    for agent_id, stats in transcripts:
-        for (day, model), bucket in stats.buckets.items():
-            if (since and day < since) or (until and day > until):
-                continue
-            priced = 0.0
-            if bucket[B_MISSING]:
-                tokens = (int(bucket[B_UIN]), int(bucket[B_UOUT]), int(bucket[B_UCR]), int(bucket[B_UCW]))
-                priced = catalog.price(agent_id, model, tokens) or 0.0
-            for by in bys:
-                name = model if by == "model" else agent_id if by == "agent" else day
-                acc = sums[by].get(name)
-                if acc is None:
-                    acc = sums[by][name] = [0.0] * BUCKET_SIZE
-                for slot in range(BUCKET_SIZE):
-                    acc[slot] += bucket[slot]
-                if bucket[B_MISSING]:
-                    extra[by][name] = extra[by].get(name, 0.0) + priced
-    return {by: {name: _group(acc, extra[by].get(name, 0.0)) for name, acc in sorted(sums[by].items())} for by in bys}
+def sum_by_agent_model(transcripts: Iterable[tuple[str, HasBuckets]]) -> dict[tuple[str, str], UsageGroup]:
+    """Figures per (agent, model): what the metric exporters publish."""
+    return {(key[0], key[1]): group for key, group in figures(transcripts, ("agent", "model")).items()}
 
 
-def sum_by_agent_model(transcripts: Iterable[tuple[str, HasBuckets]]) -> dict[tuple[str, str], list[float]]:
-    """Raw bucket slots summed per (agent, model): what the metric exporters publish."""
-    sums: dict[tuple[str, str], list[float]] = {}
-    for agent, view in transcripts:
-        for (_day, model), bucket in view.buckets.items():
-            acc = sums.setdefault((agent, model), [0.0] * len(bucket))
-            for slot, value in enumerate(bucket):
-                acc[slot] += value
-    return sums
-
-
-def compute_totals(
-    transcripts: Sequence[tuple[str, HasBuckets]],
-    catalog: Catalog,
-    total_cost: float,
-    sessions: int,
-) -> Totals:
-    """Totals over every transcript; ``total_cost`` is the rows' cost summed in row order."""
-    groups = _group_many(transcripts, catalog, GROUP_BY)
-    by_agent = groups["agent"]
-    usage = [0, 0, 0, 0]
-    calls = missing = 0
-    for group in by_agent.values():
-        usage[0] += group.usage.input
-        usage[1] += group.usage.output
-        usage[2] += group.usage.cache_read
-        usage[3] += group.usage.cache_write
-        calls += group.calls
-        missing += group.missing_cost_entries
+def compute_totals(transcripts: Iterable[tuple[str, HasBuckets]], sessions: int, unknown_sessions: int = 0) -> Totals:
+    """Totals over every transcript (each once) and its three groupings."""
+    transcripts = list(transcripts)
+    total = figure_of(summed(transcripts, ())[()])
     return Totals(
-        total_cost=total_cost,
-        calls=calls,
-        usage=usage_totals(*usage),
-        missing_cost_entries=missing,
+        total_cost=total.cost,
+        calls=total.calls,
+        usage=total.usage,
+        missing_cost_entries=total.missing_cost_entries,
         sessions=sessions,
-        by_agent=by_agent,
-        by_model=groups["model"],
-        by_day=groups["day"],
+        by_agent=group_usage(transcripts, "agent"),
+        by_model=group_usage(transcripts, "model"),
+        by_day=group_usage(transcripts, "day"),
+        recorded_cost=total.recorded_cost,
+        computed_cost=total.computed_cost,
+        unpriced_calls=total.unpriced_calls,
+        cost_source="partial" if unknown_sessions and total.cost_source != "unpriced" else total.cost_source,
+        unknown_sessions=unknown_sessions,
     )

@@ -20,18 +20,15 @@ from typing import Any
 
 import msgspec
 
-from clawstats.core.records import MAX_COUNT, Line, as_int, decode_snapshot_data
+from clawstats.core.calls import ERROR_STOP_REASONS, is_bookkeeping, recorded_cost, tool_blocks
+from clawstats.core.records import MAX_COUNT, Line, Usage, as_int, decode_snapshot_data
+from clawstats.core.usage import Bucket, Pricer
 
 #: Assistant messages that are not model calls (OpenClaw's delivery mirrors, injected text).
 _SYNTHETIC_PROVIDER = "openclaw"
 _NOT_A_CALL = frozenset({"error", "aborted"})
-_TOOL_CALL_MARK = b'"type":"toolCall"'
-#: Bucket slots: calls, input, output, cacheRead, cacheWrite, recorded cost,
-#: missing-cost calls and their (input, output, cacheRead, cacheWrite) tokens.
-BUCKET_SIZE = 11
-B_CALLS, B_IN, B_OUT, B_CR, B_CW, B_COST, B_MISSING, B_UIN, B_UOUT, B_UCR, B_UCW = range(BUCKET_SIZE)
 CHARS_PER_TOKEN = 4
-_STATE_VERSION = 2  # bump when dump() changes: older cached states are then re-read
+_STATE_VERSION = 5  # bump when dump() changes: older cached states are then re-read
 
 
 def id_hash(value: str | int | None) -> int:
@@ -106,16 +103,21 @@ class TranscriptStats:
         "tl_ctx",
         "tl_cost",
         "tl_out",
+        "price",
+        "current_provider",
+        "current_model_id",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, price: Pricer | None = None) -> None:
         self.session_id: str | None = None
         self.version: int | None = None
         self.entries = 0
         self.first_ts: str | None = None
         self.last_ts: str | None = None
-        self.cost = 0.0  # recorded usage.cost.total, summed in file order (= OpenClaw's own sum)
-        self.buckets: dict[tuple[str, str], list[float]] = {}
+        # known cost (recorded usage.cost.total, or computed per call) summed in file order: with
+        # recorded costs only, OpenClaw's own sum to the last digit
+        self.cost = 0.0
+        self.buckets: dict[tuple[str, str], Bucket] = {}
         self.user = self.assistant = self.tool_calls = self.tool_results = self.errors = 0
         self.model: str | None = None
         self.compactions: list[Compaction] = []
@@ -136,6 +138,11 @@ class TranscriptStats:
         self.tl_ctx = array("I")
         self.tl_cost = array("d")
         self.tl_out = array("I")
+        #: prices one call without a recorded cost (None: such calls stay unpriced); not persisted
+        self.price = price
+        # the model the transcript last switched to (model_change / model-snapshot)
+        self.current_provider: str | None = None
+        self.current_model_id: str | None = None
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -162,13 +169,12 @@ class TranscriptStats:
             self._reset()
             return
         elif kind == "model_change":
-            if line.provider and line.modelId:
-                self.model = f"{line.provider}/{line.modelId}"
+            self._switch_model(line.provider, line.modelId)
             self._push(line.id, 0, 0)
         elif kind == "custom" and line.customType == "model-snapshot":
             snap = decode_snapshot_data(line.data)
-            if snap is not None and snap.provider and snap.modelId:
-                self.model = f"{snap.provider}/{snap.modelId}"
+            if snap is not None:
+                self._switch_model(snap.provider, snap.modelId)
             self._push(line.id, 0, 0)
         else:
             self._push(line.id, 0, 0)
@@ -180,21 +186,24 @@ class TranscriptStats:
         role = msg.role
         if role == "user":
             self.user += 1
-        elif role == "toolResult":
+        elif role in ("toolResult", "tool"):  # a standalone tool result (OpenClaw counts both)
             self.tool_results += 1
-            if msg.isError:
+            if msg.isError is True or msg.is_error is True:
                 self.errors += 1
         if role != "assistant":
             self._push(line.id, chars, 0)
             return
         self.assistant += 1
-        self.tool_calls += bytes(msg.content).count(_TOOL_CALL_MARK)
-        if msg.stopReason == "error":
-            self.errors += 1
+        calls, results, failed = tool_blocks(msg.content)
+        self.tool_calls += calls
+        self.tool_results += results
+        self.errors += failed + (msg.stopReason in ERROR_STOP_REASONS)
+        model = self._attribute(msg.provider, msg.model)
+        bookkeeping = is_bookkeeping(msg)
         usage = msg.usage
         prompt = 0
-        if usage is not None:
-            prompt = self._account(line, usage)
+        if usage is not None and not bookkeeping:
+            prompt = self._account(line, usage, model)
             synthetic = msg.provider == _SYNTHETIC_PROVIDER
             if prompt > 0 and not synthetic and msg.stopReason not in _NOT_A_CALL:
                 self.last_prompt = prompt
@@ -207,36 +216,57 @@ class TranscriptStats:
                 self.tl_out.append(self.last_output)
             else:
                 prompt = 0
-        if msg.provider and msg.model and msg.provider != _SYNTHETIC_PROVIDER:
-            self.model = f"{msg.provider}/{msg.model}"
+        if (msg.provider or msg.model) and msg.provider != _SYNTHETIC_PROVIDER and not bookkeeping:
+            self.model = model
         self._push(line.id, chars, prompt)
 
-    def _account(self, line: Line, usage: Any) -> int:
+    def _attribute(self, provider: str | None, model_id: str | None) -> str:
+        """The "provider/model" a call is counted under: the message's own fields, completed by
+        the model the transcript last switched to (``model_change`` / ``model-snapshot``) when
+        the message names no model or the same one. Rows, groups and pricing all use it."""
+        if not model_id:
+            model_id, provider = self.current_model_id, provider or self.current_provider
+        elif not provider and model_id == self.current_model_id:
+            provider = self.current_provider
+        return f"{provider or 'unknown'}/{model_id or 'unknown'}"
+
+    def _switch_model(self, provider: str | None, model_id: str | None) -> None:
+        if not model_id:
+            return
+        self.current_provider = provider or None
+        self.current_model_id = model_id
+        self.model = f"{provider or 'unknown'}/{model_id}"
+
+    def _account(self, line: Line, usage: Usage, model: str) -> int:
         """Add one call's usage to its bucket; return its prompt size."""
-        msg = line.message
-        assert msg is not None
         tin, tout = as_int(usage.input), as_int(usage.output)
         tcr, tcw = as_int(usage.cacheRead), as_int(usage.cacheWrite)
-        model = f"{msg.provider or 'unknown'}/{msg.model or 'unknown'}"
         day = _day_of(line)
         bucket = self.buckets.get((day, model))
         if bucket is None:
-            bucket = self.buckets[(day, model)] = [0.0] * BUCKET_SIZE
-        bucket[B_CALLS] += 1
-        bucket[B_IN] += tin
-        bucket[B_OUT] += tout
-        bucket[B_CR] += tcr
-        bucket[B_CW] += tcw
-        total = usage.cost.total if usage.cost is not None else None
-        if isinstance(total, int | float) and not isinstance(total, bool) and total == total:
+            bucket = self.buckets[(day, model)] = Bucket()
+        bucket.calls += 1
+        bucket.input += tin
+        bucket.output += tout
+        bucket.cache_read += tcr
+        bucket.cache_write += tcw
+        # OpenClaw's rule: the recorded total when there is one (a call that recorded only
+        # ``totalTokens`` counts it, its split unknown), else the sum of the four counts.
+        bucket.total += as_int(usage.totalTokens) if usage.totalTokens is not None else tin + tout + tcr + tcw
+        total = recorded_cost(usage)
+        if total is not None:
             self.cost += total
-            bucket[B_COST] += total
+            bucket.recorded_usd += total
         else:
-            bucket[B_MISSING] += 1
-            bucket[B_UIN] += tin
-            bucket[B_UOUT] += tout
-            bucket[B_UCR] += tcr
-            bucket[B_UCW] += tcw
+            bucket.missing += 1
+            split_known = tin + tout + tcr + tcw > 0 or not usage.totalTokens
+            # Only a total and no split: no price applies (pricing would invent a split).
+            usd = self.price(model, (tin, tout, tcr, tcw)) if self.price is not None and split_known else None
+            if usd is None:
+                bucket.unpriced += 1
+            else:
+                self.cost += usd
+                bucket.computed_usd += usd
         return min(tin + tcr + tcw, MAX_COUNT)
 
     def _compaction(self, line: Line) -> None:
@@ -336,59 +366,120 @@ class TranscriptStats:
     # -- persistence (the index cache and worker processes) ---------------------------------
 
     def dump(self) -> bytes:
-        state = [
-            _STATE_VERSION,
-            self.session_id,
-            self.version,
-            self.entries,
-            self.first_ts,
-            self.last_ts,
-            self.cost,
-            [[day, model, values] for (day, model), values in self.buckets.items()],
-            [self.user, self.assistant, self.tool_calls, self.tool_results, self.errors],
-            self.model,
-            self.compactions,
-            self.resets,
-            self.seg_ids.tobytes(),
-            self.seg_chars.tobytes(),
-            self.seg_prompt.tobytes(),
-            [self.last_prompt, self.last_output, self.last_call_ms, self.compacted_after_call],
-            [self.estimate_at_compaction, self.chars_after_compaction, self.summary_chars],
-            self.branch_lost,
-            self.tl_ms.tobytes(),
-            self.tl_ctx.tobytes(),
-            self.tl_cost.tobytes(),
-            self.tl_out.tobytes(),
-        ]
-        return msgspec.msgpack.encode(state)
+        return _state_encoder.encode(
+            _State(
+                version=_STATE_VERSION,
+                session_id=self.session_id,
+                transcript_version=self.version,
+                entries=self.entries,
+                first_ts=self.first_ts,
+                last_ts=self.last_ts,
+                cost=self.cost,
+                buckets=[_DayModel(day, model, bucket) for (day, model), bucket in self.buckets.items()],
+                messages=(self.user, self.assistant, self.tool_calls, self.tool_results, self.errors),
+                model=self.model,
+                compactions=self.compactions,
+                resets=self.resets,
+                seg_ids=self.seg_ids.tobytes(),
+                seg_chars=self.seg_chars.tobytes(),
+                seg_prompt=self.seg_prompt.tobytes(),
+                last_prompt=self.last_prompt,
+                last_output=self.last_output,
+                last_call_ms=self.last_call_ms,
+                compacted_after_call=self.compacted_after_call,
+                estimate_at_compaction=self.estimate_at_compaction,
+                chars_after_compaction=self.chars_after_compaction,
+                summary_chars=self.summary_chars,
+                branch_lost=self.branch_lost,
+                tl_ms=self.tl_ms.tobytes(),
+                tl_ctx=self.tl_ctx.tobytes(),
+                tl_cost=self.tl_cost.tobytes(),
+                tl_out=self.tl_out.tobytes(),
+                current_provider=self.current_provider,
+                current_model_id=self.current_model_id,
+            )
+        )
 
     @classmethod
-    def load(cls, blob: bytes) -> TranscriptStats:
+    def load(cls, blob: bytes, price: Pricer | None = None) -> TranscriptStats:
         """Inverse of :meth:`dump`; raises ValueError on a blob of another version."""
         try:
-            state = msgspec.msgpack.decode(blob)
+            version = msgspec.msgpack.decode(blob, type=_Version).version
+            if version != _STATE_VERSION:
+                raise ValueError("transcript state of another version")
+            state = _state_decoder.decode(blob)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
             raise ValueError(str(exc)) from None
-        if not isinstance(state, list) or not state or state[0] != _STATE_VERSION:
-            raise ValueError("transcript state of another version")
-        self = cls()
-        (_, self.session_id, self.version, self.entries, self.first_ts, self.last_ts, self.cost) = state[:7]
-        self.buckets = {(day, model): list(values) for day, model, values in state[7]}
-        self.user, self.assistant, self.tool_calls, self.tool_results, self.errors = state[8]
-        self.model = state[9]
-        self.compactions = [Compaction(*c) for c in state[10]]
-        self.resets = state[11]
-        self.seg_ids.frombytes(state[12])
-        self.seg_chars.frombytes(state[13])
-        self.seg_prompt.frombytes(state[14])
-        self.last_prompt, self.last_output, self.last_call_ms, self.compacted_after_call = state[15]
-        self.estimate_at_compaction, self.chars_after_compaction, self.summary_chars = state[16]
-        self.branch_lost = state[17]
-        self.tl_ms.frombytes(state[18])
-        self.tl_ctx.frombytes(state[19])
-        self.tl_cost.frombytes(state[20])
-        self.tl_out.frombytes(state[21])
+        self = cls(price)
+        self.session_id, self.version, self.entries = state.session_id, state.transcript_version, state.entries
+        self.first_ts, self.last_ts, self.cost = state.first_ts, state.last_ts, state.cost
+        self.buckets = {(b.day, b.model): b.bucket for b in state.buckets}
+        self.user, self.assistant, self.tool_calls, self.tool_results, self.errors = state.messages
+        self.model, self.compactions, self.resets = state.model, state.compactions, state.resets
+        self.seg_ids.frombytes(state.seg_ids)
+        self.seg_chars.frombytes(state.seg_chars)
+        self.seg_prompt.frombytes(state.seg_prompt)
+        self.last_prompt, self.last_output, self.last_call_ms = state.last_prompt, state.last_output, state.last_call_ms
+        self.compacted_after_call = state.compacted_after_call
+        self.estimate_at_compaction = state.estimate_at_compaction
+        self.chars_after_compaction, self.summary_chars = state.chars_after_compaction, state.summary_chars
+        self.branch_lost = state.branch_lost
+        self.tl_ms.frombytes(state.tl_ms)
+        self.tl_ctx.frombytes(state.tl_ctx)
+        self.tl_cost.frombytes(state.tl_cost)
+        self.tl_out.frombytes(state.tl_out)
+        self.current_provider, self.current_model_id = state.current_provider, state.current_model_id
         return self
+
+
+class _DayModel(msgspec.Struct, array_like=True):
+    day: str
+    model: str
+    bucket: Bucket
+
+
+class _Version(msgspec.Struct, array_like=True):
+    """The first field of every persisted state: read alone to reject other versions cheaply."""
+
+    version: int
+
+
+class _State(msgspec.Struct, array_like=True):
+    """The persisted image of a :class:`TranscriptStats` (index cache, worker processes)."""
+
+    version: int
+    session_id: str | None
+    transcript_version: int | None
+    entries: int
+    first_ts: str | None
+    last_ts: str | None
+    cost: float
+    buckets: list[_DayModel]
+    messages: tuple[int, int, int, int, int]
+    model: str | None
+    compactions: list[Compaction]
+    resets: int
+    seg_ids: bytes
+    seg_chars: bytes
+    seg_prompt: bytes
+    last_prompt: int | None
+    last_output: int
+    last_call_ms: float | None
+    compacted_after_call: bool
+    estimate_at_compaction: int | None
+    chars_after_compaction: int
+    summary_chars: int
+    branch_lost: bool
+    tl_ms: bytes
+    tl_ctx: bytes
+    tl_cost: bytes
+    tl_out: bytes
+    current_provider: str | None
+    current_model_id: str | None
+
+
+_state_encoder = msgspec.msgpack.Encoder()
+_state_decoder = msgspec.msgpack.Decoder(_State)
 
 
 def _day_of(line: Line) -> str:

@@ -12,7 +12,9 @@ const stats = (window.clawstatsStats = { renders: 0, rowsBuilt: 0 });
 const rowEls = new Map(); // key -> [row object it was built from, <tr>]
 const SEVERITY_RANK = { info: 0, warning: 1, critical: 2 };
 const $ = (sel) => document.querySelector(sel);
-const fmtCost = (usd) => "$" + (usd >= 100 ? usd.toFixed(0) : usd >= 1 ? usd.toFixed(2) : usd.toFixed(4));
+// null: unknown (no readable transcript), shown as "?" rather than as $0
+const fmtCost = (usd) =>
+  usd == null ? "?" : "$" + (usd >= 100 ? usd.toFixed(0) : usd >= 1 ? usd.toFixed(2) : usd.toFixed(4));
 const fmtK = (n) => (n >= 10000 ? Math.round(n / 1000) + "k" : n >= 1000 ? (n / 1000).toFixed(1) + "k" : String(n));
 const fmtBig = (n) => (n >= 1e9 ? (n / 1e9).toFixed(2) + "B" : n >= 1e6 ? (n / 1e6).toFixed(2) + "M" : fmtK(n));
 const clock = (iso) => (iso ? new Date(iso).toLocaleTimeString() : "");
@@ -159,7 +161,7 @@ const SORTERS = {
   agent: (r) => r.agentId + " " + r.key,
   model: (r) => (r.model || "") + " " + r.key,
   context: (r) => (r.contextPct == null ? -1 : r.contextPct),
-  cost: (r) => r.totalCost,
+  cost: (r) => r.totalCost ?? -1,
   compactions: (r) => r.compactionCount,
   updated: (r) => r.updatedAtMs || 0,
 };

@@ -20,7 +20,7 @@ from clawstats.core.transcript import TranscriptStats
 from clawstats.watch.tail import FileId, Tail
 
 log = logging.getLogger("clawstats")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-call costs in the state, a meta table naming the prices used
 
 
 def default_cache_path(cache_dir: Path, state_dir: Path) -> Path:
@@ -29,8 +29,12 @@ def default_cache_path(cache_dir: Path, state_dir: Path) -> Path:
 
 
 class IndexCache:
-    def __init__(self, path: Path, health: HealthLog | None = None, min_interval_s: float = 5.0) -> None:
+    def __init__(
+        self, path: Path, health: HealthLog | None = None, min_interval_s: float = 5.0, identity: str = ""
+    ) -> None:
         self.path = path
+        #: what the cached states were computed with (the catalog's prices): another one drops them
+        self.identity = identity
         self.health = health
         self.min_interval_s = min_interval_s
         self._saved: dict[str, tuple[FileId | None, int, int]] = {}
@@ -61,12 +65,19 @@ class IndexCache:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version != SCHEMA_VERSION:
                 db.executescript(
-                    "DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS owners;"
+                    "DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS owners; DROP TABLE IF EXISTS meta;"
                     "CREATE TABLE files (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER,"
-                    " mtime_ns INTEGER, offset INTEGER, head BLOB, state BLOB);"
+                    " mtime_ns INTEGER, offset INTEGER, head BLOB, state BLOB, open_line INTEGER);"
                     "CREATE TABLE owners (agent TEXT, sid TEXT, key TEXT, PRIMARY KEY (agent, sid));"
+                    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT);"
                     f"PRAGMA user_version={SCHEMA_VERSION};"
                 )
+            found = db.execute("SELECT value FROM meta WHERE name = 'identity'").fetchone()
+            if found is None or found[0] != self.identity:
+                with db:  # states priced with other prices: read the transcripts again
+                    db.execute("BEGIN")
+                    db.execute("DELETE FROM files")
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('identity', ?)", (self.identity,))
             self._db = db
         except (sqlite3.Error, OSError) as exc:
             self._fail("open", exc)
@@ -80,7 +91,9 @@ class IndexCache:
         if self._db is None:
             return {}
         try:
-            found = self._db.execute("SELECT path, dev, ino, size, mtime_ns, offset, head, state FROM files").fetchall()
+            found = self._db.execute(
+                "SELECT path, dev, ino, size, mtime_ns, offset, head, state, open_line FROM files"
+            ).fetchall()
         except sqlite3.Error as exc:
             self._fail("read", exc)
             return {}
@@ -92,15 +105,25 @@ class IndexCache:
         return tails
 
     def _tail(
-        self, path: str, dev: int, ino: int, size: int, mtime_ns: int, offset: int, head: bytes, state: bytes
+        self,
+        path: str,
+        dev: int,
+        ino: int,
+        size: int,
+        mtime_ns: int,
+        offset: int,
+        head: bytes,
+        state: bytes,
+        open_line: int,
     ) -> Tail | None:
         try:
             stats = TranscriptStats.load(state)
         except ValueError:
             return None
-        tail = Tail(path, stats)
+        tail = Tail(path, stats=stats)
         tail.offset = offset
         tail.head = head or b""
+        tail.open_line = bool(open_line)
         # A trailing partial line was not persisted: make the next poll read past the offset.
         tail.file_id = FileId(dev, ino, size, mtime_ns) if size == offset else FileId(dev, ino, -1, -1)
         self._saved[path] = (tail.file_id, tail.revision, offset)
@@ -145,8 +168,18 @@ class IndexCache:
                     # Store the size as the offset when a partial line is pending (see restore).
                     size = fid.size if not tail.pending else -1
                     self._db.execute(
-                        "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (path, fid.dev, fid.ino, size, fid.mtime_ns, tail.offset, tail.head, tail.stats.dump()),
+                        "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            path,
+                            fid.dev,
+                            fid.ino,
+                            size,
+                            fid.mtime_ns,
+                            tail.offset,
+                            tail.head,
+                            tail.stats.dump(),
+                            tail.open_line,
+                        ),
                     )
                 self._db.executemany("INSERT OR REPLACE INTO owners VALUES (?, ?, ?)", new_owners)
         except (sqlite3.Error, OSError) as exc:

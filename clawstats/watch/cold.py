@@ -11,17 +11,22 @@ from __future__ import annotations
 import heapq
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 from clawstats.core.health import HealthLog
-from clawstats.watch.tail import Tail, adopt, export, read_whole
+from clawstats.core.usage import Pricer
+from clawstats.watch.tail import Tail, TailImage, adopt, export, read_whole
 
 #: Below this many bytes of cold reads, forking workers costs more than it saves.
 PARALLEL_MIN_BYTES = 32 << 20
 #: Batches per worker: enough that the workers finish together, few enough to pay little IPC.
 BATCHES_PER_WORKER = 8
 
-Image = tuple[tuple[object, ...], dict[str, int]]  # (exported tail, skip counts by kind)
+Image = tuple[TailImage, dict[str, int]]  # (exported tail, skip counts by kind)
+PriceOf = Callable[[str], Pricer | None]
+#: How the forked workers price a path's calls: set before the pool forks, inherited, never pickled.
+_price_of: PriceOf = lambda _path: None  # noqa: E731
 
 
 def batches(sizes: dict[str, int], count: int) -> list[list[str]]:
@@ -35,7 +40,9 @@ def batches(sizes: dict[str, int], count: int) -> list[list[str]]:
     return [group for group in groups if group]
 
 
-def read_in_workers(paths: list[str], workers: int, max_line_bytes: int, health: HealthLog) -> list[Tail]:
+def read_in_workers(
+    paths: list[str], workers: int, max_line_bytes: int, health: HealthLog, price_of: PriceOf
+) -> list[Tail]:
     """Whole reads of ``paths`` on ``workers`` processes; [] when not worth forking (the caller
     then reads them itself). Files that vanish or fail are left out: their ordinary poll reports it."""
     if workers < 2 or len(paths) < 2:
@@ -50,11 +57,13 @@ def read_in_workers(paths: list[str], workers: int, max_line_bytes: int, health:
         return []
     groups = batches(sizes, workers * BATCHES_PER_WORKER)
     tails: list[Tail] = []
+    global _price_of
+    _price_of = price_of
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         for images in pool.map(_read_batch, groups, [max_line_bytes] * len(groups)):
             for image, counts in images:
-                tail = adopt(image)
+                tail = adopt(image, price_of(image.path))
                 tails.append(tail)
                 for kind, n in counts.items():
                     health.count(tail.path, kind, "(read by a worker)", n)
@@ -65,7 +74,7 @@ def _read_batch(paths: list[str], max_line_bytes: int) -> list[Image]:
     images: list[Image] = []
     for path in paths:
         try:
-            tail, health = read_whole(path, max_line_bytes)
+            tail, health = read_whole(path, max_line_bytes, _price_of(path))
         except OSError:
             continue  # vanished or unreadable: the ordinary poll after this reports it
         images.append((export(tail), dict(health.counters)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from clawstats.core.pricing import genai_price
+from clawstats.core.pricing import genai_price, genai_prices_id
 from clawstats.settings import Settings
 from clawstats.watch.cache import IndexCache, default_cache_path
 from clawstats.watch.layout import discover_agents, load_catalog, load_config, resolve_state_dir
@@ -16,10 +16,11 @@ def open_store(settings: Settings, env: Mapping[str, str], workers: int = 1) -> 
     state_dir = resolve_state_dir(settings.state_dir, env)
     config, config_error = load_config(state_dir, env)
     agents = discover_agents(state_dir, config, settings.agent)
-    catalog = load_catalog(state_dir, config, [a.agent_id for a in agents], genai_price)
+    catalog = load_catalog(state_dir, config, [a.agent_id for a in agents], genai_price, genai_prices_id())
     cache = None
     if not settings.no_cache:
-        cache = IndexCache(default_cache_path(settings.cache_path_dir, state_dir))
+        # The identity names the prices the cached per-call costs were computed with.
+        cache = IndexCache(default_cache_path(settings.cache_path_dir, state_dir), identity=catalog.identity())
         cache.prune()  # forget transcripts deleted while we were not running
     store = StatsStore(state_dir, agents, catalog, cache, settings.max_line_bytes, workers)
     if cache is not None:

@@ -19,6 +19,7 @@ import time
 
 from clawstats.core.health import HealthLog
 from clawstats.core.records import IndexRow
+from clawstats.core.usage import Pricer
 from clawstats.watch.cache import IndexCache
 from clawstats.watch.index import IndexFile
 from clawstats.watch.layout import AgentSource
@@ -28,7 +29,14 @@ from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail
 
 #: A directory listing is trusted for reuse only once its mtime is this old (see _list_if_changed).
 RACY_S = 2.0
-ARCHIVE_RE = re.compile(r"^(?P<sid>.+?)\.jsonl\.(?P<why>reset|deleted)\.[0-9T:.\-]+Z(?:\.(?:gz|zst))?$")
+#: Usage-counted archives, as OpenClaw names them (artifacts.ts): ``<sid>.jsonl.<reset|deleted>.<ISO
+#: stamp with - for :>Z`` with an optional ``.<32 hex>`` suffix and ``.zst``; older writers used an
+#: epoch-ms stamp (ccusage and tokscale read those too) and ``.gz``.
+ARCHIVE_RE = re.compile(
+    r"^(?P<sid>.+?)\.jsonl\.(?P<why>reset|deleted)"
+    r"\.(?:\d{4}-\d{2}-\d{2}T[0-9:\-]+(?:\.\d{1,3})?Z(?:\.[0-9a-f]{32})?|\d{10,16})"
+    r"(?:\.(?:gz|zst))?$"
+)
 
 
 def is_live_transcript(name: str) -> bool:
@@ -54,8 +62,10 @@ class FileAgent:
         cache: IndexCache | None = None,
         restored: dict[str, Tail] | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        price: Pricer | None = None,
     ) -> None:
         self.source = source
+        self.price = price  # prices calls without a recorded cost, one call at a time
         self.health = health
         self.cache = cache
         self.max_line_bytes = max_line_bytes
@@ -198,8 +208,10 @@ class FileAgent:
             pass
         if tail is None:
             tail = self._restored.pop(path, None)
+            if tail is not None:
+                tail.use_price(self.price)
         if tail is None:
-            tail = Tail(path)
+            tail = Tail(path, self.price)
         self.tails[path] = tail
         self._changed_stats.add(path)
 

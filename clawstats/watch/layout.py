@@ -125,6 +125,7 @@ def load_catalog(
     config: Mapping[str, Any] | None,
     agent_ids: list[str],
     fallback_price: PriceFallback | None,
+    fallback_id: str = "",
 ) -> Catalog:
     """Catalog from the config and each agent's ``agent/models.json`` (when readable)."""
     agent_models: dict[str, Any] = {}
@@ -134,4 +135,4 @@ def load_catalog(
             agent_models[agent_id] = json5.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError, UnicodeDecodeError):
             continue
-    return catalog_from_config(config, agent_models, fallback_price)
+    return catalog_from_config(config, agent_models, fallback_price, fallback_id)

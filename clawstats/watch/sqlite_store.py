@@ -19,13 +19,13 @@ import sqlite3
 import zstandard
 
 from clawstats.core.health import HealthLog
-from clawstats.core.records import BadRecord, IndexRow, decode_line, parse_index_row
+from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, IndexRow, decode_line, parse_index_row
+from clawstats.core.usage import Pricer
 from clawstats.watch.layout import AgentSource
 from clawstats.watch.source import AgentScan, Source
 from clawstats.watch.tail import FileId, Tail
 
 BUSY_TIMEOUT_MS = 2000
-_MAX_EVENT_BYTES = 64 << 20
 _EVENTS_AFTER = (
     "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq >= ? ORDER BY seq"
 )
@@ -42,8 +42,10 @@ class SqliteAgent:
         source: AgentSource,
         health: HealthLog,
         restored: dict[str, Tail] | None = None,
+        price: Pricer | None = None,
     ) -> None:
         self.source = source
+        self.price = price  # prices calls without a recorded cost, one call at a time
         self.health = health
         self.db: sqlite3.Connection | None = None
         self.marker: tuple[int, int, int, int] | None = None  # data_version, db and wal (size, mtime)
@@ -53,6 +55,13 @@ class SqliteAgent:
         self.tails: dict[str, Tail] = {}
         self.sources: dict[str, Source] = {}
         self.events_read = 0  # lifetime total, for tests and benchmarks
+        # Identity (device, inode) of the file the connection was opened on: a database replaced
+        # by rename (a restore, a migration) is a new inode, and the open connection would go on
+        # reading the old, unlinked one.
+        self.opened: tuple[int, int] | None = None
+        # Per sessionId, how many events lie below the cursor: fewer in the database means some
+        # were deleted under it (a new one above may hide that from max(seq)).
+        self.below: dict[str, int] = {}
         self._restored = restored if restored is not None else {}
         self._last_rowid = -1  # events above it are new (-1: check every session's newest seq)
         self._zstd = zstandard.ZstdDecompressor()
@@ -60,7 +69,11 @@ class SqliteAgent:
         self._changed_stats: set[str] = set()
 
     def _connect(self) -> sqlite3.Connection:
+        st = os.stat(self.source.store)  # before connecting: a replacement in between is seen next time
+        if self.db is not None and self.opened != (st.st_dev, st.st_ino):
+            self._close()  # replaced under us: reopen on the new file
         if self.db is None:
+            self.opened = (st.st_dev, st.st_ino)
             uri = f"file:{self.source.store}?mode=ro"
             db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
             # Bytes, not str: one row with invalid UTF-8 must be a counted skip, not an error
@@ -159,46 +172,77 @@ class SqliteAgent:
             tail = restored
         else:
             tail = Tail(stats_id)  # new session, or the database file was replaced: from seq 0
+        tail.use_price(self.price)
         tail.file_id = db_id
         self.tails[stats_id] = tail
         self._changed_stats.add(stats_id)
         return tail
 
     def _read_events(self, db: sqlite3.Connection, touched: set[str], full: bool) -> None:
-        wanted = {self._stats_id(sid) for _u, _r, sid in self.nodes.values()}
+        sessions = {sid for _u, _r, sid in self.nodes.values()}
+        wanted = {self._stats_id(sid) for sid in sessions}
         for stats_id in [s for s in self.tails if s not in wanted]:
             del self.tails[stats_id]
             self._changed_stats.add(stats_id)
+        for sid in [sid for sid in self.below if sid not in sessions]:
+            del self.below[sid]
         st = os.stat(self.source.store)
         db_id = FileId(st.st_dev, st.st_ino, 0, 0)
         top_rowid = db.execute("SELECT max(rowid) FROM transcript_events").fetchone()[0] or 0
-        newest: dict[str, int | None] = {}
-        if full or self._last_rowid < 0 or top_rowid < self._last_rowid:
+        newest: dict[str, tuple[int, int]] = {}
+        # A change with no new event and no moved node was a deletion or a rewrite: check all.
+        quiet = top_rowid == self._last_rowid and not touched
+        if full or quiet or self._last_rowid < 0 or top_rowid < self._last_rowid:
             newest.update(
-                (sid.decode("utf-8", "replace"), top)
-                for sid, top in db.execute("SELECT session_id, max(seq) FROM transcript_events GROUP BY session_id")
+                (sid.decode("utf-8", "replace"), (top, count))
+                for sid, top, count in db.execute(
+                    "SELECT session_id, max(seq), count(*) FROM transcript_events GROUP BY session_id"
+                )
             )
-            sids = {sid for _u, _r, sid in self.nodes.values()}
-        else:
+            sids = sessions
+        else:  # only sessions with events past the last rowid seen, or whose node moved
             new = db.execute("SELECT DISTINCT session_id FROM transcript_events WHERE rowid > ?", (self._last_rowid,))
-            sids = {sid.decode("utf-8", "replace") for (sid,) in new} | touched
-            sids &= {sid for _u, _r, sid in self.nodes.values()}
+            sids = ({sid.decode("utf-8", "replace") for (sid,) in new} | touched) & sessions
             for sid in sids:
-                found = db.execute("SELECT max(seq) FROM transcript_events WHERE session_id = ?", (sid,)).fetchone()
-                newest[sid] = found[0] if found else None
+                top, count = db.execute(
+                    "SELECT max(seq), count(*) FROM transcript_events WHERE session_id = ?", (sid,)
+                ).fetchone()
+                if top is not None:
+                    newest[sid] = (top, count)
         self._last_rowid = top_rowid
         for sid in sorted(sids):
-            self._read_session(db, sid, self._cursor(sid, db_id), newest.get(sid))
+            self._follow(db, sid, self._cursor(sid, db_id), newest.get(sid))
 
-    def _read_session(self, db: sqlite3.Connection, sid: str, tail: Tail, top: int | None) -> None:
+    def _follow(self, db: sqlite3.Connection, sid: str, tail: Tail, newest: tuple[int, int] | None) -> None:
+        top, count = newest if newest is not None else (None, 0)
+        known = self.below.get(sid)  # None: a cursor restored from the cache, trusted
+        changed = False
         if tail.offset and (top is None or top < tail.offset - 1):
             tail.restart()  # events were deleted or rewritten below our cursor: read again
+            changed = True
+        if tail.offset == 0:
+            known = 0
+        read, more = self._read_session(db, sid, tail, top)
+        changed |= more
+        if known is not None and known + read != count:
+            # Events below the cursor were deleted (or inserted) while a new one may have been
+            # added above it: read the session again, in this same read transaction.
+            tail.restart()
+            self._read_session(db, sid, tail, top)
+            changed = True
+        self.below[sid] = count
+        if changed:
+            tail.revision += 1
             self._changed_stats.add(tail.path)
+
+    def _read_session(self, db: sqlite3.Connection, sid: str, tail: Tail, top: int | None) -> tuple[int, bool]:
+        """Fold the events after the cursor into ``tail``: (events read, whether statistics changed)."""
         if top is None or top < tail.offset:
-            return
-        changed = False
+            return 0, False
+        read, changed = 0, False
         for seq, event_json, event_zstd in db.execute(_EVENTS_AFTER, (sid, tail.offset)):
             tail.offset = seq + 1
+            read += 1
             self.events_read += 1
             raw = self._event_bytes(sid, event_json, event_zstd)
             if raw is None:
@@ -208,9 +252,7 @@ class SqliteAgent:
                 changed = True
             except BadRecord as bad:
                 self.health.count(self.source.store, bad.kind, f"{sid} seq {seq}: {bad.detail}")
-        if changed:
-            tail.revision += 1
-            self._changed_stats.add(tail.path)
+        return read, changed
 
     def _event_bytes(self, sid: str, event_json: str | bytes | None, event_zstd: bytes | None) -> bytes | None:
         if event_json is not None:
@@ -219,7 +261,7 @@ class SqliteAgent:
             self.health.count(self.source.store, "emptyEvent", sid)
             return None
         try:
-            return self._zstd.decompress(event_zstd, max_output_size=_MAX_EVENT_BYTES)
+            return self._zstd.decompress(event_zstd, max_output_size=DEFAULT_MAX_LINE_BYTES)
         except zstandard.ZstdError as exc:
             self.health.count(self.source.store, "corruptEvent", f"{sid}: {exc}")
             return None

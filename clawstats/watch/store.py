@@ -63,10 +63,11 @@ class StatsStore:
         self.agents: dict[str, Agent] = {}
         for agent in agents:
             self.health.layouts[agent.agent_id] = agent.layout
+            price = catalog.pricer(agent.agent_id)
             if agent.layout == "sqlite":
-                self.agents[agent.agent_id] = SqliteAgent(agent, self.health, restored)
+                self.agents[agent.agent_id] = SqliteAgent(agent, self.health, restored, price)
             else:
-                self.agents[agent.agent_id] = FileAgent(agent, self.health, cache, restored, max_line_bytes)
+                self.agents[agent.agent_id] = FileAgent(agent, self.health, cache, restored, max_line_bytes, price)
         self._sources: dict[str, Source] = {}
         self._refs: dict[str, set[str]] = {}  # stats id -> row keys reading it
         self._archives: dict[str, set[str]] = {}  # row key -> keys of its archived transcripts
@@ -75,12 +76,12 @@ class StatsStore:
         self._counted: dict[str, tuple[str, TranscriptView]] = {}  # referenced transcripts
         self._rows: dict[str, SessionRow] = {}
         self._key_views: dict[str, TranscriptView] = {}
-        self._costs: dict[str, float] = {}
+        self._unknown: set[str] = set()  # rows whose cost is unknown (no readable transcript)
         self._order: list[tuple[float, str]] = []  # rows' sort keys, oldest first
         self._ordered: list[SessionRow] = []  # rows in that order
         self._dirty: set[str] = set()  # stats ids changed since the last flush
         self._last_flush = 0.0
-        self.rollup = Rollup(catalog)
+        self.rollup = Rollup()
         self.rows_built = 0  # lifetime count of build_row calls (a test pins per-append work)
         self.revision = 0
         self.snapshot: Snapshot | None = None
@@ -106,10 +107,11 @@ class StatsStore:
         else:
             self.health.set_condition(state_dir, "state dir is missing")
         cold = {agent_id: agent.prepare() for agent_id, agent in self.agents.items()}
+        owner = {p: agent_id for agent_id, agent_paths in cold.items() for p in agent_paths}
+        price_of = {agent_id: self.catalog.pricer(agent_id) for agent_id in cold}
         read = read_in_workers(
-            [p for paths in cold.values() for p in paths], self.workers, self.max_line_bytes, self.health
+            list(owner), self.workers, self.max_line_bytes, self.health, lambda p: price_of[owner[p]]
         )
-        owner = {p: agent_id for agent_id, paths in cold.items() for p in paths} if read else {}
         for tail in read:
             agent = self.agents[owner[tail.path]]
             assert isinstance(agent, FileAgent)
@@ -219,7 +221,8 @@ class StatsStore:
             if old is not None:
                 self._drop_row(old, bulk)
             self._rows[key] = row
-            self._costs[key] = row.total_cost
+            if row.total_cost is None:
+                self._unknown.add(key)
             if not bulk:
                 at = bisect_left(self._order, _order_key(row))
                 self._order.insert(at, _order_key(row))
@@ -253,7 +256,7 @@ class StatsStore:
             by_key=dict(self._rows),
             views=dict(self._key_views),
             transcripts=tuple(self._counted.values()),
-            totals=self.rollup.totals(self._costs, len(self._rows)),
+            totals=self.rollup.totals(len(self._rows), len(self._unknown)),
             health=health,
             catalog=self.catalog,
             changed=frozenset(changed),
@@ -263,7 +266,7 @@ class StatsStore:
 
     def _drop_row(self, row: SessionRow, bulk: bool) -> None:
         del self._rows[row.key]
-        self._costs.pop(row.key, None)
+        self._unknown.discard(row.key)
         if row.key not in self._sources:
             self._key_views.pop(row.key, None)
         if not bulk:

@@ -11,22 +11,25 @@ from __future__ import annotations
 
 import gzip
 import os
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
+import msgspec
 import zstandard
 
 from clawstats.core.health import HealthLog
-from clawstats.core.records import BadRecord, decode_line, decode_lines
+from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, decode_line, decode_lines
 from clawstats.core.transcript import TranscriptStats
+from clawstats.core.usage import Pricer
+
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "FileId", "Tail", "TailImage", "adopt", "export", "read_whole"]
 
 CHUNK_BYTES = 4 << 20
 HEAD_BYTES = 256
-DEFAULT_MAX_LINE_BYTES = 64 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class FileId:
+class FileId(msgspec.Struct, frozen=True, array_like=True):
+    """What identifies one version of a file: a change in any field means "look again"."""
+
     dev: int
     ino: int
     size: int
@@ -51,12 +54,13 @@ class Tail:
         "skipping",
         "revision",
         "bytes_read",
+        "open_line",
     )
 
-    def __init__(self, path: str, stats: TranscriptStats | None = None) -> None:
+    def __init__(self, path: str, price: Pricer | None = None, stats: TranscriptStats | None = None) -> None:
         self.path = path
         self.compressed = path.endswith((".gz", ".zst"))
-        self.stats = stats if stats is not None else TranscriptStats()
+        self.stats = stats if stats is not None else TranscriptStats(price)
         self.offset = 0  # end of the last complete line consumed
         self.head = b""
         self.file_id: FileId | None = None
@@ -64,13 +68,21 @@ class Tail:
         self.skipping = False  # inside an oversized line: drop bytes up to its newline
         self.revision = 0  # bumped whenever stats change
         self.bytes_read = 0  # lifetime total, for tests and scan metrics
+        # The last line consumed had no newline yet (a complete JSON line at the end of the file):
+        # its newline, when it comes, is skipped, not counted as a second line.
+        self.open_line = False
+
+    def use_price(self, price: Pricer | None) -> None:
+        """Price the calls read from now on with ``price`` (a tail restored from the cache)."""
+        self.stats.price = price
 
     def restart(self) -> None:
-        self.stats = TranscriptStats()
+        self.stats = TranscriptStats(self.stats.price)
         self.offset = 0
         self.head = b""
         self.pending = b""
         self.skipping = False
+        self.open_line = False
         self.revision += 1
 
     def poll(self, health: HealthLog, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> bool:
@@ -85,10 +97,11 @@ class Tail:
             self.file_id = file_id
             return True
         with open(self.path, "rb") as fh:
-            if self._replaced(fh, file_id):
+            if self._replaced(fh, file_id) or not self._close_open_line(fh):
                 self.restart()
             fh.seek(self.offset + len(self.pending))
             changed = self._consume(fh, health, max_line_bytes)
+            changed |= self._last_line(health)
             if not self.head and self.offset:
                 fh.seek(0)
                 self.head = fh.read(HEAD_BYTES)
@@ -97,7 +110,7 @@ class Tail:
             self.revision += 1
         return changed
 
-    def _replaced(self, fh: object, file_id: FileId) -> bool:
+    def _replaced(self, fh: BinaryIO, file_id: FileId) -> bool:
         old = self.file_id
         if old is None:
             return False
@@ -106,14 +119,44 @@ class Tail:
         if file_id.size < self.offset + len(self.pending):
             return True
         if self.head:
-            assert hasattr(fh, "read") and hasattr(fh, "seek")
             fh.seek(0)
             if fh.read(len(self.head)) != self.head:
                 return True
         return False
 
-    def _consume(self, fh: object, health: HealthLog, max_line_bytes: int) -> bool:
-        assert hasattr(fh, "read")
+    def _close_open_line(self, fh: BinaryIO) -> bool:
+        """After an unterminated last line: skip its newline if it came; False when the line
+        went on instead (what we counted was not the whole line: the file is read again)."""
+        if not self.open_line:
+            return True
+        fh.seek(self.offset)
+        after = fh.read(2)
+        if not after:
+            return True
+        self.open_line = False
+        for ending in (b"\n", b"\r\n"):
+            if after.startswith(ending):
+                self.offset += len(ending)
+                return True
+        return False
+
+    def _last_line(self, health: HealthLog) -> bool:
+        """A complete JSON line at the end of the file without its newline is a line (OpenClaw
+        counts it; a JSON object cannot be a proper prefix of a longer valid line). One that
+        does not parse yet is left pending: the writer may be in the middle of it."""
+        if not self.pending or self.skipping or self.pending.isspace():
+            return False
+        try:
+            line = decode_line(self.pending)
+        except BadRecord:
+            return False
+        self.stats.apply(line)
+        self.offset += len(self.pending)
+        self.pending = b""
+        self.open_line = True
+        return True
+
+    def _consume(self, fh: BinaryIO, health: HealthLog, max_line_bytes: int) -> bool:
         changed = False
         while True:
             chunk: bytes = fh.read(CHUNK_BYTES)
@@ -192,22 +235,36 @@ class Tail:
                     self._feed(chunk, health, max_line_bytes)
         except (OSError, EOFError, ValueError, zstandard.ZstdError) as exc:  # corrupt archive: keep what decoded
             health.count(self.path, "corruptArchive", str(exc))
-        if self.pending:
-            health.count(self.path, "partialLine", "archive ends without a newline")
-            self.pending = b""
+        if self.pending and not self._last_line(health):
+            health.count(self.path, "partialLine", "archive ends with an incomplete line")
+        self.pending = b""
         self.revision += 1
 
 
-def read_whole(path: str, max_line_bytes: int) -> tuple[Tail, HealthLog]:
+def read_whole(path: str, max_line_bytes: int, price: Pricer | None = None) -> tuple[Tail, HealthLog]:
     """Read one file from scratch into a new Tail (a worker process runs this on cold scans)."""
-    tail, health = Tail(path), HealthLog()
+    tail, health = Tail(path, price), HealthLog()
     tail.poll(health, max_line_bytes)
     return tail, health
 
 
-def export(tail: Tail) -> tuple[object, ...]:
-    """A picklable image of a Tail (its stats as their compact dump)."""
-    return (
+class TailImage(msgspec.Struct, frozen=True, array_like=True):
+    """A picklable image of a :class:`Tail` (its stats as their compact dump): what a worker
+    process hands back after a cold read."""
+
+    path: str
+    state: bytes
+    offset: int
+    head: bytes
+    file_id: FileId | None
+    pending: bytes
+    skipping: bool
+    bytes_read: int
+    open_line: bool
+
+
+def export(tail: Tail) -> TailImage:
+    return TailImage(
         tail.path,
         tail.stats.dump(),
         tail.offset,
@@ -216,19 +273,19 @@ def export(tail: Tail) -> tuple[object, ...]:
         tail.pending,
         tail.skipping,
         tail.bytes_read,
+        tail.open_line,
     )
 
 
-def adopt(image: tuple[object, ...]) -> Tail:
+def adopt(image: TailImage, price: Pricer | None = None) -> Tail:
     """Inverse of :func:`export`."""
-    path, blob, offset, head, file_id, pending, skipping, bytes_read = image
-    assert isinstance(path, str) and isinstance(blob, bytes)
-    tail = Tail(path, TranscriptStats.load(blob))
-    tail.offset = offset  # type: ignore[assignment]
-    tail.head = head  # type: ignore[assignment]
-    tail.file_id = file_id  # type: ignore[assignment]
-    tail.pending = pending  # type: ignore[assignment]
-    tail.skipping = skipping  # type: ignore[assignment]
-    tail.bytes_read = bytes_read  # type: ignore[assignment]
+    tail = Tail(image.path, price, TranscriptStats.load(image.state, price))
+    tail.offset = image.offset
+    tail.head = image.head
+    tail.file_id = image.file_id
+    tail.pending = image.pending
+    tail.skipping = image.skipping
+    tail.bytes_read = image.bytes_read
+    tail.open_line = image.open_line
     tail.revision = 1
     return tail

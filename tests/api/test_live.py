@@ -50,11 +50,13 @@ def _next(out: Queue[tuple[str, dict[str, Any]]], name: str) -> dict[str, Any]:
 
 
 def _assistant_line(cost: float, prompt: int) -> bytes:
+    """A new call written now (the state's times are moved to now, so a live call is later)."""
+    now_ms = int(time.time() * 1000)
     entry = {
         "type": "message",
         "id": "feedf00d",
         "parentId": "8e9fc121",
-        "timestamp": "2026-11-24T17:09:00.000Z",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(now_ms / 1000)),
         "message": {
             "role": "assistant",
             "content": [{"type": "text", "text": "ok"}],
@@ -69,7 +71,7 @@ def _assistant_line(cost: float, prompt: int) -> bytes:
                 "cost": {"total": cost},
             },
             "stopReason": "stop",
-            "timestamp": 1795540140000,
+            "timestamp": now_ms,
         },
     }
     return json.dumps(entry).encode() + b"\n"

@@ -105,7 +105,8 @@ def test_row_without_transcript_and_foreign_session_file(small_state: Path) -> N
     _replace_index(small_state, "main", doc)
     snap = scan(small_state)
     row = snap.by_key["agent:main:new"]
-    assert row.total_cost == 0 and row.cost_source == "unknown" and row.context_tokens is None
+    assert row.total_cost is None and row.cost_source == "unknown" and row.context_tokens is None  # unknown, not $0
+    assert snap.totals.unknown_sessions == 1 and snap.totals.cost_source == "partial"
     assert snap.health.counters == {"rowWithoutTranscript": 1}
 
 

@@ -1,0 +1,1 @@
+"""Running the real OpenClaw gateway offline for tests (see ``harness.py``)."""

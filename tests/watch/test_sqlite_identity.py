@@ -1,0 +1,59 @@
+"""A SQLite store changed under the reader: replaced by rename, or events deleted below the cursor."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import closing
+from pathlib import Path
+
+from tests.conftest import make_store
+from tests.core.lines import append_events, assistant, sqlite_path, sqlite_state_with, stamp, usage, writer
+
+
+def _call(minute: int, cost: float) -> dict[str, object]:
+    return {"id": f"c{minute}", **assistant(use=usage(100, 10, cost=cost), ts=stamp(minute))}
+
+
+def _open_fds_to_deleted(name: str) -> list[str]:
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if name in target and target.endswith("(deleted)"):
+            found.append(target)
+    return found
+
+
+def test_database_replaced_by_rename_is_followed(tmp_path: Path) -> None:
+    state = sqlite_state_with(tmp_path, {"keep": [_call(1, 0.5)], "gone": [_call(2, 0.25)]})
+    store = make_store(state)
+    before = store.scan()
+    assert set(before.by_key) == {"agent:main:keep", "agent:main:gone"}
+    # A restore from backup: a copy without one session renamed over the live file.
+    db_path = sqlite_path(state)
+    copy = db_path.with_name("restored.sqlite")
+    shutil.copyfile(db_path, copy)
+    with closing(writer(copy)) as db, db:
+        db.execute("DELETE FROM session_nodes WHERE session_key = 'agent:main:gone'")
+        db.execute("DELETE FROM transcript_events WHERE session_id = 'gone'")
+    os.replace(copy, db_path)
+    after = store.scan()  # the next poll
+    assert set(after.by_key) == {"agent:main:keep"}
+    assert after.revision > before.revision
+    assert after.totals.total_cost == 0.5
+    assert _open_fds_to_deleted("openclaw-agent.sqlite") == []
+
+
+def test_event_deleted_below_the_cursor_while_one_is_added_above(tmp_path: Path) -> None:
+    state = sqlite_state_with(tmp_path, {"s1": [_call(1, 0.5), _call(2, 0.25), _call(3, 0.125)]})
+    store = make_store(state)
+    assert store.scan().totals.total_cost == 0.875
+    with closing(writer(sqlite_path(state))) as db, db:
+        db.execute("DELETE FROM transcript_events WHERE session_id = 's1' AND seq = 2")
+        append_events(db, "s1", [_call(4, 1.0)])  # max(seq) grows: only the count tells
+    served = store.scan().totals.total_cost
+    fresh = make_store(state).scan().totals.total_cost
+    assert served == fresh == 1.625
