@@ -55,11 +55,12 @@ class Rollup:
         """Totals now, over every transcript put (each once)."""
         touched: set[_Combo] = set()
         for block in sorted(self._dirty):
-            touched.update(self._sums[block])
+            old = self._sums[block]
             members = self._members[block]
-            self._sums[block] = summed([members[sid] for sid in sorted(members)], _BY)
+            new = self._sums[block] = summed([members[sid] for sid in sorted(members)], _BY)
             self.blocks_summed += 1
-            touched.update(self._sums[block])
+            # Only the (agent, day, model) sums this block changed are re-added over the blocks.
+            touched.update(combo for combo in old.keys() | new.keys() if old.get(combo) != new.get(combo))
         self._dirty.clear()
         for combo in touched:
             acc: Bucket | None = None

@@ -83,6 +83,7 @@ class FileAgent:
         self._changed_keys: set[str] = set()
         self._changed_stats: set[str] = set()
         self._read_now: set[str] = set()  # read whole by a worker in this scan: no poll needed
+        self._unread: set[str] = set()  # tails never read yet (polled on every scan until they are)
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -97,7 +98,8 @@ class FileAgent:
         if names_changed or self.index.revision != self._index_revision:
             self._index_revision = self.index.revision
             self._replan()
-        return [p for p, t in self.tails.items() if t.file_id is None]
+        self._unread = {p for p in self._unread if p in self.tails}
+        return sorted(self._unread)
 
     def _list_if_changed(self) -> bool:
         """Relist when the directory's mtime moved (or is too recent to trust: a file created in
@@ -212,6 +214,8 @@ class FileAgent:
                 tail.use_price(self.price)
         if tail is None:
             tail = Tail(path, self.price)
+        if tail.file_id is None:
+            self._unread.add(path)
         self.tails[path] = tail
         self._changed_stats.add(path)
 
@@ -228,6 +232,7 @@ class FileAgent:
             self.tails[tail.path] = tail
             self._changed_stats.add(tail.path)
             self._read_now.add(tail.path)
+            self._unread.discard(tail.path)
 
     def scan(self, changed: set[str] | None) -> AgentScan:
         """Poll the transcripts (only those in ``changed`` and never-read ones, unless None)."""
@@ -236,7 +241,7 @@ class FileAgent:
             paths: list[str] = [p for p in tails if p not in self._read_now] if self._read_now else list(tails)
         else:
             paths = [p for p in changed if p in tails]
-            paths.extend(p for p, t in tails.items() if t.file_id is None and p not in changed)
+            paths.extend(p for p in self._unread if p not in changed and p in tails)
         health = self.health
         for path in paths:
             tail = tails[path]
@@ -250,6 +255,8 @@ class FileAgent:
                 health.set_condition(path, f"cannot read: {exc.strerror or exc}")
             if tail.revision != before:
                 self._changed_stats.add(path)
+            if tail.file_id is not None:
+                self._unread.discard(path)
         result = AgentScan(self._changed_keys, self._changed_stats)
         self._changed_keys, self._changed_stats = set(), set()
         self._restored = {}  # only the first plan adopts restored tails
