@@ -44,10 +44,13 @@ SEND_TIMEOUT_S = 10.0
 
 
 class BodyCache:
-    """LRU of encoded bodies by (route, revision, query)."""
+    """LRU of encoded bodies by (route, revision, query), bounded in count and in bytes (at
+    50,000 sessions one all-rows body is tens of MB: a few of them, not 128)."""
 
-    def __init__(self, size: int = 128) -> None:
+    def __init__(self, size: int = 128, max_bytes: int = 64 << 20) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self.items: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
 
     def get(self, key: tuple[str, int, str], build: Callable[[], bytes]) -> bytes:
@@ -55,8 +58,9 @@ class BodyCache:
         if body is None:
             body = build()
             self.items[key] = body
-            if len(self.items) > self.size:
-                self.items.popitem(last=False)
+            self.bytes += len(body)
+            while len(self.items) > 1 and (len(self.items) > self.size or self.bytes > self.max_bytes):
+                self.bytes -= len(self.items.popitem(last=False)[1])
         else:
             self.items.move_to_end(key)
         return body

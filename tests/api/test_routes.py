@@ -185,3 +185,12 @@ def test_healthz_degraded_with_reason(small_state: Path) -> None:
     assert body["status"] == "degraded"
     assert any("sessions.json" in reason for reason in body["reasons"])
     assert body["skipped"]["indexMalformed"] == 1
+
+
+def test_body_cache_is_bounded_in_bytes() -> None:
+    from clawstats.api.routes import BodyCache
+
+    cache = BodyCache(size=128, max_bytes=100)
+    for revision in range(5):
+        cache.get(("sessions", revision, ""), lambda: b"x" * 60)
+    assert cache.bytes == 60 and list(cache.items) == [("sessions", 4, "")]  # the newest body stays
