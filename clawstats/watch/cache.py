@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import sqlite3
 from pathlib import Path
 
@@ -192,21 +191,19 @@ class IndexCache:
         if self.health is not None:
             self.health.clear_condition(str(self.path))
 
-    def prune(self) -> int:
-        """Forget transcripts that no longer exist; returns how many."""
-        if self._db is None:
-            return 0
+    def forget(self, paths: list[str]) -> None:
+        """Drop these transcripts (the store names the cached ones no agent read again: deleted
+        or no longer listed while we were not running), without a stat per cached file."""
+        if self._db is None or not paths:
+            return
         try:
-            paths = [p for (p,) in self._db.execute("SELECT path FROM files")]
-            # SQLite cursors are stored as "<database>#<sessionId>": check the database.
-            gone = [(p,) for p in paths if not os.path.exists(p.split("#", 1)[0])]
-            if gone:
-                with self._db:
-                    self._db.executemany("DELETE FROM files WHERE path = ?", gone)
+            with self._db:
+                self._db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in paths])
         except sqlite3.Error as exc:
-            self._fail("prune", exc)
-            return 0
-        return len(gone)
+            self._fail("forget", exc)
+            return
+        for path in paths:
+            self._saved.pop(path, None)
 
     def close(self) -> None:
         if self._db is not None:

@@ -21,7 +21,6 @@ def open_store(settings: Settings, env: Mapping[str, str], workers: int = 1) -> 
     if not settings.no_cache:
         # The identity names the prices the cached per-call costs were computed with.
         cache = IndexCache(default_cache_path(settings.cache_path_dir, state_dir), identity=catalog.identity())
-        cache.prune()  # forget transcripts deleted while we were not running
     store = StatsStore(state_dir, agents, catalog, cache, settings.max_line_bytes, workers)
     if cache is not None:
         cache.health = store.health

@@ -60,6 +60,8 @@ class StatsStore:
         self.workers = workers  # > 1: cold reads of many files fan out to worker processes
         self.health = HealthLog()
         restored = cache.restore_all() if cache is not None else {}  # one pass over the index
+        # Agents take theirs out of it in their first scan; what is left is forgotten then.
+        self._restored: dict[str, Tail] | None = restored
         self.agents: dict[str, Agent] = {}
         for agent in agents:
             self.health.layouts[agent.agent_id] = agent.layout
@@ -139,8 +141,20 @@ class StatsStore:
         self.health.last_scan_ms = time.time() * 1000.0
         self.health.last_scan_s = time.perf_counter() - started
         snapshot = self._publish(keys)
+        if self._restored is not None:
+            self._forget_unused(self._restored)
+            self._restored = None
         self.flush()
         return snapshot
+
+    def _forget_unused(self, left: dict[str, Tail]) -> None:
+        """Cached transcripts of these agents that none of them read again."""
+        if self.cache is None or not left:
+            return
+        roots = tuple(
+            a.sessions_dir + os.sep if isinstance(a, FileAgent) else a.source.store + "#" for a in self.agents.values()
+        )
+        self.cache.forget([path for path in left if path.startswith(roots)])
 
     def _set_source(self, key: str, src: Source | None, keys: set[str]) -> None:
         keys.add(key)

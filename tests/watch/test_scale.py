@@ -122,3 +122,21 @@ def test_sqlite_new_event_rebuilds_only_its_session(tmp_path: Path) -> None:
     before = store.rows_built
     snap = store.scan(set())
     assert store.rows_built == before + 1 and snap.changed == {"agent:ops:quick"}
+
+
+def test_warm_start_forgets_transcripts_deleted_meanwhile_without_a_stat_each(
+    small_state: Path, tmp_path: Path
+) -> None:
+    cache_dir = tmp_path / "cache"
+    first = make_store(small_state, no_cache=False, cache_dir=str(cache_dir))
+    first.scan()
+    first.close()
+    gone = small_state / OPS_TRANSCRIPT
+    gone.unlink()
+    second = make_store(small_state, no_cache=False, cache_dir=str(cache_dir))
+    second.scan()
+    second.close()
+    assert second.cache is not None
+    with sqlite3.connect(second.cache.path) as db:
+        paths = {path for (path,) in db.execute("SELECT path FROM files")}
+    assert str(gone) not in paths and len(paths) > 3
