@@ -35,7 +35,11 @@ def to_sqlite(files: Path, out: Path) -> None:
         db.create_function("octet_length", 1, lambda v: None if v is None else len(str(v).encode()))
         db.execute("PRAGMA journal_mode=WAL")
         for sql in schema:
-            db.execute(sql)
+            try:
+                db.execute(sql)
+            except sqlite3.OperationalError as exc:  # FTS shadow tables and sqlite_sequence come with theirs
+                if "already exists" not in str(exc) and "reserved for internal use" not in str(exc):
+                    raise
         rows = json.loads(sessions_json.read_text())
         with db:
             for key, row in rows.items():

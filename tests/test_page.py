@@ -197,3 +197,51 @@ def test_each_append_renders_once_rebuilds_one_row_and_flashes(
     assert requests == []
     assert page.locator("#generated").inner_text().startswith("updated ")
     assert errors == []
+
+
+CONTRAST_JS = """
+(el) => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  let node = el, bg = null;
+  while (node && node.nodeType === 1) {
+    const c = rgb(getComputedStyle(node).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) { bg = c.slice(0, 3); break; }
+    node = node.parentElement;
+  }
+  const fg = rgb(getComputedStyle(el).color).slice(0, 3);
+  const [a, b] = [lum(fg), lum(bg || [255, 255, 255])].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}
+"""
+
+
+def test_contrast_names_and_focus_while_updates_stream(browser: Browser, small_state: Path) -> None:
+    server = start_server(["serve", "--state-dir", str(small_state), "--no-cache", "--alert-context-pct", "80"])
+    try:
+        errors: list[str] = []
+        page = _page(browser, errors, viewport={"width": 1280, "height": 800})
+        page.goto(server.url + "/")
+        page.wait_for_selector("#conn[data-state=live]")
+        row = page.locator("tr[data-key='agent:ops:incident-long']")
+        expect(row.locator(".badge")).to_have_text("alert")
+        # WCAG AA for small text: 4.5:1 (the live badge, the tx/est mark, the alert badge).
+        for selector in ("#conn", "tr[data-key='agent:ops:incident-long'] .badge", ".est"):
+            ratio = page.locator(selector).first.evaluate(CONTRAST_JS)
+            assert ratio >= 4.5, (selector, ratio)
+        row.focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#chart-context svg path.line")
+        names = page.eval_on_selector_all("#detail svg[role=img]", "s => s.map(x => x.getAttribute('aria-label'))")
+        assert len(names) == 2 and all(names), names
+        with open(small_state / OPS_TRANSCRIPT, "ab") as fh:
+            fh.write(_assistant_line(0.25, 26800))  # the row behind the open view is replaced
+        expect(row).to_contain_text("$0.3558", timeout=10_000)
+        page.keyboard.press("Escape")
+        assert page.evaluate("document.activeElement.dataset.key") == "agent:ops:incident-long"
+        assert errors == []
+    finally:
+        stop_server(server)

@@ -307,12 +307,13 @@ function render(changed = new Set()) {
 
 // ---- detail ---------------------------------------------------------------------------------
 
-function lineChart(points, { yMax, marks = [], window = null, fmt = String }) {
+function lineChart(points, { yMax, marks = [], window = null, fmt = String, label = "chart" }) {
   const W = 460, H = 180, L = 46, R = 8, T = 10, B = 20;
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${label}: ${points.length} calls, up to ${fmt(points.reduce((a, b) => Math.max(a, b), 0))}`);
   const add = (name, attrs, text) => {
     const node = document.createElementNS(ns, name);
     for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
@@ -361,10 +362,10 @@ async function openDetail(key) {
   const times = detail.timeline.map((p) => p.at);
   const marks = detail.compactions.map((c) => times.findIndex((t) => t && c.at && t > c.at)).filter((i) => i >= 0);
   $("#chart-context").replaceChildren(
-    lineChart(ctx, { yMax: Math.max(row.contextWindow || 0, ...ctx), window: row.contextWindow, marks, fmt: (v) => fmtK(Math.round(v)) }),
+    lineChart(ctx, { yMax: Math.max(row.contextWindow || 0, ...ctx), window: row.contextWindow, marks, fmt: (v) => fmtK(Math.round(v)), label: "Context tokens per call" }),
   );
   const cost = detail.timeline.map((p) => p.cumulativeCost);
-  $("#chart-cost").replaceChildren(lineChart(cost, { yMax: Math.max(...cost, 0), fmt: (v) => "$" + v.toFixed(3) }));
+  $("#chart-cost").replaceChildren(lineChart(cost, { yMax: Math.max(...cost, 0), fmt: (v) => "$" + v.toFixed(3), label: "Cumulative cost" }));
   $("#detail-models").replaceChildren(
     el("tr", {}, ...["Model", "Calls", "Input", "Output", "Cache read", "Cost"].map((h) => el("th", { text: h }))),
     ...Object.entries(detail.byModel).map(([name, g]) =>
@@ -429,6 +430,12 @@ function main() {
     }
   });
   $("#detail-close").addEventListener("click", () => $("#detail").close());
+  $("#detail").addEventListener("close", () => {
+    // Back to the row the view was opened from (Esc included), even if updates replaced its <tr>.
+    const key = $("#detail").dataset.key;
+    const entry = key ? rowEls.get(key) : null;
+    if (entry) entry[1].focus();
+  });
   $("#auth-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     state.token = $("#token").value;
