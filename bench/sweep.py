@@ -102,6 +102,8 @@ class Appender:
             self.path = store / "agents/main/sessions" / f"{index['agent:main:bench-0']['sessionId']}.jsonl"
         else:
             self.db = sqlite3.connect(store / "agents/main/agent/openclaw-agent.sqlite", timeout=5)
+            # The schema's CHECKs call octet_length(), built into SQLite >= 3.43; Python 3.11 bundles 3.40.
+            self.db.create_function("octet_length", 1, lambda v: None if v is None else len(str(v).encode()))
             self.db.execute("PRAGMA journal_mode=WAL")
             (self.sid,) = self.db.execute(
                 "SELECT current_session_id FROM session_nodes WHERE session_key = 'agent:main:bench-0'"

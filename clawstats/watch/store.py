@@ -11,9 +11,9 @@ counts them), the sort order is patched in place, the totals are updated by bloc
 
 from __future__ import annotations
 
+import gc
 import os
 import time
-from bisect import bisect_left
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,19 +26,12 @@ from clawstats.watch.cache import IndexCache
 from clawstats.watch.cold import read_in_workers
 from clawstats.watch.file_agent import FileAgent
 from clawstats.watch.layout import AgentSource
+from clawstats.watch.rows import RowTable
 from clawstats.watch.source import Source
 from clawstats.watch.sqlite_store import SqliteAgent
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail
 
 Agent = FileAgent | SqliteAgent
-#: A change touching more rows than this share of all rows re-sorts instead of patching.
-RESORT_SHARE = 0.1
-
-
-def _order_key(row: SessionRow) -> tuple[float, str]:
-    """Oldest first here; snapshots list rows newest first (``sort=updated``'s order, ties by key
-    descending), so the default page of ``/api/sessions`` is a slice, not a sort."""
-    return (row.updated_at_ms or 0.0, row.key)
 
 
 class StatsStore:
@@ -76,11 +69,7 @@ class StatsStore:
         self._tails: dict[str, tuple[str, Tail]] = {}  # stats id -> (agent, tail)
         self._tviews: dict[str, TranscriptView] = {}  # stats id -> frozen view
         self._counted: dict[str, tuple[str, TranscriptView]] = {}  # referenced transcripts
-        self._rows: dict[str, SessionRow] = {}
-        self._key_views: dict[str, TranscriptView] = {}
-        self._unknown: set[str] = set()  # rows whose cost is unknown (no readable transcript)
-        self._order: list[tuple[float, str]] = []  # rows' sort keys, oldest first
-        self._ordered: list[SessionRow] = []  # rows in that order
+        self.table = RowTable()
         self._dirty: set[str] = set()  # stats ids changed since the last flush
         self._last_flush = 0.0
         self.rollup = Rollup()
@@ -102,6 +91,20 @@ class StatsStore:
     def scan(self, changed: set[str] | None = None) -> Snapshot:
         """Bring statistics up to date. ``changed`` (paths from file-system events, plus a slice
         of the safety sweep) limits the transcripts stat'ed to those; None stats every one."""
+        first = self.snapshot is None
+        collecting = gc.isenabled()
+        if first and collecting:
+            # The first scan allocates millions of long-lived objects at 50,000 sessions; the
+            # cyclic collector would walk them again and again (a fifth of a cold scan).
+            gc.disable()
+        try:
+            return self._scan(changed)
+        finally:
+            if first and collecting:
+                gc.freeze()  # what the first scan built is permanent: later collections skip it
+                gc.enable()
+
+    def _scan(self, changed: set[str] | None) -> Snapshot:
         started = time.perf_counter()
         state_dir = str(self.state_dir)
         if os.path.isdir(state_dir):
@@ -213,39 +216,10 @@ class StatsStore:
         )
 
     def _publish(self, keys: set[str]) -> Snapshot:
-        changed: set[str] = set()
-        removed: set[str] = set()
-        bulk = len(keys) > RESORT_SHARE * max(len(self._rows), 1) or self.snapshot is None
-        for key in keys:
-            src = self._sources.get(key)
-            old = self._rows.get(key)
-            if src is None:
-                if old is not None:
-                    self._drop_row(old, bulk)
-                    removed.add(key)
-                continue
-            row = self._build(src)
-            view = self._tviews.get(src.stats_id or "")
-            if view is not None:
-                self._key_views[key] = view
-            else:
-                self._key_views.pop(key, None)
-            if old is not None and old == row:
-                continue
-            if old is not None:
-                self._drop_row(old, bulk)
-            self._rows[key] = row
-            if row.total_cost is None:
-                self._unknown.add(key)
-            if not bulk:
-                at = bisect_left(self._order, _order_key(row))
-                self._order.insert(at, _order_key(row))
-                self._ordered.insert(at, row)
-            changed.add(key)
-            removed.discard(key)
-        if bulk:
-            self._ordered = sorted(self._rows.values(), key=_order_key)
-            self._order = [_order_key(row) for row in self._ordered]
+        table = self.table
+        changed, removed = table.update(
+            keys, self._sources.get, self._build, lambda src: self._tviews.get(src.stats_id or "")
+        )
         health = self.health.freeze()
         if self.snapshot is not None and not changed and not removed and not self.rollup.dirty:
             if not _same_health(health, self.snapshot.health):
@@ -266,27 +240,17 @@ class StatsStore:
             revision=self.revision,
             generated_ms=time.time() * 1000.0,
             state_dir=str(self.state_dir),
-            rows=tuple(reversed(self._ordered)),
-            by_key=dict(self._rows),
-            views=dict(self._key_views),
+            rows=table.newest_first(),
+            by_key=dict(table.rows),
+            views=dict(table.views),
             transcripts=tuple(self._counted.values()),
-            totals=self.rollup.totals(len(self._rows), len(self._unknown)),
+            totals=self.rollup.totals(len(table.rows), len(table.unknown)),
             health=health,
             catalog=self.catalog,
             changed=frozenset(changed),
             removed=frozenset(removed),
         )
         return self.snapshot
-
-    def _drop_row(self, row: SessionRow, bulk: bool) -> None:
-        del self._rows[row.key]
-        self._unknown.discard(row.key)
-        if row.key not in self._sources:
-            self._key_views.pop(row.key, None)
-        if not bulk:
-            at = bisect_left(self._order, _order_key(row))
-            del self._order[at]
-            del self._ordered[at]
 
     # -- the persisted index ---------------------------------------------------------------
 
