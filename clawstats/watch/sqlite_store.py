@@ -64,6 +64,7 @@ class SqliteAgent:
         self.below: dict[str, int] = {}
         self._restored = restored if restored is not None else {}
         self._last_rowid = -1  # events above it are new (-1: check every session's newest seq)
+        self._newest_node = 0  # the newest session_nodes.updated_at seen
         self._zstd = zstandard.ZstdDecompressor()
         self._changed_keys: set[str] = set()
         self._changed_stats: set[str] = set()
@@ -114,8 +115,9 @@ class SqliteAgent:
             if marker != self.marker or changed is None:
                 db.execute("BEGIN")  # one short read transaction: rows and events agree
                 try:
-                    touched = self._read_rows(db)
-                    self._read_events(db, touched, full=changed is None or self.marker is None)
+                    full = changed is None or self.marker is None
+                    touched = self._read_rows(db, full)
+                    self._read_events(db, touched, full)
                 finally:
                     db.execute("COMMIT")
                 self.marker = marker
@@ -131,13 +133,27 @@ class SqliteAgent:
     def _stats_id(self, sid: str) -> str:
         return f"{self.source.store}#{sid}"
 
-    def _read_rows(self, db: sqlite3.Connection) -> set[str]:
-        """Re-read the nodes; returns the session ids whose node changed."""
-        nodes: dict[str, tuple[int, IndexRow | None, str]] = {}
+    def _read_rows(self, db: sqlite3.Connection, full: bool) -> set[str]:
+        """Read the nodes that moved; returns the session ids whose node changed.
+
+        Between safety scans only nodes with ``updated_at`` at or past the newest seen are read
+        (OpenClaw bumps it on every write of a node); a different node count (one deleted) or a
+        safety scan reads them all."""
         touched: set[str] = set()
-        for raw_key, raw_sid, updated_at in db.execute(_NODES):
+        if not full and self.nodes:
+            (count,) = db.execute("SELECT count(*) FROM session_nodes").fetchone()
+            full = count != len(self.nodes)
+        if full:
+            nodes: dict[str, tuple[int, IndexRow | None, str]] = {}
+            found_nodes = db.execute(_NODES)
+        else:
+            nodes = dict(self.nodes)
+            found_nodes = db.execute(_NODES + " WHERE updated_at >= ?", (self._newest_node,))
+        for raw_key, raw_sid, updated_at in found_nodes:
             key = raw_key.decode("utf-8", "replace")
             sid = raw_sid.decode("utf-8", "replace")
+            if isinstance(updated_at, int) and updated_at > self._newest_node:
+                self._newest_node = updated_at
             old = self.nodes.get(key)
             if old is not None and old[0] == updated_at and old[2] == sid:
                 nodes[key] = old
@@ -151,7 +167,8 @@ class SqliteAgent:
             nodes[key] = (updated_at, row, sid)
             touched.add(sid)
             self._changed_keys.add(key)
-        self._changed_keys.update(k for k in self.nodes if k not in nodes)
+        if full:  # only a full read can find a node gone
+            self._changed_keys.update(k for k in self.nodes if k not in nodes)
         self.nodes = nodes
         agent = self.source.agent_id
         for key in self._changed_keys:
