@@ -140,3 +140,23 @@ def test_warm_start_forgets_transcripts_deleted_meanwhile_without_a_stat_each(
     with sqlite3.connect(second.cache.path) as db:
         paths = {path for (path,) in db.execute("SELECT path FROM files")}
     assert str(gone) not in paths and len(paths) > 3
+
+
+def test_sqlite_node_update_reads_and_rebuilds_only_that_node(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    database = state / "agents/ops/agent/openclaw-agent.sqlite"
+    store = make_store(state)
+    store.scan()
+    with sqlite3.connect(database) as db:
+        (entry,) = db.execute("SELECT entry_json FROM session_nodes WHERE session_key = 'agent:ops:quick'").fetchone()
+        doc = json.loads(entry)
+        doc.update(updatedAt=1795550400001, label="renamed")
+        db.execute(
+            "UPDATE session_nodes SET entry_json = ?, updated_at = ? WHERE session_key = 'agent:ops:quick'",
+            (json.dumps(doc), 1795550400001),
+        )
+    before = store.rows_built
+    snap = store.scan(set())
+    assert store.rows_built == before + 1 and snap.changed == {"agent:ops:quick"}
+    assert snap.by_key["agent:ops:quick"].label == "renamed"
