@@ -228,8 +228,15 @@ def test_contrast_names_and_focus_while_updates_stream(browser: Browser, small_s
         page.wait_for_selector("#conn[data-state=live]")
         row = page.locator("tr[data-key='agent:ops:incident-long']")
         expect(row.locator(".badge")).to_have_text("alert")
+        with open(small_state / OPS_TRANSCRIPT, "ab") as fh:
+            fh.write(_assistant_line(0.25, 26800))  # a call newer than the index: the "tx" mark
+        expect(row).to_contain_text("$0.3558", timeout=10_000)
         # WCAG AA for small text: 4.5:1 (the live badge, the tx/est mark, the alert badge).
-        for selector in ("#conn", "tr[data-key='agent:ops:incident-long'] .badge", ".est"):
+        for selector in (
+            "#conn",
+            "tr[data-key='agent:ops:incident-long'] .badge",
+            "tr[data-key='agent:ops:incident-long'] .est",
+        ):
             ratio = page.locator(selector).first.evaluate(CONTRAST_JS)
             assert ratio >= 4.5, (selector, ratio)
         row.focus()
@@ -239,7 +246,7 @@ def test_contrast_names_and_focus_while_updates_stream(browser: Browser, small_s
         assert len(names) == 2 and all(names), names
         with open(small_state / OPS_TRANSCRIPT, "ab") as fh:
             fh.write(_assistant_line(0.25, 26800))  # the row behind the open view is replaced
-        expect(row).to_contain_text("$0.3558", timeout=10_000)
+        expect(row).to_contain_text("$0.6058", timeout=10_000)
         page.keyboard.press("Escape")
         assert page.evaluate("document.activeElement.dataset.key") == "agent:ops:incident-long"
         assert errors == []
