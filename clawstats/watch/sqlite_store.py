@@ -65,6 +65,7 @@ class SqliteAgent:
         self._restored = restored if restored is not None else {}
         self._last_rowid = -1  # events above it are new (-1: check every session's newest seq)
         self._newest_node = 0  # the newest session_nodes.updated_at seen
+        self._sessions: set[str] | None = None  # session ids of the nodes (rebuilt when a node moves)
         self._zstd = zstandard.ZstdDecompressor()
         self._changed_keys: set[str] = set()
         self._changed_stats: set[str] = set()
@@ -196,13 +197,15 @@ class SqliteAgent:
         return tail
 
     def _read_events(self, db: sqlite3.Connection, touched: set[str], full: bool) -> None:
-        sessions = {sid for _u, _r, sid in self.nodes.values()}
-        wanted = {self._stats_id(sid) for sid in sessions}
-        for stats_id in [s for s in self.tails if s not in wanted]:
-            del self.tails[stats_id]
-            self._changed_stats.add(stats_id)
-        for sid in [sid for sid in self.below if sid not in sessions]:
-            del self.below[sid]
+        if full or touched or self._sessions is None:  # a node changed: sessions may have gone
+            sessions = self._sessions = {sid for _u, _r, sid in self.nodes.values()}
+            wanted = {self._stats_id(sid) for sid in sessions}
+            for stats_id in [s for s in self.tails if s not in wanted]:
+                del self.tails[stats_id]
+                self._changed_stats.add(stats_id)
+            for sid in [sid for sid in self.below if sid not in sessions]:
+                del self.below[sid]
+        sessions = self._sessions
         st = os.stat(self.source.store)
         db_id = FileId(st.st_dev, st.st_ino, 0, 0)
         top_rowid = db.execute("SELECT max(rowid) FROM transcript_events").fetchone()[0] or 0
@@ -218,7 +221,8 @@ class SqliteAgent:
             )
             sids = sessions
         else:  # only sessions with events past the last rowid seen, or whose node moved
-            new = db.execute("SELECT DISTINCT session_id FROM transcript_events WHERE rowid > ?", (self._last_rowid,))
+            # No DISTINCT: SQLite would answer it by walking the whole (session_id, seq) index.
+            new = db.execute("SELECT session_id FROM transcript_events WHERE rowid > ?", (self._last_rowid,))
             sids = ({sid.decode("utf-8", "replace") for (sid,) in new} | touched) & sessions
             for sid in sids:
                 top, count = db.execute(

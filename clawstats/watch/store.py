@@ -19,6 +19,7 @@ from pathlib import Path
 
 from clawstats.core.catalog import Catalog
 from clawstats.core.health import Health, HealthLog
+from clawstats.core.layered import Layered
 from clawstats.core.rollup import Rollup
 from clawstats.core.session import SessionRow, build_row
 from clawstats.core.snapshot import Snapshot, TranscriptView
@@ -70,6 +71,8 @@ class StatsStore:
         self._tviews: dict[str, TranscriptView] = {}  # stats id -> frozen view
         self._counted: dict[str, tuple[str, TranscriptView]] = {}  # referenced transcripts
         self.table = RowTable()
+        self._by_key: Layered[SessionRow] | None = None
+        self._views: Layered[TranscriptView] | None = None
         self._dirty: set[str] = set()  # stats ids changed since the last flush
         self._last_flush = 0.0
         self.rollup = Rollup()
@@ -220,6 +223,13 @@ class StatsStore:
         changed, removed = table.update(
             keys, self._sources.get, self._build, lambda src: self._tviews.get(src.stats_id or "")
         )
+        # Frozen mappings for readers that share all but this change with the previous snapshot.
+        if self._by_key is None or self._views is None:
+            self._by_key, self._views = Layered.of(table.rows), Layered.of(table.views)
+        elif changed or removed or keys:
+            self._by_key = self._by_key.updated({k: table.rows[k] for k in changed}, removed)
+            views = {k: table.views[k] for k in keys if k in table.views}
+            self._views = self._views.updated(views, {k for k in keys if k not in table.views})
         health = self.health.freeze()
         if self.snapshot is not None and not changed and not removed and not self.rollup.dirty:
             if not _same_health(health, self.snapshot.health):
@@ -241,8 +251,8 @@ class StatsStore:
             generated_ms=time.time() * 1000.0,
             state_dir=str(self.state_dir),
             rows=table.newest_first(),
-            by_key=dict(table.rows),
-            views=dict(table.views),
+            by_key=self._by_key,
+            views=self._views,
             transcripts=tuple(self._counted.values()),
             totals=self.rollup.totals(len(table.rows), len(table.unknown)),
             health=health,
