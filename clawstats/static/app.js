@@ -8,7 +8,7 @@ const state = {
 };
 const PAGE_ROWS = 200;
 // Counters a test reads: renders (one per event) and table rows built (one per changed visible row).
-const stats = (window.clawstatsStats = { renders: 0, rowsBuilt: 0 });
+const stats = (window.clawstatsStats = { renders: 0, rowsBuilt: 0, snapshots: 0 });
 const rowEls = new Map(); // key -> [row object it was built from, <tr>]
 const SEVERITY_RANK = { info: 0, warning: 1, critical: 2 };
 const $ = (sel) => document.querySelector(sel);
@@ -99,6 +99,7 @@ function connect() {
     updatedAt(body);
     await loadAlerts(); // once per (re)connection; afterwards alerts come in the stream
     render();
+    stats.snapshots += 1;
   });
   source.addEventListener("sessions", (ev) => {
     const body = JSON.parse(ev.data);
