@@ -137,9 +137,7 @@ def _scan_once(settings: Settings) -> tuple[Snapshot, list[str]]:
     # One-shot and single-threaded here: a cold read may fork one worker per core.
     store = open_store(settings, os.environ, workers=os.cpu_count() or 1)
     snapshot = store.scan()
-    if store.cache is not None:
-        store.cache.save(store.all_tails(), store.files_owners(), force=True)
-        store.cache.close()
+    store.close()
     problems = _problems(settings, store, snapshot)
     for problem in problems:
         sys.stderr.write(f"clawstats: warning: could not read {problem}\n")

@@ -98,7 +98,7 @@ def test_one_firing_per_crossing_rearmed_by_compaction_and_reset(small_state: Pa
 def test_restart_does_not_refire(small_state: Path, tmp_path: Path) -> None:
     from clawstats.api.alerts import AlertManager
     from clawstats.api.events import Hub
-    from clawstats.watch.cache import AlertStateFile
+    from clawstats.watch.alert_state import AlertStateFile
 
     store = make_store(small_state)
     state = tmp_path / "alerts.sqlite"

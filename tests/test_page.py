@@ -6,6 +6,7 @@ dark) for people to look at; the assertions are on the DOM.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,6 +158,99 @@ def test_active_alerts_are_shown_and_rows_marked(browser: Browser, small_state: 
         expect(row.locator(".badge")).to_have_text("alert")
         assert page.locator("tr.alerted").count() == 1
         _shot(page, "alerts-1280-light")
+        assert errors == []
+    finally:
+        stop_server(server)
+
+
+def test_each_append_renders_once_rebuilds_one_row_and_flashes(
+    browser: Browser, live_server: tuple[LiveServer, Path]
+) -> None:
+    server, state = live_server
+    errors: list[str] = []
+    page = _page(browser, errors, viewport={"width": 1280, "height": 800})
+    page.goto(server.url + "/")
+    page.wait_for_selector("#conn[data-state=live]")
+    page.wait_for_selector("tr[data-key='agent:ops:incident-long']")
+    page.wait_for_function("window.clawstatsStats.snapshots >= 1")  # the stream's snapshot is rendered
+    page.wait_for_load_state("networkidle")
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    other = page.locator("tr[data-key='agent:main:main']").element_handle()
+    assert other is not None
+    cost = 0.1058089
+    for step in range(3):
+        before = page.evaluate("({...window.clawstatsStats})")
+        cost += 0.25
+        with open(state / OPS_TRANSCRIPT, "ab") as fh:
+            fh.write(assistant_line(0.25, 26800))  # same 84 %: no new alert, only this row changes
+        row = page.locator("tr[data-key='agent:ops:incident-long']")
+        expect(row).to_contain_text(f"${cost:.4f}", timeout=10_000)
+        expect(row).to_have_class(re.compile(r"\bflash\b"))
+        # The flash is visible: its animation runs and the row is tinted while it does.
+        assert row.evaluate("r => r.getAnimations().length") == 1, step
+        after = page.evaluate("({...window.clawstatsStats})")
+        assert after["renders"] - before["renders"] == 1, (step, before, after)
+        assert after["rowsBuilt"] - before["rowsBuilt"] == 1, (step, before, after)
+    # Unchanged rows kept their element; no request was made for any of the updates.
+    assert other.evaluate("r => r.isConnected")
+    assert requests == []
+    assert page.locator("#generated").inner_text().startswith("updated ")
+    assert errors == []
+
+
+CONTRAST_JS = """
+(el) => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  let node = el, bg = null;
+  while (node && node.nodeType === 1) {
+    const c = rgb(getComputedStyle(node).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) { bg = c.slice(0, 3); break; }
+    node = node.parentElement;
+  }
+  const fg = rgb(getComputedStyle(el).color).slice(0, 3);
+  const [a, b] = [lum(fg), lum(bg || [255, 255, 255])].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}
+"""
+
+
+def test_contrast_names_and_focus_while_updates_stream(browser: Browser, small_state: Path) -> None:
+    server = start_server(["serve", "--state-dir", str(small_state), "--no-cache", "--alert-context-pct", "80"])
+    try:
+        errors: list[str] = []
+        page = _page(browser, errors, viewport={"width": 1280, "height": 800})
+        page.goto(server.url + "/")
+        page.wait_for_selector("#conn[data-state=live]")
+        row = page.locator("tr[data-key='agent:ops:incident-long']")
+        expect(row.locator(".badge")).to_have_text("alert")
+        with open(small_state / OPS_TRANSCRIPT, "ab") as fh:
+            fh.write(assistant_line(0.25, 26800))  # a call newer than the index: the "tx" mark
+        expect(row).to_contain_text("$0.3558", timeout=10_000)
+        # WCAG AA for small text: 4.5:1 (the live badge, the tx/est mark, the alert badge).
+        for selector in (
+            "#conn",
+            "tr[data-key='agent:ops:incident-long'] .badge",
+            "tr[data-key='agent:ops:incident-long'] .est",
+        ):
+            ratio = page.locator(selector).first.evaluate(CONTRAST_JS)
+            assert ratio >= 4.5, (selector, ratio)
+        row.focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#chart-context svg path.line")
+        names = page.eval_on_selector_all("#detail svg[role=img]", "s => s.map(x => x.getAttribute('aria-label'))")
+        assert len(names) == 2 and all(names), names
+        with open(small_state / OPS_TRANSCRIPT, "ab") as fh:
+            fh.write(assistant_line(0.25, 26800))  # the row behind the open view is replaced
+        expect(row).to_contain_text("$0.6058", timeout=10_000)
+        page.keyboard.press("Escape")  # the dialog's close event (a task after the key) moves focus
+        page.wait_for_function("() => !document.querySelector('#detail').open")
+        focused = page.wait_for_function("() => document.activeElement.dataset.key || null", timeout=5_000)
+        assert focused.json_value() == "agent:ops:incident-long"
         assert errors == []
     finally:
         stop_server(server)

@@ -22,7 +22,7 @@ from clawstats import __version__
 from clawstats.api.events import Hub
 from clawstats.core.alerts import Alert, AlertBook, AlertRules
 from clawstats.core.snapshot import Snapshot
-from clawstats.watch.cache import AlertStateFile
+from clawstats.watch.alert_state import AlertStateFile
 
 log = logging.getLogger("clawstats")
 _encoder = msgspec.json.Encoder()

@@ -5,19 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from importlib.resources import files
-from pathlib import Path
 
-import anyio
-import msgspec
-from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -26,20 +19,12 @@ from clawstats.api.auth import HostCheck, JsonCORSMiddleware, RequestLimits, Tok
 from clawstats.api.errors import ApiError, api_error_handler, http_error_handler
 from clawstats.api.events import Hub
 from clawstats.api.metrics import make_registry
-from clawstats.api.openapi import build_spec
 from clawstats.api.otlp import otlp_http_export
-from clawstats.api.routes import NO_CACHE, Routes, no_query
+from clawstats.api.routes import STATIC, Routes
 from clawstats.settings import Settings
-from clawstats.watch.cache import AlertStateFile
+from clawstats.watch.alert_state import AlertStateFile
 from clawstats.watch.poller import Poller
 from clawstats.watch.store import StatsStore
-
-_encoder = msgspec.json.Encoder()
-STATIC = Path(str(files("clawstats") / "static"))
-HEARTBEAT_S = 15.0
-SEND_TIMEOUT_S = 10.0
-#: How long a stream may take to end by itself at shutdown (under uvicorn's 3 s graceful limit).
-SHUTDOWN_GRACE_S = 1.0
 
 
 class SessionKeyConvertor(Convertor[str]):
@@ -57,17 +42,6 @@ class SessionKeyConvertor(Convertor[str]):
 register_url_convertor("sessionkey", SessionKeyConvertor())
 
 
-def _docs_page(spec: dict[str, object]) -> str:
-    paths = spec["paths"]
-    assert isinstance(paths, dict)
-    items = "".join(f"<li><code>GET {path}</code>: {op['get']['summary']}</li>" for path, op in paths.items())
-    return (
-        "<!doctype html><meta charset=utf-8><title>clawstats API</title>"
-        "<h1>clawstats API</h1><p>Machine-readable: <a href=/openapi.json>/openapi.json</a></p>"
-        f"<ul>{items}</ul>"
-    )
-
-
 def create_app(
     settings: Settings,
     store: StatsStore | None,
@@ -82,34 +56,7 @@ def create_app(
         alert_state = AlertStateFile(store.cache.path)
     rules = settings.alert_rules()
     alerts = AlertManager(hub, rules, alert_state)
-    routes = Routes(hub, registry, settings.token, daily_budget_usd=rules.daily_budget_usd)
-    spec = build_spec()
-
-    async def events(request: Request) -> Response:
-        no_query(request, allowed=frozenset({"token"}))
-        last = request.headers.get("last-event-id")
-        shutdown = anyio.Event()  # set by sse-starlette when the server stops: the stream ends
-        return EventSourceResponse(
-            hub.stream(last, shutdown),
-            ping=HEARTBEAT_S,
-            send_timeout=SEND_TIMEOUT_S,
-            shutdown_event=shutdown,
-            shutdown_grace_period=SHUTDOWN_GRACE_S,
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    async def alerts_route(request: Request) -> Response:
-        no_query(request)
-        return Response(_encoder.encode(alerts.listing()), media_type="application/json", headers=NO_CACHE)
-
-    async def openapi(_request: Request) -> Response:
-        return JSONResponse(spec)
-
-    async def docs(_request: Request) -> Response:
-        return HTMLResponse(_docs_page(spec))
-
-    async def index(_request: Request) -> Response:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+    routes = Routes(hub, registry, settings.token, alerts, daily_budget_usd=rules.daily_budget_usd)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -132,6 +79,7 @@ def create_app(
             stop.set()
             hub.close_all()
             await task
+            await asyncio.to_thread(store.close)  # after the poller's last flush
             await alerts.sender.stop()
             if alerts.state is not None:
                 alerts.state.close()
@@ -140,18 +88,18 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/", index),
+            Route("/", routes.index),
             Route("/api/sessions", routes.sessions),
             Route("/api/sessions.csv", routes.sessions_csv),
             Route("/api/sessions/{key:sessionkey}", routes.session),
             Route("/api/usage", routes.usage),
             Route("/api/usage.csv", routes.usage_csv),
-            Route("/api/events", events),
-            Route("/api/alerts", alerts_route),
+            Route("/api/events", routes.events),
+            Route("/api/alerts", routes.alerts),
             Route("/metrics", routes.metrics),
             Route("/healthz", routes.healthz),
-            Route("/openapi.json", openapi),
-            Route("/docs", docs),
+            Route("/openapi.json", routes.openapi),
+            Route("/docs", routes.docs),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[

@@ -114,9 +114,15 @@ class Hub:
         _end(sub)
 
     def _delta(self, previous: Snapshot, snapshot: Snapshot) -> Event:
-        old = previous.by_key
-        changed: list[SessionRow] = [row for row in snapshot.rows if old.get(row.key) != row]
-        removed = [key for key in old if key not in snapshot.by_key]
+        if previous.revision + 1 == snapshot.revision:
+            # The store names what changed: the delta costs what changed, not every row.
+            by_key = snapshot.by_key
+            changed: list[SessionRow] = [by_key[key] for key in sorted(snapshot.changed) if key in by_key]
+            removed = sorted(snapshot.removed)
+        else:  # revisions skipped (a publisher other than the store): compare
+            old = previous.by_key
+            changed = [row for row in snapshot.rows if old.get(row.key) != row]
+            removed = [key for key in old if key not in snapshot.by_key]
         body = {
             "revision": snapshot.revision,
             "sessions": changed,

@@ -63,6 +63,14 @@ SESSION_PARAMS = [
         {"type": "string", "enum": ["", "true", "false", "1", "0"]},
     ),
 ]
+SESSION_JSON_PARAMS = [
+    *SESSION_PARAMS,
+    _param(
+        "fields",
+        "comma-separated row fields to return (key always comes); default all",
+        {"type": "string", "pattern": "^$|^[A-Za-z]+(,[A-Za-z]+)*$"},
+    ),
+]
 USAGE_PARAMS = [
     _param("by", "grouping", {"type": "string", "enum": ["", *GROUP_BY, *ATTRIBUTION_BY]}),
     _param("since", "first day, inclusive", DAY),
@@ -74,6 +82,10 @@ def build_spec() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
         [SessionRow, SessionDetail, Totals, UsageGroup, BurnRate, Alert], ref_template=REF
     )
+    partial = dict(components["SessionRow"])
+    partial.pop("required", None)
+    partial["required"] = ["key"]
+    components["PartialSessionRow"] = partial
     components["Error"] = {
         "type": "object",
         "required": ["ok", "error", "status"],
@@ -83,7 +95,8 @@ def build_spec() -> dict[str, Any]:
         "type": "object",
         "required": ["sessions", "totals", "matched", "revision", "generatedAt"],
         "properties": {
-            "sessions": {"type": "array", "items": _ref("SessionRow")},
+            # Whole rows, or with ``fields=`` the fields asked for (key always).
+            "sessions": {"type": "array", "items": {"anyOf": [_ref("SessionRow"), _ref("PartialSessionRow")]}},
             "totals": _ref("Totals"),
             "matched": {"type": "integer"},
             "revision": {"type": "integer"},

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-from array import array
 from collections.abc import Iterable
 from typing import Any
 
@@ -64,13 +63,20 @@ class OtlpExport:
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
         """Record the calls that appeared since the previous snapshot (after the first one)."""
-        first = self.current is None
-        if not first and self.current is not None and self.current.revision == snapshot.revision:
+        previous = self.current
+        first = previous is None
+        if previous is not None and previous.revision == snapshot.revision:
             self.current = snapshot
             return
         self.current = snapshot
-        for key, view in snapshot.views.items():
-            calls = len(view.timeline_out) // 4
+        # Consecutive revisions name their changed rows: only those can have new calls.
+        keys = snapshot.changed if previous is not None and previous.revision + 1 == snapshot.revision else None
+        views = snapshot.views
+        for key in keys if keys is not None else list(views):
+            view = views.get(key)
+            if view is None:
+                continue
+            calls = view.points
             seen = self._seen.get((view.agent_id, key))
             self._seen[(view.agent_id, key)] = calls
             if first or seen is None or calls <= seen:
@@ -78,9 +84,7 @@ class OtlpExport:
             row = snapshot.by_key[key]
             model = row.model or "unknown"
             provider = model.split("/", 1)[0] if "/" in model else "unknown"
-            prompts, outputs = array("I"), array("I")
-            prompts.frombytes(view.timeline_ctx)
-            outputs.frombytes(view.timeline_out)
+            _ms, prompts, _cost, outputs = view.timeline()
             attrs = {
                 "gen_ai.operation.name": "chat",
                 "gen_ai.provider.name": provider,

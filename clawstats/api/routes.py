@@ -11,23 +11,29 @@ import gzip
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
+import anyio
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
+from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from clawstats import __version__
+from clawstats.api.alerts import AlertManager
 from clawstats.api.auth import bearer_ok
 from clawstats.api.errors import BadRequest, NotFound, NotReady
 from clawstats.api.events import Hub
+from clawstats.api.openapi import build_spec
 from clawstats.api.otlp import ExporterStatus
 from clawstats.core.attribution import ATTRIBUTION_BY
 from clawstats.core.export import sessions_csv, usage_csv
-from clawstats.core.query import QueryError, SessionQuery, parse_day, parse_query, select
+from clawstats.core.query import QueryError, SessionQuery, match_and_sort, parse_day, parse_query, project, select
 from clawstats.core.session import iso_ms
 from clawstats.core.snapshot import Snapshot
 from clawstats.core.totals import GROUP_BY
@@ -39,13 +45,21 @@ BURN_RATE_REFRESH_S = 60
 _encoder = msgspec.json.Encoder()
 NO_CACHE = {"Cache-Control": "no-cache"}
 GZIP_MIN_BYTES = 1024
+STATIC = Path(str(files("clawstats") / "static"))
+HEARTBEAT_S = 15.0
+SEND_TIMEOUT_S = 10.0
+#: How long a stream may take to end by itself at shutdown (under uvicorn's 3 s graceful limit).
+SHUTDOWN_GRACE_S = 1.0
 
 
 class BodyCache:
-    """LRU of encoded bodies by (route, revision, query)."""
+    """LRU of encoded bodies by (route, revision, query), bounded in count and in bytes (at
+    50,000 sessions one all-rows body is tens of MB: a few of them, not 128)."""
 
-    def __init__(self, size: int = 128) -> None:
+    def __init__(self, size: int = 128, max_bytes: int = 64 << 20) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self.items: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
 
     def get(self, key: tuple[str, int, str], build: Callable[[], bytes]) -> bytes:
@@ -53,8 +67,9 @@ class BodyCache:
         if body is None:
             body = build()
             self.items[key] = body
-            if len(self.items) > self.size:
-                self.items.popitem(last=False)
+            self.bytes += len(body)
+            while len(self.items) > 1 and (len(self.items) > self.size or self.bytes > self.max_bytes):
+                self.bytes -= len(self.items.popitem(last=False)[1])
         else:
             self.items.move_to_end(key)
         return body
@@ -70,16 +85,37 @@ def _params(request: Request) -> dict[str, str]:
     return params
 
 
+def _docs_page(spec: dict[str, object]) -> str:
+    paths = spec["paths"]
+    assert isinstance(paths, dict)
+    items = "".join(f"<li><code>GET {path}</code>: {op['get']['summary']}</li>" for path, op in paths.items())
+    return (
+        "<!doctype html><meta charset=utf-8><title>clawstats API</title>"
+        "<h1>clawstats API</h1><p>Machine-readable: <a href=/openapi.json>/openapi.json</a></p>"
+        f"<ul>{items}</ul>"
+    )
+
+
 class Routes:
     def __init__(
-        self, hub: Hub, registry: CollectorRegistry, token: str | None, daily_budget_usd: float | None = None
+        self,
+        hub: Hub,
+        registry: CollectorRegistry,
+        token: str | None,
+        alerts: AlertManager,
+        daily_budget_usd: float | None = None,
     ) -> None:
         self.hub = hub
         self.daily_budget_usd = daily_budget_usd
         self.registry = registry
         self.token = token
+        self.alert_manager = alerts
         self.cache = BodyCache()
         self.otlp: ExporterStatus | None = None  # the OTLP export, when one runs
+        self.spec = build_spec()
+        # Filtered and sorted rows per (revision, filters, sort): paging through 50,000 rows
+        # sorts once per revision, not once per page.
+        self.orders: OrderedDict[tuple[object, ...], Sequence[Any]] = OrderedDict()
 
     def _snapshot(self) -> Snapshot:
         snapshot = self.hub.current
@@ -119,19 +155,34 @@ class Routes:
         return Response(body, media_type=media_type, headers=headers)
 
     @staticmethod
-    def _query(request: Request) -> SessionQuery:
+    def _query_error(exc: QueryError) -> BadRequest:
+        return BadRequest(str(exc), param=exc.param, allowed=exc.allowed)
+
+    def _query(self, request: Request, known: tuple[str, ...] = ()) -> SessionQuery:
         try:
-            return parse_query(_params(request))
+            return parse_query(_params(request), known)
         except QueryError as exc:
-            raise BadRequest(str(exc), param=exc.param, allowed=exc.allowed) from None
+            raise self._query_error(exc) from None
+
+    def _page(self, query: SessionQuery, snapshot: Snapshot) -> tuple[list[Any], int]:
+        now_ms = time.time() * 1000.0
+        if query.active_min is not None:  # depends on the time: not cached
+            return select(snapshot.rows, query, now_ms)
+        key = (snapshot.revision, query.agent, query.model, query.q, query.archived, query.sort, query.order)
+        ordered = self.orders.get(key)
+        if ordered is None:
+            ordered = self.orders[key] = match_and_sort(snapshot.rows, query, now_ms)
+            if len(self.orders) > 8:
+                self.orders.popitem(last=False)
+        return select(snapshot.rows, query, now_ms, ordered)
 
     async def sessions(self, request: Request) -> Response:
-        query = self._query(request)
+        query = self._query(request, ("fields",))
 
         def build(snapshot: Snapshot) -> bytes:
-            rows, matched = select(snapshot.rows, query, time.time() * 1000.0)
+            rows, matched = self._page(query, snapshot)
             body = {
-                "sessions": rows,
+                "sessions": project(rows, query.fields),
                 "totals": snapshot.totals,
                 "matched": matched,
                 "revision": snapshot.revision,
@@ -145,7 +196,7 @@ class Routes:
         query = self._query(request)
 
         def build(snapshot: Snapshot) -> bytes:
-            return sessions_csv(select(snapshot.rows, query, time.time() * 1000.0)[0]).encode()
+            return sessions_csv(self._page(query, snapshot)[0]).encode()
 
         return self._cached(request, "sessions.csv", "text/csv; charset=utf-8", build, query.active_min is not None)
 
@@ -243,6 +294,32 @@ class Routes:
     async def metrics(self, request: Request) -> Response:
         no_query(request)
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST, headers=NO_CACHE)
+
+    async def events(self, request: Request) -> Response:
+        no_query(request, allowed=frozenset({"token"}))
+        last = request.headers.get("last-event-id")
+        shutdown = anyio.Event()  # set by sse-starlette when the server stops: the stream ends
+        return EventSourceResponse(
+            self.hub.stream(last, shutdown),
+            ping=HEARTBEAT_S,
+            send_timeout=SEND_TIMEOUT_S,
+            shutdown_event=shutdown,
+            shutdown_grace_period=SHUTDOWN_GRACE_S,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def alerts(self, request: Request) -> Response:
+        no_query(request)
+        return Response(_encoder.encode(self.alert_manager.listing()), media_type="application/json", headers=NO_CACHE)
+
+    async def openapi(self, _request: Request) -> Response:
+        return JSONResponse(self.spec)
+
+    async def docs(self, _request: Request) -> Response:
+        return HTMLResponse(_docs_page(self.spec))
+
+    async def index(self, _request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 def no_query(request: Request, allowed: frozenset[str] = frozenset()) -> None:

@@ -153,10 +153,15 @@ class _Over:
         return value >= threshold if rule.startswith("context_pct_") else value > threshold
 
 
-def _row_conditions(
-    row: SessionRow, rules: AlertRules, over: _Over, estimate_since: dict[str, float], now_ms: float
-) -> list[Condition]:
+def row_conditions(row: SessionRow, rules: AlertRules, over: _Over) -> list[Condition]:
+    """The conditions one row meets by itself (context share, session budget).
+
+    What a row yields changes only when the row does: a condition that holds stays fired (so it
+    keeps holding under the re-arm margin), one that does not hold is not fired, and re-arming
+    only follows a condition that stopped holding; so callers may keep the result per row."""
     found: list[Condition] = []
+    if row.archived:
+        return found
     if row.context_pct is not None:
         top = max(rules.context_pct) if rules.context_pct else None
         for pct in rules.context_pct:
@@ -167,39 +172,30 @@ def _row_conditions(
                     f"({row.context_tokens}/{row.context_window} tokens, threshold {pct:g}%)"
                 )
                 found.append(Condition(f"context_pct_{pct:g}", severity, row.key, row.context_pct, pct, message, row))
-    budget, cost = rules.session_budget_usd, row.total_cost or 0.0
+    budget, cost = rules.session_budget_usd, row.total_cost or 0.0  # None: unknown, never over a budget
     if budget is not None and over(cost, budget, "session_budget", row.key, budget * (1 - REARM_FRACTION)):
         message = f"{row.key} cost ${cost:.4f} (budget ${budget:g})"
         found.append(Condition("session_budget", "warning", row.key, cost, budget, message, row))
-    if row.context_source == "estimate":
-        # The estimate began at the compaction (not when we first looked): a session idle for
-        # hours since its compaction has been an estimate for hours.
-        since = estimate_since.setdefault(row.key, _ms(row.last_compaction_at) or now_ms)
-        minutes = (now_ms - since) / 60_000
-        if rules.stale_minutes is not None and minutes >= rules.stale_minutes:
-            message = (
-                f"{row.key} has shown an estimated context for {minutes:.0f} minutes (OpenClaw has no fresh number)"
-            )
-            found.append(Condition("stale_estimate", "info", row.key, minutes, rules.stale_minutes, message, row))
-    else:
-        estimate_since.pop(row.key, None)
     return found
 
 
-def conditions(
-    snapshot: Snapshot,
-    rules: AlertRules,
-    estimate_since: dict[str, float],
-    now_ms: float,
-    fired: set[str] | frozenset[str] = frozenset(),
-) -> list[Condition]:
-    """Every alert condition that holds now. ``estimate_since`` (key -> ms) is kept by the caller;
-    a condition in ``fired`` keeps holding until its value is below the re-arm margin."""
-    over = _Over(fired)
+def _estimate_since(row: SessionRow, estimate_since: dict[str, float], now_ms: float) -> float:
+    # The estimate began at the compaction (not when we first looked): a session idle for hours
+    # since its compaction has been an estimate for hours.
+    return estimate_since.setdefault(row.key, _ms(row.last_compaction_at) or now_ms)
+
+
+def _stale(row: SessionRow, rules: AlertRules, since: float, now_ms: float) -> Condition | None:
+    minutes = (now_ms - since) / 60_000
+    if rules.stale_minutes is None or minutes < rules.stale_minutes:
+        return None
+    message = f"{row.key} has shown an estimated context for {minutes:.0f} minutes (OpenClaw has no fresh number)"
+    return Condition("stale_estimate", "info", row.key, minutes, rules.stale_minutes, message, row)
+
+
+def totals_conditions(snapshot: Snapshot, rules: AlertRules, over: _Over, now_ms: float) -> list[Condition]:
+    """Agent and daily budgets, from the totals."""
     found: list[Condition] = []
-    for row in snapshot.rows:
-        if not row.archived:
-            found += _row_conditions(row, rules, over, estimate_since, now_ms)
     if rules.agent_budget_usd is not None:
         budget = rules.agent_budget_usd
         for agent, group in snapshot.totals.by_agent.items():
@@ -216,6 +212,30 @@ def conditions(
     return found
 
 
+def conditions(
+    snapshot: Snapshot,
+    rules: AlertRules,
+    estimate_since: dict[str, float],
+    now_ms: float,
+    fired: set[str] | frozenset[str] = frozenset(),
+) -> list[Condition]:
+    """Every alert condition that holds now, over every row (``AlertBook`` keeps them per row
+    instead). ``estimate_since`` (key -> ms) is kept by the caller; a condition in ``fired``
+    keeps holding until its value is below the re-arm margin."""
+    over = _Over(fired)
+    found: list[Condition] = []
+    for row in snapshot.rows:
+        found.extend(row_conditions(row, rules, over))
+        if row.context_source == "estimate" and not row.archived:
+            stale = _stale(row, rules, _estimate_since(row, estimate_since, now_ms), now_ms)
+            if stale is not None:
+                found.append(stale)
+        else:
+            estimate_since.pop(row.key, None)
+    found.extend(totals_conditions(snapshot, rules, over, now_ms))
+    return found
+
+
 @dataclass
 class AlertBook:
     """Hysteresis state: which conditions have fired and not re-armed since. One writer."""
@@ -228,10 +248,44 @@ class AlertBook:
     started: bool = False
     #: Conditions found holding at start-up that had not fired before (not delivered; summarised).
     at_startup: list[Alert] = field(default_factory=list)
+    revision: int | None = None  # of the last snapshot seen
+    by_row: dict[str, list[Condition]] = field(default_factory=dict)  # per-row conditions that hold
+    estimating: dict[str, SessionRow] = field(default_factory=dict)  # rows showing an estimate
 
     def update(self, snapshot: Snapshot, now_ms: float) -> list[Alert]:
-        """New firings for this snapshot (each crossing once); re-arms what stopped holding."""
-        holding = {c.id: c for c in conditions(snapshot, self.rules, self.estimate_since, now_ms, self.fired)}
+        """New firings for this snapshot (each crossing once); re-arms what stopped holding.
+
+        Per-row conditions are kept per row and recomputed for the rows the snapshot names as
+        changed when it follows the last one seen (an append costs one row, not every row)."""
+        if self.revision is not None and snapshot.revision == self.revision + 1:
+            for key in snapshot.removed:
+                self.by_row.pop(key, None)
+                self.estimating.pop(key, None)
+            rows = [snapshot.by_key[key] for key in snapshot.changed if key in snapshot.by_key]
+        elif self.revision == snapshot.revision:
+            rows = []
+        else:
+            self.by_row, self.estimating = {}, {}
+            rows = list(snapshot.rows)
+        self.revision = snapshot.revision
+        over = _Over(self.fired)
+        for row in rows:
+            found = row_conditions(row, self.rules, over)
+            if found:
+                self.by_row[row.key] = found
+            else:
+                self.by_row.pop(row.key, None)
+            if row.context_source == "estimate" and not row.archived:
+                self.estimating[row.key] = row
+            else:
+                self.estimating.pop(row.key, None)
+                self.estimate_since.pop(row.key, None)
+        holding = {c.id: c for found in self.by_row.values() for c in found}
+        for row in self.estimating.values():
+            stale = _stale(row, self.rules, _estimate_since(row, self.estimate_since, now_ms), now_ms)
+            if stale is not None:
+                holding[stale.id] = stale
+        holding.update((c.id, c) for c in totals_conditions(snapshot, self.rules, over, now_ms))
         for gone in [i for i in self.fired if i not in holding]:
             self.fired.discard(gone)  # re-armed: the value went back below the threshold
             self.active.pop(gone, None)

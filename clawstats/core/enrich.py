@@ -24,16 +24,12 @@ from clawstats.core.usage import Bucket
 
 
 class Timeline(Protocol):
-    """What a transcript view offers: per-call arrays as bytes, compactions, spawned children."""
+    """What a transcript view offers: per-call arrays, compactions, spawned children."""
 
-    @property
-    def timeline_ms(self) -> bytes: ...
-    @property
-    def timeline_ctx(self) -> bytes: ...
-    @property
-    def timeline_cost(self) -> bytes: ...
-    @property
-    def timeline_out(self) -> bytes: ...
+    def timeline(self) -> tuple[array[float], array[int], array[float], array[int]]:
+        """(call ms, context tokens, cumulative cost, output tokens) per call."""
+        ...
+
     @property
     def compactions(self) -> Sequence[Compaction]: ...
     @property
@@ -56,18 +52,6 @@ def tree_of(rows: Sequence[SessionRow], views: Mapping[str, Timeline]) -> Tree:
     return build_tree(rows, links_of(rows, views))
 
 
-def _floats(raw: bytes) -> array[float]:
-    values = array("d")
-    values.frombytes(raw)
-    return values
-
-
-def _ints(raw: bytes) -> array[int]:
-    values = array("I")
-    values.frombytes(raw)
-    return values
-
-
 #: a row's forecast, kept while its transcript view (same object), window and context are unchanged
 ForecastMemo = dict[str, tuple[object, int | None, int | None, int | None, TurnsLeft]]
 
@@ -84,40 +68,82 @@ def enrich(
     that did not change: a scan then costs the changed sessions, not every session's history.
     """
     memo = {} if memo is None else memo
-    out: list[SessionRow] = []
-    seen: set[str] = set()
-    for row in annotate(rows, tree_of(rows, views)):
-        view = views.get(row.key)
-        if row.archived or view is None:
-            reason = "archived transcript" if row.archived else "no transcript"
-            out.append(msgspec.structs.replace(row, turns_to_compaction_reason=reason))
-            continue
-        seen.add(row.key)
-        cached = memo.get(row.key)
-        if cached is not None and cached[0] is view and cached[1:3] == (row.context_window, row.context_tokens):
-            growth, left = cached[3], cached[4]
-        else:
-            growth, left = forecast(
-                _floats(view.timeline_ms),
-                _ints(view.timeline_ctx),
-                _ints(view.timeline_out),
-                [c.at_ms for c in view.compactions],
-                row.context_window,
-                compaction,
-                context_now=row.context_tokens,
-            )
-            memo[row.key] = (view, row.context_window, row.context_tokens, growth, left)
-        out.append(
-            msgspec.structs.replace(
-                row,
-                context_growth_per_turn=growth,
-                turns_to_compaction=left.turns,
-                turns_to_compaction_reason=left.reason,
-            )
-        )
-    for gone in memo.keys() - seen:
+    out = [_foresee(row, views.get(row.key), compaction, memo) for row in annotate(rows, tree_of(rows, views))]
+    for gone in memo.keys() - {row.key for row in rows}:
         del memo[gone]
     return out
+
+
+def _foresee(row: SessionRow, view: Timeline | None, compaction: CompactionConfig, memo: ForecastMemo) -> SessionRow:
+    """The row with its compaction forecast filled in (kept in ``memo`` while its inputs are the same)."""
+    if row.archived or view is None:
+        reason = "archived transcript" if row.archived else "no transcript"
+        memo.pop(row.key, None)
+        return msgspec.structs.replace(row, turns_to_compaction_reason=reason)
+    cached = memo.get(row.key)
+    if cached is not None and cached[0] is view and cached[1:3] == (row.context_window, row.context_tokens):
+        growth, left = cached[3], cached[4]
+    else:
+        ms, ctx, _cost, out = view.timeline()
+        growth, left = forecast(
+            ms,
+            ctx,
+            out,
+            [c.at_ms for c in view.compactions],
+            row.context_window,
+            compaction,
+            context_now=row.context_tokens,
+        )
+        memo[row.key] = (view, row.context_window, row.context_tokens, growth, left)
+    return msgspec.structs.replace(
+        row, context_growth_per_turn=growth, turns_to_compaction=left.turns, turns_to_compaction_reason=left.reason
+    )
+
+
+class Enricher:
+    """The served rows' lineage, tree cost and forecast, kept across scans by the store (one writer).
+
+    Given the rows as built (before enrichment), the keys rebuilt and removed in this scan and the
+    rows served now, :meth:`update` returns only the rows whose enriched form differs from what is
+    served: every rebuilt row (annotated and forecast afresh) and any other row whose parent, root
+    or tree cost moved. The lineage tree itself is built over every row on each change (a pure
+    pass: O(rows) dictionary work, no row rebuilt); what a row's own fields need is computed for
+    the rebuilt rows only.
+    """
+
+    def __init__(self) -> None:
+        self.memo: ForecastMemo = {}
+
+    def update(
+        self,
+        base: Mapping[str, SessionRow],
+        views: Mapping[str, Timeline],
+        rebuilt: Iterable[str],
+        removed: Iterable[str],
+        served: Mapping[str, SessionRow],
+        compaction: CompactionConfig,
+    ) -> dict[str, SessionRow]:
+        for key in removed:
+            self.memo.pop(key, None)
+        rows = list(base.values())
+        tree = tree_of(rows, views)
+        out: dict[str, SessionRow] = {}
+        fresh = {key for key in rebuilt if key in base}
+        for row in annotate([base[key] for key in fresh], tree):
+            out[row.key] = _foresee(row, views.get(row.key), compaction, self.memo)
+        parents, roots, costs = tree.parents, tree.roots, tree.tree_cost
+        for key, row in base.items():
+            if key in fresh:
+                continue
+            now = served.get(key)
+            if now is None:
+                continue
+            lineage = (parents.get(key), roots.get(key), costs.get(key, row.total_cost))
+            if (now.parent_key, now.root_key, now.tree_cost) != lineage:
+                out[key] = msgspec.structs.replace(
+                    now, parent_key=lineage[0], root_key=lineage[1], tree_cost=lineage[2]
+                )
+        return out
 
 
 def calls_of(views: Iterable[tuple[str, Timeline]], since_ms: float = 0.0) -> Iterator[tuple[str, float, float]]:
@@ -127,7 +153,7 @@ def calls_of(views: Iterable[tuple[str, Timeline]], since_ms: float = 0.0) -> It
     bisection: a scrape costs the recent calls, not the whole history.
     """
     for agent, view in views:
-        times, costs = _floats(view.timeline_ms), _floats(view.timeline_cost)
+        times, _ctx, costs, _out = view.timeline()
         start = bisect_left(times, since_ms) if since_ms else 0
         previous = costs[start - 1] if start else 0.0
         for index in range(start, len(times)):

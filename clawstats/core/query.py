@@ -7,17 +7,24 @@ and what it accepts; ``select`` applies a parsed :class:`SessionQuery` to snapsh
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
 
 from clawstats.core.session import SessionRow
 
 SORTS = ("updated", "cost", "context", "key")
 ORDERS = ("desc", "asc")
 MAX_LIMIT = 100_000
-#: A UTC day, optionally with an RFC 3339 time (``t``/``z`` in either case, as RFC 3339 allows).
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}([Tt][0-9:.+\-Zz]*)?$")
+#: A UTC day, optionally with an RFC 3339 time (``t``/``z`` in either case, as RFC 3339 allows; cut
+#: off); also the OpenAPI pattern, so they cannot differ.
+DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}([Tt][0-9:.+\-Zz]*)?$"
+_DAY = re.compile(DAY_PATTERN)
+#: Wire name -> attribute of every row field (``fields=`` picks among them; ``key`` always comes).
+ROW_FIELDS = {f.encode_name: f.name for f in msgspec.structs.fields(SessionRow)}
 
 
 class QueryError(ValueError):
@@ -39,6 +46,11 @@ class SessionQuery:
     limit: int | None = None
     offset: int = 0
     archived: bool = True
+    fields: tuple[str, ...] | None = None  # wire names; None: every field
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.agent or self.active_min is not None or self.model or self.q or not self.archived)
 
 
 def _number(param: str, raw: str, *, integer: bool, minimum: float) -> float:
@@ -83,6 +95,7 @@ def parse_day(param: str, raw: str | None) -> str | None:
 def parse_query(params: Mapping[str, str], known: Iterable[str] = ()) -> SessionQuery:
     """Build a :class:`SessionQuery` from string parameters (HTTP query or CLI)."""
     allowed = {"agent", "active", "model", "q", "sort", "order", "limit", "offset", "archived", *known}
+    # "fields" is accepted only where the caller lists it in ``known`` (JSON, not CSV).
     for name in params:
         if name not in allowed:
             raise QueryError(name, "no such parameter; known: " + ", ".join(sorted(allowed)))
@@ -103,7 +116,26 @@ def parse_query(params: Mapping[str, str], known: Iterable[str] = ()) -> Session
         limit=int(_number("limit", limit, integer=True, minimum=0)) if limit else None,
         offset=int(_number("offset", offset, integer=True, minimum=0)) if offset else 0,
         archived=archived not in ("false", "0"),
+        fields=_fields(get("fields")) if "fields" in params else None,
     )
+
+
+def _fields(raw: str | None) -> tuple[str, ...] | None:
+    if not raw:
+        return None
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    for name in names:
+        if name not in ROW_FIELDS:
+            raise QueryError("fields", "comma-separated row fields: " + ", ".join(ROW_FIELDS), raw)
+    return tuple(dict.fromkeys(["key", *names]))
+
+
+def project(rows: Sequence[SessionRow], fields: tuple[str, ...] | None) -> Sequence[Any]:
+    """Rows as they go on the wire: whole, or only ``fields`` (wire names) of each."""
+    if fields is None:
+        return rows
+    attrs = [(name, ROW_FIELDS[name]) for name in fields]
+    return [{name: getattr(row, attr) for name, attr in attrs} for row in rows]
 
 
 _SORT_KEYS: dict[str, Callable[[SessionRow], tuple[float | str, str]]] = {
@@ -114,8 +146,21 @@ _SORT_KEYS: dict[str, Callable[[SessionRow], tuple[float | str, str]]] = {
 }
 
 
-def select(rows: Iterable[SessionRow], query: SessionQuery, now_ms: float) -> tuple[list[SessionRow], int]:
-    """(the page of rows, how many matched before paging)."""
+def select(
+    rows: Sequence[SessionRow], query: SessionQuery, now_ms: float, ordered: Sequence[SessionRow] | None = None
+) -> tuple[list[SessionRow], int]:
+    """(the page of rows, how many matched before paging). ``rows`` come newest first (a
+    snapshot's order: ``sort=updated`` without filters is a slice); ``ordered``, when given, is
+    ``rows`` already filtered and sorted for this query (a cache of the caller's)."""
+    matched = ordered if ordered is not None else match_and_sort(rows, query, now_ms)
+    end = None if query.limit is None else query.offset + min(query.limit, MAX_LIMIT)
+    return list(matched[query.offset : end]), len(matched)
+
+
+def match_and_sort(rows: Sequence[SessionRow], query: SessionQuery, now_ms: float) -> Sequence[SessionRow]:
+    order = query.order or ("asc" if query.sort == "key" else "desc")
+    if not query.filtered and query.sort == "updated":
+        return rows if order == "desc" else rows[::-1]
     needle = query.q.lower() if query.q else None
     since_ms = now_ms - query.active_min * 60_000 if query.active_min is not None else None
     matched = [
@@ -127,9 +172,5 @@ def select(rows: Iterable[SessionRow], query: SessionQuery, now_ms: float) -> tu
         and (query.archived or not r.archived)
         and (needle is None or needle in r.key.lower() or needle in (r.label or "").lower())
     ]
-    order = query.order or ("asc" if query.sort == "key" else "desc")
     matched.sort(key=_SORT_KEYS[query.sort], reverse=order == "desc")
-    page = matched[query.offset :]
-    if query.limit is not None:
-        page = page[: min(query.limit, MAX_LIMIT)]
-    return page, len(matched)
+    return matched

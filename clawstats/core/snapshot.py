@@ -31,15 +31,18 @@ BURN_REFRESH_MS = 60_000.0
 
 @dataclass(frozen=True, slots=True)
 class TranscriptView:
-    """A frozen copy of what the detail and usage views need from one transcript."""
+    """A frozen copy of what totals and the detail view need from one transcript.
+
+    The per-call timelines are not copied: they only ever grow (a replaced file gets a new
+    ``TranscriptStats``), so the view keeps a reference and how many points it covers, and
+    :meth:`timeline` reads that prefix on demand (a detail request, an OTLP export).
+    """
 
     agent_id: str
     buckets: Mapping[tuple[str, str], Bucket]
     compactions: tuple[Compaction, ...]
-    timeline_ms: bytes
-    timeline_ctx: bytes
-    timeline_cost: bytes
-    timeline_out: bytes
+    stats: TranscriptStats
+    points: int
     spawned: tuple[str, ...] = ()  # child session keys this transcript spawned
 
     @classmethod
@@ -48,12 +51,15 @@ class TranscriptView:
             agent_id=agent_id,
             buckets={key: bucket.copy() for key, bucket in stats.buckets.items()},
             compactions=tuple(stats.compactions),
-            timeline_ms=stats.tl_ms.tobytes(),
-            timeline_ctx=stats.tl_ctx.tobytes(),
-            timeline_cost=stats.tl_cost.tobytes(),
-            timeline_out=stats.tl_out.tobytes(),
+            stats=stats,
+            points=len(stats.tl_ms),
             spawned=tuple(stats.spawned),
         )
+
+    def timeline(self) -> tuple[array[float], array[int], array[float], array[int]]:
+        """(call ms, context tokens, cumulative cost, output tokens) of the first ``points`` calls."""
+        n, stats = self.points, self.stats
+        return stats.tl_ms[:n], stats.tl_ctx[:n], stats.tl_cost[:n], stats.tl_out[:n]
 
 
 class CompactionInfo(msgspec.Struct, frozen=True, rename="camel"):
@@ -102,6 +108,9 @@ class Snapshot:
     burn_cache: dict[tuple[float, float | None], tuple[BurnRate, dict[str, BurnRate]]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    #: Row keys changed or added / removed since the previous revision (the event stream's delta).
+    changed: frozenset[str] = frozenset()
+    removed: frozenset[str] = frozenset()
 
     def detail(self, key: str) -> SessionDetail | None:
         row = self.by_key.get(key)
@@ -110,10 +119,7 @@ class Snapshot:
         view = self.views.get(key)
         if view is None:
             return SessionDetail(row, {}, [], [])
-        ms, ctx, cost = array("d"), array("I"), array("d")
-        ms.frombytes(view.timeline_ms)
-        ctx.frombytes(view.timeline_ctx)
-        cost.frombytes(view.timeline_cost)
+        ms, ctx, cost, _out = view.timeline()
         timeline = [
             TimelinePoint(iso_ms(at or None), tokens, spent) for at, tokens, spent in zip(ms, ctx, cost, strict=True)
         ]

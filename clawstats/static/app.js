@@ -4,13 +4,22 @@
 // No build step, no dependencies: plain DOM and a small SVG line chart.
 "use strict";
 
-const state = { rows: new Map(), totals: null, sort: "updated", order: "desc", token: null, source: null, alerts: [] };
+const state = {
+  rows: new Map(), totals: null, sort: "updated", order: "desc", token: null, source: null, alerts: [],
+  shown: 200, // rows in the table: the page stays responsive at 50,000 sessions ("Show more" adds a page)
+};
+const PAGE_ROWS = 200;
+// Counters a test reads: renders (one per event) and table rows built (one per changed visible row).
+const stats = (window.clawstatsStats = { renders: 0, rowsBuilt: 0, snapshots: 0 });
+const rowEls = new Map(); // key -> [row object it was built from, <tr>]
 const SEVERITY_RANK = { info: 0, warning: 1, critical: 2 };
 const $ = (sel) => document.querySelector(sel);
 // null: unknown (no readable transcript), shown as "?" rather than as $0
 const fmtCost = (usd) =>
   usd == null ? "?" : "$" + (usd >= 100 ? usd.toFixed(0) : usd >= 1 ? usd.toFixed(2) : usd.toFixed(4));
 const fmtK = (n) => (n >= 10000 ? Math.round(n / 1000) + "k" : n >= 1000 ? (n / 1000).toFixed(1) + "k" : String(n));
+const fmtBig = (n) => (n >= 1e9 ? (n / 1e9).toFixed(2) + "B" : n >= 1e6 ? (n / 1e6).toFixed(2) + "M" : fmtK(n));
+const clock = (iso) => (iso ? new Date(iso).toLocaleTimeString() : "");
 const fmtInt = (n) => n.toLocaleString("en-US");
 
 function age(ms) {
@@ -69,31 +78,55 @@ function setConn(kind, text) {
   conn.textContent = text || kind;
 }
 
+function updatedAt(body) {
+  $("#generated").textContent = body.generatedAt ? "updated " + clock(body.generatedAt) : "";
+}
+
+async function firstPage() {
+  // The first rows at once, before the event stream's snapshot of every row arrives.
+  try {
+    const body = await api("/api/sessions?limit=" + PAGE_ROWS);
+    if (state.rows.size) return; // the snapshot came first
+    state.rows = new Map(body.sessions.map((row) => [row.key, row]));
+    state.totals = body.totals;
+    updatedAt(body);
+    render();
+  } catch (err) {
+    if (err.message !== "unauthorized") setConn("error", "cannot load sessions: " + err.message);
+  }
+}
+
 function connect() {
   if (state.source) state.source.close();
   const url = "api/events" + (state.token ? "?token=" + encodeURIComponent(state.token) : "");
   const source = new EventSource(withTab(url), { withCredentials: true });
   state.source = source;
   setConn("connecting");
+  firstPage();
   source.addEventListener("open", () => setConn("live"));
-  source.addEventListener("snapshot", (ev) => {
+  source.addEventListener("snapshot", async (ev) => {
     const body = JSON.parse(ev.data);
     state.rows = new Map(body.sessions.map((row) => [row.key, row]));
     state.totals = body.totals;
-    $("#generated").textContent = "revision " + body.revision;
+    updatedAt(body);
+    await loadAlerts(); // once per (re)connection; afterwards alerts come in the stream
     render();
-    refreshAlerts();
+    stats.snapshots += 1;
   });
   source.addEventListener("sessions", (ev) => {
     const body = JSON.parse(ev.data);
     for (const key of body.removed || []) state.rows.delete(key);
     for (const row of body.sessions) state.rows.set(row.key, row);
     state.totals = body.totals;
-    $("#generated").textContent = "revision " + body.revision;
+    updatedAt(body);
     render(new Set(body.sessions.map((row) => row.key)));
-    refreshAlerts();
   });
-  source.addEventListener("alert", () => refreshAlerts());
+  source.addEventListener("alert", (ev) => {
+    const alert = JSON.parse(ev.data);
+    state.alerts = [alert, ...state.alerts.filter((a) => a.id !== alert.id)];
+    showAlerts();
+    render(new Set([alert.subject]));
+  });
   source.addEventListener("error", async () => {
     if (source.readyState === EventSource.CLOSED) {
       // The browser gave up (e.g. 401): find out why, then retry.
@@ -113,18 +146,21 @@ function connect() {
 
 // ---- alerts ---------------------------------------------------------------------------------
 
-async function refreshAlerts() {
+async function loadAlerts() {
   try {
     state.alerts = (await api("api/alerts")).active;
   } catch (err) {
     return;
   }
+  showAlerts();
+}
+
+function showAlerts() {
   const list = $("#alert-list");
   list.replaceChildren(
     ...state.alerts.map((a) => el("li", { class: a.severity }, a.message, el("time", { text: a.firedAt }))),
   );
   $("#alerts").hidden = state.alerts.length === 0;
-  render();
 }
 
 function alertsFor(key) {
@@ -195,6 +231,7 @@ function gauge(row) {
 }
 
 function rowElement(row) {
+  stats.rowsBuilt += 1;
   const keyCell = el("td", { class: "key" }, row.key);
   if (row.label) keyCell.append(el("span", { class: "label-tag", text: row.label }));
   const alerts = alertsFor(row.key);
@@ -220,7 +257,7 @@ function renderTotals() {
   const totals = state.totals;
   if (!totals) return;
   $("#total-cost").textContent = fmtCost(totals.totalCost);
-  $("#total-tokens").textContent = fmtK(totals.usage.total);
+  $("#total-tokens").textContent = fmtBig(totals.usage.total);
   $("#total-sessions").textContent = String(totals.sessions);
   for (const [id, groups] of [["#by-agent", totals.byAgent], ["#by-model", totals.byModel]]) {
     const table = $(id);
@@ -241,20 +278,44 @@ function renderTotals() {
 }
 
 function render(changed = new Set()) {
+  // Once per event. Rows keep their <tr> while their data is unchanged; a changed row gets a
+  // new one (flashing); the DOM is only reordered where the order moved.
+  stats.renders += 1;
   renderTotals();
-  const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.key : null;
-  const rows = visibleRows();
+  const all = visibleRows();
+  const rows = all.slice(0, state.shown);
   const body = $("#sessions tbody");
-  body.replaceChildren(...rows.map((row) => {
-    const tr = rowElement(row);
-    if (changed.has(row.key)) tr.classList.add("flash");
-    return tr;
-  }));
-  if (focused) {
-    const again = body.querySelector(`tr[data-key="${CSS.escape(focused)}"]`);
-    if (again) again.focus();
+  const wanted = new Set(rows.map((row) => row.key));
+  for (const [key, [, tr]] of rowEls) {
+    if (!wanted.has(key)) {
+      tr.remove();
+      rowEls.delete(key);
+    }
+  }
+  let before = body.firstElementChild;
+  for (const row of rows) {
+    let entry = rowEls.get(row.key);
+    if (!entry || entry[0] !== row || changed.has(row.key)) {
+      const tr = rowElement(row);
+      if (entry && changed.has(row.key)) tr.classList.add("flash");
+      if (entry) {
+        const old = entry[1];
+        const hadFocus = document.activeElement === old;
+        old.replaceWith(tr);
+        if (old === before) before = tr;
+        if (hadFocus) tr.focus({ preventScroll: true }); // only when the focused row itself changed
+      }
+      entry = [row, tr];
+      rowEls.set(row.key, entry);
+    }
+    const tr = entry[1];
+    if (tr === before) before = before.nextElementSibling;
+    else body.insertBefore(tr, before);
   }
   $("#empty").hidden = rows.length > 0;
+  const more = $("#more");
+  more.hidden = all.length <= rows.length;
+  $("#shown").textContent = all.length > rows.length ? `${rows.length} of ${fmtInt(all.length)} shown` : "";
   document.dispatchEvent(new CustomEvent("clawstats:render"));
   for (const th of document.querySelectorAll("#sessions th")) {
     const sort = th.querySelector("button").dataset.sort;
@@ -265,12 +326,13 @@ function render(changed = new Set()) {
 
 // ---- detail ---------------------------------------------------------------------------------
 
-function lineChart(points, { yMax, marks = [], window = null, fmt = String }) {
+function lineChart(points, { yMax, marks = [], window = null, fmt = String, label = "chart" }) {
   const W = 460, H = 180, L = 46, R = 8, T = 10, B = 20;
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${label}: ${points.length} calls, up to ${fmt(points.reduce((a, b) => Math.max(a, b), 0))}`);
   const add = (name, attrs, text) => {
     const node = document.createElementNS(ns, name);
     for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
@@ -301,6 +363,7 @@ async function openDetail(key) {
   try {
     detail = await api("api/sessions/" + encodeURIComponent(key));
   } catch (err) {
+    if (err.message !== "unauthorized") setConn("error", "cannot open " + key + ": " + err.message);
     return;
   }
   const row = detail.row;
@@ -320,10 +383,10 @@ async function openDetail(key) {
   const times = detail.timeline.map((p) => p.at);
   const marks = detail.compactions.map((c) => times.findIndex((t) => t && c.at && t > c.at)).filter((i) => i >= 0);
   $("#chart-context").replaceChildren(
-    lineChart(ctx, { yMax: Math.max(row.contextWindow || 0, ...ctx), window: row.contextWindow, marks, fmt: (v) => fmtK(Math.round(v)) }),
+    lineChart(ctx, { yMax: Math.max(row.contextWindow || 0, ...ctx), window: row.contextWindow, marks, fmt: (v) => fmtK(Math.round(v)), label: "Context tokens per call" }),
   );
   const cost = detail.timeline.map((p) => p.cumulativeCost);
-  $("#chart-cost").replaceChildren(lineChart(cost, { yMax: Math.max(...cost, 0), fmt: (v) => "$" + v.toFixed(3) }));
+  $("#chart-cost").replaceChildren(lineChart(cost, { yMax: Math.max(...cost, 0), fmt: (v) => "$" + v.toFixed(3), label: "Cumulative cost" }));
   $("#detail-models").replaceChildren(
     el("tr", {}, ...["Model", "Calls", "Input", "Output", "Cache read", "Cost"].map((h) => el("th", { text: h }))),
     ...Object.entries(detail.byModel).map(([name, g]) =>
@@ -383,7 +446,16 @@ function main() {
       render();
     });
   }
-  for (const id of ["#agent-filter", "#text-filter", "#archived-filter"]) $(id).addEventListener("input", () => render());
+  for (const id of ["#agent-filter", "#text-filter", "#archived-filter"]) {
+    $(id).addEventListener("input", () => {
+      state.shown = PAGE_ROWS;
+      render();
+    });
+  }
+  $("#more").addEventListener("click", () => {
+    state.shown += PAGE_ROWS;
+    render();
+  });
   const body = $("#sessions tbody");
   body.addEventListener("click", (ev) => {
     const tr = ev.target.closest("tr");
@@ -404,6 +476,12 @@ function main() {
     }
   });
   $("#detail-close").addEventListener("click", () => $("#detail").close());
+  $("#detail").addEventListener("close", () => {
+    // Back to the row the view was opened from (Esc included), even if updates replaced its <tr>.
+    const key = $("#detail").dataset.key;
+    const entry = key ? rowEls.get(key) : null;
+    if (entry) entry[1].focus();
+  });
   $("#auth-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     state.token = $("#token").value;

@@ -3,7 +3,7 @@
 A small SQLite file in the user cache dir (one per state dir) lets a restart over a
 multi-GB store cost O(changed bytes): a cached transcript resumes at its offset when its
 device, inode and first bytes still match, and is re-read from zero otherwise. Writes are
-batched in one transaction and throttled; an unwritable or full cache dir degrades health and
+batched in one transaction (the store throttles them); an unwritable or full cache dir degrades health and
 the service goes on without it. SIGKILL mid-write leaves the last committed state (SQLite).
 """
 
@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import sqlite3
-import time
 from pathlib import Path
 
 from clawstats.core.health import HealthLog
@@ -22,46 +20,6 @@ from clawstats.watch.tail import FileId, Tail
 
 log = logging.getLogger("clawstats")
 SCHEMA_VERSION = 2  # 2: per-call costs in the state, a meta table naming the prices used
-
-
-class AlertStateFile:
-    """The fired-alert set (hysteresis state), beside the index in the same SQLite file but on a
-    connection of its own: it is written from the event loop, the index from scan threads."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.available = True
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=2.0, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS alerts_fired (id TEXT PRIMARY KEY)")
-        except (sqlite3.Error, OSError) as exc:
-            log.warning("%s: alert state not persisted (%s)", path, exc)
-            self.available = False
-
-    def load(self) -> set[str]:
-        if not self.available:
-            return set()
-        try:
-            return {row[0] for row in self._db.execute("SELECT id FROM alerts_fired")}
-        except sqlite3.Error:
-            return set()
-
-    def save(self, fired: set[str]) -> None:
-        if not self.available:
-            return
-        try:
-            with self._db:
-                self._db.execute("BEGIN")
-                self._db.execute("DELETE FROM alerts_fired")
-                self._db.executemany("INSERT INTO alerts_fired VALUES (?)", [(i,) for i in sorted(fired)])
-        except sqlite3.Error as exc:
-            log.warning("%s: alert state not saved (%s)", self.path, exc)
-
-    def close(self) -> None:
-        if self.available:
-            self._db.close()
 
 
 def default_cache_path(cache_dir: Path, state_dir: Path) -> Path:
@@ -80,7 +38,6 @@ class IndexCache:
         self.min_interval_s = min_interval_s
         self._saved: dict[str, tuple[FileId | None, int, int]] = {}
         self._owners_saved: dict[tuple[str, str], str] = {}
-        self._last_save = 0.0
         self._db: sqlite3.Connection | None = None
         self._open()
 
@@ -128,21 +85,6 @@ class IndexCache:
     def available(self) -> bool:
         return self._db is not None
 
-    def restore(self, path: str) -> Tail | None:
-        """A :class:`Tail` resumed from the cache, or None when absent or unusable."""
-        if self._db is None:
-            return None
-        try:
-            found = self._db.execute(
-                "SELECT dev, ino, size, mtime_ns, offset, head, state, open_line FROM files WHERE path = ?", (path,)
-            ).fetchone()
-        except sqlite3.Error as exc:
-            self._fail("read", exc)
-            return None
-        if found is None:
-            return None
-        return self._tail(path, *found)
-
     def restore_all(self) -> dict[str, Tail]:
         """Every cached transcript at once (one query: a warm start over thousands of files)."""
         if self._db is None:
@@ -177,8 +119,7 @@ class IndexCache:
             stats = TranscriptStats.load(state)
         except ValueError:
             return None
-        tail = Tail(path)
-        tail.stats = stats
+        tail = Tail(path, stats=stats)
         tail.offset = offset
         tail.head = head or b""
         tail.open_line = bool(open_line)
@@ -199,19 +140,16 @@ class IndexCache:
             self._owners_saved[(agent_id, sid)] = key
         return dict(rows)
 
-    def save(self, tails: dict[str, Tail], owners: dict[str, dict[str, str]], force: bool = False) -> None:
-        """Persist what changed since the last save (at most every ``min_interval_s``)."""
+    def save(self, tails: list[Tail], owners: dict[str, dict[str, str]]) -> None:
+        """Persist the given tails (those whose state moved since their last save) and new owners
+        in one transaction; the store decides when (it throttles to ``min_interval_s``)."""
         if self._db is None:
             return
-        now = time.monotonic()
-        if not force and now - self._last_save < self.min_interval_s:
-            return
-        self._last_save = now
         changed = []
-        for path, tail in tails.items():
+        for tail in tails:
             mark = (tail.file_id, tail.revision, tail.offset)
-            if self._saved.get(path) != mark and tail.file_id is not None:
-                changed.append((path, tail, mark))
+            if self._saved.get(tail.path) != mark and tail.file_id is not None:
+                changed.append((tail.path, tail, mark))
         new_owners = [
             (agent, sid, key)
             for agent, mapping in owners.items()
@@ -253,21 +191,19 @@ class IndexCache:
         if self.health is not None:
             self.health.clear_condition(str(self.path))
 
-    def prune(self) -> int:
-        """Forget transcripts that no longer exist; returns how many."""
-        if self._db is None:
-            return 0
+    def forget(self, paths: list[str]) -> None:
+        """Drop these transcripts (the store names the cached ones no agent read again: deleted
+        or no longer listed while we were not running), without a stat per cached file."""
+        if self._db is None or not paths:
+            return
         try:
-            paths = [p for (p,) in self._db.execute("SELECT path FROM files")]
-            # SQLite cursors are stored as "<database>#<sessionId>": check the database.
-            gone = [(p,) for p in paths if not os.path.exists(p.split("#", 1)[0])]
-            if gone:
-                with self._db:
-                    self._db.executemany("DELETE FROM files WHERE path = ?", gone)
+            with self._db:
+                self._db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in paths])
         except sqlite3.Error as exc:
-            self._fail("prune", exc)
-            return 0
-        return len(gone)
+            self._fail("forget", exc)
+            return
+        for path in paths:
+            self._saved.pop(path, None)
 
     def close(self) -> None:
         if self._db is not None:

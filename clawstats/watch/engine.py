@@ -33,7 +33,6 @@ def open_store(settings: Settings, env: Mapping[str, str], workers: int = 1, fol
         # costs, and --max-line-bytes (a smaller one skipped lines a plain run must count).
         identity = f"{catalog.identity()}|max_line_bytes={settings.max_line_bytes}"
         cache = IndexCache(default_cache_path(settings.cache_path_dir, state_dir), identity=identity)
-        cache.prune()  # forget transcripts deleted while we were not running
     store = StatsStore(state_dir, agents, catalog, cache, settings.max_line_bytes, workers)
     if cache is not None:
         cache.health = store.health

@@ -1,9 +1,12 @@
 """The scan loop: wake on file-system events (or every ``poll_interval_s``), scan off the
 event loop, publish the new snapshot. The only caller of ``StatsStore.scan`` in a server.
 
-Stat polling is the baseline (``sessions.json`` is replaced by rename, inotify is not always
-available, WSL and network mounts miss events); watchfiles, when it can watch the state dir,
-only shortens the wait so an append shows within tens of milliseconds.
+Without file-system events, every ``poll_interval_s`` stats every transcript. With them
+(watchfiles on the state dir), a scan stats only the paths the events named plus a slice of a
+safety sweep that walks every transcript at ``SWEEP_FILES_PER_S`` (a missed event is caught
+within one sweep), so an idle server over 50,000 sessions costs a few stats per second, not
+50,000. ``sessions.json`` and the directories are checked on every scan either way (one
+``fstat`` and one ``stat`` per agent).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from clawstats.watch.store import StatsStore
 
 log = logging.getLogger("clawstats")
 #: OpenClaw writes these constantly and they never change our numbers.
+#: The safety sweep's pace when file-system events work (a stat each: about 2 µs).
+SWEEP_FILES_PER_S = 2000.0
 _NOISE = (".trajectory.jsonl", ".lock", ".tmp", "-journal", ".usage-cost-cache.json")
 
 
@@ -42,34 +47,42 @@ class Poller:
         self.watch = watch
         self.debounce_ms = debounce_ms
         self.wake = asyncio.Event()
-        self.scans = 0
         self.watching = False
         self.changed: set[str] = set()  # paths reported by file-system events since the last scan
         self.last_full = 0.0
+        self._sweep: list[str] = []  # the safety sweep's remaining paths
+        self._swept_at = 0.0
+        self._discovered_at = 0.0
 
     async def step(self) -> Snapshot:
         """One scan off the loop, then publish (always, so readers see fresh scan times).
 
-        Between full scans (every ``poll_interval_s``: a stat of every file, the safety net for
-        missed events) only the paths that file-system events named are stat'ed, so the cost
-        of an append does not grow with the number of transcripts.
+        With file-system events, only the paths they named and the next slice of the safety
+        sweep are stat'ed; without them, every transcript each ``poll_interval_s``.
         """
         loop = asyncio.get_running_loop()
+        now = loop.time()
         hint: set[str] | None = None
-        if self.watching and loop.time() - self.last_full < self.poll_interval_s:
-            hint = self.changed
+        if self.watching and self.last_full:
+            hint = self.changed | self._sweep_slice(now)
+        elif now - self.last_full >= self.poll_interval_s or not self.last_full:
+            self.last_full = self._swept_at = now
         else:
-            self.last_full = loop.time()
+            hint = self.changed
         self.changed = set()
-        snapshot = await asyncio.to_thread(self._scan, hint)
-        self.scans += 1
+        # Discovery (new agents, a new catalog) on every full scan and at least every poll
+        # interval: with file-system events the scans are never full after the first.
+        discover = now - self._discovered_at >= self.poll_interval_s
+        if discover:
+            self._discovered_at = now
+        snapshot = await asyncio.to_thread(self._scan, hint, discover)
         self.publish(snapshot)
         return snapshot
 
-    def _scan(self, hint: set[str] | None) -> Snapshot:
-        # New agents / the state dir appearing: on every full scan, and at once when an event
-        # names a path under agents/ of no known agent (its store was just created).
-        if self.store.discovery is not None and (hint is None or self._unknown_agent(hint)):
+    def _scan(self, hint: set[str] | None, discover: bool) -> Snapshot:
+        # New agents / the state dir appearing: when due, and at once when an event names a
+        # path under agents/ of no known agent (its store was just created).
+        if self.store.discovery is not None and (hint is None or discover or self._unknown_agent(hint)):
             if self.store.discovery():
                 hint = None  # new agents or a new catalog: every file is looked at
         return self.store.scan(hint)
@@ -78,6 +91,18 @@ class Poller:
         agents_dir = os.path.join(self.store.state_dir, "agents") + os.sep
         known = tuple(agents_dir + agent + os.sep for agent in self.store.health.layouts)
         return any(p.startswith(agents_dir) and not p.startswith(known) for p in paths)
+
+    def _sweep_slice(self, now: float) -> set[str]:
+        count = int((now - self._swept_at) * SWEEP_FILES_PER_S)
+        if count < 1:
+            return set()
+        self._swept_at = now
+        if not self._sweep:
+            self._sweep = self.store.all_paths()
+        cut = max(0, len(self._sweep) - count)
+        picked = set(self._sweep[cut:])
+        del self._sweep[cut:]
+        return picked
 
     async def _watch(self, stop: asyncio.Event) -> None:
         state_dir = self.store.state_dir
@@ -132,5 +157,4 @@ class Poller:
                     await watcher
                 except asyncio.CancelledError:
                     pass
-            if self.store.cache is not None:
-                await asyncio.to_thread(self.store.cache.save, self.store.all_tails(), self.store.files_owners(), True)
+            await asyncio.to_thread(self.store.flush, True)

@@ -1,4 +1,5 @@
-"""``Source``: one served row as the writer sees it before joining (key, index row, transcript)."""
+"""What an agent hands the store: ``Source`` (one served row before joining: key, index row,
+transcript) and ``AgentScan`` (what changed in one scan)."""
 
 from __future__ import annotations
 
@@ -15,3 +16,12 @@ class Source:
     stats_id: str | None  # transcript path (file layout) or "<db>#<sessionId>" (SQLite)
     archived: bool = False
     archived_from: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentScan:
+    """Since the agent's previous scan: row keys whose :class:`Source` was added, changed or
+    removed, and transcripts (stats ids) whose statistics changed, appeared or vanished."""
+
+    keys: set[str]
+    stats: set[str]

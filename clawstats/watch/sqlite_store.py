@@ -3,8 +3,11 @@
 Rows come from ``session_nodes.entry_json`` (same fields as a ``sessions.json`` row),
 transcript events from ``transcript_events`` (plain ``event_json`` or zstd ``event_zstd``),
 read incrementally: the last ``seq`` per session is remembered and only newer events are
-fetched; nothing is queried while the database's and the ``-wal`` file's identity, size and
-mtime and the ``-shm`` wal-index header are unchanged.
+fetched, for the sessions whose node changed or that have events past the last ``rowid`` seen
+(a read with no new event and no moved node checks every session's newest ``seq``: a deletion);
+``entry_json`` is fetched only for nodes whose ``updated_at`` or session id moved; nothing is
+queried while the database's and the ``-wal`` file's identity, size and mtime and the ``-shm``
+wal-index header are unchanged.
 
 Reading never creates or changes a file beside the database, and works in a directory the
 reader cannot write (a read-only volume, another user's state). SQLite (>= 3.22) can open a WAL
@@ -18,6 +21,9 @@ for one short read transaction: one held open would keep the gateway, on its way
 checkpointing and removing its ``-wal`` and ``-shm``; and each read opens the file the path
 names now, so a database replaced by rename (a restore, a migration) is followed. A busy
 timeout, no writes, no checkpoints.
+
+Reset/deleted transcript files left beside the database (``sessions/``) are this agent's too:
+they are followed as file tails (see :meth:`SqliteAgent._archives`).
 """
 
 from __future__ import annotations
@@ -31,11 +37,12 @@ import zstandard
 
 from clawstats.core.health import HealthLog
 from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, IndexRow, decode_line, parse_index_row
-from clawstats.core.transcript import TranscriptStats
 from clawstats.core.usage import Pricer
-from clawstats.watch.cache import IndexCache
+from clawstats.watch.file_agent import classify
 from clawstats.watch.layout import AgentSource, read_regular
-from clawstats.watch.source import Source
+from clawstats.watch.sessionkeys import owner_from_trajectory
+from clawstats.watch.source import AgentScan, Source
+from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES as TAIL_MAX_LINE_BYTES
 from clawstats.watch.tail import FileId, Tail
 
 BUSY_TIMEOUT_MS = 2000
@@ -47,31 +54,53 @@ SCHEMA_GRACE_S = 5.0
 _EVENTS_AFTER = (
     "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq >= ? ORDER BY seq"
 )
+_NODES = "SELECT session_key, current_session_id, updated_at FROM session_nodes"
+_ENTRY = "SELECT entry_json FROM session_nodes WHERE session_key = CAST(? AS TEXT)"
 
 
 class SqliteAgent:
-    """Reader state of one agent database; ``scan`` is called by the store's single writer."""
+    """Reader state of one agent database; same shape as ``FileAgent`` (``prepare``, ``scan``,
+    ``sources``, ``tails``), called by the store's single writer."""
 
     def __init__(
-        self, source: AgentSource, health: HealthLog, cache: IndexCache | None = None, price: Pricer | None = None
+        self,
+        source: AgentSource,
+        health: HealthLog,
+        restored: dict[str, Tail] | None = None,
+        price: Pricer | None = None,
+        max_line_bytes: int = TAIL_MAX_LINE_BYTES,
     ) -> None:
         self.source = source
         self.price = price  # prices calls without a recorded cost, one call at a time
         self.health = health
-        self.cache = cache
+        self.max_line_bytes = max_line_bytes  # for the archive files beside the database
         self.marker: tuple[object, ...] | None = None  # db and wal identity/size/mtime, wal-index header
-        self.rows: dict[str, tuple[int, IndexRow | None, str]] = {}  # key -> (updated_at, row, sessionId)
-        # Per sessionId a Tail used as a cursor: ``offset`` is the next ``seq`` to read, and the
-        # same record persists in the index cache as file tails do (path "<db>#<sessionId>").
+        self.nodes: dict[str, tuple[int, IndexRow | None, str]] = {}  # key -> (updated_at, row, sessionId)
+        # Per session a Tail used as a cursor (by stats id "<db>#<sessionId>"): ``offset`` is the
+        # next ``seq`` to read; it persists in the index cache as file tails do. Archive files
+        # beside the database are here too, by path.
         self.tails: dict[str, Tail] = {}
-        self.sources: list[Source] = []
+        self.sources: dict[str, Source] = {}
         self.events_read = 0  # lifetime total, for tests and benchmarks
         # Per sessionId, how many events lie below the cursor: fewer in the database means some
         # were deleted under it (a new one above may hide that from max(seq)).
         self.below: dict[str, int] = {}
         self.schema_grace_s = SCHEMA_GRACE_S
         self.unready_since: float | None = None  # first "no such table" of a never-read database
+        self._restored = restored if restored is not None else {}
+        self._last_rowid = -1  # events above it are new (-1: check every session's newest seq)
+        self._newest_node = 0  # the newest session_nodes.updated_at seen
+        self._sessions: set[str] | None = None  # session ids of the nodes (rebuilt when a node moves)
+        self._archive_keys: set[str] = set()  # row keys of the archive files beside the database
+        self._archive_owners: dict[str, str] = {}  # trajectory path -> key (an archive's owner never changes)
+        self._archives_listed = False
         self._zstd = zstandard.ZstdDecompressor()
+        self._changed_keys: set[str] = set()
+        self._changed_stats: set[str] = set()
+
+    @property
+    def rows(self) -> dict[str, tuple[int, IndexRow | None, str]]:
+        return self.nodes
 
     def _connect(self) -> tuple[sqlite3.Connection, bool]:
         """A read-only connection and whether it reads an ``immutable`` snapshot (no writer)."""
@@ -110,21 +139,27 @@ class SqliteAgent:
         return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
     def _discard(self) -> None:
-        """Forget what was read: the next read starts over (from the index cache where it has it)."""
-        self.rows = {}
-        self.tails = {}
+        """Forget what was read: the next read starts over (from the index cache where it has it).
+        Every key and cursor known so far is reported changed (the store rebuilds them)."""
+        self._changed_keys.update(self.nodes)
+        self._changed_stats.update(s for s in self.tails if "#" in s and s.startswith(self.source.store))
+        self.nodes = {}
+        self.tails = {s: t for s, t in self.tails.items() if not s.startswith(self.source.store + "#")}
         self.below = {}
-        self.sources = []
+        self.sources = {k: s for k, s in self.sources.items() if k in self._archive_keys}
         self.marker = None
+        self._last_rowid = -1
+        self._newest_node = 0
+        self._sessions = None
 
-    def _read(self) -> None:
+    def _read(self, full: bool) -> None:
         for _attempt in range(READ_ATTEMPTS):
             before = self._file_mark()  # before connecting: the file the connection reads, or older
             db, immutable = self._connect()
             try:
                 db.execute("BEGIN")  # one short read transaction: rows and events agree
-                self._read_rows(db)
-                self._read_events(db, FileId(before[0], before[1], 0, 0))
+                touched = self._read_rows(db, full)
+                self._read_events(db, touched, full, FileId(before[0], before[1], 0, 0))
                 db.execute("COMMIT")
             finally:
                 db.close()
@@ -134,29 +169,39 @@ class SqliteAgent:
             if after[:2] == before[:2] and (not immutable or after == before):
                 return
             self._discard()
+            full = True
         raise sqlite3.OperationalError(f"the database changed during each of {READ_ATTEMPTS} reads")
 
-    def scan(self, stats_of: dict[str, tuple[int, TranscriptStats]]) -> list[Source]:
+    def prepare(self) -> list[str]:
+        """Nothing to read in bulk: events are read by ``seq`` in ``scan``."""
+        return []
+
+    def scan(self, changed: set[str] | None) -> AgentScan:
+        """Read what is new (nothing while the database's marker is unchanged). ``changed`` None
+        (the safety scan) re-reads every node and every session's newest seq when it moved."""
         path = self.source.store
         try:
             marker = self._marker()
             if marker != self.marker:
-                self._read()
+                self._read(changed is None or self.marker is None)
                 self.marker = marker
             self.health.clear_condition(path)
             self.unready_since = None
         except (sqlite3.Error, OSError) as exc:
             creating = self._being_created(exc)
             self.marker = None
+            self._last_rowid = -1
             if not creating:
                 self.health.set_condition(path, f"cannot read the SQLite store: {exc}")
-        for tail in self.tails.values():
-            stats_of[tail.path] = (tail.revision, tail.stats)
-        return self.sources
+        self._archives(changed)
+        result = AgentScan(self._changed_keys, self._changed_stats)
+        self._changed_keys, self._changed_stats = set(), set()
+        self._restored = {}
+        return result
 
     def _being_created(self, exc: Exception) -> bool:
         """A database never read that has no tables yet, for less than ``schema_grace_s``."""
-        if self.marker is not None or self.rows or "no such table" not in str(exc):
+        if self.marker is not None or self.nodes or "no such table" not in str(exc):
             return False
         try:
             db, _immutable = self._connect()
@@ -172,75 +217,200 @@ class SqliteAgent:
             self.unready_since = now
         return now - self.unready_since < self.schema_grace_s
 
-    def _read_rows(self, db: sqlite3.Connection) -> None:
-        rows: dict[str, tuple[int, IndexRow | None, str]] = {}
-        for raw_key, raw_sid, entry_json, updated_at in db.execute(
-            "SELECT session_key, current_session_id, entry_json, updated_at FROM session_nodes"
-        ):
+    def _stats_id(self, sid: str) -> str:
+        return f"{self.source.store}#{sid}"
+
+    def _read_rows(self, db: sqlite3.Connection, full: bool) -> set[str]:
+        """Read the nodes that moved; returns the session ids whose node changed.
+
+        Between safety scans only nodes with ``updated_at`` at or past the newest seen are read
+        (OpenClaw bumps it on every write of a node); a different node count (one deleted) or a
+        safety scan reads them all."""
+        touched: set[str] = set()
+        if not full and self.nodes:
+            (count,) = db.execute("SELECT count(*) FROM session_nodes").fetchone()
+            full = count != len(self.nodes)
+        full = full or not self.nodes
+        if full:
+            nodes: dict[str, tuple[int, IndexRow | None, str]] = {}
+            found_nodes = db.execute(_NODES)
+        else:
+            nodes = dict(self.nodes)
+            found_nodes = db.execute(_NODES + " WHERE updated_at >= ?", (self._newest_node,))
+        for raw_key, raw_sid, updated_at in found_nodes:
             key = raw_key.decode("utf-8", "replace")
             sid = raw_sid.decode("utf-8", "replace")
-            old = self.rows.get(key)
+            if isinstance(updated_at, int) and updated_at > self._newest_node:
+                self._newest_node = updated_at
+            old = self.nodes.get(key)
             if old is not None and old[0] == updated_at and old[2] == sid:
-                rows[key] = old
+                nodes[key] = old
                 continue
+            found = db.execute(_ENTRY, (raw_key,)).fetchone()
             try:
-                row: IndexRow | None = parse_index_row(entry_json)
+                row: IndexRow | None = parse_index_row(found[0] if found else b"")
             except BadRecord as bad:
                 self.health.count(self.source.store, bad.kind, key)
                 row = None
-            rows[key] = (updated_at, row, sid)
-        self.rows = rows
+            nodes[key] = (updated_at, row, sid)
+            touched.add(sid)
+            self._changed_keys.add(key)
+        if full:  # only a full read can find a node gone
+            self._changed_keys.update(k for k in self.nodes if k not in nodes)
+        self.nodes = nodes
         agent = self.source.agent_id
-        path = self.source.store
-        self.sources = [
-            Source(key, agent, row, f"{path}#{sid}") for key, (_u, row, sid) in sorted(rows.items()) if row is not None
-        ]
+        for key in self._changed_keys:
+            if key in self._archive_keys:
+                continue
+            node = nodes.get(key)
+            if node is None or node[1] is None:
+                self.sources.pop(key, None)
+            else:
+                self.sources[key] = Source(key, agent, node[1], self._stats_id(node[2]))
+        return touched
 
     def _cursor(self, sid: str, db_id: FileId) -> Tail:
-        tail = self.tails.get(sid)
+        stats_id = self._stats_id(sid)
+        tail = self.tails.get(stats_id)
         if tail is not None and tail.file_id == db_id:
             return tail
-        path = f"{self.source.store}#{sid}"
-        restored = self.cache.restore(path) if self.cache is not None else None
+        restored = self._restored.pop(stats_id, None)
         if restored is not None and restored.file_id is not None and restored.file_id.ino == db_id.ino:
             tail = restored
         else:
-            tail = Tail(path)  # new session, or the database file was replaced: from seq 0
+            tail = Tail(stats_id)  # new session, or the database file was replaced: from seq 0
         tail.use_price(self.price)
         tail.file_id = db_id
-        self.tails[sid] = tail
+        self.tails[stats_id] = tail
+        self._changed_stats.add(stats_id)
         return tail
 
-    def _read_events(self, db: sqlite3.Connection, db_id: FileId) -> None:
-        wanted = {sid for _u, _r, sid in self.rows.values()}
-        for sid in [sid for sid in self.tails if sid not in wanted]:
-            del self.tails[sid]
-        newest: dict[str, tuple[int, int]] = {
-            sid.decode("utf-8", "replace"): (top, count)
-            for sid, top, count in db.execute(
-                "SELECT session_id, max(seq), count(*) FROM transcript_events GROUP BY session_id"
+    def _read_events(self, db: sqlite3.Connection, touched: set[str], full: bool, db_id: FileId) -> None:
+        if full or touched or self._sessions is None:  # a node changed: sessions may have gone
+            sessions = self._sessions = {sid for _u, _r, sid in self.nodes.values()}
+            wanted = {self._stats_id(sid) for sid in sessions}
+            prefix = self.source.store + "#"
+            for stats_id in [s for s in self.tails if s.startswith(prefix) and s not in wanted]:
+                del self.tails[stats_id]
+                self._changed_stats.add(stats_id)
+            for sid in [sid for sid in self.below if sid not in sessions]:
+                del self.below[sid]
+        sessions = self._sessions
+        top_rowid = db.execute("SELECT max(rowid) FROM transcript_events").fetchone()[0] or 0
+        newest: dict[str, tuple[int, int]] = {}
+        # A change with no new event and no moved node was a deletion or a rewrite: check all.
+        quiet = top_rowid == self._last_rowid and not touched
+        if full or quiet or self._last_rowid < 0 or top_rowid < self._last_rowid:
+            newest.update(
+                (sid.decode("utf-8", "replace"), (top, count))
+                for sid, top, count in db.execute(
+                    "SELECT session_id, max(seq), count(*) FROM transcript_events GROUP BY session_id"
+                )
             )
-        }
-        for sid in [sid for sid in self.below if sid not in wanted]:
-            del self.below[sid]
-        for sid in sorted(wanted):
-            tail = self._cursor(sid, db_id)
-            top, count = newest.get(sid, (None, 0))
-            known = self.below.get(sid)  # None: a cursor restored from the cache, trusted
-            if tail.offset and (top is None or top < tail.offset - 1):
-                tail.restart()  # events were deleted or rewritten below our cursor: read again
-            if tail.offset == 0:
-                known = 0
-            read, changed = self._read_session(db, sid, tail, top)
-            if known is not None and known + read != count:
-                # Events below the cursor were deleted (or inserted) while a new one may have
-                # been added above it: read the session again, in this same read transaction.
-                tail.restart()
-                self._read_session(db, sid, tail, top)
-                changed = True
-            self.below[sid] = count
-            if changed:
-                tail.revision += 1
+            sids = sessions
+        else:  # only sessions with events past the last rowid seen, or whose node moved
+            # No DISTINCT: SQLite would answer it by walking the whole (session_id, seq) index.
+            new = db.execute("SELECT session_id FROM transcript_events WHERE rowid > ?", (self._last_rowid,))
+            sids = ({sid.decode("utf-8", "replace") for (sid,) in new} | touched) & sessions
+            for sid in sids:
+                top, count = db.execute(
+                    "SELECT max(seq), count(*) FROM transcript_events WHERE session_id = ?", (sid,)
+                ).fetchone()
+                if top is not None:
+                    newest[sid] = (top, count)
+        self._last_rowid = top_rowid
+        for sid in sorted(sids):
+            self._follow(db, sid, self._cursor(sid, db_id), newest.get(sid))
+
+    def _follow(self, db: sqlite3.Connection, sid: str, tail: Tail, newest: tuple[int, int] | None) -> None:
+        top, count = newest if newest is not None else (None, 0)
+        known = self.below.get(sid)  # None: a cursor restored from the cache, trusted
+        changed = False
+        if tail.offset and (top is None or top < tail.offset - 1):
+            tail.restart()  # events were deleted or rewritten below our cursor: read again
+            changed = True
+        if tail.offset == 0:
+            known = 0
+        read, more = self._read_session(db, sid, tail, top)
+        changed |= more
+        if known is not None and known + read != count:
+            # Events below the cursor were deleted (or inserted) while a new one may have been
+            # added above it: read the session again, in this same read transaction.
+            tail.restart()
+            self._read_session(db, sid, tail, top)
+            changed = True
+        self.below[sid] = count
+        if changed:
+            tail.revision += 1
+            self._changed_stats.add(tail.path)
+
+    # -- archive files beside the database ----------------------------------------------------
+
+    def _archives(self, changed: set[str] | None) -> None:
+        """Reset/deleted transcript files beside a SQLite store, as OpenClaw's usage report counts
+        them: a migration imports the live sessions into the database (their files go to
+        ``session-sqlite-import-archive/``, never read: they would count twice) and leaves the
+        archives of earlier sessions in ``sessions/``, their only record. Listed on the first
+        and every safety scan and when an event names that directory; polled when named."""
+        sessions_dir = self.source.sessions_dir
+        prefix = sessions_dir + os.sep
+        named = changed is not None and any(p.startswith(prefix) or p == sessions_dir for p in changed)
+        if changed is None or named or not self._archives_listed:
+            self._archives_listed = True
+            self._list_archives()
+        paths = [p for p in self.tails if p.startswith(prefix)]
+        if changed is not None:
+            paths = [p for p in paths if p in changed or self.tails[p].file_id is None]
+        for path in paths:
+            tail = self.tails[path]
+            before = tail.revision
+            try:
+                tail.poll(self.health, self.max_line_bytes)
+                self.health.clear_condition(path)
+            except FileNotFoundError:
+                continue  # gone between listing and reading: the next listing settles it
+            except OSError as exc:
+                self.health.set_condition(path, f"cannot read: {exc.strerror or exc}")
+            if tail.revision != before:
+                self._changed_stats.add(path)
+
+    def _list_archives(self) -> None:
+        sessions_dir, agent = self.source.sessions_dir, self.source.agent_id
+        try:
+            names = frozenset(os.listdir(sessions_dir))
+        except OSError:
+            names = frozenset()
+        in_database = {sid for _updated, _row, sid in self.nodes.values()}
+        _live, archives = classify(sessions_dir, names)
+        found: dict[str, Source] = {}
+        for sid, path in archives:
+            if sid in in_database:
+                continue
+            trajectory = os.path.join(sessions_dir, f"{sid}.trajectory.jsonl")
+            owner = self._archive_owners.get(trajectory)
+            if owner is None:  # kept once found: an archive's owner never changes
+                owner = owner_from_trajectory(trajectory)
+                if owner is not None:
+                    self._archive_owners[trajectory] = owner
+            key = f"agent:{agent}:{sid}"
+            found[key] = Source(key, agent, None, path, True, owner)
+        for key in self._archive_keys - found.keys():
+            old = self.sources.pop(key, None)
+            self._changed_keys.add(key)
+            if old is not None and old.stats_id is not None and self.tails.pop(old.stats_id, None) is not None:
+                self._changed_stats.add(old.stats_id)
+                self.health.clear_condition(old.stats_id)
+        for key, src in found.items():
+            if self.sources.get(key) != src:
+                self.sources[key] = src
+                self._changed_keys.add(key)
+            assert src.stats_id is not None
+            if src.stats_id not in self.tails:
+                tail = self._restored.pop(src.stats_id, None) or Tail(src.stats_id, self.price)
+                tail.use_price(self.price)
+                self.tails[src.stats_id] = tail
+                self._changed_stats.add(src.stats_id)
+        self._archive_keys = set(found)
 
     def _read_session(self, db: sqlite3.Connection, sid: str, tail: Tail, top: int | None) -> tuple[int, bool]:
         """Fold the events after the cursor into ``tail``: (events read, whether statistics changed)."""

@@ -60,10 +60,10 @@ class Tail:
         "open_line",
     )
 
-    def __init__(self, path: str, price: Pricer | None = None) -> None:
+    def __init__(self, path: str, price: Pricer | None = None, stats: TranscriptStats | None = None) -> None:
         self.path = path
         self.compressed = path.endswith((".gz", ".zst"))
-        self.stats = TranscriptStats(price)
+        self.stats = stats if stats is not None else TranscriptStats(price)
         self.offset = 0  # end of the last complete line consumed
         self.head = b""
         self.file_id: FileId | None = None
@@ -291,8 +291,7 @@ def export(tail: Tail) -> TailImage:
 
 def adopt(image: TailImage, price: Pricer | None = None) -> Tail:
     """Inverse of :func:`export`."""
-    tail = Tail(image.path, price)
-    tail.stats = TranscriptStats.load(image.state, price)
+    tail = Tail(image.path, price, TranscriptStats.load(image.state, price))
     tail.offset = image.offset
     tail.head = image.head
     tail.file_id = image.file_id

@@ -206,3 +206,12 @@ def test_key_with_a_newline_can_be_fetched(tmp_path: Path) -> None:
         assert found.status_code == 200, found.text
         assert found.json()["row"]["key"] == "agent:main:new\nline"
         assert json.loads(client.get("/api/sessions/agent%3Amain%3Anope").text)["status"] == 404
+
+
+def test_body_cache_is_bounded_in_bytes() -> None:
+    from clawstats.api.routes import BodyCache
+
+    cache = BodyCache(size=128, max_bytes=100)
+    for revision in range(5):
+        cache.get(("sessions", revision, ""), lambda: b"x" * 60)
+    assert cache.bytes == 60 and list(cache.items) == [("sessions", 4, "")]  # the newest body stays

@@ -14,6 +14,7 @@ import httpx
 from clawstats.settings import Settings
 from clawstats.watch.discovery import WAITING
 from clawstats.watch.engine import open_store
+from clawstats.watch.sqlite_store import SqliteAgent
 from clawstats.watch.store import StatsStore
 from tests.conftest import OPS_TRANSCRIPT, REAL_SQLITE, SMALL_STATE
 from tests.servers import start_server, stop_server
@@ -139,7 +140,9 @@ def test_a_database_being_created_is_not_a_fault_until_it_lasts(tmp_path: Path) 
     sqlite3.connect(database).close()  # a database without tables, as at the first moment
     store = _follow(state)
     assert store.scan().health.conditions == {}
-    store.sqlite["main"].schema_grace_s = 0.0  # it lasts: now it is reported
+    agent = store.agents["main"]
+    assert isinstance(agent, SqliteAgent)
+    agent.schema_grace_s = 0.0  # it lasts: now it is reported
     assert "no such table" in store.scan().health.conditions[str(database)]
     database.unlink()
     shutil.copy(REAL_SQLITE / "state" / "agents" / "main" / "agent" / "openclaw-agent.sqlite", database)

@@ -12,6 +12,7 @@ import pytest
 import zstandard
 
 from clawstats.core.snapshot import Snapshot
+from clawstats.watch.sqlite_store import SqliteAgent
 from tests.conftest import REAL_SQLITE, capture, make_store, scan
 
 
@@ -131,7 +132,7 @@ def test_corrupt_database_degrades(tmp_path: Path) -> None:
 
 
 def _events_read(store: object) -> int:
-    return sum(agent.events_read for agent in store.sqlite.values())  # type: ignore[attr-defined]
+    return sum(agent.events_read for agent in store.agents.values() if isinstance(agent, SqliteAgent))
 
 
 def test_warm_restart_reads_no_events_and_deleted_events_are_reread(tmp_path: Path) -> None:
@@ -142,7 +143,7 @@ def test_warm_restart_reads_no_events_and_deleted_events_are_reread(tmp_path: Pa
     cold = first.scan()
     assert _events_read(first) == 232
     assert first.cache is not None
-    first.cache.save(first.all_tails(), first.files_owners(), force=True)
+    first.flush(force=True)
     second = make_store(state, no_cache=False, cache_dir=cache_dir)
     warm = second.scan()
     assert _events_read(second) == 0

@@ -181,7 +181,7 @@ def test_warm_restart_reads_only_new_bytes(small_state: Path, tmp_path: Path) ->
     first = make_store(small_state, no_cache=False, cache_dir=str(cache_dir))
     cold = first.scan()
     assert first.cache is not None
-    first.cache.save(first.tails, first.files_owners(), force=True)
+    first.flush(force=True)
     second = make_store(small_state, no_cache=False, cache_dir=str(cache_dir))
     warm = second.scan()
     assert sum(t.bytes_read for t in second.tails.values()) == 0

@@ -69,10 +69,10 @@ def test_cached_open_line_and_other_prices_rebuild(tmp_path: Path) -> None:
     tail.poll(HealthLog())
     cache_path = tmp_path / "index.sqlite"
     cache = IndexCache(cache_path, identity="prices-1")
-    cache.save({tail.path: tail}, {}, force=True)
+    cache.save([tail], {})
     cache.close()
     cache = IndexCache(cache_path, identity="prices-1")
-    restored = cache.restore(tail.path)
+    restored = cache.restore_all().get(tail.path)
     cache.close()
     assert restored is not None and restored.open_line
     with open(path, "ab") as fh:
@@ -81,5 +81,5 @@ def test_cached_open_line_and_other_prices_rebuild(tmp_path: Path) -> None:
     assert _calls(restored) == 3
     other = Catalog(configured={"openai/gpt-5.2": ModelFacts(prices=(1.0, 2.0, 0.0, 0.0))})
     cache = IndexCache(cache_path, identity=other.identity())
-    assert cache.restore(tail.path) is None  # computed with other prices: read again
+    assert tail.path not in cache.restore_all()  # computed with other prices: read again
     cache.close()

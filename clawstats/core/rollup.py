@@ -1,0 +1,109 @@
+"""``Rollup``: the totals kept by delta, so a change to one transcript does not regroup all.
+
+Transcripts are spread over a fixed number of blocks by a hash of their id; each block keeps
+its buckets summed per (agent, day, model). A change re-sums only its block (a few hundred
+transcripts at 50,000) and re-adds, over the blocks, only the (agent, day, model) sums that
+block holds; the totals and their three groupings fold the few hundred (agent, day, model)
+sums with :func:`figure_of`, as :func:`compute_totals` does over every transcript. Block
+membership and the order of every sum depend only on the set of transcripts and their values,
+never on the order of changes.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from clawstats.core.figures import HasBuckets, figure_of, summed
+from clawstats.core.totals import GROUP_BY, Totals
+from clawstats.core.usage import Bucket
+
+BLOCKS = 256
+_Combo = tuple[str, ...]  # (agent, day, model)
+_BY = ("agent", "day", "model")
+
+
+def block_of(stats_id: str) -> int:
+    return zlib.crc32(stats_id.encode()) % BLOCKS
+
+
+class Rollup:
+    """Per-transcript buckets in, :class:`Totals` out; one writer (the store)."""
+
+    def __init__(self) -> None:
+        self._members: list[dict[str, tuple[str, HasBuckets]]] = [{} for _ in range(BLOCKS)]
+        self._sums: list[dict[_Combo, Bucket]] = [{} for _ in range(BLOCKS)]
+        self._dirty: set[int] = set()
+        self._combos: dict[_Combo, Bucket] = {}  # over all blocks, in block order
+        self.blocks_summed = 0  # lifetime count, for tests: a change re-sums one block
+
+    @property
+    def dirty(self) -> bool:
+        """Whether a change is waiting to be summed (the totals would differ)."""
+        return bool(self._dirty)
+
+    def put(self, stats_id: str, agent_id: str, stats: HasBuckets) -> None:
+        block = block_of(stats_id)
+        self._members[block][stats_id] = (agent_id, stats)
+        self._dirty.add(block)
+
+    def drop(self, stats_id: str) -> None:
+        block = block_of(stats_id)
+        if self._members[block].pop(stats_id, None) is not None:
+            self._dirty.add(block)
+
+    def totals(self, sessions: int, unknown_sessions: int = 0) -> Totals:
+        """Totals now, over every transcript put (each once)."""
+        touched: set[_Combo] = set()
+        for block in sorted(self._dirty):
+            old = self._sums[block]
+            members = self._members[block]
+            new = self._sums[block] = summed([members[sid] for sid in sorted(members)], _BY)
+            self.blocks_summed += 1
+            # Only the (agent, day, model) sums this block changed are re-added over the blocks.
+            touched.update(combo for combo in old.keys() | new.keys() if old.get(combo) != new.get(combo))
+        self._dirty.clear()
+        for combo in touched:
+            acc: Bucket | None = None
+            for sums in self._sums:
+                part = sums.get(combo)
+                if part is None:
+                    continue
+                if acc is None:
+                    acc = part.copy()
+                else:
+                    acc.add(part)
+            if acc is None:
+                self._combos.pop(combo, None)
+            else:
+                self._combos[combo] = acc
+        return self._fold(sessions, unknown_sessions)
+
+    def _fold(self, sessions: int, unknown_sessions: int) -> Totals:
+        total = Bucket()
+        groups: dict[str, dict[str, Bucket]] = {by: {} for by in GROUP_BY}
+        for combo, bucket in sorted(self._combos.items()):
+            total.add(bucket)
+            agent_id, day, model = combo
+            for by, name in (("model", model), ("agent", agent_id), ("day", day)):
+                into = groups[by].get(name)
+                if into is None:
+                    groups[by][name] = bucket.copy()
+                else:
+                    into.add(bucket)
+        figure = figure_of(total)
+        built = {by: {name: figure_of(groups[by][name]) for name in sorted(groups[by])} for by in GROUP_BY}
+        return Totals(
+            total_cost=figure.cost,
+            calls=figure.calls,
+            usage=figure.usage,
+            missing_cost_entries=figure.missing_cost_entries,
+            sessions=sessions,
+            by_agent=built["agent"],
+            by_model=built["model"],
+            by_day=built["day"],
+            recorded_cost=figure.recorded_cost,
+            computed_cost=figure.computed_cost,
+            unpriced_calls=figure.unpriced_calls,
+            cost_source="partial" if unknown_sessions and figure.cost_source != "unpriced" else figure.cost_source,
+            unknown_sessions=unknown_sessions,
+        )

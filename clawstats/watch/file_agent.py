@@ -1,0 +1,342 @@
+"""``FileAgent``: one agent of the file layout (``sessions.json`` + JSONL transcripts).
+
+It owns the agent's plan (which row reads which transcript: live, topic, ``.reset``/``.deleted``
+archives, orphans) and the :class:`Tail` of every transcript in it. Same shape as
+:class:`~clawstats.watch.sqlite_store.SqliteAgent`: ``prepare()`` plans and names the files
+never read (the store reads those in one batch over all agents), ``scan()`` polls and reports
+what changed, ``sources`` and ``tails`` are what the store joins.
+
+Work follows what changed: the plan is rebuilt only when ``sessions.json`` or the directory's
+transcript names change (a rewrite of ``sessions.json`` re-applies only its changed rows), and a
+poll given the paths named by file-system events stats only those.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+from clawstats.core.health import HealthLog
+from clawstats.core.records import IndexRow
+from clawstats.core.usage import Pricer
+from clawstats.watch.cache import IndexCache
+from clawstats.watch.index import IndexFile
+from clawstats.watch.layout import AgentSource, list_regular
+from clawstats.watch.sessionkeys import owner_from_trajectory
+from clawstats.watch.source import AgentScan, Source
+from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail
+
+#: A directory listing is trusted for reuse only once its mtime is this old (see _list_if_changed).
+RACY_S = 2.0
+#: OpenClaw writes a new session's row moments before its transcript: normal, not a fault. A row
+#: still without its transcript after this long is counted (and logged) as rowWithoutTranscript.
+ROW_GRACE_S = 5.0
+#: Usage-counted archives, as OpenClaw names them (artifacts.ts): ``<sid>.jsonl.<reset|deleted>.<ISO
+#: stamp with - for :>Z`` with an optional ``.<32 hex>`` suffix and ``.zst``; older writers used an
+#: epoch-ms stamp (ccusage and tokscale read those too) and ``.gz``.
+ARCHIVE_RE = re.compile(
+    r"^(?P<sid>.+?)\.jsonl\.(?P<why>reset|deleted)"
+    r"\.(?:\d{4}-\d{2}-\d{2}T[0-9:\-]+(?:\.\d{1,3})?Z(?:\.[0-9a-f]{32})?|\d{10,16})"
+    r"(?:\.(?:gz|zst))?$"
+)
+
+
+def is_live_transcript(name: str) -> bool:
+    return (
+        name.endswith(".jsonl")
+        and not name.endswith(".trajectory.jsonl")
+        and ".checkpoint." not in name
+        and not name.startswith(".")
+    )
+
+
+def _is_transcript_name(name: str) -> bool:
+    return is_live_transcript(name) or ARCHIVE_RE.match(name) is not None
+
+
+class FileAgent:
+    """Reader state of one file-layout agent; called by the store's single writer."""
+
+    def __init__(
+        self,
+        source: AgentSource,
+        health: HealthLog,
+        cache: IndexCache | None = None,
+        restored: dict[str, Tail] | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        price: Pricer | None = None,
+    ) -> None:
+        self.source = source
+        self.price = price  # prices calls without a recorded cost, one call at a time
+        self.health = health
+        self.cache = cache
+        self.max_line_bytes = max_line_bytes
+        self.sessions_dir = source.sessions_dir
+        self.index = IndexFile(source.store)
+        self.sources: dict[str, Source] = {}  # row key -> Source
+        self.tails: dict[str, Tail] = {}  # transcript path -> Tail
+        self.owners: dict[str, str] = cache.owners(source.agent_id) if cache is not None else {}
+        self._restored = restored if restored is not None else {}
+        self._last_ids: dict[str, str] = {}  # key -> sessionId at the last plan
+        self._names: frozenset[str] | None = None  # transcript names at the last listing
+        self._dir_mtime_ns = -2
+        self._index_revision = -1
+        self._noted: set[tuple[str, str]] = set()
+        self.row_grace_s = ROW_GRACE_S
+        self._missing_since: dict[str, float] = {}  # key -> when its row was first seen without transcript
+        self._waiting = False  # a row waits for its transcript: plan again every scan until settled
+        self._irregular: set[str] = set()  # non-regular paths named like transcripts
+        self._changed_keys: set[str] = set()
+        self._changed_stats: set[str] = set()
+        self._read_now: set[str] = set()  # read whole by a worker in this scan: no poll needed
+        self._unread: set[str] = set()  # tails never read yet (polled on every scan until they are)
+
+    # -- planning ----------------------------------------------------------------------------
+
+    def prepare(self) -> list[str]:
+        """Bring the plan up to date; returns the transcripts never read (for a batch read)."""
+        source, health = self.source, self.health
+        try:
+            self.index.poll(health)
+        except OSError as exc:
+            health.set_condition(source.store, f"cannot read: {exc.strerror or exc}")
+        names_changed = self._list_if_changed()
+        if names_changed or self.index.revision != self._index_revision or self._waiting:
+            self._index_revision = self.index.revision
+            self._replan()
+        self._unread = {p for p in self._unread if p in self.tails}
+        return sorted(self._unread)
+
+    def _list_if_changed(self) -> bool:
+        """Relist when the directory's mtime moved (or is too recent to trust: a file created in
+        the same timestamp tick leaves it unchanged); True when the transcript names changed."""
+        try:
+            mtime_ns = os.stat(self.sessions_dir).st_mtime_ns
+        except OSError:
+            mtime_ns = -1
+        racy = time.time_ns() - mtime_ns <= RACY_S * 1e9
+        if mtime_ns == self._dir_mtime_ns and not racy and self._names is not None:
+            return False
+        self._dir_mtime_ns = mtime_ns
+        names = frozenset(n for n in self._list() if _is_transcript_name(n))
+        if names == self._names:
+            return False  # e.g. sessions.json replaced by rename: no transcript came or went
+        self._names = names
+        return True
+
+    def _list(self) -> list[str]:
+        health, sessions_dir = self.health, self.sessions_dir
+        try:
+            names, others = list_regular(sessions_dir)
+            self._irregular_files(others)
+            health.clear_condition(sessions_dir)
+        except FileNotFoundError:
+            names = []
+            health.clear_condition(sessions_dir)
+        except OSError as exc:
+            names = []
+            health.set_condition(sessions_dir, f"cannot list: {exc.strerror or exc}")
+        return names
+
+    def _irregular_files(self, others: list[str]) -> None:
+        """A FIFO, directory or symlink loop named like a transcript: never opened (a FIFO would
+        block the scanner), counted, and a condition (degraded) while it is there."""
+        found = {os.path.join(self.sessions_dir, n) for n in others if _is_transcript_name(n)}
+        for path in self._irregular - found:
+            self.health.clear_condition(path)
+        for path in found:
+            self._note(path, "notRegularFile", self.sessions_dir)
+            self.health.set_condition(path, "cannot read: not a regular file (FIFO, directory or symlink loop)")
+        self._irregular = found
+
+    def _replan(self) -> None:
+        """Rebuild the sources; record the keys whose source changed and adopt new transcripts."""
+        sources = self._build_plan()
+        old = self.sources
+        changed = {k for k, s in sources.items() if old.get(k) != s}
+        changed.update(k for k in old if k not in sources)
+        self._changed_keys |= changed
+        self.sources = sources
+        wanted = {s.stats_id for s in sources.values() if s.stats_id is not None}
+        vanished = {p: t for p, t in self.tails.items() if p not in wanted}
+        if not vanished and wanted <= self.tails.keys():
+            return
+        by_inode = {(t.file_id.dev, t.file_id.ino): t for t in vanished.values() if t.file_id is not None}
+        for path in sorted(wanted - self.tails.keys()):
+            self._adopt(path, by_inode, vanished)
+        for path in vanished:
+            del self.tails[path]
+            self.health.clear_condition(path)
+            self._changed_stats.add(path)
+
+    def _build_plan(self) -> dict[str, Source]:
+        source = self.source
+        sessions_dir = source.sessions_dir
+        present = self._names or frozenset()
+        rows = self.index.rows
+        self._learn_owners(rows)
+        live, archives = classify(sessions_dir, present)
+        sources: dict[str, Source] = {}
+        claimed: set[str] = set()
+        self._waiting = False
+        now = time.monotonic()
+        for key, row in rows.items():
+            path = _locate(row, sessions_dir, present)
+            if path is None:
+                first = self._missing_since.setdefault(key, now)
+                if now - first >= self.row_grace_s:
+                    self._note(key, "rowWithoutTranscript", source.store)
+                else:
+                    self._waiting = True  # look again next scan, even if nothing else changed
+            else:
+                self._missing_since.pop(key, None)
+                claimed.add(path)
+            sources[key] = Source(key, source.agent_id, row, path)
+        for name, path in live.items():
+            if path not in claimed:
+                sid = name[: -len(".jsonl")]
+                self._note(path, "transcriptWithoutRow", path)
+                key = f"agent:{source.agent_id}:{sid}"
+                # e.g. an earlier run of a cron job: its trace names the key it ran under
+                sources[key] = Source(key, source.agent_id, None, path, False, self._owner(sid))
+        for sid, path in archives:
+            key = f"agent:{source.agent_id}:{sid}"
+            sources[key] = Source(key, source.agent_id, None, path, True, self._owner(sid))
+        return sources
+
+    def _owner(self, sid: str) -> str | None:
+        """The key a transcript no row points at belonged to: learnt live, else from its trace."""
+        owner = self.owners.get(sid)
+        if owner is None:
+            owner = owner_from_trajectory(os.path.join(self.sessions_dir, f"{sid}.trajectory.jsonl"))
+            if owner is not None:
+                self.owners[sid] = owner
+        return owner
+
+    def _learn_owners(self, rows: dict[str, IndexRow]) -> None:
+        """A key whose sessionId changed owned the old one (its reset archive)."""
+        current = {key: row.sessionId for key, row in rows.items() if row.sessionId}
+        for key, old in self._last_ids.items():
+            new = current.get(key)
+            if new is not None and new != old:
+                self.owners[old] = key
+        for key, sid in current.items():
+            self.owners.setdefault(sid, key)
+        self._last_ids = current
+
+    def _adopt(self, path: str, by_inode: dict[tuple[int, int], Tail], vanished: dict[str, Tail]) -> None:
+        """A new path: a renamed file we already read (reset archive), a cached one, or new."""
+        tail: Tail | None = None
+        try:
+            st = os.stat(path) if by_inode else None  # a rename needs something that vanished
+            moved = by_inode.get((st.st_dev, st.st_ino)) if st is not None else None
+            if moved is not None and not path.endswith((".gz", ".zst")):
+                vanished.pop(moved.path, None)
+                del self.tails[moved.path]
+                self._changed_stats.add(moved.path)
+                moved.path = path
+                tail = moved
+        except OSError:
+            pass
+        if tail is None:
+            tail = self._restored.pop(path, None)
+            if tail is not None:
+                tail.use_price(self.price)
+        if tail is None:
+            tail = Tail(path, self.price)
+        if tail.file_id is None:
+            self._unread.add(path)
+        self.tails[path] = tail
+        self._changed_stats.add(path)
+
+    def _note(self, subject: str, kind: str, path: str) -> None:
+        if (subject, kind) not in self._noted:
+            self._noted.add((subject, kind))
+            self.health.count(path, kind, subject)
+
+    def reprice(self, price: Pricer | None) -> None:
+        """New prices: every transcript is read again from the start (calls without a recorded
+        cost are priced as they are read)."""
+        self.price = price
+        for path, tail in self.tails.items():
+            tail.use_price(price)
+            tail.restart()
+            tail.file_id = None  # the next poll reads it again from the start
+            self._unread.add(path)
+            self._changed_stats.add(path)
+
+    # -- polling -----------------------------------------------------------------------------
+
+    def adopt_read(self, tail: Tail) -> None:
+        """A tail read whole by a worker (see ``prepare``)."""
+        if tail.path in self.tails:
+            self.tails[tail.path] = tail
+            self._changed_stats.add(tail.path)
+            self._read_now.add(tail.path)
+            self._unread.discard(tail.path)
+
+    def scan(self, changed: set[str] | None) -> AgentScan:
+        """Poll the transcripts (only those in ``changed`` and never-read ones, unless None)."""
+        tails = self.tails
+        if changed is None:
+            paths: list[str] = [p for p in tails if p not in self._read_now] if self._read_now else list(tails)
+        else:
+            paths = [p for p in changed if p in tails]
+            paths.extend(p for p in self._unread if p not in changed and p in tails)
+        health = self.health
+        for path in paths:
+            tail = tails[path]
+            before = tail.revision
+            try:
+                tail.poll(health, self.max_line_bytes)
+                health.clear_condition(path)
+            except FileNotFoundError:
+                continue  # gone between listing and reading: the next listing settles it
+            except OSError as exc:
+                health.set_condition(path, f"cannot read: {exc.strerror or exc}")
+            if tail.revision != before:
+                self._changed_stats.add(path)
+            if tail.file_id is not None:
+                self._unread.discard(path)
+        result = AgentScan(self._changed_keys, self._changed_stats)
+        self._changed_keys, self._changed_stats = set(), set()
+        self._restored = {}  # only the first plan adopts restored tails
+        self._read_now = set()
+        return result
+
+
+def _locate(row: IndexRow, sessions_dir: str, present: frozenset[str]) -> str | None:
+    """§2.3: the row's sessionFile if it exists, else its name or ``<sessionId>.jsonl`` here."""
+    candidates: list[str] = []
+    if row.sessionFile:
+        if os.path.isabs(row.sessionFile):
+            if os.path.dirname(row.sessionFile) == sessions_dir:
+                candidates.append(os.path.basename(row.sessionFile))
+            elif os.path.isfile(row.sessionFile):
+                return row.sessionFile
+            else:
+                candidates.append(os.path.basename(row.sessionFile))
+        else:
+            candidates.append(row.sessionFile)
+    if row.sessionId:
+        candidates.append(f"{row.sessionId}.jsonl")
+    for name in candidates:
+        if os.sep not in name and name in present:
+            return os.path.join(sessions_dir, name)
+        if os.sep in name and os.path.isfile(os.path.join(sessions_dir, name)):
+            return os.path.join(sessions_dir, name)
+    return None
+
+
+def classify(sessions_dir: str, names: frozenset[str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """({live transcript name: path}, [(archived sessionId, path)])."""
+    live: dict[str, str] = {}
+    archives: list[tuple[str, str]] = []
+    for name in sorted(names):
+        match = ARCHIVE_RE.match(name)
+        if match:
+            archives.append((match.group("sid"), os.path.join(sessions_dir, name)))
+        elif is_live_transcript(name):
+            live[name] = os.path.join(sessions_dir, name)
+    return live, archives

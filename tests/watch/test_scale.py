@@ -1,0 +1,162 @@
+"""Work follows what changed: an append rebuilds its own row only (rows counted, not timed).
+
+Stores of many sessions are built by copying one real transcript (and its index row) under
+new session ids; the real file and SQLite fixtures supply the lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+from clawstats.watch.store import StatsStore
+from tests.conftest import OPS_TRANSCRIPT, REAL_SQLITE, make_store
+
+COPIES = 300
+
+
+def _many_sessions(state: Path) -> list[tuple[str, Path]]:
+    """``COPIES`` more ops sessions, each a copy of the real ops transcript with its own row."""
+    sessions = state / "agents/ops/sessions"
+    index_path = sessions / "sessions.json"
+    index = json.loads(index_path.read_text())
+    name = Path(OPS_TRANSCRIPT).name
+    template = next(row for row in index.values() if str(row.get("sessionFile", "")).endswith(name))
+    made = []
+    for n in range(COPIES):
+        sid = f"00000000-0000-4000-8000-{n:012d}"
+        path = sessions / f"{sid}.jsonl"
+        shutil.copyfile(state / OPS_TRANSCRIPT, path)
+        key = f"agent:ops:copy-{n}"
+        index[key] = {**template, "sessionId": sid, "sessionFile": str(path), "updatedAt": 1795540000000 + n}
+        made.append((key, path))
+    tmp = index_path.with_name("sessions.json.1.abc.tmp")
+    tmp.write_text(json.dumps(index, indent=2))
+    os.replace(tmp, index_path)
+    return made
+
+
+def _assistant_line(cost: float) -> bytes:
+    entry = {
+        "type": "message",
+        "id": "feedf00d",
+        "parentId": None,
+        "timestamp": "2026-11-24T17:09:00.000Z",
+        "message": {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "ok"}],
+            "provider": "mock",
+            "model": "mock-small",
+            "usage": {"input": 10, "output": 1, "cacheRead": 0, "cacheWrite": 0, "cost": {"total": cost}},
+            "stopReason": "stop",
+            "timestamp": 1795540140000,
+        },
+    }
+    return json.dumps(entry).encode() + b"\n"
+
+
+def _built(store: StatsStore) -> tuple[int, int]:
+    return store.rows_built, store.rollup.blocks_summed
+
+
+def test_append_rebuilds_only_its_own_row(small_state: Path) -> None:
+    made = _many_sessions(small_state)
+    store = make_store(small_state)
+    first = store.scan()
+    assert len(first.rows) > COPIES and first.changed == frozenset(first.by_key)
+    key, path = made[123]
+    before = _built(store)
+    with open(path, "ab") as fh:
+        fh.write(_assistant_line(0.5))
+    hinted = store.scan({str(path)})  # as the poller calls it: the path a file-system event named
+    assert _built(store) == (before[0] + 1, before[1] + 1)  # one row built, one totals block re-summed
+    assert hinted.changed == {key} and not hinted.removed
+    assert abs(hinted.totals.total_cost - first.totals.total_cost - 0.5) < 1e-9
+    assert hinted.by_key[key].total_cost - first.by_key[key].total_cost > 0.49
+    with open(made[7][1], "ab") as fh:
+        fh.write(_assistant_line(0.25))
+    before = _built(store)
+    full = store.scan()  # the safety scan stats every file but still rebuilds one row
+    assert _built(store) == (before[0] + 1, before[1] + 1)
+    assert full.changed == {made[7][0]}
+    again = store.scan()  # nothing changed: same revision, nothing built
+    assert again.revision == full.revision and _built(store) == (before[0] + 1, before[1] + 1)
+
+
+def test_index_rewrite_reapplies_only_changed_rows(small_state: Path) -> None:
+    made = _many_sessions(small_state)
+    store = make_store(small_state)
+    store.scan()
+    index_path = small_state / "agents/ops/sessions/sessions.json"
+    index = json.loads(index_path.read_text())
+    index[made[5][0]]["updatedAt"] = 1795540999999  # OpenClaw rewrites the whole file per turn
+    tmp = index_path.with_name("sessions.json.2.abc.tmp")
+    tmp.write_text(json.dumps(index, indent=2))
+    os.replace(tmp, index_path)
+    before = store.rows_built
+    snap = store.scan(set())
+    assert store.rows_built == before + 1
+    assert snap.changed == {made[5][0]} and snap.rows[0].key == made[5][0]  # newest first
+
+
+def test_sqlite_new_event_rebuilds_only_its_session(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    database = state / "agents/ops/agent/openclaw-agent.sqlite"
+    store = make_store(state)
+    store.scan()
+    with sqlite3.connect(database) as db:
+        # The schema's CHECKs call octet_length(), built into SQLite >= 3.43; Python 3.11 bundles 3.40.
+        db.create_function("octet_length", 1, lambda v: None if v is None else len(str(v).encode()))
+        sid, top = db.execute(
+            "SELECT session_id, max(seq) FROM transcript_events WHERE session_id = "
+            "(SELECT current_session_id FROM session_nodes WHERE session_key = 'agent:ops:quick')"
+        ).fetchone()
+        db.execute(
+            "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?, ?, ?, ?)",
+            (sid, top + 1, _assistant_line(0.5).decode(), 1795550400000),
+        )
+    before = store.rows_built
+    snap = store.scan(set())
+    assert store.rows_built == before + 1 and snap.changed == {"agent:ops:quick"}
+
+
+def test_warm_start_forgets_transcripts_deleted_meanwhile_without_a_stat_each(
+    small_state: Path, tmp_path: Path
+) -> None:
+    cache_dir = tmp_path / "cache"
+    first = make_store(small_state, no_cache=False, cache_dir=str(cache_dir))
+    first.scan()
+    first.close()
+    gone = small_state / OPS_TRANSCRIPT
+    gone.unlink()
+    second = make_store(small_state, no_cache=False, cache_dir=str(cache_dir))
+    second.scan()
+    second.close()
+    assert second.cache is not None
+    with sqlite3.connect(second.cache.path) as db:
+        paths = {path for (path,) in db.execute("SELECT path FROM files")}
+    assert str(gone) not in paths and len(paths) > 3
+
+
+def test_sqlite_node_update_reads_and_rebuilds_only_that_node(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    database = state / "agents/ops/agent/openclaw-agent.sqlite"
+    store = make_store(state)
+    store.scan()
+    with sqlite3.connect(database) as db:
+        (entry,) = db.execute("SELECT entry_json FROM session_nodes WHERE session_key = 'agent:ops:quick'").fetchone()
+        doc = json.loads(entry)
+        doc.update(updatedAt=1795550400001, label="renamed")
+        db.execute(
+            "UPDATE session_nodes SET entry_json = ?, updated_at = ? WHERE session_key = 'agent:ops:quick'",
+            (json.dumps(doc), 1795550400001),
+        )
+    before = store.rows_built
+    snap = store.scan(set())
+    assert store.rows_built == before + 1 and snap.changed == {"agent:ops:quick"}
+    assert snap.by_key["agent:ops:quick"].label == "renamed"
