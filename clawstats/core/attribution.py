@@ -19,7 +19,7 @@ from clawstats.core.session import SessionRow
 #: The wire names of the attribution groupings (``/api/usage?by=``).
 ATTRIBUTION_BY = ("parent", "cron", "channel", "kind")
 NO_GROUP = "(none)"
-_MAX_DEPTH = 64  # OpenClaw caps spawn depth far lower; this only guards against cycles
+MAX_DEPTH = 64  # OpenClaw caps spawn depth far lower; this only guards against cycles
 
 
 def cron_job_of(key: str) -> str | None:
@@ -73,7 +73,7 @@ def _roots(rows: Sequence[SessionRow], parents: Mapping[str, str | None]) -> dic
     for row in rows:
         seen = {row.key}
         node = row.key
-        for _ in range(_MAX_DEPTH):
+        for _ in range(MAX_DEPTH):
             up = parents.get(node)
             if up is None or up in seen:
                 break
@@ -112,7 +112,7 @@ def build_tree(rows: Sequence[SessionRow], links: Mapping[str, str]) -> Tree:
     for row in rows:
         node: str | None = row.key
         seen: set[str] = set()
-        while node is not None and node not in seen and len(seen) < _MAX_DEPTH:
+        while node is not None and node not in seen and len(seen) < MAX_DEPTH:
             seen.add(node)
             tree_cost[node] = tree_cost.get(node, 0.0) + (row.total_cost or 0.0)  # unknown (None): a lower bound
             node = parents.get(node)

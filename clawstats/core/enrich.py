@@ -68,13 +68,13 @@ def enrich(
     that did not change: a scan then costs the changed sessions, not every session's history.
     """
     memo = {} if memo is None else memo
-    out = [_foresee(row, views.get(row.key), compaction, memo) for row in annotate(rows, tree_of(rows, views))]
+    out = [foresee(row, views.get(row.key), compaction, memo) for row in annotate(rows, tree_of(rows, views))]
     for gone in memo.keys() - {row.key for row in rows}:
         del memo[gone]
     return out
 
 
-def _foresee(row: SessionRow, view: Timeline | None, compaction: CompactionConfig, memo: ForecastMemo) -> SessionRow:
+def foresee(row: SessionRow, view: Timeline | None, compaction: CompactionConfig, memo: ForecastMemo) -> SessionRow:
     """The row with its compaction forecast filled in (kept in ``memo`` while its inputs are the same)."""
     if row.archived or view is None:
         reason = "archived transcript" if row.archived else "no transcript"
@@ -98,52 +98,6 @@ def _foresee(row: SessionRow, view: Timeline | None, compaction: CompactionConfi
     return msgspec.structs.replace(
         row, context_growth_per_turn=growth, turns_to_compaction=left.turns, turns_to_compaction_reason=left.reason
     )
-
-
-class Enricher:
-    """The served rows' lineage, tree cost and forecast, kept across scans by the store (one writer).
-
-    Given the rows as built (before enrichment), the keys rebuilt and removed in this scan and the
-    rows served now, :meth:`update` returns only the rows whose enriched form differs from what is
-    served: every rebuilt row (annotated and forecast afresh) and any other row whose parent, root
-    or tree cost moved. The lineage tree itself is built over every row on each change (a pure
-    pass: O(rows) dictionary work, no row rebuilt); what a row's own fields need is computed for
-    the rebuilt rows only.
-    """
-
-    def __init__(self) -> None:
-        self.memo: ForecastMemo = {}
-
-    def update(
-        self,
-        base: Mapping[str, SessionRow],
-        views: Mapping[str, Timeline],
-        rebuilt: Iterable[str],
-        removed: Iterable[str],
-        served: Mapping[str, SessionRow],
-        compaction: CompactionConfig,
-    ) -> dict[str, SessionRow]:
-        for key in removed:
-            self.memo.pop(key, None)
-        rows = list(base.values())
-        tree = tree_of(rows, views)
-        out: dict[str, SessionRow] = {}
-        fresh = {key for key in rebuilt if key in base}
-        for row in annotate([base[key] for key in fresh], tree):
-            out[row.key] = _foresee(row, views.get(row.key), compaction, self.memo)
-        parents, roots, costs = tree.parents, tree.roots, tree.tree_cost
-        for key, row in base.items():
-            if key in fresh:
-                continue
-            now = served.get(key)
-            if now is None:
-                continue
-            lineage = (parents.get(key), roots.get(key), costs.get(key, row.total_cost))
-            if (now.parent_key, now.root_key, now.tree_cost) != lineage:
-                out[key] = msgspec.structs.replace(
-                    now, parent_key=lineage[0], root_key=lineage[1], tree_cost=lineage[2]
-                )
-        return out
 
 
 def calls_of(views: Iterable[tuple[str, Timeline]], since_ms: float = 0.0) -> Iterator[tuple[str, float, float]]:

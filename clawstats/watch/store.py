@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from clawstats.core.catalog import Catalog
-from clawstats.core.enrich import Enricher
+from clawstats.core.enricher import Enricher
 from clawstats.core.health import Health, HealthLog
 from clawstats.core.layered import Layered
 from clawstats.core.rollup import Rollup

@@ -7,6 +7,7 @@ new session ids; the real file and SQLite fixtures supply the lines.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sqlite3
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from clawstats.watch.store import StatsStore
 from tests.conftest import OPS_TRANSCRIPT, REAL_SQLITE, make_store
+from tests.openclaw.attrib_data import ATTRIB_STATE, KEPT_CHILD, PARENT
 
 COPIES = 300
 
@@ -160,3 +162,28 @@ def test_sqlite_node_update_reads_and_rebuilds_only_that_node(tmp_path: Path) ->
     snap = store.scan(set())
     assert store.rows_built == before + 1 and snap.changed == {"agent:ops:quick"}
     assert snap.by_key["agent:ops:quick"].label == "renamed"
+
+
+def test_append_to_a_sub_agent_moves_its_ancestors_tree_cost_without_a_full_tree(tmp_path: Path) -> None:
+    """Lineage enrichment follows the change: the child's row is rebuilt, its ancestors' tree cost
+    is summed again, nothing else changes, and the result equals a cold scan of the same files."""
+    state = tmp_path / "state"
+    shutil.copytree(ATTRIB_STATE, state)
+    store = make_store(state)
+    first = store.scan()
+    child = first.by_key[KEPT_CHILD]
+    assert child.parent_key == PARENT and first.by_key[PARENT].tree_cost is not None
+    source = store._sources[KEPT_CHILD]
+    assert source.stats_id is not None
+    built, passes = store.rows_built, store._enricher.full_passes
+    with open(source.stats_id, "ab") as fh:
+        fh.write(_assistant_line(0.5))
+    after = store.scan({source.stats_id})
+    assert store.rows_built == built + 1 and store._enricher.full_passes == passes
+    ancestors = {PARENT} | ({first.by_key[PARENT].parent_key} - {None})
+    assert after.changed == {KEPT_CHILD} | {k for k in ancestors if k in after.by_key}
+    assert math.isclose(after.by_key[PARENT].tree_cost or 0.0, (first.by_key[PARENT].tree_cost or 0.0) + 0.5)
+    cold = make_store(state).scan()
+    for key, row in cold.by_key.items():
+        assert math.isclose(after.by_key[key].tree_cost or 0.0, row.tree_cost or 0.0, abs_tol=1e-9), key
+        assert after.by_key[key].parent_key == row.parent_key and after.by_key[key].root_key == row.root_key
