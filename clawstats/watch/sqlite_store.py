@@ -23,7 +23,7 @@ names now, so a database replaced by rename (a restore, a migration) is followed
 timeout, no writes, no checkpoints.
 
 Reset/deleted transcript files left beside the database (``sessions/``) are this agent's too:
-they are followed as file tails (see :meth:`SqliteAgent._archives`).
+they are followed as file tails (:mod:`clawstats.watch.sqlite_archives`).
 """
 
 from __future__ import annotations
@@ -38,10 +38,9 @@ import zstandard
 from clawstats.core.health import HealthLog
 from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, IndexRow, decode_line, parse_index_row
 from clawstats.core.usage import Pricer
-from clawstats.watch.file_agent import classify
 from clawstats.watch.layout import AgentSource, read_regular
-from clawstats.watch.sessionkeys import owner_from_trajectory
 from clawstats.watch.source import AgentScan, Source
+from clawstats.watch.sqlite_archives import ArchivesBeside
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES as TAIL_MAX_LINE_BYTES
 from clawstats.watch.tail import FileId, Tail
 
@@ -91,12 +90,10 @@ class SqliteAgent:
         self._last_rowid = -1  # events above it are new (-1: check every session's newest seq)
         self._newest_node = 0  # the newest session_nodes.updated_at seen
         self._sessions: set[str] | None = None  # session ids of the nodes (rebuilt when a node moves)
-        self._archive_keys: set[str] = set()  # row keys of the archive files beside the database
-        self._archive_owners: dict[str, str] = {}  # trajectory path -> key (an archive's owner never changes)
-        self._archives_listed = False
+        self.archives = ArchivesBeside(source.sessions_dir, source.agent_id, health, max_line_bytes)
         self._zstd = zstandard.ZstdDecompressor()
-        self._changed_keys: set[str] = set()
-        self._changed_stats: set[str] = set()
+        self.changed_keys: set[str] = set()
+        self.changed_stats: set[str] = set()
 
     @property
     def rows(self) -> dict[str, tuple[int, IndexRow | None, str]]:
@@ -141,12 +138,12 @@ class SqliteAgent:
     def _discard(self) -> None:
         """Forget what was read: the next read starts over (from the index cache where it has it).
         Every key and cursor known so far is reported changed (the store rebuilds them)."""
-        self._changed_keys.update(self.nodes)
-        self._changed_stats.update(s for s in self.tails if "#" in s and s.startswith(self.source.store))
+        self.changed_keys.update(self.nodes)
+        self.changed_stats.update(s for s in self.tails if "#" in s and s.startswith(self.source.store))
         self.nodes = {}
         self.tails = {s: t for s, t in self.tails.items() if not s.startswith(self.source.store + "#")}
         self.below = {}
-        self.sources = {k: s for k, s in self.sources.items() if k in self._archive_keys}
+        self.sources = {k: s for k, s in self.sources.items() if k in self.archives.keys}
         self.marker = None
         self._last_rowid = -1
         self._newest_node = 0
@@ -193,9 +190,10 @@ class SqliteAgent:
             self._last_rowid = -1
             if not creating:
                 self.health.set_condition(path, f"cannot read the SQLite store: {exc}")
-        self._archives(changed)
-        result = AgentScan(self._changed_keys, self._changed_stats)
-        self._changed_keys, self._changed_stats = set(), set()
+        in_database = {sid for _updated, _row, sid in self.nodes.values()}
+        self.archives.scan(changed, in_database, self, self._restored)
+        result = AgentScan(self.changed_keys, self.changed_stats)
+        self.changed_keys, self.changed_stats = set(), set()
         self._restored = {}
         return result
 
@@ -254,13 +252,13 @@ class SqliteAgent:
                 row = None
             nodes[key] = (updated_at, row, sid)
             touched.add(sid)
-            self._changed_keys.add(key)
+            self.changed_keys.add(key)
         if full:  # only a full read can find a node gone
-            self._changed_keys.update(k for k in self.nodes if k not in nodes)
+            self.changed_keys.update(k for k in self.nodes if k not in nodes)
         self.nodes = nodes
         agent = self.source.agent_id
-        for key in self._changed_keys:
-            if key in self._archive_keys:
+        for key in self.changed_keys:
+            if key in self.archives.keys:
                 continue
             node = nodes.get(key)
             if node is None or node[1] is None:
@@ -282,7 +280,7 @@ class SqliteAgent:
         tail.use_price(self.price)
         tail.file_id = db_id
         self.tails[stats_id] = tail
-        self._changed_stats.add(stats_id)
+        self.changed_stats.add(stats_id)
         return tail
 
     def _read_events(self, db: sqlite3.Connection, touched: set[str], full: bool, db_id: FileId) -> None:
@@ -292,7 +290,7 @@ class SqliteAgent:
             prefix = self.source.store + "#"
             for stats_id in [s for s in self.tails if s.startswith(prefix) and s not in wanted]:
                 del self.tails[stats_id]
-                self._changed_stats.add(stats_id)
+                self.changed_stats.add(stats_id)
             for sid in [sid for sid in self.below if sid not in sessions]:
                 del self.below[sid]
         sessions = self._sessions
@@ -342,75 +340,7 @@ class SqliteAgent:
         self.below[sid] = count
         if changed:
             tail.revision += 1
-            self._changed_stats.add(tail.path)
-
-    # -- archive files beside the database ----------------------------------------------------
-
-    def _archives(self, changed: set[str] | None) -> None:
-        """Reset/deleted transcript files beside a SQLite store, as OpenClaw's usage report counts
-        them: a migration imports the live sessions into the database (their files go to
-        ``session-sqlite-import-archive/``, never read: they would count twice) and leaves the
-        archives of earlier sessions in ``sessions/``, their only record. Listed on the first
-        and every safety scan and when an event names that directory; polled when named."""
-        sessions_dir = self.source.sessions_dir
-        prefix = sessions_dir + os.sep
-        named = changed is not None and any(p.startswith(prefix) or p == sessions_dir for p in changed)
-        if changed is None or named or not self._archives_listed:
-            self._archives_listed = True
-            self._list_archives()
-        paths = [p for p in self.tails if p.startswith(prefix)]
-        if changed is not None:
-            paths = [p for p in paths if p in changed or self.tails[p].file_id is None]
-        for path in paths:
-            tail = self.tails[path]
-            before = tail.revision
-            try:
-                tail.poll(self.health, self.max_line_bytes)
-                self.health.clear_condition(path)
-            except FileNotFoundError:
-                continue  # gone between listing and reading: the next listing settles it
-            except OSError as exc:
-                self.health.set_condition(path, f"cannot read: {exc.strerror or exc}")
-            if tail.revision != before:
-                self._changed_stats.add(path)
-
-    def _list_archives(self) -> None:
-        sessions_dir, agent = self.source.sessions_dir, self.source.agent_id
-        try:
-            names = frozenset(os.listdir(sessions_dir))
-        except OSError:
-            names = frozenset()
-        in_database = {sid for _updated, _row, sid in self.nodes.values()}
-        _live, archives = classify(sessions_dir, names)
-        found: dict[str, Source] = {}
-        for sid, path in archives:
-            if sid in in_database:
-                continue
-            trajectory = os.path.join(sessions_dir, f"{sid}.trajectory.jsonl")
-            owner = self._archive_owners.get(trajectory)
-            if owner is None:  # kept once found: an archive's owner never changes
-                owner = owner_from_trajectory(trajectory)
-                if owner is not None:
-                    self._archive_owners[trajectory] = owner
-            key = f"agent:{agent}:{sid}"
-            found[key] = Source(key, agent, None, path, True, owner)
-        for key in self._archive_keys - found.keys():
-            old = self.sources.pop(key, None)
-            self._changed_keys.add(key)
-            if old is not None and old.stats_id is not None and self.tails.pop(old.stats_id, None) is not None:
-                self._changed_stats.add(old.stats_id)
-                self.health.clear_condition(old.stats_id)
-        for key, src in found.items():
-            if self.sources.get(key) != src:
-                self.sources[key] = src
-                self._changed_keys.add(key)
-            assert src.stats_id is not None
-            if src.stats_id not in self.tails:
-                tail = self._restored.pop(src.stats_id, None) or Tail(src.stats_id, self.price)
-                tail.use_price(self.price)
-                self.tails[src.stats_id] = tail
-                self._changed_stats.add(src.stats_id)
-        self._archive_keys = set(found)
+            self.changed_stats.add(tail.path)
 
     def _read_session(self, db: sqlite3.Connection, sid: str, tail: Tail, top: int | None) -> tuple[int, bool]:
         """Fold the events after the cursor into ``tail``: (events read, whether statistics changed)."""
