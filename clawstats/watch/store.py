@@ -26,6 +26,7 @@ from clawstats.core.layered import Layered
 from clawstats.core.rollup import Rollup
 from clawstats.core.session import SessionRow, build_row
 from clawstats.core.snapshot import Snapshot, TranscriptView
+from clawstats.watch.base_prompts import BasePrompts
 from clawstats.watch.cache import IndexCache
 from clawstats.watch.cold import read_in_workers
 from clawstats.watch.file_agent import ROW_GRACE_S, FileAgent
@@ -69,10 +70,7 @@ class StatsStore:
         self._tviews: dict[str, TranscriptView] = {}  # stats id -> frozen view
         self._counted: dict[str, tuple[str, TranscriptView]] = {}  # referenced transcripts
         self._pending: set[str] = set()  # keys to rebuild at the next scan (agents added, catalog)
-        # Per agent, the base prompt of its latest transcript that has one: (call ms, tokens, stats id);
-        # and the rows that show it (no call yet), rebuilt when it changes.
-        self._bases: dict[str, tuple[float, int, str]] = {}
-        self._awaiting: dict[str, set[str]] = {}
+        self._bases = BasePrompts(lambda agent_id: self.agents[agent_id].tails.items())
         self.table = RowTable()
         self._base_rows: dict[str, SessionRow] = {}  # rows as built, before enrichment
         self._fresh: set[str] = set()  # keys built in this publish
@@ -117,6 +115,7 @@ class StatsStore:
             self.agents[agent.agent_id] = files
 
     def _drop_agent(self, agent: Agent) -> None:
+        self._bases.forget_agent(agent.source.agent_id)
         for key in list(agent.sources):
             self._set_source(key, None, self._pending)
         for stats_id in list(agent.tails):
@@ -201,7 +200,7 @@ class StatsStore:
                 else:
                     self._tails[stats_id] = (agent_id, current)
                     self._tviews[stats_id] = TranscriptView.of(agent_id, current.stats)
-                if self._note_base(agent_id, stats_id, current):
+                if self._bases.note(agent_id, stats_id, current):
                     bases_moved.add(agent_id)
                 self._dirty.add(stats_id)
                 self._count(stats_id)
@@ -211,7 +210,7 @@ class StatsStore:
                     if owner_key is not None:
                         keys.add(owner_key)
         for agent_id in bases_moved:
-            keys.update(self._awaiting.get(agent_id, ()))
+            keys.update(self._bases.rows_showing(agent_id))
         self.health.last_scan_ms = time.time() * 1000.0
         self.health.last_scan_s = time.perf_counter() - started
         snapshot = self._publish(keys)
@@ -263,34 +262,6 @@ class StatsStore:
         elif self._counted.pop(stats_id, None) is not None:
             self.rollup.drop(stats_id)
 
-    def _note_base(self, agent_id: str, stats_id: str, tail: Tail | None) -> bool:
-        """Follow the agent's latest base prompt (the estimate for a session with no call yet);
-        True when the value shown changed."""
-        best = self._bases.get(agent_id)
-        base = tail.stats.base_prompt if tail is not None else None
-        if tail is not None and base is not None:
-            at = tail.stats.last_call_ms or 0.0
-            if best is None or at > best[0] or (best[2] == stats_id and at == best[0]):
-                self._bases[agent_id] = (at, base, stats_id)
-                return best is None or best[1] != base
-            if best[2] != stats_id:
-                return False
-        elif best is None or best[2] != stats_id:
-            return False
-        # The latest one lost its base prompt or went back in time (replaced, deleted): look again.
-        latest: tuple[float, int, str] | None = None
-        for sid, (agent, other) in self._tails.items():
-            found = other.stats.base_prompt
-            if agent == agent_id and found is not None:
-                at = other.stats.last_call_ms or 0.0
-                if latest is None or at > latest[0]:
-                    latest = (at, found, sid)
-        if latest is None:
-            del self._bases[agent_id]
-            return True
-        self._bases[agent_id] = latest
-        return latest[1] != best[1]
-
     def _earlier(self, key: str) -> float:
         total = 0.0
         for archive in sorted(self._archives.get(key, ())):
@@ -313,7 +284,6 @@ class StatsStore:
     def _build(self, src: Source) -> SessionRow:
         found = self._tails.get(src.stats_id or "")
         stats = found[1].stats if found is not None else None
-        base = self._bases.get(src.agent_id)
         self.rows_built += 1
         row = build_row(
             src.key,
@@ -324,13 +294,9 @@ class StatsStore:
             archived=src.archived,
             archived_from=src.archived_from,
             earlier_cost=self._earlier(src.key),
-            base_prompt=base[1] if base is not None else None,
+            base_prompt=self._bases.of(src.agent_id),
         )
-        awaiting = self._awaiting.setdefault(src.agent_id, set())
-        if not src.archived and (stats is None or stats.last_prompt is None):
-            awaiting.add(src.key)
-        else:
-            awaiting.discard(src.key)
+        self._bases.shown(src.agent_id, src.key, not src.archived and (stats is None or stats.last_prompt is None))
         self._base_rows[src.key] = row
         self._fresh.add(src.key)
         return row
@@ -343,8 +309,7 @@ class StatsStore:
         )
         for key in removed:
             self._base_rows.pop(key, None)
-            for awaiting in self._awaiting.values():
-                awaiting.discard(key)
+            self._bases.forget(key)
         if changed or removed:
             # lineage, tree cost, forecast: the rebuilt rows, and any other whose lineage moved
             enriched = self._enricher.update(
