@@ -22,6 +22,7 @@ import msgspec
 from clawstats.core.enrich import ForecastMemo, calls_of, enrich, group_by_attribution
 from clawstats.core.forecast import CompactionConfig
 from clawstats.core.snapshot import TranscriptView
+from clawstats.core.transcript import TranscriptStats
 from clawstats.core.usage import Bucket
 from tests.core.test_attribution import row
 
@@ -37,9 +38,9 @@ def build(n_rows: int, n_calls: int) -> tuple[list[object], dict[str, Transcript
         out = array("I", [100] * n_calls)
         cost = array("d", [0.001 * (k + 1) for k in range(n_calls)])
         bucket = Bucket(calls=n_calls, input=n_calls * 1000, recorded_usd=0.001 * n_calls)
-        views[f"agent:main:s{i}"] = TranscriptView(
-            "main", {("2026-12-01", "m/x"): bucket}, (), ms.tobytes(), ctx.tobytes(), cost.tobytes(), out.tobytes()
-        )
+        stats = TranscriptStats()
+        stats.tl_ms, stats.tl_ctx, stats.tl_cost, stats.tl_out = ms, ctx, cost, out
+        views[f"agent:main:s{i}"] = TranscriptView("main", {("2026-12-01", "m/x"): bucket}, (), stats, n_calls)
         parent = f"agent:main:s{i - 1}" if i % 10 else None  # trees of ten
         rows.append(msgspec.structs.replace(row(f"agent:main:s{i}", 0.3, parent=parent), context_window=128_000))
     return rows, views
