@@ -72,7 +72,6 @@ class SqliteAgent:
         self.source = source
         self.price = price  # prices calls without a recorded cost, one call at a time
         self.health = health
-        self.max_line_bytes = max_line_bytes  # for the archive files beside the database
         self.marker: tuple[object, ...] | None = None  # db and wal identity/size/mtime, wal-index header
         self.nodes: dict[str, tuple[int, IndexRow | None, str]] = {}  # key -> (updated_at, row, sessionId)
         # Per session a Tail used as a cursor (by stats id "<db>#<sessionId>"): ``offset`` is the
@@ -92,12 +91,9 @@ class SqliteAgent:
         self._sessions: set[str] | None = None  # session ids of the nodes (rebuilt when a node moves)
         self.archives = ArchivesBeside(source.sessions_dir, source.agent_id, health, max_line_bytes)
         self._zstd = zstandard.ZstdDecompressor()
+        # Since the last scan (the archives beside the database add theirs): what ``scan`` reports.
         self.changed_keys: set[str] = set()
         self.changed_stats: set[str] = set()
-
-    @property
-    def rows(self) -> dict[str, tuple[int, IndexRow | None, str]]:
-        return self.nodes
 
     def _connect(self) -> tuple[sqlite3.Connection, bool]:
         """A read-only connection and whether it reads an ``immutable`` snapshot (no writer)."""
