@@ -4,9 +4,11 @@ The store (one writer) hands it the rows as built (before enrichment), the keys 
 removed in one scan and the rows served now; :meth:`Enricher.update` returns only the rows whose
 enriched form differs from what is served. An append that moves no lineage (the common case: a
 transcript grows, its parent, archive owner and spawned children are what they were) costs the
-rebuilt rows and their ancestors: each ancestor's tree cost is summed again from its children.
-Anything else (a row added or removed, a parent or spawn link that moved, a cycle, a chain
-deeper than the tree's depth guard) builds the whole tree again, as :func:`enrich` does. Pure.
+rebuilt rows and their ancestors: each ancestor's tree cost is summed again from its children. A
+leaf row added (a new session, a cron run, a sub-agent that spawned nothing yet) or removed is
+patched into the kept tree the same way. Anything else (a parent or spawn link that moved, a row
+with children removed, a cycle, a chain deeper than the tree's depth guard) builds the whole
+tree again, as :func:`enrich` does. Pure.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
-from clawstats.core.attribution import MAX_DEPTH, Tree, annotate
-from clawstats.core.enrich import ForecastMemo, Timeline, foresee, tree_of
+from clawstats.core.attribution import MAX_DEPTH, Tree, annotate, build_tree, cron_job_key, parent_of
+from clawstats.core.enrich import ForecastMemo, Timeline, foresee, links_of
 from clawstats.core.forecast import CompactionConfig
 from clawstats.core.session import SessionRow
 
@@ -38,6 +40,7 @@ class Enricher:
         self.full_passes = 0  # whole-tree builds (a test pins that an append needs none)
         self._shapes: dict[str, Shape] = {}
         self._costs: dict[str, float] = {}  # the built rows' own costs (None counts 0)
+        self._links: dict[str, str] = {}  # child -> parent from the transcripts' spawn results
 
     def update(
         self,
@@ -55,7 +58,9 @@ class Enricher:
         moved = self._follow(base, views, fresh, gone)
         if moved is None:
             self.full_passes += 1
-            self.tree = tree_of(list(base.values()), views)
+            rows = list(base.values())
+            self._links = links_of(rows, views)
+            self.tree = build_tree(rows, self._links)
             self._shapes = {key: _shape(row, views.get(key)) for key, row in base.items()}
             self._costs = {key: row.total_cost or 0.0 for key, row in base.items()}
             moved = set(base)
@@ -80,23 +85,71 @@ class Enricher:
     def _follow(
         self, base: Mapping[str, SessionRow], views: Mapping[str, Timeline], fresh: set[str], gone: set[str]
     ) -> set[str] | None:
-        """Update the kept tree for rebuilt rows whose shape did not move: the tree cost of each
-        one's chain of ancestors. Returns the row keys whose lineage fields may have moved, or
-        None when the whole tree must be built again."""
+        """Update the kept tree in place: leaf rows added or removed, and the tree cost of each
+        changed row's chain of ancestors. Returns the row keys whose lineage fields may have
+        moved, or None when the whole tree must be built again (the kept one may be half-updated
+        then: the full pass replaces it)."""
         tree = self.tree
-        if tree is None or gone:
+        new = self._leaves(base, views, fresh, gone)
+        if tree is None or new is None:
             return None
-        for key in fresh:
-            if self._shapes.get(key) != _shape(base[key], views.get(key)):
-                return None  # a new row, or its parent, archive owner or spawned children moved
-        chains: list[list[str]] = []
+        starts: list[str] = []
+        for key in gone:
+            up = tree.parents.pop(key)
+            tree.roots.pop(key, None)
+            tree.tree_cost.pop(key, None)
+            self._shapes.pop(key, None)
+            self._costs.pop(key, None)
+            if up is not None:
+                kids = tree.children[up]
+                kids.remove(key)
+                if not kids:
+                    del tree.children[up]
+                starts.append(up)
+        for key, shape in new.items():
+            up = parent_of(base[key], self._links)
+            tree.parents[key] = up
+            if up is not None:
+                tree.children.setdefault(up, []).append(key)
+            self._shapes[key] = shape
+        for key in new:
+            tree.roots[key] = _root(key, tree.parents)
         for key in fresh:
             cost = base[key].total_cost or 0.0
-            if self._costs.get(key) == cost:
-                continue
-            self._costs[key] = cost
+            if key in new or self._costs.get(key) != cost:
+                self._costs[key] = cost
+                starts.append(key)
+        return self._resum(tree, base, starts)
+
+    def _leaves(
+        self, base: Mapping[str, SessionRow], views: Mapping[str, Timeline], fresh: set[str], gone: set[str]
+    ) -> dict[str, Shape] | None:
+        """The rows new in this scan (with their shapes) when every change is one the kept tree
+        can take in place; None otherwise."""
+        tree, links = self.tree, self._links
+        if tree is None:
+            return None
+        new = {key: _shape(base[key], views.get(key)) for key in fresh if key not in self._shapes}
+        for key in fresh:
+            if key not in new and self._shapes[key] != _shape(base[key], views.get(key)):
+                return None  # its parent, archive owner or spawned children moved
+        for key in gone:
+            if key in tree.children or key in links or key not in tree.parents:
+                return None  # not a plain leaf: a parent, or a spawned child whose key stays in the tree
+        for key, shape in new.items():
+            if shape[2] or key in tree.parents or key in tree.children:
+                return None  # it spawned children, or its key was already in the tree (a placeholder)
+            up = parent_of(base[key], links)
+            if up is not None and cron_job_key(up) is not None and up not in tree.parents:
+                return None  # a cron run's placeholder the full pass would add
+        return new
+
+    def _resum(self, tree: Tree, base: Mapping[str, SessionRow], starts: list[str]) -> set[str] | None:
+        """Sum the tree cost again along each start's chain of ancestors, bottom-up."""
+        chains: list[list[str]] = []
+        for start in starts:
             chain: list[str] = []
-            node: str | None = key
+            node: str | None = start
             while node is not None:
                 if node in chain or len(chain) >= MAX_DEPTH:
                     return None  # a cycle or a chain past the guard: the full pass's rules apply
@@ -105,9 +158,22 @@ class Enricher:
             chains.append(chain)
         touched: set[str] = set()
         for chain in chains:
-            for node in chain:  # bottom-up: each node's children are already up to date
+            for node in chain:  # each node's children are already up to date
                 own = self._costs.get(node, 0.0) if node in base else 0.0
-                kids = tree.children.get(node, ())
+                kids = tree.children.get(node, [])
                 tree.tree_cost[node] = own + sum(tree.tree_cost.get(child, 0.0) for child in kids)
                 touched.add(node)
         return touched
+
+
+def _root(key: str, parents: Mapping[str, str | None]) -> str:
+    """A row's top-level ancestor, as :func:`clawstats.core.attribution.build_tree` finds it."""
+    seen = {key}
+    node = key
+    for _ in range(MAX_DEPTH):
+        up = parents.get(node)
+        if up is None or up in seen:
+            break
+        seen.add(up)
+        node = up
+    return node

@@ -13,9 +13,10 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from clawstats.core.snapshot import Snapshot
 from clawstats.watch.store import StatsStore
 from tests.conftest import OPS_TRANSCRIPT, REAL_SQLITE, make_store
-from tests.openclaw.attrib_data import ATTRIB_STATE, KEPT_CHILD, PARENT
+from tests.openclaw.attrib_data import ATTRIB_STATE, CRON_JOB, CRON_KEYS, KEPT_CHILD, PARENT
 
 COPIES = 300
 
@@ -187,3 +188,42 @@ def test_append_to_a_sub_agent_moves_its_ancestors_tree_cost_without_a_full_tree
     for key, row in cold.by_key.items():
         assert math.isclose(after.by_key[key].tree_cost or 0.0, row.tree_cost or 0.0, abs_tol=1e-9), key
         assert after.by_key[key].parent_key == row.parent_key and after.by_key[key].root_key == row.root_key
+
+
+def _same_lineage(after: Snapshot, state: Path) -> None:
+    cold = make_store(state).scan()
+    assert after.by_key.keys() == cold.by_key.keys()
+    for key, row in cold.by_key.items():
+        assert math.isclose(after.by_key[key].tree_cost or 0.0, row.tree_cost or 0.0, abs_tol=1e-9), key
+        assert (after.by_key[key].parent_key, after.by_key[key].root_key) == (row.parent_key, row.root_key), key
+
+
+def test_a_new_cron_run_and_its_removal_patch_the_tree_in_place(tmp_path: Path) -> None:
+    """A session added as a leaf (here a cron run under its job) and removed again: the kept tree
+    takes both without a full build, and equals a cold scan each time."""
+    state = tmp_path / "state"
+    shutil.copytree(ATTRIB_STATE, state)
+    sessions = state / "agents/main/sessions"
+    store = make_store(state)
+    first = store.scan()
+    job = f"agent:main:cron:{CRON_JOB}"
+    passes = store._enricher.full_passes
+    index_path = sessions / "sessions.json"
+    index = json.loads(index_path.read_text())
+    sid = "00000000-0000-4000-8000-00000000c0de"
+    earlier_run = sessions / f"{CRON_KEYS[1].rsplit(':', 1)[1]}.jsonl"  # an earlier run's transcript
+    shutil.copyfile(earlier_run, sessions / f"{sid}.jsonl")
+    run = f"{job}:run:{sid}"
+    index[run] = {**index[job], "sessionId": sid, "sessionFile": str(sessions / f"{sid}.jsonl")}
+    index_path.write_text(json.dumps(index))
+    added = store.scan()
+    assert run in added.by_key and added.by_key[run].parent_key == job
+    assert store._enricher.full_passes == passes
+    assert (added.by_key[job].tree_cost or 0.0) > (first.by_key[job].tree_cost or 0.0)
+    _same_lineage(added, state)
+    del index[run]
+    index_path.write_text(json.dumps(index))
+    (sessions / f"{sid}.jsonl").unlink()
+    removed = store.scan()
+    assert run not in removed.by_key and store._enricher.full_passes == passes
+    _same_lineage(removed, state)
