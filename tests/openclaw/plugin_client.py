@@ -4,6 +4,7 @@
 ``sse GATEWAY_URL DIRECT_URL GW_TOKEN CS_TOKEN CHAT_URL KEY``: one event stream through the gateway
 and one straight from clawstats, both open; a chat turn changes the store; for every ``sessions``
 event id seen on both, the gateway copy's arrival minus the direct copy's (seconds).
+``hold URL TOKEN``: keep an event stream open; print ``open``, then ``closed`` when it ends.
 ``tab UI_URL GW_TOKEN SHOT``: OpenClaw's Control UI in Chromium, open the clawstats tab, report what the
 framed page shows (connection state, rows) and every request that failed.
 Prints one JSON document on stdout.
@@ -141,12 +142,29 @@ def tab(ui_url: str, gw_token: str, shot: str) -> dict[str, Any]:
             "sandbox": sandbox, "failed": failed, "frameText": text}  # fmt: skip
 
 
+def hold(url: str, token: str) -> None:
+    """Open an event stream; print ``open`` after the snapshot and ``closed`` when the server ends it."""
+    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    timeout = httpx.Timeout(5.0, read=None)
+    try:
+        with httpx.Client(timeout=timeout) as client, client.stream("GET", url, headers=headers) as r:
+            for line in r.iter_lines():
+                if line == "event: snapshot":
+                    print("open", flush=True)
+    except httpx.HTTPError as exc:
+        print(f"error {type(exc).__name__}", flush=True)
+    print("closed", flush=True)
+
+
 def main() -> None:
     command, args = sys.argv[1], sys.argv[2:]
     if command == "fetch":
         result: Any = fetch(json.loads(args[0]))
     elif command == "sse":
         result = sse(*args)
+    elif command == "hold":
+        hold(*args)
+        os._exit(0)
     elif command == "tab":
         result = tab(*args)
     else:
