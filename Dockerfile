@@ -20,9 +20,12 @@ RUN python3 -m venv /opt/clawstats \
 
 FROM ${BASE}
 COPY --from=build /opt/clawstats /opt/clawstats
-# A user of its own, written without useradd (which minimal bases lack). /cache is writable by
-# any uid, so `user:` may be set to the gateway's uid when the state dir is private to it.
-RUN echo 'clawstats:x:10001:10001:clawstats:/cache:/usr/sbin/nologin' >> /etc/passwd \
+# No installer left in the final image: python:*-slim bases ship pip, setuptools and wheel in
+# the system interpreter (Debian's python3 has none). A user of its own, written without useradd
+# (which minimal bases lack). /cache is writable by any uid, so `user:` may be set to the
+# gateway's uid when the state dir is private to it.
+RUN (python3 -m pip uninstall -y -q --disable-pip-version-check pip setuptools wheel 2>/dev/null || true) \
+ && echo 'clawstats:x:10001:10001:clawstats:/cache:/usr/sbin/nologin' >> /etc/passwd \
  && echo 'clawstats:x:10001:' >> /etc/group \
  && mkdir -p /state /cache && chmod 1777 /cache
 ENV PATH=/opt/clawstats/bin:$PATH \

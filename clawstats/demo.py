@@ -26,7 +26,7 @@ from pathlib import Path
 
 from clawstats.api.server import check_bind, run_app
 from clawstats.core.timeshift import latest_ms, shift_bytes, shift_name
-from clawstats.settings import Settings
+from clawstats.settings import Settings, UsageError
 from clawstats.watch.engine import open_store
 
 SAMPLE = Path(str(files("clawstats") / "demo_data" / "openclaw-real-small" / "state"))
@@ -175,7 +175,7 @@ class Replay:
 def run_demo(settings: Settings, speed: float) -> int:
     problem = check_bind(settings)
     if problem:
-        raise SystemExit(f"clawstats: {problem}")
+        raise UsageError(problem)
     with tempfile.TemporaryDirectory(prefix="clawstats-demo-") as tmp:
         state = Path(tmp) / "state"
         shutil.copytree(SAMPLE, state)

@@ -1,15 +1,18 @@
-"""Every option, declared once: CLI flag, environment variable, default and help.
+"""Every option, declared once: CLI flag, environment variable, default, help and validation.
 
-``OPTIONS`` drives argparse, the env fallbacks (``CLAWSTATS_*``, consulted only for flags left
-unset) and the README test; :class:`Settings` is the frozen result. Nothing reads
-``os.environ`` after :func:`resolve`.
+``OPTIONS`` drives argparse (``--help`` shows each default and env var), the env fallbacks
+(``CLAWSTATS_*``, consulted only for flags left unset), the :class:`Settings` defaults and the
+README test. Flag and env values go through the same parser, so a bad value gets the same
+sentence from either source (:class:`UsageError`, exit 2). Nothing reads ``os.environ`` for
+these after :func:`resolve`.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,14 @@ from clawstats.core.alerts import AlertRules, validate
 from clawstats.core.records import DEFAULT_MAX_LINE_BYTES
 
 
+class UsageError(ValueError):
+    """A bad flag, env var or combination: one sentence for stderr, exit 2."""
+
+
+class IOFailure(Exception):
+    """The port cannot be bound or the output cannot be written: one sentence, exit 4."""
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     name: str  # Settings field
@@ -26,40 +37,121 @@ class Option:
     env: str | None
     default: Any
     help: str
-    kind: Callable[[str], Any] = str
+    parse: Callable[[str], Any] = str  # raises ValueError("<what is expected>")
     is_flag: bool = False  # store_true
     repeat: bool = False  # repeatable, env as comma-separated list
-    choices: tuple[str, ...] | None = None
+    shown_default: str | None = None  # for --help when the default is not a plain value
 
 
-def _bool(raw: str) -> bool:
-    return raw.strip().lower() in ("1", "true", "yes", "on")
+def parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected one of 1, true, yes, on, 0, false, no, off")
 
+
+def whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    expected = (
+        f"expected a whole number from {low} to {high}" if high is not None else f"expected a whole number >= {low}"
+    )
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(expected) from None
+        if value < low or (high is not None and value > high):
+            raise ValueError(expected)
+        return value
+
+    return parse
+
+
+def number(low: float, *, low_open: bool = False, high: float | None = None) -> Callable[[str], float]:
+    """A finite float above ``low`` (or at it, unless ``low_open``), at most ``high``."""
+    bound = f"> {low:g}" if low_open else f">= {low:g}"
+    expected = f"expected a finite number {bound}" + (f" and <= {high:g}" if high is not None else "")
+
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(expected) from None
+        if not math.isfinite(value) or value < low or (low_open and value == low):
+            raise ValueError(expected)
+        if high is not None and value > high:
+            raise ValueError(expected)
+        return value
+
+    return parse
+
+
+def http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")) or len(raw) <= len("https://"):
+        raise ValueError("expected an http:// or https:// URL")
+    return raw
+
+
+def text(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("expected a non-empty value")
+    return raw
+
+
+POSITIVE = number(0, low_open=True)
 
 STORE = [
-    Option("state_dir", "--state-dir", "CLAWSTATS_STATE_DIR", None, "OpenClaw state dir (default: see README)"),
-    Option("agent", "--agent", "CLAWSTATS_AGENT", None, "only this agent id"),
-    Option("no_cache", "--no-cache", "CLAWSTATS_NO_CACHE", False, "do not use the persisted index", _bool, True),
-    Option("cache_dir", "--cache-dir", "CLAWSTATS_CACHE_DIR", None, "where the persisted index lives"),
+    Option(
+        "state_dir",
+        "--state-dir",
+        "CLAWSTATS_STATE_DIR",
+        None,
+        "OpenClaw state dir",
+        text,
+        shown_default="OPENCLAW_STATE_DIR, ~/.openclaw, ~/.clawdbot",
+    ),
+    Option("agent", "--agent", "CLAWSTATS_AGENT", None, "only this agent id", text, shown_default="all"),
+    Option("no_cache", "--no-cache", "CLAWSTATS_NO_CACHE", False, "do not use the persisted index", parse_bool, True),
+    Option(
+        "cache_dir",
+        "--cache-dir",
+        "CLAWSTATS_CACHE_DIR",
+        None,
+        "where the persisted index lives",
+        text,
+        shown_default="the user cache dir",
+    ),
     Option(
         "max_line_bytes",
         "--max-line-bytes",
         "CLAWSTATS_MAX_LINE_BYTES",
         DEFAULT_MAX_LINE_BYTES,
         "longer transcript lines are skipped and counted",
-        int,
+        whole(1),
     ),
 ]
 SERVE = [
-    Option("host", "--host", "CLAWSTATS_HOST", "127.0.0.1", "address to bind"),
-    Option("port", "--port", "CLAWSTATS_PORT", 18780, "port to bind (0: any free port)", int),
-    Option("token", "--token", "CLAWSTATS_TOKEN", None, "require 'Authorization: Bearer <token>'"),
+    Option("host", "--host", "CLAWSTATS_HOST", "127.0.0.1", "address to bind", text),
+    Option("port", "--port", "CLAWSTATS_PORT", 18780, "port to bind (0: any free port)", whole(0, 65535)),
+    Option("token", "--token", "CLAWSTATS_TOKEN", None, "require 'Authorization: Bearer <token>'", text),
     Option(
         "cors_origins",
         "--cors-origin",
         "CLAWSTATS_CORS_ORIGINS",
         (),
         "allow this browser origin (repeatable; '*' for any)",
+        text,
+        repeat=True,
+    ),
+    Option(
+        "allowed_hosts",
+        "--allowed-host",
+        "CLAWSTATS_ALLOWED_HOSTS",
+        (),
+        "also accept requests whose Host header names this host (repeatable)",
+        text,
         repeat=True,
     ),
     Option(
@@ -68,7 +160,7 @@ SERVE = [
         "CLAWSTATS_POLL_INTERVAL_S",
         1.0,
         "stat polling interval (file-system events wake the scanner sooner)",
-        float,
+        number(0.01),
     ),
     Option(
         "insecure_no_auth",
@@ -76,7 +168,7 @@ SERVE = [
         "CLAWSTATS_INSECURE_NO_AUTH",
         False,
         "allow a non-loopback bind without a token",
-        _bool,
+        parse_bool,
         True,
     ),
     Option(
@@ -85,38 +177,34 @@ SERVE = [
         "CLAWSTATS_METRICS_ACTIVE_MINUTES",
         1440.0,
         "per-session metric series only for sessions updated within this window",
-        float,
+        POSITIVE,
     ),
-]
-SERVE += [
     Option(
         "events_queue_size",
         "--events-queue-size",
         "CLAWSTATS_EVENTS_QUEUE_SIZE",
         256,
         "events a stream client may fall behind before it is dropped",
-        int,
+        whole(1),
     ),
-    Option("otlp_endpoint", "--otlp-endpoint", "CLAWSTATS_OTLP_ENDPOINT", None, "push OTLP/HTTP metrics here"),
     Option(
-        "otlp_interval_s",
-        "--otlp-interval-s",
-        "CLAWSTATS_OTLP_INTERVAL_S",
-        15.0,
-        "OTLP export interval",
-        float,
+        "otlp_endpoint", "--otlp-endpoint", "CLAWSTATS_OTLP_ENDPOINT", None, "push OTLP/HTTP metrics here", http_url
+    ),
+    Option(
+        "otlp_interval_s", "--otlp-interval-s", "CLAWSTATS_OTLP_INTERVAL_S", 15.0, "OTLP export interval", number(0.1)
     ),
 ]
 ALERTS = [
-    Option("alerts_config", "--alerts-config", "CLAWSTATS_ALERTS_CONFIG", None, "alert rules file (TOML)"),
+    Option("alerts_config", "--alerts-config", "CLAWSTATS_ALERTS_CONFIG", None, "alert rules file (TOML)", text),
     Option(
         "alert_context_pct",
         "--alert-context-pct",
         "CLAWSTATS_ALERT_CONTEXT_PCT",
         None,
-        "context %% threshold (repeatable; default 80 and 95)",
-        float,
+        "context %% threshold (repeatable)",
+        number(0, low_open=True, high=999),
         repeat=True,
+        shown_default="80 and 95",
     ),
     Option(
         "alert_session_budget",
@@ -124,7 +212,7 @@ ALERTS = [
         "CLAWSTATS_ALERT_SESSION_BUDGET",
         None,
         "USD per session",
-        float,
+        POSITIVE,
     ),
     Option(
         "alert_agent_budget",
@@ -132,7 +220,7 @@ ALERTS = [
         "CLAWSTATS_ALERT_AGENT_BUDGET",
         None,
         "USD per agent (cumulative)",
-        float,
+        POSITIVE,
     ),
     Option(
         "alert_daily_budget",
@@ -140,15 +228,16 @@ ALERTS = [
         "CLAWSTATS_ALERT_DAILY_BUDGET",
         None,
         "USD per UTC day, all agents",
-        float,
+        POSITIVE,
     ),
     Option(
         "alert_stale_minutes",
         "--alert-stale-minutes",
         "CLAWSTATS_ALERT_STALE_MINUTES",
         None,
-        "alert when a context has been an estimate this long (default 30)",
-        float,
+        "alert when a context has been an estimate this long",
+        POSITIVE,
+        shown_default="30",
     ),
     Option(
         "alert_webhooks",
@@ -156,37 +245,49 @@ ALERTS = [
         "CLAWSTATS_ALERT_WEBHOOKS",
         (),
         "POST alerts to this URL (repeatable)",
+        http_url,
         repeat=True,
     ),
 ]
 SERVE += ALERTS
 ALL_OPTIONS = STORE + SERVE
+DEFAULTS: dict[str, Any] = {o.name: o.default for o in ALL_OPTIONS}
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    state_dir: str | None = None
-    agent: str | None = None
-    no_cache: bool = False
-    cache_dir: str | None = None
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
-    host: str = "127.0.0.1"
-    port: int = 18780
-    token: str | None = None
-    cors_origins: tuple[str, ...] = ()
-    poll_interval_s: float = 1.0
-    insecure_no_auth: bool = False
-    metrics_active_minutes: float = 1440.0
-    events_queue_size: int = 256
-    otlp_endpoint: str | None = None
-    otlp_interval_s: float = 15.0
-    alerts_config: str | None = None
-    alert_context_pct: tuple[float, ...] | None = None
-    alert_session_budget: float | None = None
-    alert_agent_budget: float | None = None
-    alert_daily_budget: float | None = None
-    alert_stale_minutes: float | None = None
-    alert_webhooks: tuple[str, ...] = ()
+    """The resolved options; every default is the option table's (``DEFAULTS``)."""
+
+    state_dir: str | None = DEFAULTS["state_dir"]
+    agent: str | None = DEFAULTS["agent"]
+    no_cache: bool = DEFAULTS["no_cache"]
+    cache_dir: str | None = DEFAULTS["cache_dir"]
+    max_line_bytes: int = DEFAULTS["max_line_bytes"]
+    host: str = DEFAULTS["host"]
+    port: int = DEFAULTS["port"]
+    token: str | None = DEFAULTS["token"]
+    cors_origins: tuple[str, ...] = DEFAULTS["cors_origins"]
+    allowed_hosts: tuple[str, ...] = DEFAULTS["allowed_hosts"]
+    poll_interval_s: float = DEFAULTS["poll_interval_s"]
+    insecure_no_auth: bool = DEFAULTS["insecure_no_auth"]
+    metrics_active_minutes: float = DEFAULTS["metrics_active_minutes"]
+    events_queue_size: int = DEFAULTS["events_queue_size"]
+    otlp_endpoint: str | None = DEFAULTS["otlp_endpoint"]
+    otlp_interval_s: float = DEFAULTS["otlp_interval_s"]
+    alerts_config: str | None = DEFAULTS["alerts_config"]
+    alert_context_pct: tuple[float, ...] | None = DEFAULTS["alert_context_pct"]
+    alert_session_budget: float | None = DEFAULTS["alert_session_budget"]
+    alert_agent_budget: float | None = DEFAULTS["alert_agent_budget"]
+    alert_daily_budget: float | None = DEFAULTS["alert_daily_budget"]
+    alert_stale_minutes: float | None = DEFAULTS["alert_stale_minutes"]
+    alert_webhooks: tuple[str, ...] = DEFAULTS["alert_webhooks"]
+    #: Names of the fields whose value came from their env var (so messages name the right source).
+    from_env: frozenset[str] = frozenset()
+
+    def source(self, name: str) -> str:
+        """Where a field's value came from, as a user wrote it: its flag or its env var."""
+        option = _BY_NAME[name]
+        return option.env if name in self.from_env and option.env else option.flag
 
     def alert_rules(self) -> AlertRules:
         """The rules file (if any), then the flags; raises AlertConfigError on bad values."""
@@ -213,28 +314,61 @@ class Settings:
         return Path(self.cache_dir).expanduser() if self.cache_dir else Path(platformdirs.user_cache_dir("clawstats"))
 
 
+_BY_NAME = {o.name: o for o in ALL_OPTIONS}
+
+
+def _help(opt: Option) -> str:
+    shown = opt.shown_default
+    if shown is None:
+        if opt.is_flag:
+            shown = "off"
+        elif opt.default in (None, ()):
+            shown = "none"
+        else:
+            shown = str(opt.default)
+    env = f"; env {opt.env}" + (" (comma-separated)" if opt.repeat else "") if opt.env else ""
+    return f"{opt.help} (default: {shown}{env})"
+
+
 def add_options(parser: argparse.ArgumentParser, options: list[Option]) -> None:
+    """Flags are taken as text here and parsed in :func:`resolve`, as their env vars are."""
     for opt in options:
         if opt.is_flag:
-            parser.add_argument(opt.flag, dest=opt.name, action="store_true", default=None, help=opt.help)
+            parser.add_argument(opt.flag, dest=opt.name, action="store_true", default=None, help=_help(opt))
         elif opt.repeat:
-            parser.add_argument(opt.flag, dest=opt.name, action="append", type=opt.kind, default=None, help=opt.help)
+            parser.add_argument(opt.flag, dest=opt.name, action="append", default=None, help=_help(opt))
         else:
-            parser.add_argument(opt.flag, dest=opt.name, type=opt.kind, default=None, help=opt.help)
+            parser.add_argument(opt.flag, dest=opt.name, default=None, help=_help(opt))
+
+
+def parse_value(source: str, raw: str, parse: Callable[[str], Any]) -> Any:
+    """``parse(raw)``, or :class:`UsageError` naming ``source`` (a flag or an env var)."""
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise UsageError(f"invalid {source} {raw[:80]!r}: {exc}") from None
 
 
 def resolve(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
-    """Flags win; env vars fill flags left unset; defaults fill the rest."""
+    """Flags win; env vars fill flags left unset; defaults fill the rest. Raises UsageError."""
     values: dict[str, Any] = {}
+    from_env: set[str] = set()
     for opt in ALL_OPTIONS:
-        given = getattr(args, opt.name, None)
-        if given is None and opt.env and env.get(opt.env) not in (None, ""):
-            raw = env[opt.env]
-            try:
-                given = [opt.kind(p.strip()) for p in raw.split(",") if p.strip()] if opt.repeat else opt.kind(raw)
-            except ValueError:
-                raise SystemExit(f"clawstats: invalid {opt.env}={raw!r}") from None
+        given = getattr(args, opt.name, argparse.SUPPRESS)
+        if given is argparse.SUPPRESS:
+            continue  # not an option of this command
+        if given is True:  # a store_true flag
+            values[opt.name] = True
+            continue
         if given is not None:
-            values[opt.name] = tuple(given) if opt.repeat else given
-    known = {f.name for f in fields(Settings)}
-    return Settings(**{k: v for k, v in values.items() if k in known})
+            items = given if opt.repeat else [given]
+            parsed = [parse_value(opt.flag, raw, opt.parse) for raw in items]
+        elif opt.env and env.get(opt.env) not in (None, ""):
+            raw = env[opt.env]
+            from_env.add(opt.name)
+            items = [p.strip() for p in raw.split(",") if p.strip()] if opt.repeat else [raw]
+            parsed = [parse_value(opt.env, item, opt.parse) for item in items]
+        else:
+            continue
+        values[opt.name] = tuple(parsed) if opt.repeat else parsed[0]
+    return Settings(**values, from_env=frozenset(from_env))

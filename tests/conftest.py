@@ -53,6 +53,7 @@ CLOCK_MODULES = {
     "tests/test_alerts.py",
     "tests/watch/test_compaction.py",
     "tests/watch/test_sqlite_real.py",
+    "tests/api/test_attribution_api.py",
 }
 
 

@@ -26,7 +26,8 @@ def client_for(state: Path, **settings: Any) -> Iterator[TestClient]:
     settings.setdefault("no_cache", True)
     app_settings = Settings(state_dir=str(state), **settings)
     app = create_app(app_settings, open_store(app_settings, {}), watch=False)
-    with TestClient(app) as client:
+    # Host 127.0.0.1: the app answers only for the hosts it is bound to (DNS rebinding).
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         deadline = time.monotonic() + 10
         while client.get("/healthz").status_code == 503 and time.monotonic() < deadline:
             time.sleep(0.01)

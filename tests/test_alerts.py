@@ -62,7 +62,9 @@ def test_one_firing_per_crossing_rearmed_by_compaction_and_reset(small_state: Pa
     store = make_store(small_state)
     book = AlertBook(AlertRules(context_pct=(80, 90), stale_minutes=None))
     chain = Chain(small_state / OPS_TRANSCRIPT)
-    fired = _fired(book, [store.scan()])  # 84 %: the 80 % threshold is already crossed
+    fired = _fired(book, [store.scan()])  # 84 % at start-up: listed, not delivered
+    assert fired == [] and f"context_pct_80|{KEY}" in book.active
+    assert [a.id for a in book.at_startup] == [f"context_pct_80|{KEY}"]
     chain.call(29000)  # 91 %
     fired += _fired(book, [store.scan()])
     chain.call(29500)  # still above: nothing new
@@ -91,7 +93,7 @@ def test_one_firing_per_crossing_rearmed_by_compaction_and_reset(small_state: Pa
     Chain(sessions / f"{new_sid}.jsonl").call(29000)
     fired += _fired(book, [store.scan()])
     counts = Counter(fired)
-    assert counts == {f"context_pct_80|{KEY}": 3, f"context_pct_90|{KEY}": 3}
+    assert counts == {f"context_pct_80|{KEY}": 2, f"context_pct_90|{KEY}": 3}
 
 
 def test_restart_does_not_refire(small_state: Path, tmp_path: Path) -> None:
@@ -99,29 +101,34 @@ def test_restart_does_not_refire(small_state: Path, tmp_path: Path) -> None:
     from clawstats.api.events import Hub
     from clawstats.watch.cache import AlertStateFile
 
-    snap = make_store(small_state).scan()
+    store = make_store(small_state)
     state = tmp_path / "alerts.sqlite"
-    first = AlertManager(Hub(), AlertRules(stale_minutes=None), AlertStateFile(state))
+    first = AlertManager(Hub(), AlertRules(context_pct=(90,), stale_minutes=None), AlertStateFile(state))
+    first.on_snapshot(store.scan())  # start-up: 84 %, nothing holds
+    Chain(small_state / OPS_TRANSCRIPT).call(29500)  # 92 %: a crossing while watching
+    snap = store.scan()
     first.on_snapshot(snap)
-    assert [a.id for a in first.book.recent] == [f"context_pct_80|{KEY}"]
-    again = AlertManager(Hub(), AlertRules(stale_minutes=None), AlertStateFile(state))
+    assert [a.id for a in first.book.recent] == [f"context_pct_90|{KEY}"]
+    again = AlertManager(Hub(), AlertRules(context_pct=(90,), stale_minutes=None), AlertStateFile(state))
     again.on_snapshot(snap)
     assert list(again.book.recent) == []  # not delivered twice
-    assert list(again.book.active) == [f"context_pct_80|{KEY}"]  # still listed as active
+    assert again.book.at_startup == []  # and not even summarised again: it fired before the restart
+    assert list(again.book.active) == [f"context_pct_90|{KEY}"]  # still listed as active
 
 
 def test_budgets_and_stale_estimate(small_state: Path) -> None:
     snap = make_store(small_state).scan()
     book = AlertBook(AlertRules(context_pct=(), session_budget_usd=0.2, agent_budget_usd=0.5, stale_minutes=None))
-    ids = sorted(a.id for a in book.update(snap, time.time() * 1000))
+    assert book.update(snap, time.time() * 1000) == []  # start-up: found, summarised, not delivered
+    ids = sorted(a.id for a in book.at_startup)
     assert ids == ["agent_budget|main", "session_budget|agent:main:travel-long"]
     chain = Chain(small_state / OPS_TRANSCRIPT)
-    chain.compaction()
     store = make_store(small_state)
     stale = AlertBook(AlertRules(context_pct=(), stale_minutes=1))
     now = time.time() * 1000
-    assert stale.update(store.scan(), now) == []
-    late = stale.update(store.scan(), now + 61_000)
+    assert stale.update(store.scan(), now) == []  # start-up
+    chain.compaction()  # the estimate starts at the compaction's own time (long ago here)
+    late = stale.update(store.scan(), now)
     assert [a.rule for a in late] == ["stale_estimate"] and late[0].severity == "info"
 
 
@@ -209,3 +216,103 @@ def test_delivery_sse_api_and_webhook_that_hangs(small_state: Path, hook: str) -
         stop.set()
         stop_server(server)
         reader.join(timeout=10)
+
+
+def test_first_start_is_a_summary_not_a_storm(small_state: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from clawstats.api.alerts import AlertManager
+    from clawstats.api.events import Hub
+
+    rules = AlertRules(context_pct=(1, 10), session_budget_usd=0.01, webhooks=("http://127.0.0.1:9/hook",))
+    store = make_store(small_state)
+    manager = AlertManager(Hub(), rules)
+    with caplog.at_level("WARNING", logger="clawstats"):
+        manager.on_snapshot(store.scan())
+    assert len(manager.book.active) >= 10  # many conditions hold at start-up ...
+    assert manager.sender.counts()["queued"] == 0 and list(manager.book.recent) == []  # ... none delivered
+    summary = [r.getMessage() for r in caplog.records if "start-up" in r.getMessage()]
+    assert len(summary) == 1 and f"{len(manager.book.active)} alert condition(s)" in summary[0]
+    Chain(small_state / OPS_TRANSCRIPT).call(31000)  # 97 %: still above every threshold, nothing new
+    manager.on_snapshot(store.scan())
+    assert manager.sender.counts()["queued"] == 0
+
+
+def test_value_wobbling_around_a_threshold_fires_once(small_state: Path) -> None:
+    store = make_store(small_state)
+    book = AlertBook(AlertRules(context_pct=(90,), stale_minutes=None))
+    chain = Chain(small_state / OPS_TRANSCRIPT)
+    fired = _fired(book, [store.scan()])  # start-up at 84 %
+    for prompt in (29000, 28600, 29000, 28600, 29000):  # 91 %, 89 %, 91 %, 89 %, 91 % of 32k
+        chain.call(prompt)
+        fired += _fired(book, [store.scan()])
+    assert fired == [f"context_pct_90|{KEY}"]
+    chain.call(27000)  # 84 %: clearly below (more than 5 points): re-armed
+    fired += _fired(book, [store.scan()])
+    chain.call(29000)
+    fired += _fired(book, [store.scan()])
+    assert fired == [f"context_pct_90|{KEY}"] * 2
+
+
+def _alert(n: int) -> Any:
+    from clawstats.core.alerts import Alert
+
+    return Alert(f"r|{n}", "r", "warning", str(n), 1.0, 1.0, "m", "2026-11-24T18:00:00.000Z", "t", "t")
+
+
+def test_every_dropped_alert_is_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+
+    from clawstats.api.alerts import Webhooks
+
+    async def run() -> dict[str, int]:
+        hooks = Webhooks(["http://127.0.0.1:9/a"], queue_size=2)  # not started: nothing drains
+        for n in range(5):
+            hooks.submit(_alert(n))
+        return hooks.counts()
+
+    with caplog.at_level("WARNING", logger="clawstats"):
+        counts = asyncio.run(run())
+    assert counts["dropped"] == 3 and counts["queued"] == 2
+    drops = [r.getMessage() for r in caplog.records if "dropped alert" in r.getMessage()]
+    assert len(drops) == 3
+
+
+def test_a_dead_webhook_does_not_delay_a_healthy_one(hook: str) -> None:
+    import asyncio
+
+    from clawstats.api.alerts import Webhooks
+
+    healthy: Queue[str] = Queue()
+
+    class Healthy(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            healthy.put(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["id"])
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    async def run() -> list[str]:
+        # The dead one (``hook`` hangs until the test ends) is listed first.
+        hooks = Webhooks([hook, f"http://127.0.0.1:{server.server_address[1]}/ok"])
+        hooks.start()
+        for n in range(3):
+            hooks.submit(_alert(n))
+        got: list[str] = []
+        deadline = time.monotonic() + 4  # under one webhook timeout (5 s) of the dead receiver
+        while len(got) < 3 and time.monotonic() < deadline:
+            try:
+                got.append(healthy.get_nowait())
+            except Exception:
+                await asyncio.sleep(0.02)
+        await hooks.stop()
+        return got
+
+    try:
+        assert asyncio.run(run()) == ["r|0", "r|1", "r|2"]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -126,3 +126,19 @@ def test_demo_replays_real_data_and_cleans_up() -> None:
         if server.proc.stdout is not None:
             server.proc.stdout.close()
     assert not state_dir.exists()
+
+
+def test_demo_stops_cleanly_on_sighup() -> None:
+    """Issue 20 #8: a closed terminal (SIGHUP) ends the demo like SIGTERM: exit 0, temp dir removed."""
+    from tests.servers import start_server
+
+    server = start_server(["demo", "--speed", "40"])
+    state_dir = Path(server.startup.split(" in ")[1].split(" (")[0])
+    assert state_dir.is_dir()
+    server.proc.send_signal(signal.SIGHUP)
+    try:
+        assert server.proc.wait(timeout=15) == 0
+    finally:
+        if server.proc.stdout is not None:
+            server.proc.stdout.close()
+    assert not state_dir.exists()

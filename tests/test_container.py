@@ -66,18 +66,20 @@ def podman(*args: str, check: bool = True, timeout_s: float = 600) -> subprocess
 
 
 @pytest.fixture(scope="session")
-def base_image() -> str:
+def base_image(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The Debian base, built and imported once per recipe."""
     STORE.mkdir(parents=True, exist_ok=True)
     # Default ulimits would ask runc for limits this kernel's sandbox refuses.
     (STORE / "containers.conf").write_text("[containers]\ndefault_ulimits = []\n")
     tag = "localhost/clawstats-test-base:" + hashlib.sha256(json.dumps(BASE_RECIPE).encode()).hexdigest()[:16]
     if podman("image", "exists", tag, check=False).returncode != 0:
-        tar = STORE / "base.tar"
+        tar = tmp_path_factory.mktemp("base") / "base.tar"
         done = subprocess.run(["mmdebstrap", "-q", *BASE_RECIPE, str(tar)], capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
-        podman("import", str(tar), tag)
-        tar.unlink()
+        try:
+            podman("import", str(tar), tag)
+        finally:
+            tar.unlink()
     return tag
 
 
@@ -105,7 +107,8 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def image(base_image: str, wheelhouse: Path) -> Iterator[str]:
     tag = f"localhost/clawstats-test:{uuid.uuid4().hex[:12]}"
     podman(
-        "build", "-q", "--format", "docker",  # docker format: OCI images have no HEALTHCHECK
+        # docker format: OCI images have no HEALTHCHECK; no layer cache: no stage images left behind
+        "build", "-q", "--format", "docker", "--layers=false",
         "--build-arg", f"BASE={base_image}",
         "--build-arg", "PIP_NO_INDEX=1", "--build-arg", "PIP_FIND_LINKS=/wheels",
         "--volume", f"{wheelhouse}:/wheels:ro",

@@ -124,3 +124,62 @@ def test_no_endpoint_no_export(small_state: Path, receiver: str) -> None:
     finally:
         stop_server(server)
     assert Receiver.bodies == []
+
+
+@pytest.mark.parametrize("collector", ["down", "silent"])
+def test_failing_collector_is_reported_once_and_never_holds_up_a_stop(
+    tmp_path: Path, recent_small_state: Path, collector: str
+) -> None:
+    """Issue 20 #8: a collector that is down (connection refused) or accepts and never answers:
+    one log line per change of state, the exporter's state in /healthz, SIGTERM not held up."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from tests.servers import wait_until
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    if collector == "silent":
+        listener.listen(16)  # connections complete in the kernel; nothing ever answers
+    port = listener.getsockname()[1]
+    if collector == "down":
+        listener.close()  # nothing listens: connection refused
+    errors = open(tmp_path / "stderr.txt", "w")
+    args = ["serve", "--state-dir", str(recent_small_state), "--no-cache", "--host", "127.0.0.1", "--port", "0"]
+    args += ["--otlp-endpoint", f"http://127.0.0.1:{port}", "--otlp-interval-s", "0.3"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clawstats", *args], stdout=subprocess.PIPE, stderr=errors, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split(" on ")[1].split()[0]
+
+        def otlp_state() -> str:
+            try:
+                return str(httpx.get(url + "/healthz", timeout=1.0).json().get("otlp", {}).get("state"))
+            except httpx.HTTPError as exc:
+                return repr(exc)
+
+        wait_until("the OTLP exporter's state in /healthz", otlp_state, lambda seen: seen == "failing", 30.0)
+        health = httpx.get(url + "/healthz").json()
+        assert health["status"] == "degraded" and health["otlp"]["endpoint"].endswith("/v1/metrics")
+        time.sleep(1.0)  # several more intervals fail (fewer on a slow machine: a weaker check, not a flaky one)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        stop_s = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        errors.close()
+        if collector == "silent":
+            listener.close()
+    logged = (tmp_path / "stderr.txt").read_text()
+    assert logged.count("OTLP export to") == 1, logged
+    assert "Traceback" not in logged and "Transient error" not in logged, logged
+    assert stop_s < 10  # was ~15 s with a silent collector (three retries of a 10 s export)

@@ -105,7 +105,7 @@ def test_no_message_text_anywhere(small_state: Path) -> None:
             response = httpx.get(server.url + path, headers=AUTH)
             assert response.status_code == 200, path
             bodies.append(response.text)
-        health = httpx.get(server.url + "/healthz").json()
+        health = httpx.get(server.url + "/healthz", headers=AUTH).json()  # details need the token
         assert health["skipped"].get("malformed") == 1  # the planted broken line was seen, counted
     finally:
         stop.set()

@@ -1,9 +1,10 @@
 """Alert delivery: evaluates rules on every published snapshot and delivers new firings as an
 ``alert`` event on ``/api/events``, a log line, and webhook POSTs.
 
-Webhooks go through a bounded queue drained by one task (retries with exponential backoff, a
-short timeout): a dead or slow receiver never slows the scan, the API or the event stream; when
-the queue is full the oldest undelivered alert is dropped and counted.
+Each webhook has its own bounded queue drained by its own task (retries with exponential
+backoff, a short timeout): a dead or slow receiver never slows the scan, the API, the event
+stream or another webhook; when a queue is full its oldest undelivered alert is dropped,
+counted and logged. Conditions found at start-up are summarised in one log line, not delivered.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import httpx
@@ -31,8 +33,10 @@ TIMEOUT_S = 5.0
 
 
 class WebhookSender:
-    def __init__(self, urls: Sequence[str], queue_size: int = QUEUE_SIZE) -> None:
-        self.urls = tuple(urls)
+    """One webhook URL: its queue, its task, its counters."""
+
+    def __init__(self, url: str, queue_size: int = QUEUE_SIZE) -> None:
+        self.url = url
         self.queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=queue_size)
         self.delivered = 0
         self.failed = 0
@@ -40,15 +44,16 @@ class WebhookSender:
         self._task: asyncio.Task[None] | None = None
 
     def submit(self, alert: Alert) -> None:
-        if not self.urls:
-            return
         if self.queue.full():
-            self.queue.get_nowait()  # the oldest undelivered alert gives way
+            lost = self.queue.get_nowait()  # the oldest undelivered alert gives way
             self.dropped += 1
+            log.warning(
+                "alert webhook %s is behind: dropped alert %s (%d dropped so far)", self.url, lost.id, self.dropped
+            )
         self.queue.put_nowait(alert)
 
     def start(self) -> None:
-        if self.urls and self._task is None:
+        if self._task is None:
             self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -64,11 +69,10 @@ class WebhookSender:
         async with httpx.AsyncClient(timeout=TIMEOUT_S, headers=headers) as client:
             while True:
                 alert = await self.queue.get()
-                body = _encoder.encode(alert)
-                for url in self.urls:
-                    await self._post(client, url, body)
+                await self._post(client, _encoder.encode(alert))
 
-    async def _post(self, client: httpx.AsyncClient, url: str, body: bytes) -> None:
+    async def _post(self, client: httpx.AsyncClient, body: bytes) -> None:
+        url = self.url
         for attempt in range(ATTEMPTS):
             try:
                 response = await client.post(url, content=body)
@@ -86,6 +90,35 @@ class WebhookSender:
         log.warning("alert webhook %s failed after %d attempts", url, ATTEMPTS)
 
 
+class Webhooks:
+    """Every configured webhook, each delivered independently of the others."""
+
+    def __init__(self, urls: Sequence[str], queue_size: int = QUEUE_SIZE) -> None:
+        self.senders = [WebhookSender(url, queue_size) for url in urls]
+
+    def submit(self, alert: Alert) -> None:
+        for sender in self.senders:
+            sender.submit(alert)
+
+    def start(self) -> None:
+        for sender in self.senders:
+            sender.start()
+
+    async def stop(self) -> None:
+        for sender in self.senders:
+            await sender.stop()
+
+    def counts(self) -> dict[str, int]:
+        senders = self.senders
+        return {
+            "configured": len(senders),
+            "delivered": sum(s.delivered for s in senders),
+            "failed": sum(s.failed for s in senders),
+            "dropped": sum(s.dropped for s in senders),
+            "queued": sum(s.queue.qsize() for s in senders),
+        }
+
+
 class AlertManager:
     """A hub listener: one ``AlertBook`` (hysteresis), persisted, and the deliveries."""
 
@@ -95,11 +128,19 @@ class AlertManager:
         self.state = state
         if state is not None:
             self.book.fired = state.load()
-        self.sender = WebhookSender(rules.webhooks)
+        self.sender = Webhooks(rules.webhooks)
 
     def on_snapshot(self, snapshot: Snapshot) -> None:
         before = set(self.book.fired)
+        first = not self.book.started
         new = self.book.update(snapshot, time.time() * 1000.0)
+        if first and self.book.at_startup:
+            by_rule = Counter(alert.rule for alert in self.book.at_startup)
+            log.warning(
+                "%d alert condition(s) already held at start-up (listed in /api/alerts, not delivered): %s",
+                len(self.book.at_startup),
+                ", ".join(f"{rule} x{n}" for rule, n in sorted(by_rule.items())),
+            )
         for alert in new:
             log.warning("alert %s: %s", alert.severity, alert.message)
             self.hub.broadcast(Event(snapshot.revision, "alert", _encoder.encode(alert).decode()))
@@ -112,11 +153,5 @@ class AlertManager:
             "active": sorted(self.book.active.values(), key=lambda a: a.fired_at, reverse=True),
             "recent": list(self.book.recent),
             "rules": self.book.rules,
-            "webhooks": {
-                "configured": len(self.sender.urls),
-                "delivered": self.sender.delivered,
-                "failed": self.sender.failed,
-                "dropped": self.sender.dropped,
-                "queued": self.sender.queue.qsize(),
-            },
+            "webhooks": self.sender.counts(),
         }

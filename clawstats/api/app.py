@@ -11,9 +11,9 @@ from pathlib import Path
 import msgspec
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -21,13 +21,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from clawstats.api.alerts import AlertManager
-from clawstats.api.auth import RequestLimits, TokenAuth
-from clawstats.api.errors import ApiError, BadRequest, api_error_handler, http_error_handler
+from clawstats.api.auth import HostCheck, JsonCORSMiddleware, RequestLimits, TokenAuth, allowed_hosts
+from clawstats.api.errors import ApiError, api_error_handler, http_error_handler
 from clawstats.api.events import Hub
 from clawstats.api.metrics import make_registry
 from clawstats.api.openapi import build_spec
 from clawstats.api.otlp import otlp_http_export
-from clawstats.api.routes import NO_CACHE, Routes
+from clawstats.api.routes import NO_CACHE, Routes, no_query
 from clawstats.settings import Settings
 from clawstats.watch.cache import AlertStateFile
 from clawstats.watch.poller import Poller
@@ -37,6 +37,21 @@ _encoder = msgspec.json.Encoder()
 STATIC = Path(str(files("clawstats") / "static"))
 HEARTBEAT_S = 15.0
 SEND_TIMEOUT_S = 10.0
+
+
+class SessionKeyConvertor(Convertor[str]):
+    """A session key in a path: any characters, newlines included (``path`` stops at one)."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("sessionkey", SessionKeyConvertor())
 
 
 def _docs_page(spec: dict[str, object]) -> str:
@@ -62,11 +77,13 @@ def create_app(
     alert_state = None
     if store is not None and store.cache is not None:
         alert_state = AlertStateFile(store.cache.path)
-    alerts = AlertManager(hub, settings.alert_rules(), alert_state)
-    routes = Routes(hub, registry, settings.token is not None)
+    rules = settings.alert_rules()
+    alerts = AlertManager(hub, rules, alert_state)
+    routes = Routes(hub, registry, settings.token, daily_budget_usd=rules.daily_budget_usd)
     spec = build_spec()
 
     async def events(request: Request) -> Response:
+        no_query(request, allowed=frozenset({"token"}))
         last = request.headers.get("last-event-id")
         return EventSourceResponse(
             hub.stream(last),
@@ -76,8 +93,7 @@ def create_app(
         )
 
     async def alerts_route(request: Request) -> Response:
-        if request.query_params:
-            raise BadRequest("this route takes no query parameters")
+        no_query(request)
         return Response(_encoder.encode(alerts.listing()), media_type="application/json", headers=NO_CACHE)
 
     async def openapi(_request: Request) -> Response:
@@ -99,6 +115,7 @@ def create_app(
         if settings.otlp_endpoint:
             export = otlp_http_export(settings.otlp_endpoint, settings.otlp_interval_s, settings.metrics_active_minutes)
             hub.listeners.append(export.on_snapshot)
+            routes.otlp = export.status
         hub.listeners.append(alerts.on_snapshot)
         alerts.sender.start()
         poller = Poller(store, hub.publish, settings.poll_interval_s, watch=watch)
@@ -120,7 +137,7 @@ def create_app(
             Route("/", index),
             Route("/api/sessions", routes.sessions),
             Route("/api/sessions.csv", routes.sessions_csv),
-            Route("/api/sessions/{key:path}", routes.session),
+            Route("/api/sessions/{key:sessionkey}", routes.session),
             Route("/api/usage", routes.usage),
             Route("/api/usage.csv", routes.usage_csv),
             Route("/api/events", events),
@@ -133,8 +150,9 @@ def create_app(
         ],
         middleware=[
             Middleware(RequestLimits),
+            Middleware(HostCheck, allowed=allowed_hosts(settings.host, settings.allowed_hosts)),
             Middleware(
-                CORSMiddleware,
+                JsonCORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET"],
                 allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],

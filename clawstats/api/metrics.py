@@ -40,6 +40,7 @@ class SnapshotCollector(Collector):
         yield up
         yield from self._sessions(snapshot)
         yield from self._usage(snapshot)
+        yield from self._burn(snapshot)
         yield from self._health(snapshot)
 
     def _sessions(self, snapshot: Snapshot) -> Iterator[Metric]:
@@ -89,6 +90,23 @@ class SnapshotCollector(Collector):
             calls.add_metric([agent, model], acc.calls)
             missing.add_metric([agent, model], acc.missing_cost_entries)
         yield from (tokens, cost, calls, missing)
+
+    def _burn(self, snapshot: Snapshot) -> Iterator[Metric]:
+        """Burn rate per agent: one series per agent (and bound), so cardinality stays bounded."""
+        _, per_agent = snapshot.burn(time.time() * 1000.0)
+        hour = GaugeMetricFamily("clawstats_cost_last_hour_usd", "Cost of calls in the last hour", labels=["agent"])
+        day = GaugeMetricFamily("clawstats_cost_last_24h_usd", "Cost of calls in the last 24 hours", labels=["agent"])
+        projected = GaugeMetricFamily(
+            "clawstats_projected_day_cost_usd",
+            "Today's cost (UTC) projected to the end of the day at the lowest/mean/highest recent hourly rate",
+            labels=["agent", "bound"],
+        )
+        for agent, burn in sorted(per_agent.items()):
+            hour.add_metric([agent], burn.last_hour_usd)
+            day.add_metric([agent], burn.last_24h_usd)
+            for bound in ("low", "expected", "high"):
+                projected.add_metric([agent, bound], getattr(burn.projected_day_usd, bound))
+        yield from (hour, day, projected)
 
     def _health(self, snapshot: Snapshot) -> Iterator[Metric]:
         health = snapshot.health

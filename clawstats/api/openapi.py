@@ -9,6 +9,8 @@ import msgspec
 
 from clawstats import __version__
 from clawstats.core.alerts import Alert
+from clawstats.core.attribution import ATTRIBUTION_BY
+from clawstats.core.burnrate import BurnRate
 from clawstats.core.query import ORDERS, SORTS
 from clawstats.core.session import SessionRow
 from clawstats.core.snapshot import SessionDetail
@@ -32,6 +34,7 @@ def _param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 ERRORS = {
     "400": _json(_ref("Error"), "Invalid query parameter"),
     "401": _json(_ref("Error"), "Missing or wrong bearer token"),
+    "421": _json(_ref("Error"), "Host header not one this server answers for (DNS rebinding)"),
     "503": _json(_ref("Error"), "First scan still running"),
 }
 # Empty values mean "not given" (as an HTML form sends them), so every pattern admits "".
@@ -61,7 +64,7 @@ SESSION_PARAMS = [
     ),
 ]
 USAGE_PARAMS = [
-    _param("by", "grouping", {"type": "string", "enum": ["", *GROUP_BY]}),
+    _param("by", "grouping", {"type": "string", "enum": ["", *GROUP_BY, *ATTRIBUTION_BY]}),
     _param("since", "first day, inclusive", DAY),
     _param("until", "last day, inclusive", DAY),
 ]
@@ -69,7 +72,7 @@ USAGE_PARAMS = [
 
 def build_spec() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        [SessionRow, SessionDetail, Totals, UsageGroup, Alert], ref_template=REF
+        [SessionRow, SessionDetail, Totals, UsageGroup, BurnRate, Alert], ref_template=REF
     )
     components["Error"] = {
         "type": "object",
@@ -89,12 +92,14 @@ def build_spec() -> dict[str, Any]:
     }
     usage_body = {
         "type": "object",
-        "required": ["by", "groups", "revision", "generatedAt"],
+        "required": ["by", "groups", "burnRate", "burnRateByAgent", "revision", "generatedAt"],
         "properties": {
-            "by": {"type": "string", "enum": list(GROUP_BY)},
+            "by": {"type": "string", "enum": [*GROUP_BY, *ATTRIBUTION_BY]},
             "since": {"type": ["string", "null"]},
             "until": {"type": ["string", "null"]},
             "groups": {"type": "object", "additionalProperties": _ref("UsageGroup")},
+            "burnRate": _ref("BurnRate"),
+            "burnRateByAgent": {"type": "object", "additionalProperties": _ref("BurnRate")},
             "revision": {"type": "integer"},
             "generatedAt": {"type": "string"},
         },
@@ -125,7 +130,7 @@ def build_spec() -> dict[str, Any]:
         },
         "/api/usage": {
             "get": {
-                "summary": "Usage and cost grouped by model, agent or UTC day (archives included)",
+                "summary": "Usage and cost by model, agent, day, top-level session, cron job or channel; burn rate",
                 "parameters": USAGE_PARAMS,
                 "responses": {"200": _json(usage_body, "OK"), "304": {"description": "Not modified"}, **ERRORS},
             }
@@ -167,9 +172,11 @@ def build_spec() -> dict[str, Any]:
         "/metrics": {"get": {"summary": "Prometheus text exposition", "responses": {"200": text, **ERRORS}}},
         "/healthz": {
             "get": {
-                "summary": "ok or degraded, with reasons and skip counters (no token needed)",
+                "summary": "ok or degraded; reasons and skip counters only with the token when one is set",
                 "responses": {
                     "200": _json({"type": "object"}, "Serving"),
+                    "400": ERRORS["400"],
+                    "421": ERRORS["421"],
                     "503": _json({"type": "object"}, "Starting"),
                 },
             }

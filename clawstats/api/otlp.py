@@ -16,6 +16,7 @@ The SDK is an optional dependency (``pip install 'clawstats[otlp]'``).
 
 from __future__ import annotations
 
+import logging
 import time
 from array import array
 from collections.abc import Iterable
@@ -24,6 +25,8 @@ from typing import Any
 from clawstats.core.figures import tokens_by_type
 from clawstats.core.snapshot import Snapshot
 from clawstats.core.totals import UsageGroup, sum_by_agent_model
+
+log = logging.getLogger("clawstats")
 
 
 class OtlpUnavailable(Exception):
@@ -43,6 +46,7 @@ class OtlpExport:
         self._observation = Observation
         self.active_minutes = active_minutes
         self.current: Snapshot | None = None
+        self.status: ExporterStatus | None = None  # set by otlp_http_export
         self._seen: dict[tuple[str, str], int] = {}  # (agent, stats key) -> calls already recorded
         self.provider = MeterProvider(metric_readers=[reader], resource=Resource.create({"service.name": service_name}))
         meter = self.provider.get_meter("clawstats")
@@ -112,16 +116,67 @@ class OtlpExport:
             yield self._observation(row.context_tokens, attrs)
 
     def shutdown(self) -> None:
-        self.provider.shutdown()
+        # The last flush is bounded like any export: a stop is never held up by the collector.
+        self.provider.shutdown(timeout_millis=EXPORT_TIMEOUT_S * 1000 * 2)
+
+
+#: Longest one export may take (retries included): a collector that accepts and never answers
+#: must not hold up the next interval, nor a stop by more than this.
+EXPORT_TIMEOUT_S = 2.0
+
+
+class ExporterStatus:
+    """What the last export to the collector did, for ``/healthz``; written by the export thread
+    only. A change of state is logged once (not one traceback per attempt)."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.state = "pending"  # pending (nothing sent yet), ok, failing
+        self.error: str | None = None
+
+    def record(self, ok: bool, error: str | None = None) -> None:
+        state = "ok" if ok else "failing"
+        if state != self.state:
+            if ok:
+                log.info("OTLP export to %s works again", self.endpoint)
+            else:
+                log.warning("OTLP export to %s fails: %s (logged again only once it works)", self.endpoint, error)
+        self.state, self.error = state, None if ok else error
+
+    def to_dict(self) -> dict[str, object]:
+        return {"endpoint": self.endpoint, "state": self.state, "error": self.error}
 
 
 def otlp_http_export(endpoint: str, interval_s: float, active_minutes: float) -> OtlpExport:
     """An export pushing to an OTLP/HTTP collector (``.../v1/metrics``) every ``interval_s``."""
     try:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.metrics.export import MetricExportResult, PeriodicExportingMetricReader
     except ImportError as exc:
         raise OtlpUnavailable("install the OpenTelemetry extra: pip install 'clawstats[otlp]'") from exc
     url = endpoint if endpoint.rstrip("/").endswith("/v1/metrics") else endpoint.rstrip("/") + "/v1/metrics"
-    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=url), export_interval_millis=interval_s * 1000)
-    return OtlpExport(reader, active_minutes)
+    status = ExporterStatus(url)
+    # The exporter logs each retry and each failure (with tracebacks from the reader when it
+    # raises): our status logs once per change of state instead.
+    logging.getLogger("opentelemetry.exporter.otlp.proto.http.metric_exporter").setLevel(logging.CRITICAL)
+
+    class _Exporter(OTLPMetricExporter):
+        def export(self, metrics_data: Any, timeout_millis: float | None = None, **kwargs: Any) -> Any:
+            budget_ms = (
+                EXPORT_TIMEOUT_S * 1000 if timeout_millis is None else min(timeout_millis, EXPORT_TIMEOUT_S * 1000)
+            )
+            try:
+                result = super().export(metrics_data, timeout_millis=budget_ms, **kwargs)
+            except Exception as exc:
+                status.record(False, f"{type(exc).__name__}: {exc}")
+                return MetricExportResult.FAILURE
+            status.record(result == MetricExportResult.SUCCESS, "the collector refused or did not answer")
+            return result
+
+    exporter = _Exporter(endpoint=url, timeout=EXPORT_TIMEOUT_S)
+    reader = PeriodicExportingMetricReader(
+        exporter, export_interval_millis=interval_s * 1000, export_timeout_millis=EXPORT_TIMEOUT_S * 1000
+    )
+    export = OtlpExport(reader, active_minutes)
+    export.status = status
+    return export

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
+import os
 import signal
 import socket
 import sys
@@ -12,21 +12,12 @@ import uvicorn
 
 from clawstats import __version__
 from clawstats.api.app import create_app
-from clawstats.settings import Settings
+from clawstats.api.auth import MAX_HEADER_BYTES, is_loopback
+from clawstats.settings import IOFailure, Settings, UsageError
 from clawstats.watch.engine import describe_layouts, open_store
 from clawstats.watch.store import StatsStore
 
-MAX_HEADER_BYTES = 16 * 1024
 SEND_BUFFER_BYTES = 256 * 1024
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(settings: Settings) -> str | None:
@@ -71,8 +62,7 @@ def run_app(settings: Settings, store: StatsStore, label: str = "serving") -> in
     try:
         sock = bind_socket(settings.host, settings.port)
     except OSError as exc:
-        sys.stderr.write(f"clawstats: cannot bind {settings.host}:{settings.port}: {exc.strerror or exc}\n")
-        return 1
+        raise IOFailure(f"cannot bind {settings.host}:{settings.port}: {exc.strerror or exc}") from None
     port = sock.getsockname()[1]
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     cors = ",".join(settings.cors_origins) or "off"
@@ -95,14 +85,22 @@ def run_app(settings: Settings, store: StatsStore, label: str = "serving") -> in
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal with the
     # previous handlers restored. Make those unwind the stack (so callers' cleanup runs, e.g.
     # the demo's temporary dir) and exit 0: a requested stop is a clean stop.
+    # SIGHUP (the terminal closed) is a stop request too: uvicorn does not handle it, and its
+    # default action would end the process at once (exit 129, the demo's temp dir left behind).
     previous = signal.signal(signal.SIGTERM, _stop_requested)
+    previous_hup = signal.signal(signal.SIGHUP, _hang_up)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except (KeyboardInterrupt, _StopRequested):
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGHUP, previous_hup)
     return 0
+
+
+def _hang_up(_signum: int, _frame: object) -> None:
+    os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown, as for SIGTERM
 
 
 class _StopRequested(Exception):
@@ -114,9 +112,9 @@ def _stop_requested(_signum: int, _frame: object) -> None:
 
 
 def serve(settings: Settings, env: Mapping[str, str]) -> int:
+    """Raises UsageError (unsafe bind, missing extra), AlertConfigError, IOFailure (bind)."""
     problem = check_bind(settings) or check_otlp(settings)
     settings.alert_rules()  # AlertConfigError (one sentence) before anything starts
     if problem:
-        sys.stderr.write(f"clawstats: {problem}\n")
-        return 2
+        raise UsageError(problem)
     return run_app(settings, open_store(settings, env))

@@ -2,12 +2,15 @@
 
 A rule yields *conditions* (rule id, subject, value, threshold) that hold now. :class:`AlertBook`
 turns them into firings: a condition fires once when it starts to hold, and re-arms only after
-it stops holding (the value dropped back below the threshold, e.g. after a compaction or a
-reset). The set of fired conditions is the state a restart must keep so nothing fires twice.
+it clearly stops holding: the value dropped below the threshold by a margin (``REARM_PCT_POINTS``
+for context %, ``REARM_FRACTION`` of a budget), e.g. after a compaction or a reset, so a value
+wobbling around a threshold fires once. Conditions that already hold at the first evaluation
+(start-up) are listed as active but not delivered: alerts are for crossings seen while watching.
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections import deque
 from dataclasses import dataclass, field
@@ -23,6 +26,12 @@ from clawstats.core.snapshot import Snapshot
 
 class AlertConfigError(ValueError):
     pass
+
+
+#: A fired context-% alert re-arms only below its threshold minus this many percentage points.
+REARM_PCT_POINTS = 5.0
+#: A fired budget alert re-arms only below this fraction of its budget.
+REARM_FRACTION = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +81,7 @@ def validate(rules: AlertRules) -> AlertRules:
             raise AlertConfigError(f"context % threshold {pct!r} must be a number in (0, 999]")
     for name in ("session_budget_usd", "agent_budget_usd", "daily_budget_usd", "stale_minutes"):
         value = getattr(rules, name)
-        if value is not None and (not isinstance(value, int | float) or value <= 0):
+        if value is not None and (not isinstance(value, int | float) or not 0 < value < math.inf):
             raise AlertConfigError(f"{name} must be a positive number, got {value!r}")
     for url in rules.webhooks:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
@@ -122,54 +131,88 @@ def _session_fields(row: SessionRow) -> dict[str, Any]:
     }
 
 
-def conditions(
-    snapshot: Snapshot, rules: AlertRules, estimate_since: dict[str, float], now_ms: float
+def _ms(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000.0
+    except ValueError:
+        return None
+
+
+class _Over:
+    """Threshold test with hysteresis: a fired condition holds until below threshold - margin."""
+
+    def __init__(self, fired: set[str] | frozenset[str]) -> None:
+        self.fired = fired
+
+    def __call__(self, value: float, threshold: float, rule: str, subject: str, margin: float) -> bool:
+        if f"{rule}|{subject}" in self.fired:
+            return value >= threshold - margin
+        # Context % fires at the threshold, a budget when it is exceeded.
+        return value >= threshold if rule.startswith("context_pct_") else value > threshold
+
+
+def _row_conditions(
+    row: SessionRow, rules: AlertRules, over: _Over, estimate_since: dict[str, float], now_ms: float
 ) -> list[Condition]:
-    """Every alert condition that holds now. ``estimate_since`` (key -> ms) is kept by the caller."""
     found: list[Condition] = []
-    top = max(rules.context_pct) if rules.context_pct else None
-    for row in snapshot.rows:
-        if row.archived:
-            continue
-        if row.context_pct is not None:
-            for pct in rules.context_pct:
-                if row.context_pct >= pct:
-                    severity = "critical" if pct == top and len(rules.context_pct) > 1 else "warning"
-                    message = (
-                        f"{row.key} uses {row.context_pct}% of its context window "
-                        f"({row.context_tokens}/{row.context_window} tokens, threshold {pct:g}%)"
-                    )
-                    found.append(
-                        Condition(f"context_pct_{pct:g}", severity, row.key, row.context_pct, pct, message, row)
-                    )
-        if rules.session_budget_usd is not None and (row.total_cost or 0.0) > rules.session_budget_usd:
-            message = f"{row.key} cost ${row.total_cost:.4f} (budget ${rules.session_budget_usd:g})"
-            found.append(
-                Condition(
-                    "session_budget", "warning", row.key, row.total_cost or 0.0, rules.session_budget_usd, message, row
-                )
-            )
-        if row.context_source == "estimate":
-            since = estimate_since.setdefault(row.key, now_ms)
-            minutes = (now_ms - since) / 60_000
-            if rules.stale_minutes is not None and minutes >= rules.stale_minutes:
+    if row.context_pct is not None:
+        top = max(rules.context_pct) if rules.context_pct else None
+        for pct in rules.context_pct:
+            if over(row.context_pct, pct, f"context_pct_{pct:g}", row.key, REARM_PCT_POINTS):
+                severity = "critical" if pct == top and len(rules.context_pct) > 1 else "warning"
                 message = (
-                    f"{row.key} has shown an estimated context for {minutes:.0f} minutes (OpenClaw has no fresh number)"
+                    f"{row.key} uses {row.context_pct}% of its context window "
+                    f"({row.context_tokens}/{row.context_window} tokens, threshold {pct:g}%)"
                 )
-                found.append(Condition("stale_estimate", "info", row.key, minutes, rules.stale_minutes, message, row))
-        else:
-            estimate_since.pop(row.key, None)
+                found.append(Condition(f"context_pct_{pct:g}", severity, row.key, row.context_pct, pct, message, row))
+    budget, cost = rules.session_budget_usd, row.total_cost or 0.0
+    if budget is not None and over(cost, budget, "session_budget", row.key, budget * (1 - REARM_FRACTION)):
+        message = f"{row.key} cost ${cost:.4f} (budget ${budget:g})"
+        found.append(Condition("session_budget", "warning", row.key, cost, budget, message, row))
+    if row.context_source == "estimate":
+        # The estimate began at the compaction (not when we first looked): a session idle for
+        # hours since its compaction has been an estimate for hours.
+        since = estimate_since.setdefault(row.key, _ms(row.last_compaction_at) or now_ms)
+        minutes = (now_ms - since) / 60_000
+        if rules.stale_minutes is not None and minutes >= rules.stale_minutes:
+            message = (
+                f"{row.key} has shown an estimated context for {minutes:.0f} minutes (OpenClaw has no fresh number)"
+            )
+            found.append(Condition("stale_estimate", "info", row.key, minutes, rules.stale_minutes, message, row))
+    else:
+        estimate_since.pop(row.key, None)
+    return found
+
+
+def conditions(
+    snapshot: Snapshot,
+    rules: AlertRules,
+    estimate_since: dict[str, float],
+    now_ms: float,
+    fired: set[str] | frozenset[str] = frozenset(),
+) -> list[Condition]:
+    """Every alert condition that holds now. ``estimate_since`` (key -> ms) is kept by the caller;
+    a condition in ``fired`` keeps holding until its value is below the re-arm margin."""
+    over = _Over(fired)
+    found: list[Condition] = []
+    for row in snapshot.rows:
+        if not row.archived:
+            found += _row_conditions(row, rules, over, estimate_since, now_ms)
     if rules.agent_budget_usd is not None:
+        budget = rules.agent_budget_usd
         for agent, group in snapshot.totals.by_agent.items():
-            if group.cost > rules.agent_budget_usd:
-                message = f"agent {agent} cost ${group.cost:.4f} (budget ${rules.agent_budget_usd:g})"
-                found.append(Condition("agent_budget", "warning", agent, group.cost, rules.agent_budget_usd, message))
+            if over(group.cost, budget, "agent_budget", agent, budget * (1 - REARM_FRACTION)):
+                message = f"agent {agent} cost ${group.cost:.4f} (budget ${budget:g})"
+                found.append(Condition("agent_budget", "warning", agent, group.cost, budget, message))
     if rules.daily_budget_usd is not None:
+        budget = rules.daily_budget_usd
         today = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y-%m-%d")
         spent = snapshot.totals.by_day.get(today)
-        if spent is not None and spent.cost > rules.daily_budget_usd:
-            message = f"{today} (UTC) cost ${spent.cost:.4f} so far (budget ${rules.daily_budget_usd:g})"
-            found.append(Condition("daily_budget", "warning", today, spent.cost, rules.daily_budget_usd, message))
+        if spent is not None and over(spent.cost, budget, "daily_budget", today, budget * (1 - REARM_FRACTION)):
+            message = f"{today} (UTC) cost ${spent.cost:.4f} so far (budget ${budget:g})"
+            found.append(Condition("daily_budget", "warning", today, spent.cost, budget, message))
     return found
 
 
@@ -182,18 +225,28 @@ class AlertBook:
     active: dict[str, Alert] = field(default_factory=dict)
     recent: deque[Alert] = field(default_factory=lambda: deque(maxlen=200))
     estimate_since: dict[str, float] = field(default_factory=dict)
+    started: bool = False
+    #: Conditions found holding at start-up that had not fired before (not delivered; summarised).
+    at_startup: list[Alert] = field(default_factory=list)
 
     def update(self, snapshot: Snapshot, now_ms: float) -> list[Alert]:
         """New firings for this snapshot (each crossing once); re-arms what stopped holding."""
-        holding = {c.id: c for c in conditions(snapshot, self.rules, self.estimate_since, now_ms)}
+        holding = {c.id: c for c in conditions(snapshot, self.rules, self.estimate_since, now_ms, self.fired)}
         for gone in [i for i in self.fired if i not in holding]:
             self.fired.discard(gone)  # re-armed: the value went back below the threshold
             self.active.pop(gone, None)
+        if not self.started:
+            # Start-up: a state found, not a crossing seen. Listed as active, never delivered
+            # (a first start on a large store would otherwise fire a storm of old news).
+            self.started = True
+            self.at_startup = [_alert(c, now_ms) for cid, c in holding.items() if cid not in self.fired]
+            for cid, cond in holding.items():
+                self.fired.add(cid)
+                self.active[cid] = _alert(cond, now_ms)
+            return []
         new: list[Alert] = []
         for cid, cond in holding.items():
             if cid in self.fired:
-                if cid not in self.active:  # fired before a restart: listed, not delivered again
-                    self.active[cid] = _alert(cond, now_ms)
                 continue
             alert = _alert(cond, now_ms)
             self.fired.add(cid)

@@ -12,7 +12,9 @@ from typing import Any
 
 import msgspec
 
-from clawstats.core.records import Message, Usage
+from clawstats.core.records import Cost, Message, Usage
+
+_INF = float("inf")
 
 #: Stop reasons OpenClaw's usage report counts as errors.
 ERROR_STOP_REASONS = frozenset({"error", "aborted", "timeout"})
@@ -24,8 +26,11 @@ _MIRROR_KINDS = frozenset(
 #: Content block types of a tool call and of a tool result (compared lower-cased, as OpenClaw does).
 _CALL_TYPES = frozenset({"toolcall", "tool_call", "tooluse", "tool_use"})
 _RESULT_TYPES = frozenset({"tool_result", "tool_result_error"})
-#: The block OpenClaw itself writes: counted without decoding the content.
+#: A JSON string starting with "tool" (any tool block type, compact or spaced JSON; sometimes an
+#: id), and the block OpenClaw itself writes: when they are as many, no decoding is needed.
+TOOL_MARK = b'"tool'
 _TOOL_CALL_MARK = b'"type":"toolCall"'
+_TYPE_PREFIX = len(b'"type":')
 
 
 class _Block(msgspec.Struct):
@@ -37,29 +42,54 @@ class _Block(msgspec.Struct):
 _blocks = msgspec.json.Decoder(list[_Block] | str | None)
 
 
+class _Marker(msgspec.Struct):
+    kind: Any = None
+
+
+_marker = msgspec.json.Decoder(_Marker | None)
+
+
+def is_true(raw: msgspec.Raw) -> bool:
+    """A raw JSON value is ``true``."""
+    return len(raw) == 4 and bytes(raw) == b"true"
+
+
 def is_bookkeeping(msg: Message) -> bool:
     """An assistant message OpenClaw wrote itself (a delivery mirror, injected text)."""
     if msg.provider == "openclaw" and msg.model in BOOKKEEPING_MODELS:
         return True
-    marker = msg.openclawDeliveryMirror
-    return isinstance(marker, dict) and marker.get("kind") in _MIRROR_KINDS
+    if not len(msg.openclawDeliveryMirror):
+        return False
+    try:
+        marker = _marker.decode(msg.openclawDeliveryMirror)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return False
+    return marker is not None and marker.kind in _MIRROR_KINDS
 
 
 def recorded_cost(usage: Usage) -> float | None:
     """The USD OpenClaw recorded for the call: ``cost.total`` or a bare ``cost`` number; None
     when there is none (a negative or non-finite amount is none, as in OpenClaw)."""
     cost = usage.cost
-    total = cost if isinstance(cost, int | float) else cost.total if cost is not None else None
-    if isinstance(total, bool) or not isinstance(total, int | float) or not 0 <= total < float("inf"):
-        return None
-    return float(total)
+    total = cost.total if type(cost) is Cost else cost
+    if type(total) is float or type(total) is int:  # bool excluded: type() is exact
+        return float(total) if 0 <= total < _INF else None
+    return None
 
 
-def tool_blocks(content: msgspec.Raw) -> tuple[int, int, int]:
-    """(tool calls, tool results, failed tool results) in an assistant message's content."""
-    raw = bytes(content)
-    if b"tool_" not in raw and b"toolUse" not in raw and b'": "' not in raw:
-        return raw.count(_TOOL_CALL_MARK), 0, 0  # OpenClaw's own compact blocks: no decoding
+def tool_blocks(raw: bytes) -> tuple[int, int, int]:
+    """(tool calls, tool results, failed tool results) in an assistant message's raw content."""
+    # One pass over the content: every string starting with "tool" is OpenClaw's own compact
+    # ``"type":"toolCall"`` (counted here) or something else (then the blocks are decoded).
+    calls = 0
+    at = raw.find(TOOL_MARK)
+    while at >= 0:
+        if not raw.startswith(_TOOL_CALL_MARK, at - _TYPE_PREFIX):
+            break
+        calls += 1
+        at = raw.find(TOOL_MARK, at + len(_TOOL_CALL_MARK))
+    else:
+        return calls, 0, 0
     try:
         blocks = _blocks.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError):

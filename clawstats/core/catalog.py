@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from clawstats.core.forecast import CompactionConfig, compaction_config
 from clawstats.core.usage import Pricer
 
 DEFAULT_WINDOW = 200_000
@@ -38,6 +39,7 @@ class Catalog:
     configured: Mapping[str, ModelFacts] = field(default_factory=dict)
     per_agent: Mapping[str, Mapping[str, ModelFacts]] = field(default_factory=dict)
     fallback_price: PriceFallback | None = None
+    compaction: CompactionConfig = field(default_factory=CompactionConfig)
     #: names the fallback's data (e.g. its package version), part of :meth:`identity`
     fallback_id: str = ""
 
@@ -139,5 +141,6 @@ def catalog_from_config(
         configured=models_from_providers(providers),
         per_agent=per_agent,
         fallback_price=fallback_price,
+        compaction=compaction_config(config),
         fallback_id=fallback_id,
     )

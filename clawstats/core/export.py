@@ -34,6 +34,12 @@ SESSION_COLUMNS = (
     "compactionCount",
     "updatedAt",
     "archived",
+    "parentKey",
+    "rootKey",
+    "treeCost",
+    "cronJob",
+    "channel",
+    "turnsToCompaction",
 )
 USAGE_COLUMNS = ("group", "calls", "inputTokens", "outputTokens", "cacheReadTokens", "cacheWriteTokens", "cost")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -83,6 +89,12 @@ def sessions_csv(rows: Iterable[SessionRow]) -> str:
                 r.compaction_count,
                 r.updated_at,
                 r.archived,
+                r.parent_key,
+                r.root_key,
+                "" if r.tree_cost is None else repr(r.tree_cost),
+                r.cron_job,
+                r.channel,
+                r.turns_to_compaction,
             )
             for r in rows
         ),

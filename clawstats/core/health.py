@@ -17,6 +17,7 @@ log = logging.getLogger("clawstats")
 SKIP_KINDS = (
     "malformed",  # a transcript line or event that is not JSON (incl. invalid UTF-8, NaN)
     "wrongType",  # JSON whose used fields have the wrong type
+    "badValue",  # a negative (or > 1e18) cost, token count or time: the whole line is skipped
     "oversizedLine",  # a line longer than --max-line-bytes
     "partialLine",  # an archive ending without a newline
     "corruptArchive",  # a .gz/.zst archive that does not decompress to the end
@@ -28,6 +29,7 @@ SKIP_KINDS = (
     "transcriptWithoutRow",  # a live transcript no row points at (shown as its own row)
     "emptyEvent",  # an SQLite event with neither JSON nor zstd payload
     "corruptEvent",  # an SQLite zstd payload that does not decompress
+    "notRegularFile",  # a FIFO, directory or symlink loop named like a transcript: never opened
 )
 
 

@@ -9,15 +9,18 @@ type, raises :class:`BadRecord` with a ``kind`` the caller counts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
-from msgspec import Raw, Struct
+from msgspec import Meta, Raw, Struct
 
 T = TypeVar("T")
-Number = int | float
+#: A count, cost or epoch time: never negative, at most 1e18 (JSON cannot carry NaN or infinity;
+#: msgspec refuses numbers beyond a double). A line with one out of range is skipped as a whole
+#: and counted as ``badValue`` (a negative cost would lower the totals). Checked in C, so free.
+Number = Annotated[int, Meta(ge=0)] | Annotated[float, Meta(ge=0, le=1e18)]
 #: Loose on purpose: fields we only display may come in any scalar shape.
-Stamp = str | int | float | None
+Stamp = str | Number | None
 
 
 class BadRecord(Exception):
@@ -51,10 +54,16 @@ class Message(Struct):
     usage: Usage | None = None
     stopReason: str | None = None
     timestamp: Stamp = None
-    isError: Any = None  # only ``true`` counts: loose so an odd value is not a skipped line
-    is_error: Any = None  # the snake_case spelling some writers use
+    # Raw (never a Python object, so decoded lines stay untracked by the garbage collector) and
+    # loose: only ``true`` counts, an odd value is not a skipped line. ``is_error``: the
+    # snake_case spelling some writers use.
+    isError: Raw = Raw(b"")
+    is_error: Raw = Raw(b"")
     #: set on OpenClaw's delivery mirrors (bookkeeping, not a model call)
-    openclawDeliveryMirror: Any = None
+    openclawDeliveryMirror: Raw = Raw(b"")
+    toolName: Any = None  # loose: only the string ``sessions_spawn`` is used
+    #: tool result metadata; decoded only for ``sessions_spawn`` (see :func:`decode_spawn_child`)
+    details: Raw = Raw(b"")
 
 
 class SnapshotData(Struct):
@@ -83,7 +92,24 @@ class Line(Struct):
     version: Number | None = None
 
 
+class SpawnDetails(Struct):
+    """The ``details`` of a ``sessions_spawn`` tool result: which session key the child got.
+
+    2026.7 writes them on the ``toolResult`` message; 2026.9 (tools behind structured tool search)
+    on a ``custom`` message (``openclaw.nested-tool.v1``) as ``{toolName, result: {details}}``.
+    """
+
+    childSessionKey: Any = None
+    toolName: Any = None
+    result: SpawnResult | None = None
+
+
+class SpawnResult(Struct):
+    details: SpawnDetails | None = None
+
+
 _line_decoder = msgspec.json.Decoder(Line)
+_spawn_decoder = msgspec.json.Decoder(SpawnDetails)
 _snapshot_decoder = msgspec.json.Decoder(SnapshotData)
 
 
@@ -91,8 +117,10 @@ def _decoded(decode: Callable[[Any], T], raw: Any, wrong_type: str, malformed: s
     """``decode(raw)``, its failures mapped to :class:`BadRecord` of the two given kinds."""
     try:
         return decode(raw)
-    except msgspec.ValidationError as exc:  # valid JSON, a used field of the wrong type
-        raise BadRecord(wrong_type, str(exc)) from None
+    except msgspec.ValidationError as exc:  # valid JSON, a used field of the wrong type or range
+        message = str(exc)
+        out_of_range = "` >= " in message or "` <= " in message
+        raise BadRecord("badValue" if out_of_range and wrong_type == "wrongType" else wrong_type, message) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
         raise BadRecord(malformed, str(exc)) from None
 
@@ -127,6 +155,21 @@ def decode_snapshot_data(raw: Raw) -> SnapshotData | None:
         return None
 
 
+def decode_spawn_child(raw: Raw) -> str | None:
+    """The child session key a ``sessions_spawn`` result names (either shape), or None."""
+    if not raw:
+        return None
+    try:
+        details = _spawn_decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    key = details.childSessionKey
+    if key is None and details.toolName == "sessions_spawn" and details.result is not None:
+        nested = details.result.details
+        key = nested.childSessionKey if nested is not None else None
+    return key if isinstance(key, str) and 0 < len(key) <= 512 else None
+
+
 class IndexRow(Struct):
     """The fields of a ``sessions.json`` row (or SQLite ``entry_json``) that statistics use."""
 
@@ -146,6 +189,7 @@ class IndexRow(Struct):
     channel: str | None = None
     lastChannel: str | None = None
     spawnedBy: str | None = None
+    parentSessionKey: str | None = None
     status: str | None = None
 
 

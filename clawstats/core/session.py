@@ -60,6 +60,13 @@ class SessionRow(msgspec.Struct, frozen=True, rename="camel", omit_defaults=True
     spawned_by: str | None = None
     status: str | None = None
     archived_from: str | None = None
+    parent_key: str | None = None
+    root_key: str | None = None
+    tree_cost: float | None = None
+    cron_job: str | None = None
+    context_growth_per_turn: int | None = None
+    turns_to_compaction: int | None = None
+    turns_to_compaction_reason: str | None = None
 
 
 def kind_of(key: str) -> str:
@@ -198,6 +205,7 @@ def build_row(
         display_name=row.displayName if row is not None else None,
         channel=(row.channel or row.lastChannel) if row is not None else None,
         spawned_by=row.spawnedBy if row is not None else None,
+        parent_key=(row.spawnedBy or row.parentSessionKey) if row is not None else None,
         status=row.status if row is not None else None,
         archived_from=archived_from,
     )

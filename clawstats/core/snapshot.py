@@ -9,16 +9,24 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 
+from clawstats.core.attribution import ATTRIBUTION_BY
+from clawstats.core.burnrate import DAY_MS, BurnRate, burn_rate
 from clawstats.core.catalog import Catalog
+from clawstats.core.enrich import calls_of, group_by_attribution, tree_of
 from clawstats.core.health import Health
 from clawstats.core.session import SessionRow, iso_ms
 from clawstats.core.totals import Totals, UsageGroup, group_usage
 from clawstats.core.transcript import Compaction, TranscriptStats
 from clawstats.core.usage import Bucket
+
+#: the burn rate looks back at most a day (the last 24 h; today is within it)
+BURN_HORIZON_MS = DAY_MS
+#: the burn rate slides with the clock: recomputed at most this often
+BURN_REFRESH_MS = 60_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,7 @@ class TranscriptView:
     timeline_ctx: bytes
     timeline_cost: bytes
     timeline_out: bytes
+    spawned: tuple[str, ...] = ()  # child session keys this transcript spawned
 
     @classmethod
     def of(cls, agent_id: str, stats: TranscriptStats) -> TranscriptView:
@@ -43,6 +52,7 @@ class TranscriptView:
             timeline_ctx=stats.tl_ctx.tobytes(),
             timeline_cost=stats.tl_cost.tobytes(),
             timeline_out=stats.tl_out.tobytes(),
+            spawned=tuple(stats.spawned),
         )
 
 
@@ -60,11 +70,20 @@ class TimelinePoint(msgspec.Struct, frozen=True, rename="camel"):
     cumulative_cost: float
 
 
+class ChildCost(msgspec.Struct, frozen=True, rename="camel"):
+    """A direct child in the lineage tree: a sub-agent (live or cleaned up) or an archive of the key."""
+
+    key: str
+    tree_cost: float
+    has_row: bool
+
+
 class SessionDetail(msgspec.Struct, frozen=True, rename="camel"):
     row: SessionRow
     by_model: dict[str, UsageGroup]
     compactions: list[CompactionInfo]
     timeline: list[TimelinePoint]
+    children: list[ChildCost] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +98,10 @@ class Snapshot:
     totals: Totals
     health: Health
     catalog: Catalog
+    #: burn rates by (minute, budget): filled by :meth:`burn`, the one mutable part (a cache)
+    burn_cache: dict[tuple[float, float | None], tuple[BurnRate, dict[str, BurnRate]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def detail(self, key: str) -> SessionDetail | None:
         row = self.by_key.get(key)
@@ -99,7 +122,38 @@ class Snapshot:
             for c in view.compactions
         ]
         by_model = group_usage([(view.agent_id, view)], "model")
-        return SessionDetail(row, by_model, compactions, timeline)
+        return SessionDetail(row, by_model, compactions, timeline, self._children(key))
+
+    def _children(self, key: str) -> list[ChildCost]:
+        tree = tree_of(self.rows, self.views)
+        return [
+            ChildCost(child, tree.tree_cost.get(child, 0.0), child in self.by_key)
+            for child in sorted(tree.children.get(key, []))
+        ]
 
     def usage(self, by: str, since: str | None = None, until: str | None = None) -> dict[str, UsageGroup]:
+        if by in ATTRIBUTION_BY:
+            return group_by_attribution(self.rows, self.views, self.transcripts, by, since, until)
         return group_usage(self.transcripts, by, since, until)
+
+    def burn(self, now_ms: float, daily_budget_usd: float | None = None) -> tuple[BurnRate, dict[str, BurnRate]]:
+        """The burn rate over all agents and per agent (per-agent figures carry no budget).
+
+        Computed at most once a minute per snapshot (``/api/usage`` and every ``/metrics`` scrape
+        share it): it reads every call of the last 24 h.
+        """
+        key = (now_ms // BURN_REFRESH_MS, daily_budget_usd)
+        cached = self.burn_cache.get(key)
+        if cached is None:
+            if len(self.burn_cache) > 4:
+                self.burn_cache.clear()
+            cached = self.burn_cache[key] = self._burn(now_ms, daily_budget_usd)
+        return cached
+
+    def _burn(self, now_ms: float, daily_budget_usd: float | None) -> tuple[BurnRate, dict[str, BurnRate]]:
+        per_agent: dict[str, list[tuple[float, float]]] = {}
+        for agent, at_ms, usd in calls_of(self.transcripts, since_ms=now_ms - BURN_HORIZON_MS):
+            per_agent.setdefault(agent, []).append((at_ms, usd))
+        everything = [call for calls in per_agent.values() for call in calls]
+        overall = burn_rate(everything, now_ms, daily_budget_usd)
+        return overall, {agent: burn_rate(calls, now_ms) for agent, calls in sorted(per_agent.items())}

@@ -39,7 +39,19 @@ def age(now_ms: float, then_ms: float | None) -> str:
     return f"{seconds}s"
 
 
+#: Control characters (C0, DEL, C1) and bidirectional overrides, shown escaped: a label from the
+#: store must not move the cursor, set the window title, clear the screen or break a table row.
+_UNSAFE = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
+    c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
+}
+
+
+def terminal_safe(text: str) -> str:
+    return text.translate(_UNSAFE) if not text.isprintable() else text
+
+
 def _render(headers: Sequence[str], lines: list[list[str]], right: set[int]) -> str:
+    lines = [[terminal_safe(cell) for cell in line] for line in lines]
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(headers)]
     out = []
     for line in [list(headers), *lines]:

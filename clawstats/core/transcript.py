@@ -20,15 +20,17 @@ from typing import Any
 
 import msgspec
 
-from clawstats.core.calls import ERROR_STOP_REASONS, is_bookkeeping, recorded_cost, tool_blocks
-from clawstats.core.records import MAX_COUNT, Line, Usage, as_int, decode_snapshot_data
-from clawstats.core.usage import Bucket, Pricer
+from clawstats.core.calls import ERROR_STOP_REASONS, TOOL_MARK, is_bookkeeping, is_true, recorded_cost, tool_blocks
+from clawstats.core.records import MAX_COUNT, Cost, Line, Usage, as_int, decode_snapshot_data, decode_spawn_child
+from clawstats.core.usage import Bucket, BucketImage, Pricer
 
 #: Assistant messages that are not model calls (OpenClaw's delivery mirrors, injected text).
 _SYNTHETIC_PROVIDER = "openclaw"
+_INF = float("inf")
 _NOT_A_CALL = frozenset({"error", "aborted"})
 CHARS_PER_TOKEN = 4
-_STATE_VERSION = 5  # bump when dump() changes: older cached states are then re-read
+_SPAWN_MARK = b'"sessions_spawn"'
+_STATE_VERSION = 7  # bump when dump() changes: older cached states are then re-read
 
 
 def id_hash(value: str | int | None) -> int:
@@ -106,6 +108,7 @@ class TranscriptStats:
         "price",
         "current_provider",
         "current_model_id",
+        "spawned",
     )
 
     def __init__(self, price: Pricer | None = None) -> None:
@@ -143,6 +146,7 @@ class TranscriptStats:
         # the model the transcript last switched to (model_change / model-snapshot)
         self.current_provider: str | None = None
         self.current_model_id: str | None = None
+        self.spawned: list[str] = []  # child session keys named by sessions_spawn results, in order
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -188,18 +192,28 @@ class TranscriptStats:
             self.user += 1
         elif role in ("toolResult", "tool"):  # a standalone tool result (OpenClaw counts both)
             self.tool_results += 1
-            if msg.isError is True or msg.is_error is True:
+            if is_true(msg.isError) or is_true(msg.is_error):
                 self.errors += 1
+            elif msg.toolName == "sessions_spawn":
+                self._spawned(decode_spawn_child(msg.details))
+        elif role == "custom" and _SPAWN_MARK in bytes(msg.details):  # 2026.9: a nested tool's result
+            self._spawned(decode_spawn_child(msg.details))
         if role != "assistant":
             self._push(line.id, chars, 0)
             return
         self.assistant += 1
-        calls, results, failed = tool_blocks(msg.content)
-        self.tool_calls += calls
-        self.tool_results += results
-        self.errors += failed + (msg.stopReason in ERROR_STOP_REASONS)
-        model = self._attribute(msg.provider, msg.model)
-        bookkeeping = is_bookkeeping(msg)
+        content = bytes(msg.content)
+        if TOOL_MARK in content:  # most messages have no tool block: one pass, no call
+            calls, results, failed = tool_blocks(content)
+            self.tool_calls += calls
+            self.tool_results += results
+            self.errors += failed
+        if msg.stopReason in ERROR_STOP_REASONS:
+            self.errors += 1
+        provider, model_id = msg.provider, msg.model
+        # the common case first: the message names both (one format, no lookups)
+        model = f"{provider}/{model_id}" if provider and model_id else self._attribute(provider, model_id)
+        bookkeeping = (provider == _SYNTHETIC_PROVIDER or len(msg.openclawDeliveryMirror) > 0) and is_bookkeeping(msg)
         usage = msg.usage
         prompt = 0
         if usage is not None and not bookkeeping:
@@ -237,6 +251,10 @@ class TranscriptStats:
         self.current_model_id = model_id
         self.model = f"{provider or 'unknown'}/{model_id}"
 
+    def _spawned(self, child: str | None) -> None:
+        if child is not None and child not in self.spawned:
+            self.spawned.append(child)
+
     def _account(self, line: Line, usage: Usage, model: str) -> int:
         """Add one call's usage to its bucket; return its prompt size."""
         tin, tout = as_int(usage.input), as_int(usage.output)
@@ -252,8 +270,14 @@ class TranscriptStats:
         bucket.cache_write += tcw
         # OpenClaw's rule: the recorded total when there is one (a call that recorded only
         # ``totalTokens`` counts it, its split unknown), else the sum of the four counts.
-        bucket.total += as_int(usage.totalTokens) if usage.totalTokens is not None else tin + tout + tcr + tcw
-        total = recorded_cost(usage)
+        recorded_total = usage.totalTokens
+        bucket.total += tin + tout + tcr + tcw if recorded_total is None else as_int(recorded_total)
+        cost = usage.cost
+        total = cost.total if type(cost) is Cost else cost
+        if type(total) is float or type(total) is int:  # exact types: a bool is no cost
+            total = float(total) if 0 <= total < _INF else None  # as OpenClaw: negative or inf is none
+        else:
+            total = recorded_cost(usage)  # the rare shapes
         if total is not None:
             self.cost += total
             bucket.recorded_usd += total
@@ -375,7 +399,7 @@ class TranscriptStats:
                 first_ts=self.first_ts,
                 last_ts=self.last_ts,
                 cost=self.cost,
-                buckets=[_DayModel(day, model, bucket) for (day, model), bucket in self.buckets.items()],
+                buckets=[_DayModel(day, model, bucket.image()) for (day, model), bucket in self.buckets.items()],
                 messages=(self.user, self.assistant, self.tool_calls, self.tool_results, self.errors),
                 model=self.model,
                 compactions=self.compactions,
@@ -397,6 +421,7 @@ class TranscriptStats:
                 tl_out=self.tl_out.tobytes(),
                 current_provider=self.current_provider,
                 current_model_id=self.current_model_id,
+                spawned=self.spawned,
             )
         )
 
@@ -413,7 +438,7 @@ class TranscriptStats:
         self = cls(price)
         self.session_id, self.version, self.entries = state.session_id, state.transcript_version, state.entries
         self.first_ts, self.last_ts, self.cost = state.first_ts, state.last_ts, state.cost
-        self.buckets = {(b.day, b.model): b.bucket for b in state.buckets}
+        self.buckets = {(b.day, b.model): b.bucket.bucket() for b in state.buckets}
         self.user, self.assistant, self.tool_calls, self.tool_results, self.errors = state.messages
         self.model, self.compactions, self.resets = state.model, state.compactions, state.resets
         self.seg_ids.frombytes(state.seg_ids)
@@ -429,13 +454,14 @@ class TranscriptStats:
         self.tl_cost.frombytes(state.tl_cost)
         self.tl_out.frombytes(state.tl_out)
         self.current_provider, self.current_model_id = state.current_provider, state.current_model_id
+        self.spawned = list(state.spawned)
         return self
 
 
 class _DayModel(msgspec.Struct, array_like=True):
     day: str
     model: str
-    bucket: Bucket
+    bucket: BucketImage
 
 
 class _Version(msgspec.Struct, array_like=True):
@@ -476,6 +502,7 @@ class _State(msgspec.Struct, array_like=True):
     tl_out: bytes
     current_provider: str | None
     current_model_id: str | None
+    spawned: list[str]
 
 
 _state_encoder = msgspec.msgpack.Encoder()

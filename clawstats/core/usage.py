@@ -1,13 +1,16 @@
 """The usage record: :class:`Bucket`, the calls, tokens and money of one (day, model) of a transcript.
 
 A transcript keeps one bucket per (UTC day, model); totals, usage groups, metrics and OTLP sum
-buckets with :meth:`Bucket.add`. The record is a msgspec ``Struct(array_like=True)``: named and
-typed in code, a plain array in the persisted index (as small as the positional list it replaced).
+buckets with :meth:`Bucket.add`. In memory a bucket is a slotted dataclass (updated once per call:
+a slot write costs a third of a msgspec Struct field write); persisted it is a :class:`BucketImage`,
+a msgspec ``Struct(array_like=True)``: named and typed, a plain array in the index (as small as the
+positional list both replaced).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import msgspec
 
@@ -15,7 +18,8 @@ import msgspec
 Pricer = Callable[[str, tuple[int, int, int, int]], float | None]
 
 
-class Bucket(msgspec.Struct, array_like=True):
+@dataclass(slots=True)
+class Bucket:
     """Sums over the calls of one (day, model); mutated only by its transcript's accumulator.
 
     Money is kept as sums of per-call amounts: a call without a recorded ``usage.cost`` is priced
@@ -52,4 +56,40 @@ class Bucket(msgspec.Struct, array_like=True):
         self.unpriced += other.unpriced
 
     def copy(self) -> Bucket:
-        return msgspec.structs.replace(self)
+        return Bucket(*self.image())
+
+    def image(self) -> BucketImage:
+        """The persisted form."""
+        return BucketImage(
+            self.calls,
+            self.input,
+            self.output,
+            self.cache_read,
+            self.cache_write,
+            self.total,
+            self.recorded_usd,
+            self.missing,
+            self.computed_usd,
+            self.unpriced,
+        )
+
+
+class BucketImage(msgspec.Struct, array_like=True, frozen=True):
+    """A :class:`Bucket` as persisted (index cache, worker processes): the same fields, in order."""
+
+    calls: int
+    input: int
+    output: int
+    cache_read: int
+    cache_write: int
+    total: int
+    recorded_usd: float
+    missing: int
+    computed_usd: float
+    unpriced: int
+
+    def __iter__(self) -> Iterator[int | float]:
+        return iter(msgspec.structs.astuple(self))
+
+    def bucket(self) -> Bucket:
+        return Bucket(*self)

@@ -186,6 +186,11 @@ function gauge(row) {
     label.append(el("span", { class: "est", title, text: mark }));
   }
   wrap.append(label);
+  // foresight: how many turns until OpenClaw compacts (README: "Turns to compaction")
+  wrap.title = row.turnsToCompaction != null
+    ? `~${row.turnsToCompaction} turn${row.turnsToCompaction === 1 ? "" : "s"} left before compaction` +
+      (row.contextGrowthPerTurn != null ? ` (+${fmtK(row.contextGrowthPerTurn)} tokens a turn)` : "")
+    : "turns to compaction unknown: " + (row.turnsToCompactionReason || "no estimate");
   return wrap;
 }
 
@@ -250,6 +255,7 @@ function render(changed = new Set()) {
     if (again) again.focus();
   }
   $("#empty").hidden = rows.length > 0;
+  document.dispatchEvent(new CustomEvent("clawstats:render"));
   for (const th of document.querySelectorAll("#sessions th")) {
     const sort = th.querySelector("button").dataset.sort;
     if (sort === state.sort) th.setAttribute("aria-sort", state.order === "asc" ? "ascending" : "descending");
@@ -304,6 +310,8 @@ async function openDetail(key) {
     ["Context", row.contextTokens == null ? "unknown" : `${fmtInt(row.contextTokens)} (${row.contextPct}%, ${row.contextSource})`],
     ["Window", row.contextWindow ? fmtInt(row.contextWindow) : "–"],
     ["Cost", fmtCost(row.totalCost) + (row.lifetimeCost > row.totalCost ? ` (lifetime ${fmtCost(row.lifetimeCost)})` : "")],
+    ["Tree cost", row.treeCost != null ? fmtCost(row.treeCost) : "–"],
+    ["Turns to compaction", row.turnsToCompaction != null ? "~" + row.turnsToCompaction : "–"],
     ["Calls", String(row.messages.assistant)],
     ["Updated", row.updatedAt || "–"],
   ];
@@ -322,6 +330,13 @@ async function openDetail(key) {
       el("tr", {}, ...[name, g.calls, fmtInt(g.usage.input), fmtInt(g.usage.output), fmtInt(g.usage.cacheRead), fmtCost(g.cost)].map((v) => el("td", { text: String(v) }))),
     ),
   );
+  const children = detail.children || [];
+  $("#detail-children").replaceChildren(
+    el("tr", {}, ...["Child", "Tree cost", ""].map((h) => el("th", { text: h }))),
+    ...children.map((c) => el("tr", {}, el("td", { class: "key", text: c.key }), el("td", { text: fmtCost(c.treeCost) }),
+      el("td", { class: "muted", text: c.hasRow ? "" : "cleaned up" }))),
+  );
+  if (!children.length) $("#detail-children").append(el("tr", {}, el("td", { class: "muted", text: "none" })));
   $("#detail-compactions").replaceChildren(
     el("tr", {}, ...["At", "Tokens before", "OpenClaw tokensAfter", "Our estimate after"].map((h) => el("th", { text: h }))),
     ...detail.compactions.map((c) =>

@@ -2,31 +2,45 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping
 
 from clawstats.core.pricing import genai_price, genai_prices_id
 from clawstats.settings import Settings
 from clawstats.watch.cache import IndexCache, default_cache_path
-from clawstats.watch.layout import discover_agents, load_catalog, load_config, resolve_state_dir
+from clawstats.watch.layout import choose_state_dir, discover_agents, load_catalog, load_config
 from clawstats.watch.store import StatsStore
+
+log = logging.getLogger("clawstats")
 
 
 def open_store(settings: Settings, env: Mapping[str, str], workers: int = 1) -> StatsStore:
     """Raises :class:`clawstats.watch.layout.StateDirError` when there is no state dir."""
-    state_dir = resolve_state_dir(settings.state_dir, env)
+    state_dir, why = choose_state_dir(settings.state_dir, env, settings.source("state_dir"))
+    log.info("state dir %s (%s)", state_dir, why)
     config, config_error = load_config(state_dir, env)
     agents = discover_agents(state_dir, config, settings.agent)
     catalog = load_catalog(state_dir, config, [a.agent_id for a in agents], genai_price, genai_prices_id())
     cache = None
     if not settings.no_cache:
-        # The identity names the prices the cached per-call costs were computed with.
-        cache = IndexCache(default_cache_path(settings.cache_path_dir, state_dir), identity=catalog.identity())
+        # The identity names what the cached states were computed with: the prices of the per-call
+        # costs, and --max-line-bytes (a smaller one skipped lines a plain run must count).
+        identity = f"{catalog.identity()}|max_line_bytes={settings.max_line_bytes}"
+        cache = IndexCache(default_cache_path(settings.cache_path_dir, state_dir), identity=identity)
         cache.prune()  # forget transcripts deleted while we were not running
     store = StatsStore(state_dir, agents, catalog, cache, settings.max_line_bytes, workers)
     if cache is not None:
         cache.health = store.health
         if not cache.available:
             store.health.set_condition(str(cache.path), "index cache unavailable; running without it")
+    for path in (state_dir, state_dir / "agents"):
+        try:
+            os.listdir(path)
+        except FileNotFoundError:
+            pass  # no agents yet: not an error of reading
+        except OSError as exc:  # e.g. another user's dir (mode 700): degraded, not a traceback
+            store.health.set_condition(str(path), f"cannot list: {exc.strerror or exc}")
     if config_error:
         store.health.set_condition(str(state_dir / "openclaw.json"), config_error)
     return store

@@ -8,10 +8,13 @@ Windows copy) is counted and the previous rows are kept until a good one appears
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
 from clawstats.core.health import HealthLog
 from clawstats.core.records import BadRecord, IndexRow, parse_index
+from clawstats.watch.layout import NotRegularFile
 from clawstats.watch.tail import FileId
 
 
@@ -28,7 +31,8 @@ class IndexFile:
     def poll(self, health: HealthLog) -> bool:
         """Reload when changed; True when the rows changed."""
         try:
-            fh = open(self.path, "rb")
+            # Non-blocking: a FIFO named sessions.json must not stall the scanner in open().
+            fh = os.fdopen(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
         except FileNotFoundError:
             if self.file_id is None and not self.rows:
                 return False
@@ -39,7 +43,10 @@ class IndexFile:
             return True
         with fh:
             # fstat of the open file: its identity matches the bytes read, even mid-rename.
-            file_id = FileId.of(os.fstat(fh.fileno()))
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise NotRegularFile(errno.EINVAL, "not a regular file", self.path)
+            file_id = FileId.of(st)
             if file_id == self.file_id:
                 return False
             raw = fh.read()

@@ -8,9 +8,12 @@ leftover ``sessions.json`` is then a frozen legacy import input) and ``file`` ot
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
-from collections.abc import Mapping
+import re
+import stat
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,49 @@ SQLITE_NAME = "openclaw-agent.sqlite"
 
 
 class StateDirError(Exception):
-    """No usable state dir; the message is one sentence for stderr."""
+    """No usable state dir (or a config file named but missing); one sentence for stderr."""
+
+
+#: Config files are small; a bigger one is not a config (and is not read whole into memory).
+MAX_CONFIG_BYTES = 16 << 20
+
+
+class NotRegularFile(OSError):
+    """A FIFO, socket, device or directory where a file was expected: never opened for reading."""
+
+
+def read_regular(path: str, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, read without blocking.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once (a plain open would wait for a writer
+    forever); the fstat of the open file then refuses anything but a regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file", path)
+        if st.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
+        return fh.read(limit + 1)[:limit]
+
+
+def list_regular(directory: str) -> tuple[list[str], list[str]]:
+    """(names of the regular files in ``directory``, names of other entries that look like files).
+
+    Symlinks are followed; a dangling or looping one, a FIFO, a socket or a directory is not a
+    file to read. ``d_type`` from the listing answers for plain entries without a ``stat``.
+    """
+    regular: list[str] = []
+    other: list[str] = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            try:
+                is_file = entry.is_file()
+            except OSError:  # a symlink loop, a vanished target
+                is_file = False
+            (regular if is_file else other).append(entry.name)
+    return regular, other
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,26 +84,53 @@ def _home(env: Mapping[str, str]) -> Path:
     return Path(home).expanduser() if home else Path.home()
 
 
-def resolve_state_dir(flag: str | None, env: Mapping[str, str]) -> Path:
+#: OpenClaw's state dir names: the current one, then the legacy ones it still falls back to
+#: (``.clawdbot``), then those of older releases that ccusage also knows.
+STATE_DIR_NAME = ".openclaw"
+LEGACY_STATE_DIR_NAMES = (".clawdbot", ".moltbot", ".moldbot")
+_PROFILE_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def resolve_state_dir(given: str | None, env: Mapping[str, str], source: str = "--state-dir") -> Path:
     """The state dir to read, or :class:`StateDirError` naming what was tried."""
+    return choose_state_dir(given, env, source)[0]
+
+
+def choose_state_dir(given: str | None, env: Mapping[str, str], source: str = "--state-dir") -> tuple[Path, str]:
+    """(state dir, why it was chosen).
+
+    ``given`` is the setting (``--state-dir`` or ``CLAWSTATS_STATE_DIR``, resolved by
+    :mod:`clawstats.settings`; ``source`` names which); then OpenClaw's own rules:
+    ``OPENCLAW_STATE_DIR``, ``OPENCLAW_PROFILE`` (``~/.openclaw-<profile>``, "default" meaning
+    none), ``~/.openclaw`` when it exists, else the first legacy dir that exists. ``~`` is
+    ``OPENCLAW_HOME``, else ``HOME``.
+    """
+    home = _home(env)
     for name, value in (
-        ("--state-dir", flag),
-        ("CLAWSTATS_STATE_DIR", env.get("CLAWSTATS_STATE_DIR")),
+        (source, given),
         ("OPENCLAW_STATE_DIR", env.get("OPENCLAW_STATE_DIR")),
     ):
-        if value:
-            path = Path(value).expanduser()
+        if value and value.strip():
+            raw = value.strip()
+            path = home / raw[2:] if raw == "~" or raw.startswith("~/") else Path(raw).expanduser()
             if not path.is_dir():
                 raise StateDirError(
                     f'state dir "{path}" (from {name}) does not exist or is not a directory '
                     "(set --state-dir or CLAWSTATS_STATE_DIR to an OpenClaw state dir)"
                 )
-            return path
-    home = _home(env)
-    tried = [home / ".openclaw", home / ".clawdbot"]
-    for path in tried:
+            return path, f"from {name}"
+    profile = (env.get("OPENCLAW_PROFILE") or "").strip()
+    if profile and profile.lower() != "default":
+        if not _PROFILE_RE.match(profile):
+            raise StateDirError(f'OPENCLAW_PROFILE "{profile}" is not a profile name (letters, digits, _ and -)')
+        path = home / f"{STATE_DIR_NAME}-{profile}"
+        if not path.is_dir():
+            raise StateDirError(f'state dir "{path}" (from OPENCLAW_PROFILE={profile}) does not exist')
+        return path, f"from OPENCLAW_PROFILE={profile}"
+    tried = [home / STATE_DIR_NAME, *(home / name for name in LEGACY_STATE_DIR_NAMES)]
+    for index, path in enumerate(tried):
         if path.is_dir():
-            return path
+            return path, "the default" if index == 0 else f"legacy dir, {tried[0]} does not exist"
     names = ", ".join(f'"{p}"' for p in tried)
     raise StateDirError(
         f"no OpenClaw state dir found (tried {names}); "
@@ -68,10 +140,13 @@ def resolve_state_dir(flag: str | None, env: Mapping[str, str]) -> Path:
 
 def load_config(state_dir: Path, env: Mapping[str, str]) -> tuple[dict[str, Any] | None, str | None]:
     """(``openclaw.json`` as a dict, or None; an error sentence when it exists but is unusable)."""
-    path = Path(env.get("OPENCLAW_CONFIG_PATH") or state_dir / "openclaw.json").expanduser()
+    explicit = env.get("OPENCLAW_CONFIG_PATH")
+    path = Path(explicit or state_dir / "openclaw.json").expanduser()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(str(path), MAX_CONFIG_BYTES).decode("utf-8")
     except FileNotFoundError:
+        if explicit:  # asked for by name: ignoring it silently would read with the wrong windows
+            raise StateDirError(f'config file "{path}" (from OPENCLAW_CONFIG_PATH) does not exist') from None
         return None, None
     except (OSError, UnicodeDecodeError) as exc:
         return None, f"cannot read {path}: {exc}"
@@ -86,6 +161,15 @@ def _store_template(config: Mapping[str, Any] | None) -> str | None:
     session = config.get("session") if isinstance(config, Mapping) else None
     store = session.get("store") if isinstance(session, Mapping) else None
     return store if isinstance(store, str) and store.strip() else None
+
+
+def _exists(path: Path, is_kind: Callable[[int], bool]) -> bool:
+    """``path.is_file()``/``is_dir()`` that also answers False for a path it may not look at:
+    pathlib raises PermissionError there, and an unreadable dir is a condition, not a crash."""
+    try:
+        return is_kind(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def discover_agents(state_dir: Path, config: Mapping[str, Any] | None, agent: str | None) -> list[AgentSource]:
@@ -105,17 +189,20 @@ def discover_agents(state_dir: Path, config: Mapping[str, Any] | None, agent: st
         elif os.path.exists(expanded):
             found["main"] = AgentSource("main", "file", expanded, os.path.dirname(expanded))
     agents_dir = state_dir / "agents"
-    if agents_dir.is_dir():
-        for entry in sorted(agents_dir.iterdir()):
-            sessions = entry / "sessions"
-            database = entry / "agent" / SQLITE_NAME
-            if database.is_file():
-                found[entry.name] = AgentSource(entry.name, "sqlite", str(database), str(sessions))
-            elif entry.name not in found and (sessions / "sessions.json").is_file():
-                found[entry.name] = AgentSource(entry.name, "file", str(sessions / "sessions.json"), str(sessions))
-            elif entry.name not in found and sessions.is_dir():
-                # transcripts but no index yet: still counted (rows come from transcripts)
-                found[entry.name] = AgentSource(entry.name, "file", str(sessions / "sessions.json"), str(sessions))
+    try:
+        entries = sorted(agents_dir.iterdir()) if _exists(agents_dir, stat.S_ISDIR) else []
+    except OSError:  # unreadable: the store reports it as a condition (degraded), no agents here
+        entries = []
+    for entry in entries:
+        sessions = entry / "sessions"
+        database = entry / "agent" / SQLITE_NAME
+        if _exists(database, stat.S_ISREG):
+            found[entry.name] = AgentSource(entry.name, "sqlite", str(database), str(sessions))
+        elif entry.name not in found and _exists(sessions / "sessions.json", stat.S_ISREG):
+            found[entry.name] = AgentSource(entry.name, "file", str(sessions / "sessions.json"), str(sessions))
+        elif entry.name not in found and _exists(sessions, stat.S_ISDIR):
+            # transcripts but no index yet: still counted (rows come from transcripts)
+            found[entry.name] = AgentSource(entry.name, "file", str(sessions / "sessions.json"), str(sessions))
     agents = [found[name] for name in sorted(found)]
     return [a for a in agents if agent is None or a.agent_id == agent]
 
@@ -132,7 +219,7 @@ def load_catalog(
     for agent_id in agent_ids:
         path = state_dir / "agents" / agent_id / "agent" / "models.json"
         try:
-            agent_models[agent_id] = json5.loads(path.read_text(encoding="utf-8"))
+            agent_models[agent_id] = json5.loads(read_regular(str(path), MAX_CONFIG_BYTES).decode("utf-8"))
         except (OSError, ValueError, UnicodeDecodeError):
             continue
     return catalog_from_config(config, agent_models, fallback_price, fallback_id)

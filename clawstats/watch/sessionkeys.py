@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import msgspec
 
 _FIRST_LINE_BYTES = 64 << 10
@@ -23,7 +26,10 @@ _decoder = msgspec.json.Decoder(_TraceStart)
 def owner_from_trajectory(path: str) -> str | None:
     """The ``sessionKey`` of a trajectory file's first record, or None."""
     try:
-        with open(path, "rb") as fh:
+        # Non-blocking and regular files only: a FIFO here must not stall the scanner.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None
             head = fh.read(_FIRST_LINE_BYTES)
     except OSError:
         return None

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from clawstats.core.catalog import Catalog
+from clawstats.core.enrich import ForecastMemo, enrich
 from clawstats.core.health import Health, HealthLog
 from clawstats.core.records import IndexRow
 from clawstats.core.session import SessionRow, build_row
@@ -28,7 +29,7 @@ from clawstats.core.transcript import TranscriptStats
 from clawstats.core.usage import Pricer
 from clawstats.watch.cache import IndexCache
 from clawstats.watch.index import IndexFile
-from clawstats.watch.layout import AgentSource
+from clawstats.watch.layout import AgentSource, list_regular
 from clawstats.watch.sessionkeys import owner_from_trajectory
 from clawstats.watch.source import Source
 from clawstats.watch.sqlite_store import SqliteAgent
@@ -94,8 +95,12 @@ class StatsStore:
             else:
                 self.files[agent.agent_id] = _AgentFiles(agent, IndexFile(agent.store))
         self._rows: dict[str, tuple[object, SessionRow]] = {}
-        self._views: dict[str, tuple[int, TranscriptView]] = {}
+        # per transcript: (revision, the stats object, its view); a re-read makes a new stats object
+        # whose revision may repeat an old one, so both must match to reuse the view
+        self._views: dict[str, tuple[int, TranscriptStats, TranscriptView]] = {}
+        self._forecasts: ForecastMemo = {}  # per row key: the compaction forecast of an unchanged view
         self._noted: set[tuple[str, str]] = set()
+        self._irregular: dict[str, set[str]] = {}  # sessions dir -> non-regular paths named like transcripts
         self.revision = 0
         self.snapshot: Snapshot | None = None
         # The first scan takes cached tails from one bulk read; later ones look up one by one.
@@ -186,20 +191,29 @@ class StatsStore:
             if path not in claimed:
                 sid = name[: -len(".jsonl")]
                 self._note(path, "transcriptWithoutRow", path)
-                sources.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path))
+                # e.g. an earlier run of a cron job: its trace names the key it ran under
+                owner = self._owner(agent_files, sid)
+                sources.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path, False, owner))
         for sid, path in archives:
-            owner = agent_files.owners.get(sid)
-            if owner is None:
-                owner = owner_from_trajectory(os.path.join(sessions_dir, f"{sid}.trajectory.jsonl"))
-                if owner is not None:
-                    agent_files.owners[sid] = owner
+            owner = self._owner(agent_files, sid)
             sources.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path, True, owner))
         return sources, {s.stats_id for s in sources if s.stats_id is not None}
+
+    @staticmethod
+    def _owner(agent_files: _AgentFiles, sid: str) -> str | None:
+        """The key a transcript no row points at belonged to: learnt live, else from its trace."""
+        owner = agent_files.owners.get(sid)
+        if owner is None:
+            owner = owner_from_trajectory(os.path.join(agent_files.source.sessions_dir, f"{sid}.trajectory.jsonl"))
+            if owner is not None:
+                agent_files.owners[sid] = owner
+        return owner
 
     def _list(self, sessions_dir: str) -> list[str]:
         health, state_dir = self.health, str(self.state_dir)
         try:
-            names = os.listdir(sessions_dir)
+            names, others = list_regular(sessions_dir)
+            self._irregular_files(sessions_dir, others)
             health.clear_condition(sessions_dir)
         except FileNotFoundError:
             names = []
@@ -212,6 +226,17 @@ class StatsStore:
         else:
             health.set_condition(state_dir, "state dir is missing")
         return names
+
+    def _irregular_files(self, sessions_dir: str, others: list[str]) -> None:
+        """A FIFO, directory or symlink loop named like a transcript: never opened (a FIFO would
+        block the scanner), counted, and a condition (degraded) while it is there."""
+        found = {os.path.join(sessions_dir, n) for n in others if is_live_transcript(n) or ARCHIVE_RE.match(n)}
+        for path in self._irregular.get(sessions_dir, set()) - found:
+            self.health.clear_condition(path)
+        for path in found:
+            self._note(path, "notRegularFile", sessions_dir)
+            self.health.set_condition(path, "cannot read: not a regular file (FIFO, directory or symlink loop)")
+        self._irregular[sessions_dir] = found
 
     def _learn_owners(self, agent_files: _AgentFiles, rows: dict[str, IndexRow]) -> None:
         """A key whose sessionId changed owned the old one (its reset archive)."""
@@ -350,9 +375,11 @@ class StatsStore:
         views: dict[str, TranscriptView] = {}
         transcripts: dict[str, tuple[str, TranscriptView]] = {}
         new_rows: dict[str, tuple[object, SessionRow]] = {}
-        new_views: dict[str, tuple[int, TranscriptView]] = {}
+        new_views: dict[str, tuple[int, TranscriptStats, TranscriptView]] = {}
         for src in sources:
             revision, stats = stats_of.get(src.stats_id or "", (-1, None))
+            if src.row is None and not src.archived and (stats is None or stats.entries == 0):
+                continue  # a transcript without a row and without one valid record (binary) is no session
             signature = (src, revision, earlier.get(src.key, 0.0))
             cached = self._rows.get(src.key)
             if cached is not None and cached[0] == signature:
@@ -372,11 +399,11 @@ class StatsStore:
             rows.append(row)
             if stats is not None and src.stats_id is not None:
                 old_view = self._views.get(src.stats_id)
-                if old_view is not None and old_view[0] == revision:
-                    view = old_view[1]
+                if old_view is not None and old_view[0] == revision and old_view[1] is stats:
+                    view = old_view[2]
                 else:
                     view = TranscriptView.of(src.agent_id, stats)
-                new_views[src.stats_id] = (revision, view)
+                new_views[src.stats_id] = (revision, stats, view)
                 views[src.key] = view
                 transcripts[src.stats_id] = (src.agent_id, view)
         changed = new_rows.keys() != self._rows.keys() or any(self._rows[k][1] is not v[1] for k, v in new_rows.items())
@@ -387,6 +414,7 @@ class StatsStore:
             self.snapshot = replace(self.snapshot, health=health)
             return self.snapshot
         self.revision += 1
+        rows = enrich(rows, views, self.catalog.compaction, self._forecasts)  # lineage, tree cost, forecast
         rows.sort(key=lambda r: (-(r.updated_at_ms or 0.0), r.key))
         self.snapshot = Snapshot(
             revision=self.revision,

@@ -9,8 +9,10 @@ archives (``.gz``/``.zst``) are immutable and read whole once.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
+import stat
 from typing import Any, BinaryIO
 
 import msgspec
@@ -20,6 +22,7 @@ from clawstats.core.health import HealthLog
 from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, decode_line, decode_lines
 from clawstats.core.transcript import TranscriptStats
 from clawstats.core.usage import Pricer
+from clawstats.watch.layout import NotRegularFile
 
 __all__ = ["DEFAULT_MAX_LINE_BYTES", "FileId", "Tail", "TailImage", "adopt", "export", "read_whole"]
 
@@ -88,6 +91,8 @@ class Tail:
     def poll(self, health: HealthLog, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> bool:
         """Read what is new; True when the statistics changed. Raises OSError on I/O faults."""
         st = os.stat(self.path)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block open() and read() forever
+            raise NotRegularFile(errno.EINVAL, "not a regular file", self.path)
         file_id = FileId.of(st)
         if file_id == self.file_id:
             return False
@@ -96,7 +101,8 @@ class Tail:
             self._read_compressed(health, max_line_bytes)
             self.file_id = file_id
             return True
-        with open(self.path, "rb") as fh:
+        # O_NONBLOCK: if the path was swapped for a FIFO since the stat, open and read return at once.
+        with _open_nonblocking(self.path) as fh:
             if self._replaced(fh, file_id) or not self._close_open_line(fh):
                 self.restart()
             fh.seek(self.offset + len(self.pending))
@@ -221,24 +227,30 @@ class Tail:
 
     def _read_compressed(self, health: HealthLog, max_line_bytes: int) -> None:
         stream: Any  # GzipFile or a zstandard stream reader: both file-like
-        if self.path.endswith(".gz"):
-            stream = gzip.open(self.path, "rb")
-        else:
-            stream = zstandard.ZstdDecompressor().stream_reader(open(self.path, "rb"), closefd=True)
+        raw = _open_nonblocking(self.path)
         try:
-            with stream:
-                while True:
-                    chunk = stream.read(CHUNK_BYTES)
-                    if not chunk:
-                        break
-                    self.bytes_read += len(chunk)
-                    self._feed(chunk, health, max_line_bytes)
+            with raw:
+                if self.path.endswith(".gz"):
+                    stream = gzip.GzipFile(fileobj=raw, mode="rb")
+                else:
+                    stream = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
+                with stream:
+                    while True:
+                        chunk = stream.read(CHUNK_BYTES)
+                        if not chunk:
+                            break
+                        self.bytes_read += len(chunk)
+                        self._feed(chunk, health, max_line_bytes)
         except (OSError, EOFError, ValueError, zstandard.ZstdError) as exc:  # corrupt archive: keep what decoded
             health.count(self.path, "corruptArchive", str(exc))
         if self.pending and not self._last_line(health):
             health.count(self.path, "partialLine", "archive ends with an incomplete line")
         self.pending = b""
         self.revision += 1
+
+
+def _open_nonblocking(path: str) -> BinaryIO:
+    return os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
 
 
 def read_whole(path: str, max_line_bytes: int, price: Pricer | None = None) -> tuple[Tail, HealthLog]:

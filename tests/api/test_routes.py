@@ -185,3 +185,21 @@ def test_healthz_degraded_with_reason(small_state: Path) -> None:
     assert body["status"] == "degraded"
     assert any("sessions.json" in reason for reason in body["reasons"])
     assert body["skipped"]["indexMalformed"] == 1
+
+
+def test_key_with_a_newline_can_be_fetched(tmp_path: Path) -> None:
+    """Issue 20 #8: ``agent:main:new\\nline`` is a key OpenClaw accepts; its detail must be served."""
+    import json
+
+    from tests.core.lines import assistant, file_state, jsonl, stamp, usage
+
+    state = file_state(
+        tmp_path,
+        {"s1": jsonl([assistant(use=usage(10, 5, cost=0.01), ts=stamp())])},
+        rows={"agent:main:new\nline": "s1"},
+    )
+    with client_for(state) as client:
+        found = client.get("/api/sessions/agent%3Amain%3Anew%0Aline")
+        assert found.status_code == 200, found.text
+        assert found.json()["row"]["key"] == "agent:main:new\nline"
+        assert json.loads(client.get("/api/sessions/agent%3Amain%3Anope").text)["status"] == 404

@@ -7,22 +7,25 @@ from pathlib import Path
 
 import pytest
 
-from clawstats.watch.layout import StateDirError, discover_agents, resolve_state_dir
+from clawstats.watch.layout import StateDirError, choose_state_dir, discover_agents, resolve_state_dir
 
 
 def test_resolution_order(tmp_path: Path) -> None:
     a, b, c = (tmp_path / n for n in "abc")
     for d in (a, b, c, tmp_path / "home" / ".openclaw", tmp_path / "home" / ".clawdbot"):
         d.mkdir(parents=True)
+    # CLAWSTATS_STATE_DIR is read once, by clawstats.settings, into the setting passed here.
     env = {"CLAWSTATS_STATE_DIR": str(b), "OPENCLAW_STATE_DIR": str(c), "HOME": str(tmp_path / "home")}
     assert resolve_state_dir(str(a), env) == a
-    assert resolve_state_dir(None, env) == b
-    assert resolve_state_dir(None, {k: v for k, v in env.items() if k != "CLAWSTATS_STATE_DIR"}) == c
+    assert resolve_state_dir(str(b), env, "CLAWSTATS_STATE_DIR") == b
+    assert resolve_state_dir(None, env) == c
     assert resolve_state_dir(None, {"HOME": str(tmp_path / "home")}) == tmp_path / "home" / ".openclaw"
     (tmp_path / "home" / ".openclaw").rmdir()
     assert resolve_state_dir(None, {"HOME": str(tmp_path / "home")}) == tmp_path / "home" / ".clawdbot"
     with pytest.raises(StateDirError, match="from --state-dir"):
         resolve_state_dir(str(tmp_path / "missing"), env)
+    with pytest.raises(StateDirError, match="from CLAWSTATS_STATE_DIR"):
+        resolve_state_dir(str(tmp_path / "missing"), env, "CLAWSTATS_STATE_DIR")
 
 
 def test_session_store_template(tmp_path: Path) -> None:
@@ -46,3 +49,30 @@ def test_sqlite_layout_wins_over_legacy_index(tmp_path: Path) -> None:
     (tmp_path / "agents" / "ops" / "sessions" / "sessions.json").write_text("{}")
     agents = discover_agents(tmp_path, None, None)
     assert [(a.agent_id, a.layout) for a in agents] == [("main", "sqlite"), ("ops", "file")]
+
+
+@pytest.mark.parametrize(
+    ("dirs", "env", "chosen", "why"),
+    [
+        ([".openclaw", ".clawdbot"], {}, ".openclaw", "the default"),
+        ([".clawdbot", ".moltbot"], {}, ".clawdbot", "legacy dir"),
+        ([".moltbot"], {}, ".moltbot", "legacy dir"),  # older releases, as ccusage reads them
+        ([".moldbot"], {}, ".moldbot", "legacy dir"),
+        ([".openclaw", ".openclaw-work"], {"OPENCLAW_PROFILE": "work"}, ".openclaw-work", "OPENCLAW_PROFILE=work"),
+        ([".openclaw", ".openclaw-work"], {"OPENCLAW_PROFILE": "default"}, ".openclaw", "the default"),
+        ([".openclaw", "elsewhere"], {"OPENCLAW_STATE_DIR": "~/elsewhere"}, "elsewhere", "OPENCLAW_STATE_DIR"),
+    ],
+)
+def test_state_dir_follows_openclaw(
+    tmp_path: Path, dirs: list[str], env: dict[str, str], chosen: str, why: str
+) -> None:
+    for name in dirs:
+        (tmp_path / name).mkdir()
+    path, reason = choose_state_dir(None, {"OPENCLAW_HOME": str(tmp_path), **env})
+    assert path == tmp_path / chosen and why in reason
+
+
+def test_profile_without_its_dir_says_so(tmp_path: Path) -> None:
+    (tmp_path / ".openclaw").mkdir()
+    with pytest.raises(StateDirError, match="OPENCLAW_PROFILE=work"):
+        choose_state_dir(None, {"OPENCLAW_HOME": str(tmp_path), "OPENCLAW_PROFILE": "work"})

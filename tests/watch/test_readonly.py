@@ -17,12 +17,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import REAL_SQLITE, SMALL_STATE
+from tests.conftest import REAL_SQLITE, SMALL_STATE, make_store
 from tests.servers import start_server, stop_server
 
 NOBODY = 65534
@@ -208,3 +209,50 @@ def test_gateway_running_then_stopped_on_a_read_only_dir(outside_tmp: Path) -> N
         assert _tree(state) == stopped
     finally:
         stop_server(server)
+
+
+def _touch_row(writer: sqlite3.Connection, updated_at_ms: int, total_tokens: int) -> None:
+    entry = json.loads(
+        writer.execute("SELECT entry_json FROM session_nodes WHERE session_key='agent:ops:quick'").fetchone()[0]
+    )
+    entry.update(updatedAt=updated_at_ms, totalTokens=total_tokens)
+    writer.execute(
+        "UPDATE session_nodes SET entry_json = ?, updated_at = ? WHERE session_key = 'agent:ops:quick'",
+        (json.dumps(entry), updated_at_ms),
+    )
+
+
+def test_writer_starting_during_an_immutable_read_is_read_again(sqlite_state: Path) -> None:
+    """The gateway starts and checkpoints into the file while a stopped-store (``immutable``) read
+    is between its rows and its events: that scan must not serve the mix, but the new state."""
+    database = sqlite_state / OPS_DB
+    store = make_store(sqlite_state)
+    store.scan()
+    writer = _open_writer(database)  # a first gateway run, stopped again: no -wal, a changed file
+    with writer:
+        _append_cost(writer, 0.5)
+    writer.close()
+    assert not Path(f"{database}-wal").exists()
+    started: list[sqlite3.Connection] = []
+
+    def gateway_starts(frame: FrameType, event: str, _arg: object) -> None:
+        if event == "call" and frame.f_code.co_name == "_read_events" and not started:
+            started.append(_open_writer(database))
+            started[0].execute("BEGIN IMMEDIATE")
+            _append_cost(started[0], 0.25)
+            _touch_row(started[0], 1795550400001, 20000)
+            started[0].execute("COMMIT")
+            started[0].execute("PRAGMA wal_checkpoint(TRUNCATE)")  # into the file being read
+
+    sys.settrace(gateway_starts)
+    try:
+        during = store.scan().by_key["agent:ops:quick"]
+    finally:
+        sys.settrace(None)
+    try:
+        assert started, "the read never reached its events"
+        after = make_store(sqlite_state).scan().by_key["agent:ops:quick"]
+        assert (during.updated_at_ms, during.context_tokens) == (1795550400001, 20000)
+        assert during == after
+    finally:
+        started[0].close()

@@ -1,0 +1,149 @@
+"""Pure attribution, forecast and burn-rate math."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from clawstats.core.attribution import build_tree, channel_of, cron_job_key, cron_job_of, spawn_links
+from clawstats.core.burnrate import HOUR_MS, burn_rate
+from clawstats.core.forecast import CompactionConfig, compaction_config, forecast, growth_per_turn, turns_to_compaction
+from clawstats.core.session import MessageCounts, SessionRow, UsageTotals
+
+DAY0 = 1_796_083_200_000.0  # 2026-12-01T00:00:00Z
+
+
+def row(key: str, cost: float, *, parent: str | None = None, archived_from: str | None = None) -> SessionRow:
+    return SessionRow(
+        key=key,
+        model=None,
+        context_tokens=None,
+        context_pct=None,
+        total_cost=cost,
+        updated_at=None,
+        agent_id="main",
+        session_id=None,
+        kind="direct",
+        context_window=None,
+        context_window_source=None,
+        context_source="unknown",
+        snapshot_stale=False,
+        cost_source="recorded",
+        lifetime_cost=cost,
+        missing_cost_entries=0,
+        usage=UsageTotals(),
+        messages=MessageCounts(),
+        compaction_count=0,
+        last_compaction_at=None,
+        updated_at_ms=None,
+        archived=archived_from is not None,
+        archived_from=archived_from,
+        parent_key=parent,
+    )
+
+
+def test_cron_and_channel_from_keys() -> None:
+    assert cron_job_of("cron:nightly") == "nightly"
+    assert cron_job_of("agent:main:cron:job1:run:abc") == "job1"
+    assert cron_job_of("agent:main:main") is None
+    assert cron_job_key("agent:main:cron:job1:run:abc") == "agent:main:cron:job1"
+    assert cron_job_key("agent:main:cron:job1") is None
+    assert channel_of("agent:main:telegram:group:-100", None) == "telegram"
+    assert channel_of("agent:main:telegram:group:-100", "whatsapp") == "whatsapp"
+    assert channel_of("agent:main:main", None) is None
+    assert channel_of("agent:main:subagent:x:group:y", None) is None
+
+
+def test_tree_cost_counts_each_transcript_once_up_to_the_root() -> None:
+    rows = [
+        row("agent:main:root", 1.0),
+        row("agent:main:root-old", 0.5, archived_from="agent:main:root"),
+        row("agent:main:subagent:a", 0.25, parent="agent:main:root"),
+        row("agent:main:subagent:b", 0.125, parent="agent:main:subagent:a"),  # depth 2
+        row("agent:main:gone-archive", 0.0625, archived_from="agent:main:subagent:gone"),  # cleaned-up child
+    ]
+    tree = build_tree(rows, spawn_links([("agent:main:root", ["agent:main:subagent:gone"])]))
+    assert tree.tree_cost["agent:main:root"] == 1.0 + 0.5 + 0.25 + 0.125 + 0.0625
+    assert tree.tree_cost["agent:main:subagent:a"] == 0.375
+    assert tree.tree_cost["agent:main:subagent:gone"] == 0.0625
+    assert {tree.roots[r.key] for r in rows} == {"agent:main:root"}
+    assert sorted(tree.children["agent:main:root"]) == [
+        "agent:main:root-old",
+        "agent:main:subagent:a",
+        "agent:main:subagent:gone",
+    ]
+
+
+def test_a_lineage_cycle_ends() -> None:
+    rows = [row("a", 1.0, parent="b"), row("b", 2.0, parent="a")]
+    tree = build_tree(rows, {})
+    assert tree.tree_cost == {"a": 3.0, "b": 3.0}
+    assert set(tree.roots.values()) <= {"a", "b"}
+
+
+def test_reserve_per_release() -> None:
+    # 2026.8+: min(20000, window / 4)
+    assert CompactionConfig().reserve(128_000) == 20_000
+    assert CompactionConfig().reserve(32_000) == 8_000
+    # 2026.7: max(reserveTokens or 16384, floor or 20000), capped to leave min(8000, window/2) for the prompt
+    assert CompactionConfig(legacy=True).reserve(128_000) == 20_000
+    assert CompactionConfig(legacy=True).reserve(32_000) == 20_000
+    assert CompactionConfig(legacy=True).reserve(12_000) == 6_000
+    assert CompactionConfig(reserve_tokens=4000, reserve_tokens_floor=0, legacy=True).reserve(32_000) == 4_000
+    cfg = compaction_config({"agents": {"defaults": {"compaction": {"reserveTokens": 4000, "enabled": False}}}})
+    assert cfg.legacy and not cfg.enabled and cfg.reserve_tokens == 4000
+    assert compaction_config(None) == CompactionConfig()
+
+
+def test_growth_is_the_median_of_recent_turns_without_compaction_drops() -> None:
+    after = [1000, 1100, 1300, 1400, 600, 700, 800]
+    dropped = [False, False, False, False, True, False, False]
+    assert growth_per_turn(after, dropped) == 100  # deltas 100, 200, 100, 100, 100 (the drop skipped)
+    assert growth_per_turn([1000, 1100], [False, False]) is None
+
+
+def test_turns_to_compaction() -> None:
+    cfg = CompactionConfig(reserve_tokens=4000, reserve_tokens_floor=0, legacy=True)  # threshold 28000
+    # after turn n the context is 27000 + 500n; with a 300-token next message: 27800 + 300 >= 28000 at n=2
+    assert turns_to_compaction(27_000, 32_000, 500, cfg, next_message=300).turns == 2
+    assert turns_to_compaction(27_000, 32_000, 500, cfg).turns == 2  # 28000 reached after turn 2
+    assert turns_to_compaction(27_900, 32_000, 500, cfg, next_message=300).turns == 1
+    assert turns_to_compaction(28_001, 32_000, 500, cfg).turns == 1
+    assert turns_to_compaction(20_000, 32_000, 0, cfg).reason == "context not growing"
+    assert turns_to_compaction(None, 32_000, 10, cfg).turns is None
+    assert turns_to_compaction(20_000, 32_000, 10, CompactionConfig(enabled=False)).turns is None
+    # after a compaction with no call since, the estimate clawstats shows is the starting point;
+    # growth 1000, replies of 200 tokens: the next message is ~800 -> 10000 + 1000n + 800 >= 28000 at n=18
+    calls, prompts, outputs = [1.0, 2.0, 3.0], [20_000, 21_000, 22_000], [200, 200, 200]
+    growth, left = forecast(calls, prompts, outputs, [4.0], 32_000, cfg, 10_000)
+    assert growth == 1000 and left.turns == 18
+    growth, left = forecast(calls, prompts, outputs, [4.0], 32_000, cfg)
+    assert left.turns is None and left.reason
+
+
+def test_burn_rate_and_projection_range() -> None:
+    now = DAY0 + 12 * HOUR_MS  # noon UTC: 12 hours left
+    calls = [(now - 0.5 * HOUR_MS, 2.0), (now - 1.5 * HOUR_MS, 1.0), (now - 30 * HOUR_MS, 100.0), (now + 1, 9.0)]
+    burn = burn_rate(calls, now, daily_budget_usd=10.0)
+    assert burn.last_hour_usd == 2.0 and burn.last_24h_usd == 3.0 and burn.today_usd == 3.0
+    assert burn.rate_usd_per_hour.low == 0.0 and burn.rate_usd_per_hour.high == 2.0
+    assert math.isclose(burn.rate_usd_per_hour.expected, 0.5)
+    assert burn.projected_day_usd.low == 3.0
+    assert math.isclose(burn.projected_day_usd.expected, 3.0 + 0.5 * 12)
+    assert math.isclose(burn.projected_day_usd.high, 3.0 + 2.0 * 12)
+    assert burn.budget_reached_at is None  # 7 USD to go at 0.5 USD/h: not before the day ends
+    soon = burn_rate(calls, now, daily_budget_usd=4.0)
+    assert soon.budget_reached_at == "2026-12-01T14:00:00.000Z"  # 1 USD to go at 0.5 USD/h
+    reached = burn_rate(calls, now, daily_budget_usd=2.5)
+    assert reached.budget_reached_at == "2026-12-01T11:30:00.000Z"  # the call that crossed it
+    idle = burn_rate([], now)
+    assert (idle.projected_day_usd.low, idle.projected_day_usd.high, idle.budget_reached_at) == (0.0, 0.0, None)
+
+
+@pytest.mark.parametrize("hours_left", [0.25, 6.0, 23.5])
+def test_projection_never_below_what_is_spent(hours_left: float) -> None:
+    now = DAY0 + (24 - hours_left) * HOUR_MS
+    burn = burn_rate([(now - 10.0, 1.0)], now)
+    assert burn.projected_day_usd.low <= burn.projected_day_usd.expected <= burn.projected_day_usd.high
+    assert burn.projected_day_usd.low >= burn.today_usd
