@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from queue import Empty, Queue
 from typing import Any, TypeVar
 
 import httpx
@@ -109,3 +112,37 @@ def stop_server(server: LiveServer) -> None:
         server.proc.wait()
     if server.proc.stdout is not None:
         server.proc.stdout.close()
+
+
+#: How long a test waits for one SSE event before failing with its name.
+EVENT_DEADLINE_S = 10.0
+
+
+def sse_events(
+    url: str, out: Queue[tuple[str, dict[str, Any]]], stop: threading.Event, headers: dict[str, str]
+) -> None:
+    try:
+        with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(30.0)) as response:
+            name = None
+            for line in response.iter_lines():
+                if stop.is_set():
+                    return
+                if line.startswith("event:"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and name:
+                    out.put((name, json.loads(line.split(":", 1)[1])))
+    except httpx.HTTPError:
+        if not stop.is_set():
+            out.put(("error", {}))
+
+
+def next_event(out: Queue[tuple[str, dict[str, Any]]], name: str) -> dict[str, Any]:
+    deadline = time.monotonic() + EVENT_DEADLINE_S
+    while time.monotonic() < deadline:
+        try:
+            got, body = out.get(timeout=0.2)
+        except Empty:
+            continue
+        if got == name:
+            return body
+    raise AssertionError(f"no {name} event within {EVENT_DEADLINE_S}s")

@@ -20,9 +20,8 @@ import pytest
 from clawstats.cli import main
 from clawstats.core.alerts import AlertBook, AlertConfigError, AlertRules
 from clawstats.settings import Settings
-from tests.api.test_live import _events, _next
 from tests.conftest import OPS_TRANSCRIPT, SMALL_STATE, make_store
-from tests.servers import start_server, stop_server
+from tests.servers import next_event, sse_events, start_server, stop_server
 
 KEY = "agent:ops:incident-long"
 
@@ -193,12 +192,12 @@ def test_delivery_sse_api_and_webhook_that_hangs(small_state: Path, hook: str) -
     )
     out: Queue[tuple[str, dict[str, Any]]] = Queue()
     stop = threading.Event()
-    reader = threading.Thread(target=_events, args=(server.url + "/api/events", out, stop, {}), daemon=True)
+    reader = threading.Thread(target=sse_events, args=(server.url + "/api/events", out, stop, {}), daemon=True)
     try:
         reader.start()
-        _next(out, "snapshot")
+        next_event(out, "snapshot")
         Chain(small_state / OPS_TRANSCRIPT).call(29500)
-        alert = _next(out, "alert")
+        alert = next_event(out, "alert")
         assert alert["id"] == f"context_pct_90|{KEY}" and alert["severity"] == "warning"
         assert alert["session"]["contextPct"] == 92 and "92%" in alert["text"] and alert["content"] == alert["text"]
         # The webhook receiver hangs: the API answers all the same.

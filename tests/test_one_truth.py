@@ -85,6 +85,17 @@ def test_every_surface_gives_the_same_total(snap: Snapshot) -> None:
     ]
     export.shutdown()
     figures["OTLP"] = sum(points)
+    # recorded and computed apart, equal on every surface that shows them apart
+    split = {"totals": (snap.totals.recorded_cost, snap.totals.computed_cost)}
+    rows = list(csv.DictReader(io.StringIO(text)))
+    split["usage CSV"] = (sum(float(r["recordedCost"]) for r in rows), sum(float(r["computedCost"]) for r in rows))
+    samples = [s for s in metrics["openclaw_cost_usd"].samples if s.name.endswith("_total")]
+    split["/metrics"] = tuple(
+        sum(s.value for s in samples if s.labels["source"] == source) for source in ("recorded", "computed")
+    )
+    for name, (recorded, computed) in split.items():
+        assert math.isclose(recorded, RECORDED, abs_tol=1e-9), (name, recorded)
+        assert math.isclose(computed, COMPUTED, abs_tol=1e-9), (name, computed)
     found = conditions(snap, AlertRules(agent_budget_usd=0.0, daily_budget_usd=0.0), {}, NOW_MS)
     figures["alert agent_budget"] = sum(c.value for c in found if c.rule == "agent_budget")
     figures["alert daily_budget"] = sum(c.value for c in found if c.rule == "daily_budget")

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from tests.api.test_live import _assistant_line
 from tests.conftest import OPS_TRANSCRIPT
+from tests.core.lines import assistant_line
 from tests.servers import start_server, stop_server
 
 
@@ -106,7 +106,7 @@ def test_otlp_export_names_values_and_token_usage(recent_small_state: Path, rece
         assert ctx["agent:ops:incident-long"] == 26733
 
         with open(small_state / OPS_TRANSCRIPT, "ab") as fh:
-            fh.write(_assistant_line(0.5, 31000))
+            fh.write(assistant_line(0.5, 31000))
         usage = _wait_for(lambda m: m.get("gen_ai.client.token.usage"), "gen_ai.client.token.usage")
         points = {_attrs(p)["gen_ai.token.type"]: p for p in usage.histogram.data_points}
         assert points["input"].count == 1 and points["input"].sum == 31000

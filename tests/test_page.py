@@ -15,8 +15,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.api.test_live import _assistant_line
 from tests.conftest import OPS_TRANSCRIPT
+from tests.core.lines import assistant_line
 from tests.servers import LiveServer, start_server, stop_server
 
 pytestmark = pytest.mark.browser
@@ -71,7 +71,7 @@ def test_table_equals_api_and_updates_live(browser: Browser, live_server: tuple[
     _shot(page, "table-1280-light")
 
     with open(state / OPS_TRANSCRIPT, "ab") as fh:
-        fh.write(_assistant_line(0.5, 31000))
+        fh.write(assistant_line(0.5, 31000))
     expect(ops).to_contain_text("$0.6058", timeout=10_000)
     text = ops.inner_text()
     assert "31k/32k (97%)" in text and "tx" in text  # from the transcript, marked

@@ -17,9 +17,8 @@ import pytest
 
 from clawstats.api.server import check_bind
 from clawstats.settings import Settings
-from tests.api.test_live import _events, _next
 from tests.conftest import OPS_TRANSCRIPT
-from tests.servers import start_server, stop_server
+from tests.servers import next_event, sse_events, start_server, stop_server
 
 MARKER = "SECRET-MARKER-7f3a9c"
 TOKEN = "t0ken-for-tests"
@@ -85,10 +84,10 @@ def test_no_message_text_anywhere(small_state: Path) -> None:
     bodies: list[str] = []
     out: Queue[tuple[str, dict[str, Any]]] = Queue()
     stop = threading.Event()
-    reader = threading.Thread(target=_events, args=(server.url + "/api/events", out, stop, AUTH), daemon=True)
+    reader = threading.Thread(target=sse_events, args=(server.url + "/api/events", out, stop, AUTH), daemon=True)
     try:
         reader.start()
-        bodies.append(json.dumps(_next(out, "snapshot")))
+        bodies.append(json.dumps(next_event(out, "snapshot")))
         for path in (
             "/api/sessions",
             "/api/sessions.csv",

@@ -37,7 +37,13 @@ def test_rows_show_unknown_cost_and_the_output_says_degraded(
     assert " ? " in table and "$0.0000" not in table.split("\n")[1] and "1 with unknown cost" in table
 
 
-def test_check_exits_could_not_read(no_events_table: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["check", "--state-dir", str(no_events_table), "--no-cache", "--max-session-cost", "1"])
+@pytest.mark.parametrize("table", ["transcript_events", "session_nodes"])
+def test_check_exits_could_not_read(tmp_path: Path, table: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without events the rows' cost is unknown; without rows the agent's sessions are: either way
+    ``check`` cannot say the limits hold, and says what it could not read."""
+    state = sqlite_state_with(tmp_path, {"s1": [assistant(use=usage(10, 5, cost=0.25), ts=stamp())]})
+    with closing(writer(sqlite_path(state))) as db, db:
+        db.execute(f"DROP TABLE {table}")
+    code = main(["check", "--state-dir", str(state), "--no-cache", "--max-session-cost", "1"])
     assert code == CHECK_UNREADABLE == 3
     assert "could not read" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from clawstats.core.figures import tokens_by_type
+from clawstats.core.figures import cost_by_source, tokens_by_type
 from clawstats.core.health import SKIP_KINDS
 from clawstats.core.snapshot import Snapshot
 from clawstats.core.totals import sum_by_agent_model
@@ -78,7 +78,11 @@ class SnapshotCollector(Collector):
     def _usage(self, snapshot: Snapshot) -> Iterator[Metric]:
         sums = sum_by_agent_model(snapshot.transcripts)
         tokens = CounterMetricFamily("openclaw_tokens", "Tokens by type", labels=["agent", "model", "type"])
-        cost = CounterMetricFamily("openclaw_cost_usd", "Recorded cost in USD", labels=["agent", "model"])
+        cost = CounterMetricFamily(
+            "openclaw_cost_usd",
+            "Cost in USD: source=recorded (OpenClaw's usage.cost) or computed (priced by clawstats, per call)",
+            labels=["agent", "model", "source"],
+        )
         calls = CounterMetricFamily("clawstats_calls", "Model calls", labels=["agent", "model"])
         missing = CounterMetricFamily(
             "clawstats_calls_without_cost", "Model calls with no recorded cost", labels=["agent", "model"]
@@ -86,7 +90,8 @@ class SnapshotCollector(Collector):
         for (agent, model), acc in sorted(sums.items()):
             for name, count in tokens_by_type(acc.usage):
                 tokens.add_metric([agent, model, name], count)
-            cost.add_metric([agent, model], acc.cost)
+            for source, usd in cost_by_source(acc):
+                cost.add_metric([agent, model, source], usd)
             calls.add_metric([agent, model], acc.calls)
             missing.add_metric([agent, model], acc.missing_cost_entries)
         yield from (tokens, cost, calls, missing)

@@ -3,7 +3,8 @@
 Instruments, all with ``openclaw.agent`` and ``gen_ai.request.model`` attributes:
 
 - ``openclaw.tokens`` (observable counter, ``{token}``, + ``gen_ai.token.type``) and
-  ``openclaw.cost.usd`` (observable counter, ``USD``): cumulative, from the snapshot;
+  ``openclaw.cost.usd`` (observable counter, ``USD``, + ``openclaw.cost.source`` ``recorded`` or
+  ``computed``): cumulative, from the snapshot;
 - ``openclaw.context.tokens`` (observable gauge, ``{token}``, + ``openclaw.session.key``) for
   sessions updated within the metrics window;
 - ``gen_ai.client.token.usage`` (histogram, ``{token}``, GenAI semantic conventions, with
@@ -22,7 +23,7 @@ from array import array
 from collections.abc import Iterable
 from typing import Any
 
-from clawstats.core.figures import tokens_by_type
+from clawstats.core.figures import cost_by_source, tokens_by_type
 from clawstats.core.snapshot import Snapshot
 from clawstats.core.totals import UsageGroup, sum_by_agent_model
 
@@ -51,7 +52,9 @@ class OtlpExport:
         self.provider = MeterProvider(metric_readers=[reader], resource=Resource.create({"service.name": service_name}))
         meter = self.provider.get_meter("clawstats")
         meter.create_observable_counter("openclaw.tokens", [self._tokens], unit="{token}", description="Tokens")
-        meter.create_observable_counter("openclaw.cost.usd", [self._cost], unit="USD", description="Recorded cost")
+        meter.create_observable_counter(
+            "openclaw.cost.usd", [self._cost], unit="USD", description="Cost (recorded or computed)"
+        )
         meter.create_observable_gauge(
             "openclaw.context.tokens", [self._context], unit="{token}", description="Context tokens in use"
         )
@@ -99,7 +102,9 @@ class OtlpExport:
 
     def _cost(self, _options: Any) -> Iterable[Any]:
         for (agent, model), acc in sorted(self._sums().items()):
-            yield self._observation(acc.cost, {"openclaw.agent": agent, "gen_ai.request.model": model})
+            for source, usd in cost_by_source(acc):
+                attrs = {"openclaw.agent": agent, "gen_ai.request.model": model, "openclaw.cost.source": source}
+                yield self._observation(usd, attrs)
 
     def _context(self, _options: Any) -> Iterable[Any]:
         if self.current is None:

@@ -41,7 +41,18 @@ SESSION_COLUMNS = (
     "channel",
     "turnsToCompaction",
 )
-USAGE_COLUMNS = ("group", "calls", "inputTokens", "outputTokens", "cacheReadTokens", "cacheWriteTokens", "cost")
+USAGE_COLUMNS = (
+    "group",
+    "calls",
+    "inputTokens",
+    "outputTokens",
+    "cacheReadTokens",
+    "cacheWriteTokens",
+    "cost",
+    "recordedCost",
+    "computedCost",
+    "unpricedCalls",
+)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -106,7 +117,18 @@ def usage_csv(groups: dict[str, UsageGroup], by: str) -> str:
     return _write(
         header,
         (
-            (name, g.calls, g.usage.input, g.usage.output, g.usage.cache_read, g.usage.cache_write, repr(g.cost))
+            (
+                name,
+                g.calls,
+                g.usage.input,
+                g.usage.output,
+                g.usage.cache_read,
+                g.usage.cache_write,
+                repr(g.cost),
+                repr(g.recorded_cost),
+                repr(g.computed_cost),
+                g.unpriced_calls,
+            )
             for name, g in groups.items()
         ),
     )

@@ -54,6 +54,14 @@ def tokens_by_type(usage: UsageTotals) -> tuple[tuple[str, int], ...]:
     )
 
 
+def cost_by_source(group: UsageGroup) -> tuple[tuple[str, float], ...]:
+    """A group's cost apart by where it comes from, for surfaces that label it (metrics, OTLP):
+    ``recorded`` always, ``computed`` once any call lacked a recorded cost. They sum to ``cost``."""
+    if not group.missing_cost_entries:
+        return (("recorded", group.recorded_cost),)
+    return (("recorded", group.recorded_cost), ("computed", group.computed_cost))
+
+
 def usage_totals(input_: int, output: int, cache_read: int, cache_write: int) -> UsageTotals:
     return UsageTotals(input_, output, cache_read, cache_write, input_ + output + cache_read + cache_write)
 

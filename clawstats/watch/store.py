@@ -100,6 +100,7 @@ class StatsStore:
         self._views: dict[str, tuple[int, TranscriptStats, TranscriptView]] = {}
         self._forecasts: ForecastMemo = {}  # per row key: the compaction forecast of an unchanged view
         self._noted: set[tuple[str, str]] = set()
+        self._archive_owners: dict[str, str] = {}  # trajectory path -> key (SQLite agents' archives)
         self._irregular: dict[str, set[str]] = {}  # sessions dir -> non-regular paths named like transcripts
         self.revision = 0
         self.snapshot: Snapshot | None = None
@@ -126,6 +127,7 @@ class StatsStore:
             sources.extend(agent_sources)
         for sqlite_agent in self.sqlite.values():
             sources.extend(sqlite_agent.scan(stats_of))
+            sources.extend(self._sqlite_archives(sqlite_agent, stats_of, changed))
         self._cached = None
         self.health.last_scan_ms = time.time() * 1000.0
         self.health.last_scan_s = time.perf_counter() - started
@@ -297,6 +299,36 @@ class StatsStore:
         for path in [p for p in self.tails if p.startswith(prefix) and p not in wanted]:
             self.tails.pop(path, None)
             self.health.clear_condition(path)
+
+    def _sqlite_archives(
+        self, agent: SqliteAgent, stats_of: dict[str, tuple[int, TranscriptStats]], changed: set[str] | None
+    ) -> list[Source]:
+        """Reset/deleted transcript files beside a SQLite store, as OpenClaw's usage report counts
+        them: a migration imports the live sessions into the database (their files go to
+        ``session-sqlite-import-archive/``, never read: they would count twice) and leaves the
+        archives of earlier sessions in ``sessions/``, their only record."""
+        source = agent.source
+        try:
+            names = os.listdir(source.sessions_dir)
+        except OSError:
+            names = []
+        in_database = {sid for _updated, _row, sid in agent.rows.values()}
+        _live, archives = _classify(source.sessions_dir, names)
+        found: list[Source] = []
+        for sid, path in archives:
+            if sid in in_database:
+                continue
+            trajectory = os.path.join(source.sessions_dir, f"{sid}.trajectory.jsonl")
+            owner = self._archive_owners.get(trajectory)
+            if owner is None:  # kept once found: an archive's owner never changes
+                owner = owner_from_trajectory(trajectory)
+                if owner is not None:
+                    self._archive_owners[trajectory] = owner
+            found.append(Source(f"agent:{source.agent_id}:{sid}", source.agent_id, None, path, True, owner))
+        wanted = {src.stats_id for src in found if src.stats_id is not None}
+        self._adopt_new(source, wanted)
+        self._poll_tails(source.sessions_dir, wanted, stats_of, changed)
+        return found
 
     def _adopt_new(self, source: AgentSource, wanted: set[str]) -> list[str]:
         """Tails for paths seen for the first time (renamed, cached or new); returns those paths."""

@@ -150,8 +150,8 @@ class Tail:
         """A complete JSON line at the end of the file without its newline is a line (OpenClaw
         counts it; a JSON object cannot be a proper prefix of a longer valid line). One that
         does not parse yet is left pending: the writer may be in the middle of it."""
-        if not self.pending or self.skipping or self.pending.isspace():
-            return False
+        if not self.pending or self.skipping or not self.pending.rstrip().endswith(b"}"):
+            return False  # a JSON object line ends with "}": anything else is still being written
         try:
             line = decode_line(self.pending)
         except BadRecord:

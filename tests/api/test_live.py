@@ -9,72 +9,17 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from queue import Empty, Queue
+from queue import Queue
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import OPS_TRANSCRIPT
-from tests.servers import LiveServer, start_server, stop_server
+from tests.core.lines import assistant_line
+from tests.servers import LiveServer, next_event, sse_events, start_server, stop_server
 
 DEADLINE_S = 10.0
-
-
-def _events(url: str, out: Queue[tuple[str, dict[str, Any]]], stop: threading.Event, headers: dict[str, str]) -> None:
-    try:
-        with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(30.0)) as response:
-            name = None
-            for line in response.iter_lines():
-                if stop.is_set():
-                    return
-                if line.startswith("event:"):
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("data:") and name:
-                    out.put((name, json.loads(line.split(":", 1)[1])))
-    except httpx.HTTPError:
-        if not stop.is_set():
-            out.put(("error", {}))
-
-
-def _next(out: Queue[tuple[str, dict[str, Any]]], name: str) -> dict[str, Any]:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        try:
-            got, body = out.get(timeout=0.2)
-        except Empty:
-            continue
-        if got == name:
-            return body
-    raise AssertionError(f"no {name} event within {DEADLINE_S}s")
-
-
-def _assistant_line(cost: float, prompt: int) -> bytes:
-    """A new call written now (the state's times are moved to now, so a live call is later)."""
-    now_ms = int(time.time() * 1000)
-    entry = {
-        "type": "message",
-        "id": "feedf00d",
-        "parentId": "8e9fc121",
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(now_ms / 1000)),
-        "message": {
-            "role": "assistant",
-            "content": [{"type": "text", "text": "ok"}],
-            "provider": "mock",
-            "model": "mock-small",
-            "usage": {
-                "input": prompt,
-                "output": 10,
-                "cacheRead": 0,
-                "cacheWrite": 0,
-                "totalTokens": prompt + 10,
-                "cost": {"total": cost},
-            },
-            "stopReason": "stop",
-            "timestamp": now_ms,
-        },
-    }
-    return json.dumps(entry).encode() + b"\n"
 
 
 def test_append_arrives_as_sse_event_and_in_polling(live_server: tuple[LiveServer, Path]) -> None:
@@ -83,13 +28,13 @@ def test_append_arrives_as_sse_event_and_in_polling(live_server: tuple[LiveServe
     old = next(r for r in before["sessions"] if r["key"] == "agent:ops:incident-long")
     out: Queue[tuple[str, dict[str, Any]]] = Queue()
     stop = threading.Event()
-    reader = threading.Thread(target=_events, args=(server.url + "/api/events", out, stop, {}), daemon=True)
+    reader = threading.Thread(target=sse_events, args=(server.url + "/api/events", out, stop, {}), daemon=True)
     reader.start()
-    snapshot = _next(out, "snapshot")
+    snapshot = next_event(out, "snapshot")
     assert len(snapshot["sessions"]) == len(before["sessions"])
     with open(state / OPS_TRANSCRIPT, "ab") as fh:
-        fh.write(_assistant_line(0.5, 27000))
-    delta = _next(out, "sessions")
+        fh.write(assistant_line(0.5, 27000))
+    delta = next_event(out, "sessions")
     polled = httpx.get(server.url + "/api/sessions?agent=ops").json()["sessions"][0]
     stop.set()
     server.proc.terminate()
@@ -139,7 +84,7 @@ def test_sigterm_is_graceful_and_persists_the_index(small_state: Path, tmp_path:
     cache_dir = tmp_path / "cache"
     server = start_server(["serve", "--state-dir", str(small_state), "--cache-dir", str(cache_dir)])
     with open(small_state / OPS_TRANSCRIPT, "ab") as fh:
-        fh.write(_assistant_line(0.25, 1000))
+        fh.write(assistant_line(0.25, 1000))
     deadline = time.monotonic() + DEADLINE_S
     while httpx.get(server.url + "/api/sessions?agent=ops").json()["sessions"][0]["contextTokens"] != 1000:
         assert time.monotonic() < deadline

@@ -14,9 +14,8 @@ from typing import Any
 
 import httpx
 
-from tests.api.test_live import _events, _next
 from tests.conftest import REAL_SQLITE
-from tests.servers import start_server, stop_server
+from tests.servers import next_event, sse_events, start_server, stop_server
 
 WRITER = Path(__file__).parent.parent.parent / "bench" / "sqlite_writer.py"
 
@@ -27,11 +26,11 @@ def test_writer_process_changes_arrive_and_writer_never_busy(tmp_path: Path) -> 
     server = start_server(["serve", "--state-dir", str(state), "--no-cache", "--poll-interval-s", "0.2"])
     out: Queue[tuple[str, dict[str, Any]]] = Queue()
     stop = threading.Event()
-    reader = threading.Thread(target=_events, args=(server.url + "/api/events", out, stop, {}), daemon=True)
+    reader = threading.Thread(target=sse_events, args=(server.url + "/api/events", out, stop, {}), daemon=True)
     try:
         before = httpx.get(server.url + "/api/sessions?agent=ops&q=quick").json()["sessions"][0]
         reader.start()
-        _next(out, "snapshot")
+        next_event(out, "snapshot")
         database = state / "agents/ops/agent/openclaw-agent.sqlite"
         writer = subprocess.run(
             [sys.executable, str(WRITER), str(database), "--events", "40", "--interval-s", "0.01", "--cost", "0.5"],
@@ -44,7 +43,7 @@ def test_writer_process_changes_arrive_and_writer_never_busy(tmp_path: Path) -> 
         deadline = time.monotonic() + 10
         row: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            event = _next(out, "sessions")
+            event = next_event(out, "sessions")
             rows = [r for r in event["sessions"] if r["key"] == "agent:ops:quick"]
             if rows and rows[0]["contextTokens"] == 20000 and rows[0]["contextSource"] == "snapshot":
                 row = rows[0]

@@ -113,7 +113,10 @@ def test_usage_groups_and_csv() -> None:
         day = client.get("/api/usage?by=day&since=2026-11-24&until=2026-11-24").json()
         assert list(day["groups"]) == ["2026-11-24"]
         csv_text = client.get("/api/usage.csv?by=model").text
-        assert csv_text.splitlines()[0] == "model,calls,inputTokens,outputTokens,cacheReadTokens,cacheWriteTokens,cost"
+        assert csv_text.splitlines()[0] == (
+            "model,calls,inputTokens,outputTokens,cacheReadTokens,cacheWriteTokens,cost,"
+            "recordedCost,computedCost,unpricedCalls"
+        )
         response = client.get("/api/sessions.csv?agent=ops")
         assert response.headers["content-type"].startswith("text/csv")
         assert len(response.text.splitlines()) == 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,31 @@ def append_events(db: sqlite3.Connection, sid: str, lines: list[Line]) -> None:
             "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?, ?, ?, ?)",
             (sid, top + offset, json.dumps(line), 1795540000000),
         )
+
+
+def assistant_line(cost: float, prompt: int) -> bytes:
+    """A new call written now (the state's times are moved to now, so a live call is later)."""
+    now_ms = int(time.time() * 1000)
+    entry = {
+        "type": "message",
+        "id": "feedf00d",
+        "parentId": "8e9fc121",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(now_ms / 1000)),
+        "message": {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "ok"}],
+            "provider": "mock",
+            "model": "mock-small",
+            "usage": {
+                "input": prompt,
+                "output": 10,
+                "cacheRead": 0,
+                "cacheWrite": 0,
+                "totalTokens": prompt + 10,
+                "cost": {"total": cost},
+            },
+            "stopReason": "stop",
+            "timestamp": now_ms,
+        },
+    }
+    return json.dumps(entry).encode() + b"\n"

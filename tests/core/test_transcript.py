@@ -8,7 +8,9 @@ import msgspec
 import pytest
 
 from clawstats.core.catalog import Catalog
-from clawstats.core.figures import UNDATED, cost_source, figure_of, in_range, money, summed
+from clawstats.core.figures import UNDATED, cost_source, figure_of, figures, in_range, money, summed
+from clawstats.core.pricing import genai_price
+from clawstats.core.query import QueryError, parse_day
 from clawstats.core.records import IndexRow
 from clawstats.core.session import build_row
 from clawstats.core.transcript import CHARS_PER_TOKEN, TranscriptStats
@@ -214,3 +216,46 @@ def test_state_round_trip_and_other_versions_rejected() -> None:
     bucket = next(iter(stats.buckets.values()))
     assert msgspec.msgpack.decode(msgspec.msgpack.encode(bucket.image())) == list(bucket.image())
     assert bucket.image().bucket() == bucket and bucket.copy() == bucket and bucket.copy() is not bucket
+
+
+@pytest.mark.parametrize(
+    ("raw", "day"),
+    [
+        ("2026-11-24", "2026-11-24"),
+        ("2026-11-24T22:00:00-05:00", "2026-11-25"),  # issue 20 #6: converted to UTC, not cut
+        ("2026-11-25T01:30:00+02:00", "2026-11-24"),
+        ("2026-11-24T23:59:59Z", "2026-11-24"),
+        ("2026-11-24T10:00", "2026-11-24"),  # no offset: UTC
+    ],
+)
+def test_range_bounds_are_utc_days(raw: str, day: str) -> None:
+    assert parse_day("since", raw) == day
+
+
+@pytest.mark.parametrize("raw", ["2026-13-01", "2026-02-30", "2026-11-24T25:00:00Z", "yesterday", "2026-11"])
+def test_range_bounds_that_are_not_dates_are_rejected(raw: str) -> None:
+    with pytest.raises(QueryError, match="since"):
+        parse_day("since", raw)
+
+
+def test_undated_calls_are_in_no_range() -> None:
+    """Issue 20 #6: ``--since 2030-01-01`` returned the undated calls' cost."""
+    stats = stats_of([assistant(use=usage(10, 5, cost=0.0706)), assistant(use=usage(1, 1, cost=0.5), ts=stamp())])
+    everything = figures([("main", stats)], ("day",))
+    assert {key[0] for key in everything} == {"2026-11-24", UNDATED}
+    assert figures([("main", stats)], ("day",), since="2030-01-01") == {}
+    assert list(figures([("main", stats)], (), until="2030-01-01").values())[0].cost == 0.5
+
+
+@pytest.mark.parametrize(
+    ("model", "priced"),
+    [
+        ("openai/gpt-4o", True),
+        ("deepseek/deepseek-r1", True),
+        ("ollama/deepseek-r1", False),  # issue 20 #3: a local model, not DeepSeek's API
+        ("foo/gpt-4o", False),  # an unknown provider is not OpenAI
+        ("gpt-4o", False),  # no provider: no guess
+    ],
+)
+def test_offline_prices_never_drop_the_provider(model: str, priced: bool) -> None:
+    assert (genai_price(model, 1000, 100, 0, 0) is not None) is priced
