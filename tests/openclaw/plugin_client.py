@@ -129,7 +129,10 @@ def tab(ui_url: str, gw_token: str, shot: str) -> dict[str, Any]:
                 if state == "live" and rows:
                     break
             page.wait_for_timeout(200)  # (time.sleep would not let Playwright process frame events)
-        sandbox = page.eval_on_selector_all("iframe", "fs => fs.map(f => f.getAttribute('sandbox'))")
+        # The tab's own frame (the Control UI may hold other frames of its own, e.g. a probe).
+        ours = "fs => fs.filter(f => (f.src || '').includes('/plugins/clawstats'))"
+        sandbox = page.eval_on_selector_all("iframe", ours + ".map(f => f.getAttribute('sandbox'))")
+        all_frames = page.eval_on_selector_all("iframe", "fs => fs.map(f => [f.src, f.getAttribute('sandbox')])")
         text = None
         if frame is not None and state != "live":
             try:
@@ -139,7 +142,7 @@ def tab(ui_url: str, gw_token: str, shot: str) -> dict[str, Any]:
         page.screenshot(path=shot)
         ctx.close()
     return {"href": href, "frameUrl": frame.url if frame else None, "state": state, "rows": rows,
-            "sandbox": sandbox, "failed": failed, "frameText": text}  # fmt: skip
+            "sandbox": sandbox, "iframes": all_frames, "failed": failed, "frameText": text}  # fmt: skip
 
 
 def hold(url: str, token: str) -> None:
