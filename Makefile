@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo serve test check lint system-deps bench fuzz reliability clean
+.PHONY: install demo serve test check lint system-deps bench fuzz reliability clean conformance
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ lint: install
 test: install system-deps lint
 	$(BIN)/python -m pytest
 	FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f +365d $(BIN)/python -m pytest -m clock -p no:cacheprovider -q
+
+# The conformance suite alone (also part of make test): the real OpenClaw 2026.7.1 and 2026.9.6
+# gateways offline (Node and OpenClaw installed once from the npm registry into
+# $${CLAWSTATS_CONFORMANCE_CACHE:-~/.cache/clawstats-conformance}); docs/CONFORMANCE.md.
+conformance: install
+	$(BIN)/python -m pytest -m conformance tests/conformance
 
 bench: install system-deps
 	$(BIN)/python bench/run.py --size small --runs 3

@@ -18,8 +18,9 @@ from typing import Any
 
 import platformdirs
 
-from clawstats.core.alerts import AlertRules, validate
+from clawstats.core.alerts import AlertConfigError, AlertRules, validate
 from clawstats.core.records import DEFAULT_MAX_LINE_BYTES
+from clawstats.watch.layout import MAX_CONFIG_BYTES, read_regular
 
 
 class UsageError(ValueError):
@@ -293,7 +294,12 @@ class Settings:
         """The rules file (if any), then the flags; raises AlertConfigError on bad values."""
         rules = AlertRules()
         if self.alerts_config:
-            rules = AlertRules.from_toml(Path(self.alerts_config).expanduser(), rules)
+            path = str(Path(self.alerts_config).expanduser())
+            try:  # non-blocking and bounded: a FIFO or a huge file here is an error, not a hang
+                text = read_regular(path, MAX_CONFIG_BYTES).decode("utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise AlertConfigError(f"cannot read alert rules from {path}: {exc}") from None
+            rules = AlertRules.from_toml(text, path, rules)
         overrides: dict[str, Any] = {}
         if self.alert_context_pct is not None:
             overrides["context_pct"] = tuple(self.alert_context_pct)

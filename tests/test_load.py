@@ -45,7 +45,7 @@ async def sse_client(url: str, ids: list[int], stop: asyncio.Event, errors: list
                     if line.startswith("event:"):
                         name = line[6:].strip()
                     elif line.startswith("id:"):
-                        event_id = int(line[3:].strip())
+                        event_id = int(line[3:].strip().split("-")[1])  # "<epoch>-<revision>"
                     elif line.startswith("data:") and event_id is not None:
                         if name == "snapshot":
                             ids.append(-event_id)  # marks the starting revision

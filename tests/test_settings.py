@@ -141,3 +141,11 @@ def test_exit_codes_table_in_readme() -> None:
 
     for code, meaning in EXIT_CODES.items():
         assert f"| {code} | {meaning} |" in README
+
+
+def test_alerts_config_fifo_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "alerts.toml"
+    os.mkfifo(fifo)
+    proc = _run(["serve", "--state-dir", STATE, "--no-cache", "--alerts-config", str(fifo)])
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot read alert rules" in proc.stderr and proc.stderr.count("\n") == 1

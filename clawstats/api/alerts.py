@@ -19,7 +19,7 @@ import httpx
 import msgspec
 
 from clawstats import __version__
-from clawstats.api.events import Event, Hub
+from clawstats.api.events import Hub
 from clawstats.core.alerts import Alert, AlertBook, AlertRules
 from clawstats.core.snapshot import Snapshot
 from clawstats.watch.cache import AlertStateFile
@@ -143,7 +143,7 @@ class AlertManager:
             )
         for alert in new:
             log.warning("alert %s: %s", alert.severity, alert.message)
-            self.hub.broadcast(Event(snapshot.revision, "alert", _encoder.encode(alert).decode()))
+            self.hub.broadcast(self.hub.alert_event(snapshot.revision, _encoder.encode(alert).decode()))
             self.sender.submit(alert)
         if self.state is not None and self.book.fired != before:
             self.state.save(self.book.fired)

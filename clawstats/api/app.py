@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from importlib.resources import files
 from pathlib import Path
 
+import anyio
 import msgspec
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
@@ -37,6 +38,8 @@ _encoder = msgspec.json.Encoder()
 STATIC = Path(str(files("clawstats") / "static"))
 HEARTBEAT_S = 15.0
 SEND_TIMEOUT_S = 10.0
+#: How long a stream may take to end by itself at shutdown (under uvicorn's 3 s graceful limit).
+SHUTDOWN_GRACE_S = 1.0
 
 
 class SessionKeyConvertor(Convertor[str]):
@@ -85,10 +88,13 @@ def create_app(
     async def events(request: Request) -> Response:
         no_query(request, allowed=frozenset({"token"}))
         last = request.headers.get("last-event-id")
+        shutdown = anyio.Event()  # set by sse-starlette when the server stops: the stream ends
         return EventSourceResponse(
-            hub.stream(last),
+            hub.stream(last, shutdown),
             ping=HEARTBEAT_S,
             send_timeout=SEND_TIMEOUT_S,
+            shutdown_event=shutdown,
+            shutdown_grace_period=SHUTDOWN_GRACE_S,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 

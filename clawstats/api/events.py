@@ -5,16 +5,24 @@ changed (plus removed keys and the totals), encoded once for every subscriber. S
 have bounded queues: one that falls ``queue_size`` events behind is dropped (it reconnects
 with ``Last-Event-ID`` and gets the missed events or a fresh snapshot), so a slow client
 never blocks the others or grows memory.
+
+Event ids are ``<epoch>-<revision>``: ``epoch`` is unique to this process (its start time and
+pid), because revisions restart at 1 in every process. A ``Last-Event-ID`` from another process
+(a page open across a restart) therefore never matches and gets a fresh snapshot instead of an
+empty replay. Alert events get ``<epoch>-<revision>-a<n>``, never a delta's id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import anyio
 import msgspec
 from sse_starlette import ServerSentEvent
 
@@ -27,9 +35,15 @@ _encoder = msgspec.json.Encoder()
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    id: int
+    revision: int  # the snapshot revision it belongs to (replay order)
     name: str
     data: str
+    id: str  # the SSE id: "<epoch>-<revision>" (alerts: "<epoch>-<revision>-a<n>")
+
+
+def process_epoch() -> str:
+    """A prefix no other clawstats process uses: start time in ms and the pid, in hex."""
+    return f"{time.time_ns() // 1_000_000:x}{os.getpid() & 0xFFFF:04x}"
 
 
 class Subscriber:
@@ -40,20 +54,22 @@ class Subscriber:
         self.dropped = False
 
 
-def snapshot_event(snapshot: Snapshot) -> Event:
+def snapshot_event(snapshot: Snapshot, epoch: str) -> Event:
     body = {
         "revision": snapshot.revision,
         "sessions": snapshot.rows,
         "totals": snapshot.totals,
         "generatedAt": iso_ms(snapshot.generated_ms),
     }
-    return Event(snapshot.revision, "snapshot", _encoder.encode(body).decode())
+    return Event(snapshot.revision, "snapshot", _encoder.encode(body).decode(), f"{epoch}-{snapshot.revision}")
 
 
 class Hub:
     """Holds the current snapshot; the poller publishes, handlers read ``current``."""
 
-    def __init__(self, queue_size: int = 256, history: int = 256) -> None:
+    def __init__(self, queue_size: int = 256, history: int = 256, epoch: str | None = None) -> None:
+        self.epoch = epoch or process_epoch()
+        self.alerts_sent = 0
         self.current: Snapshot | None = None
         self.queue_size = queue_size
         self.subscribers: set[Subscriber] = set()
@@ -67,16 +83,21 @@ class Hub:
         previous = self.current
         self.current = snapshot
         self.ready.set()
+        if previous is not None and previous.revision != snapshot.revision:
+            # The delta first: an alert a listener raises on this snapshot comes after it.
+            event = self._delta(previous, snapshot)
+            self.history.append(event)
+            self.broadcast(event)
         for listener in self.listeners:
             try:
                 listener(snapshot)
             except Exception:  # an exporter's bug must not stop the event stream
                 log.exception("snapshot listener failed")
-        if previous is None or previous.revision == snapshot.revision:
-            return
-        event = self._delta(previous, snapshot)
-        self.history.append(event)
-        self.broadcast(event)
+
+    def alert_event(self, revision: int, data: str) -> Event:
+        """An ``alert`` event with an id of its own (``<epoch>-<revision>-a<n>``)."""
+        self.alerts_sent += 1
+        return Event(revision, "alert", data, f"{self.epoch}-{revision}-a{self.alerts_sent}")
 
     def broadcast(self, event: Event) -> None:
         for sub in list(self.subscribers):
@@ -90,13 +111,9 @@ class Hub:
         self.subscribers.discard(sub)
         self.dropped_total += 1
         log.info("dropped a slow event-stream client (%d events behind)", sub.queue.qsize())
-        # Make room for the end marker so its generator finishes promptly.
-        while not sub.queue.empty():
-            sub.queue.get_nowait()
-        sub.queue.put_nowait(None)
+        _end(sub)
 
-    @staticmethod
-    def _delta(previous: Snapshot, snapshot: Snapshot) -> Event:
+    def _delta(self, previous: Snapshot, snapshot: Snapshot) -> Event:
         old = previous.by_key
         changed: list[SessionRow] = [row for row in snapshot.rows if old.get(row.key) != row]
         removed = [key for key in old if key not in snapshot.by_key]
@@ -107,7 +124,8 @@ class Hub:
             "totals": snapshot.totals,
             "generatedAt": iso_ms(snapshot.generated_ms),
         }
-        return Event(snapshot.revision, "sessions", _encoder.encode(body).decode())
+        data = _encoder.encode(body).decode()
+        return Event(snapshot.revision, "sessions", data, f"{self.epoch}-{snapshot.revision}")
 
     def close_all(self) -> None:
         """End every stream (shutdown): each generator sees its end marker and returns."""
@@ -122,41 +140,66 @@ class Hub:
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
 
-    def replay_after(self, last_id: int) -> list[Event] | None:
-        """Events after ``last_id`` if the history still holds them all, else None."""
-        if self.current is not None and last_id == self.current.revision:
+    def revision_of(self, last_event_id: str | None) -> int | None:
+        """The revision a ``Last-Event-ID`` of this process names; None for any other id."""
+        epoch, _, rest = (last_event_id or "").partition("-")
+        revision = rest.split("-", 1)[0]
+        if epoch != self.epoch or not revision.isdigit():
+            return None
+        return int(revision)
+
+    def replay_after(self, last_revision: int) -> list[Event] | None:
+        """Events after ``last_revision`` if the history still holds them all, else None."""
+        if self.current is not None and last_revision == self.current.revision:
             return []
         events = [e for e in self.history if e.name == "sessions"]
         # Revisions are contiguous (one event per revision), so the history covers
-        # every id from just before its oldest event up to the current revision.
-        if not events or not events[0].id - 1 <= last_id < events[-1].id:
+        # every revision from just before its oldest event up to the current one.
+        if not events or not events[0].revision - 1 <= last_revision < events[-1].revision:
             return None
-        return [e for e in events if e.id > last_id]
+        return [e for e in events if e.revision > last_revision]
 
-    async def stream(self, last_event_id: str | None) -> AsyncIterator[ServerSentEvent]:
-        """The event stream of one client: snapshot or replay first, then live events."""
+    async def stream(
+        self, last_event_id: str | None, shutdown: anyio.Event | None = None
+    ) -> AsyncIterator[ServerSentEvent]:
+        """The event stream of one client: snapshot or replay first, then live events. When
+        ``shutdown`` is set (the server stops) the stream ends cleanly: its response completes
+        instead of being cut off mid-stream."""
         await self.ready.wait()
         sub = self.subscribe()
+        watcher = asyncio.create_task(self._end_on(shutdown, sub)) if shutdown is not None else None
         try:
-            replay = None
-            if last_event_id and last_event_id.isdigit():
-                replay = self.replay_after(int(last_event_id))
-            if replay is None:
+            last_revision = self.revision_of(last_event_id)
+            replay = self.replay_after(last_revision) if last_revision is not None else None
+            if replay is None or last_revision is None:
                 assert self.current is not None
-                first = snapshot_event(self.current)
-                yield ServerSentEvent(first.data, event=first.name, id=str(first.id))
-                seen = first.id
+                first = snapshot_event(self.current, self.epoch)
+                yield ServerSentEvent(first.data, event=first.name, id=first.id)
+                seen = first.revision
             else:
-                seen = int(last_event_id or 0)
+                seen = last_revision
                 for event in replay:
-                    yield ServerSentEvent(event.data, event=event.name, id=str(event.id))
-                    seen = event.id
+                    yield ServerSentEvent(event.data, event=event.name, id=event.id)
+                    seen = event.revision
             while True:
                 queued = await sub.queue.get()
                 if queued is None:
                     return
-                if queued.name == "sessions" and queued.id <= seen:
+                if queued.name == "sessions" and queued.revision <= seen:
                     continue  # already sent in the snapshot or the replay
-                yield ServerSentEvent(queued.data, event=queued.name, id=str(queued.id))
+                yield ServerSentEvent(queued.data, event=queued.name, id=queued.id)
         finally:
+            if watcher is not None:
+                watcher.cancel()
             self.unsubscribe(sub)
+
+    async def _end_on(self, shutdown: anyio.Event, sub: Subscriber) -> None:
+        await shutdown.wait()
+        _end(sub)
+
+
+def _end(sub: Subscriber) -> None:
+    """Queue the end marker (making room for it) so the client's generator finishes promptly."""
+    while not sub.queue.empty():
+        sub.queue.get_nowait()
+    sub.queue.put_nowait(None)

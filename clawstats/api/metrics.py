@@ -55,12 +55,10 @@ class SnapshotCollector(Collector):
             "clawstats_session_context_estimated", "1 when the context is an estimate", labels=labels
         )
         count = GaugeMetricFamily("clawstats_sessions", "Session rows (archives included)", labels=["agent"])
-        since_ms = time.time() * 1000.0 - self.active_minutes * 60_000
         per_agent: dict[str, int] = {}
         for row in snapshot.rows:
             per_agent[row.agent_id] = per_agent.get(row.agent_id, 0) + 1
-            if row.archived or (row.updated_at_ms or 0.0) < since_ms:
-                continue
+        for row in snapshot.active_rows(self.active_minutes, time.time() * 1000.0):
             values = [row.agent_id, row.model or "unknown", row.key]
             if row.total_cost is not None:  # unknown is absent, not 0
                 cost.add_metric(values, row.total_cost)

@@ -109,9 +109,8 @@ class OtlpExport:
     def _context(self, _options: Any) -> Iterable[Any]:
         if self.current is None:
             return
-        since_ms = time.time() * 1000.0 - self.active_minutes * 60_000
-        for row in self.current.rows:
-            if row.archived or row.context_tokens is None or (row.updated_at_ms or 0.0) < since_ms:
+        for row in self.current.active_rows(self.active_minutes, time.time() * 1000.0):
+            if row.context_tokens is None:
                 continue
             attrs = {
                 "openclaw.agent": row.agent_id,

@@ -117,4 +117,4 @@ def serve(settings: Settings, env: Mapping[str, str]) -> int:
     settings.alert_rules()  # AlertConfigError (one sentence) before anything starts
     if problem:
         raise UsageError(problem)
-    return run_app(settings, open_store(settings, env))
+    return run_app(settings, open_store(settings, env, follow=True))

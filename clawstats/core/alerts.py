@@ -15,7 +15,6 @@ import tomllib
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -44,11 +43,12 @@ class AlertRules:
     webhooks: tuple[str, ...] = ()
 
     @classmethod
-    def from_toml(cls, path: Path, base: AlertRules | None = None) -> AlertRules:
-        """Rules from a TOML file (``[alerts]`` table); keys not given keep ``base``'s values."""
+    def from_toml(cls, text: str, path: str, base: AlertRules | None = None) -> AlertRules:
+        """Rules from a TOML document (``[alerts]`` table, read from ``path`` by the caller);
+        keys not given keep ``base``'s values."""
         try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
             raise AlertConfigError(f"cannot read alert rules from {path}: {exc}") from None
         section = doc.get("alerts", doc)
         base = base or cls()

@@ -16,7 +16,7 @@ import msgspec
 from clawstats.core.catalog import Catalog
 from clawstats.core.figures import UsageGroup, UsageTotals, figure_of, money, summed
 from clawstats.core.records import IndexRow, as_int
-from clawstats.core.transcript import TranscriptStats
+from clawstats.core.transcript import CHARS_PER_TOKEN, TranscriptStats
 
 __all__ = ["MessageCounts", "SessionRow", "UsageTotals", "build_row", "iso_ms", "kind_of", "percent"]
 
@@ -114,10 +114,21 @@ def _figure(stats: TranscriptStats | None) -> UsageGroup | None:
     return figure_of(summed([("", stats)], ())[()])
 
 
-def _context(row: IndexRow | None, stats: TranscriptStats | None) -> tuple[int | None, str, bool]:
-    """(context tokens in use, contextSource, whether OpenClaw's own number is stale/missing)."""
+def _context(
+    row: IndexRow | None, stats: TranscriptStats | None, base_prompt: int | None = None
+) -> tuple[int | None, str, bool]:
+    """(context tokens in use, contextSource, whether OpenClaw's own number is stale/missing).
+
+    A context that has not had a call yet (new session, or just reset: OpenClaw 2026.9 then
+    writes ``totalTokens: 0`` marked fresh) is never empty: the next prompt carries the system
+    prompt, tools and bootstrap. It is served as an ``estimate``: the base prompt learnt from the
+    first call of this transcript (:meth:`TranscriptStats.context`), else ``base_prompt`` (the
+    agent's, learnt from its latest transcript), plus what was written since.
+    """
     t_tokens, t_source = stats.context() if stats is not None else (None, "unknown")
     compacted = stats is not None and stats.compacted_after_call
+    if t_tokens is None and base_prompt is not None and (stats is None or stats.last_prompt is None) and not compacted:
+        t_tokens, t_source = base_prompt + (stats.chars_since_reset() // CHARS_PER_TOKEN if stats else 0), "estimate"
     if row is None:
         return t_tokens, t_source, False
     snapshot = row.totalTokens
@@ -125,13 +136,41 @@ def _context(row: IndexRow | None, stats: TranscriptStats | None) -> tuple[int |
     call_ms = stats.last_call_ms if stats is not None else None
     # A call newer than the row: a run is in progress and the transcript is ahead of the index.
     transcript_ahead = call_ms is not None and row_ms is not None and call_ms > row_ms
-    fresh = snapshot is not None and row.totalTokensFresh is not False and not compacted
+    # 0 is no context at all: OpenClaw's placeholder after a reset, never a real prompt size.
+    fresh = snapshot is not None and as_int(snapshot) > 0 and row.totalTokensFresh is not False and not compacted
     if fresh and not transcript_ahead:
         return as_int(snapshot), "snapshot", False
     stale = not fresh
     if t_tokens is not None:
         return t_tokens, t_source, stale
     return None, "unknown", stale
+
+
+def selected_model(row: IndexRow | None) -> str | None:
+    """The model the next turn uses, as OpenClaw's own views show it: the session's override
+    (``sessions.patch``, ``/model``) when set, else the model that ran last."""
+    if row is None:
+        return None
+    if row.modelOverride:
+        if row.providerOverride:
+            return f"{row.providerOverride}/{row.modelOverride}"
+        if "/" in row.modelOverride:
+            return row.modelOverride
+        return _qualified(row.modelProvider, row.modelOverride)
+    return _qualified(row.modelProvider, row.model)
+
+
+def _window(agent_id: str, row: IndexRow | None, model: str | None, catalog: Catalog) -> tuple[int, str]:
+    """The window of ``model`` (the selected one): the row's own ``contextTokens`` belongs to it
+    unless an override selects a model other than the one that ran last."""
+    switched = row is not None and row.modelOverride is not None and model != _qualified(row.modelProvider, row.model)
+    if switched:
+        window, source = catalog.window(agent_id, model)
+        if source != "default" or row is None or as_int(row.contextTokens) <= 0:
+            return window, source
+    if row is not None and as_int(row.contextTokens) > 0:
+        return as_int(row.contextTokens), "row"
+    return catalog.window(agent_id, model)
 
 
 def build_row(
@@ -144,25 +183,22 @@ def build_row(
     archived: bool = False,
     archived_from: str | None = None,
     earlier_cost: float = 0.0,
+    base_prompt: int | None = None,
 ) -> SessionRow:
     """Join an index row and a transcript into the served row.
 
-    ``earlier_cost`` is the cost of this key's archived transcripts (for ``lifetimeCost``).
+    ``earlier_cost`` is the cost of this key's archived transcripts (for ``lifetimeCost``);
+    ``base_prompt`` the agent's base prompt size, for a context that has not had a call yet.
+    ``model``, ``contextWindow`` and ``contextPct`` all describe the selected model.
     """
-    model = _qualified(row.modelProvider, row.model) if row is not None else None
+    model = selected_model(row)
     if model is None and stats is not None:
         model = stats.model
-    context_tokens, context_source, stale = _context(row, stats)
+    context_tokens, context_source, stale = _context(row, stats, None if archived else base_prompt)
     window: int | None = None
     window_source: str | None = None
     if not archived:
-        if row is not None and as_int(row.contextTokens) > 0:
-            window, window_source = as_int(row.contextTokens), "row"
-        else:
-            window_model = model
-            if row is not None and row.model is None and row.modelOverride:
-                window_model = _qualified(row.providerOverride, row.modelOverride)
-            window, window_source = catalog.window(agent_id, window_model)
+        window, window_source = _window(agent_id, row, model, catalog)
     pct = percent(context_tokens, window) if context_tokens is not None and window else None
     figure = _figure(stats)
     cost = figure.cost if figure is not None else None

@@ -136,6 +136,12 @@ class Snapshot:
             return group_by_attribution(self.rows, self.views, self.transcripts, by, since, until)
         return group_usage(self.transcripts, by, since, until)
 
+    def active_rows(self, active_minutes: float, now_ms: float) -> list[SessionRow]:
+        """Current (not archived) rows updated within ``active_minutes`` of ``now_ms``: the
+        per-session series of ``/metrics`` and OTLP (``--metrics-active-minutes``), one rule."""
+        since_ms = now_ms - active_minutes * 60_000
+        return [r for r in self.rows if not r.archived and (r.updated_at_ms or 0.0) >= since_ms]
+
     def burn(self, now_ms: float, daily_budget_usd: float | None = None) -> tuple[BurnRate, dict[str, BurnRate]]:
         """The burn rate over all agents and per agent (per-agent figures carry no budget).
 

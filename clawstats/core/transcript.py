@@ -30,7 +30,7 @@ _INF = float("inf")
 _NOT_A_CALL = frozenset({"error", "aborted"})
 CHARS_PER_TOKEN = 4
 _SPAWN_MARK = b'"sessions_spawn"'
-_STATE_VERSION = 7  # bump when dump() changes: older cached states are then re-read
+_STATE_VERSION = 8  # bump when dump() changes: older cached states are then re-read
 
 
 def id_hash(value: str | int | None) -> int:
@@ -93,6 +93,7 @@ class TranscriptStats:
         "seg_chars",
         "seg_prompt",
         "last_prompt",
+        "base_prompt",
         "last_output",
         "last_call_ms",
         "compacted_after_call",
@@ -129,6 +130,8 @@ class TranscriptStats:
         self.seg_chars = array("I")
         self.seg_prompt = array("I")
         self.last_prompt: int | None = None
+        #: system prompt + tools + bootstrap: the first call's prompt minus what came before it
+        self.base_prompt: int | None = None
         self.last_output = 0
         self.last_call_ms: float | None = None
         self.compacted_after_call = False
@@ -220,6 +223,8 @@ class TranscriptStats:
             prompt = self._account(line, usage, model)
             synthetic = msg.provider == _SYNTHETIC_PROVIDER
             if prompt > 0 and not synthetic and msg.stopReason not in _NOT_A_CALL:
+                if self.last_prompt is None and not self.compacted_after_call:  # first call of this context
+                    self.base_prompt = max(prompt - self.chars_since_reset() // CHARS_PER_TOKEN, 0)
                 self.last_prompt = prompt
                 self.last_output = as_int(usage.output)
                 self.last_call_ms = iso_to_ms(msg.timestamp) or iso_to_ms(line.timestamp)
@@ -381,7 +386,13 @@ class TranscriptStats:
             return self.estimate_at_compaction + self.chars_after_compaction // CHARS_PER_TOKEN, "estimate"
         if self.last_prompt is not None:
             return self.last_prompt, "transcript"
+        if self.base_prompt is not None:  # reset (SQLite store), no call since: base + what was written
+            return self.base_prompt + self.chars_since_reset() // CHARS_PER_TOKEN, "estimate"
         return None, "unknown"
+
+    def chars_since_reset(self) -> int:
+        """Characters of the entries of the current context (since the start or the last reset)."""
+        return sum(self.seg_chars)
 
     @property
     def last_ms(self) -> float | None:
@@ -422,6 +433,7 @@ class TranscriptStats:
                 current_provider=self.current_provider,
                 current_model_id=self.current_model_id,
                 spawned=self.spawned,
+                base_prompt=self.base_prompt,
             )
         )
 
@@ -455,6 +467,7 @@ class TranscriptStats:
         self.tl_out.frombytes(state.tl_out)
         self.current_provider, self.current_model_id = state.current_provider, state.current_model_id
         self.spawned = list(state.spawned)
+        self.base_prompt = state.base_prompt
         return self
 
 
@@ -503,6 +516,7 @@ class _State(msgspec.Struct, array_like=True):
     current_provider: str | None
     current_model_id: str | None
     spawned: list[str]
+    base_prompt: int | None
 
 
 _state_encoder = msgspec.msgpack.Encoder()

@@ -9,18 +9,23 @@ from collections.abc import Mapping
 from clawstats.core.pricing import genai_price, genai_prices_id
 from clawstats.settings import Settings
 from clawstats.watch.cache import IndexCache, default_cache_path
+from clawstats.watch.discovery import AgentDiscovery
 from clawstats.watch.layout import choose_state_dir, discover_agents, load_catalog, load_config
 from clawstats.watch.store import StatsStore
 
 log = logging.getLogger("clawstats")
 
 
-def open_store(settings: Settings, env: Mapping[str, str], workers: int = 1) -> StatsStore:
-    """Raises :class:`clawstats.watch.layout.StateDirError` when there is no state dir."""
-    state_dir, why = choose_state_dir(settings.state_dir, env, settings.source("state_dir"))
+def open_store(settings: Settings, env: Mapping[str, str], workers: int = 1, follow: bool = False) -> StatsStore:
+    """Raises :class:`clawstats.watch.layout.StateDirError` when there is no state dir.
+
+    ``follow`` (a server): a state dir that does not exist yet is waited for, and agents that
+    appear later are picked up (:class:`AgentDiscovery`, run by the poller before full scans).
+    """
+    state_dir, why = choose_state_dir(settings.state_dir, env, settings.source("state_dir"), must_exist=not follow)
     log.info("state dir %s (%s)", state_dir, why)
     config, config_error = load_config(state_dir, env)
-    agents = discover_agents(state_dir, config, settings.agent)
+    agents = discover_agents(state_dir, config, settings.agent) if state_dir.is_dir() else []
     catalog = load_catalog(state_dir, config, [a.agent_id for a in agents], genai_price, genai_prices_id())
     cache = None
     if not settings.no_cache:
@@ -43,9 +48,15 @@ def open_store(settings: Settings, env: Mapping[str, str], workers: int = 1) -> 
             store.health.set_condition(str(path), f"cannot list: {exc.strerror or exc}")
     if config_error:
         store.health.set_condition(str(state_dir / "openclaw.json"), config_error)
+    if follow:
+        discovery = AgentDiscovery(store, env, settings.agent)
+        store.discovery = discovery.refresh
+        discovery.refresh()
     return store
 
 
 def describe_layouts(store: StatsStore) -> str:
     layouts = store.health.layouts
-    return ", ".join(f"{agent}={layout}" for agent, layout in sorted(layouts.items())) or "no agents"
+    if not store.state_dir.is_dir():
+        return "waiting for state dir"
+    return ", ".join(f"{agent}={layout}" for agent, layout in sorted(layouts.items())) or "no agents yet"

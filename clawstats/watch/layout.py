@@ -37,8 +37,9 @@ class NotRegularFile(OSError):
     """A FIFO, socket, device or directory where a file was expected: never opened for reading."""
 
 
-def read_regular(path: str, limit: int) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes, read without blocking.
+def read_regular(path: str, limit: int, whole: bool = True) -> bytes:
+    """The first ``limit`` bytes of a regular file, read without blocking; with ``whole`` a bigger
+    file is an error (``EFBIG``) rather than cut.
 
     ``O_NONBLOCK`` makes opening a FIFO return at once (a plain open would wait for a writer
     forever); the fstat of the open file then refuses anything but a regular file.
@@ -48,7 +49,7 @@ def read_regular(path: str, limit: int) -> bytes:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(errno.EINVAL, "not a regular file", path)
-        if st.st_size > limit:
+        if whole and st.st_size > limit:
             raise OSError(errno.EFBIG, f"larger than {limit} bytes", path)
         return fh.read(limit + 1)[:limit]
 
@@ -91,13 +92,20 @@ LEGACY_STATE_DIR_NAMES = (".clawdbot", ".moltbot", ".moldbot")
 _PROFILE_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-def resolve_state_dir(given: str | None, env: Mapping[str, str], source: str = "--state-dir") -> Path:
+def resolve_state_dir(
+    given: str | None, env: Mapping[str, str], source: str = "--state-dir", must_exist: bool = True
+) -> Path:
     """The state dir to read, or :class:`StateDirError` naming what was tried."""
-    return choose_state_dir(given, env, source)[0]
+    return choose_state_dir(given, env, source, must_exist)[0]
 
 
-def choose_state_dir(given: str | None, env: Mapping[str, str], source: str = "--state-dir") -> tuple[Path, str]:
+def choose_state_dir(
+    given: str | None, env: Mapping[str, str], source: str = "--state-dir", must_exist: bool = True
+) -> tuple[Path, str]:
     """(state dir, why it was chosen).
+
+    ``must_exist=False`` (``serve``): a state dir that does not exist yet is returned (the named
+    one, else ``~/.openclaw``) so the server can wait for OpenClaw to create it.
 
     ``given`` is the setting (``--state-dir`` or ``CLAWSTATS_STATE_DIR``, resolved by
     :mod:`clawstats.settings`; ``source`` names which); then OpenClaw's own rules:
@@ -113,7 +121,7 @@ def choose_state_dir(given: str | None, env: Mapping[str, str], source: str = "-
         if value and value.strip():
             raw = value.strip()
             path = home / raw[2:] if raw == "~" or raw.startswith("~/") else Path(raw).expanduser()
-            if not path.is_dir():
+            if must_exist and not path.is_dir():
                 raise StateDirError(
                     f'state dir "{path}" (from {name}) does not exist or is not a directory '
                     "(set --state-dir or CLAWSTATS_STATE_DIR to an OpenClaw state dir)"
@@ -124,13 +132,15 @@ def choose_state_dir(given: str | None, env: Mapping[str, str], source: str = "-
         if not _PROFILE_RE.match(profile):
             raise StateDirError(f'OPENCLAW_PROFILE "{profile}" is not a profile name (letters, digits, _ and -)')
         path = home / f"{STATE_DIR_NAME}-{profile}"
-        if not path.is_dir():
+        if must_exist and not path.is_dir():
             raise StateDirError(f'state dir "{path}" (from OPENCLAW_PROFILE={profile}) does not exist')
         return path, f"from OPENCLAW_PROFILE={profile}"
     tried = [home / STATE_DIR_NAME, *(home / name for name in LEGACY_STATE_DIR_NAMES)]
     for index, path in enumerate(tried):
         if path.is_dir():
             return path, "the default" if index == 0 else f"legacy dir, {tried[0]} does not exist"
+    if not must_exist:
+        return tried[0], "the default, not created yet"
     names = ", ".join(f'"{p}"' for p in tried)
     raise StateDirError(
         f"no OpenClaw state dir found (tried {names}); "

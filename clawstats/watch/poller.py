@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 
 import watchfiles
@@ -60,14 +61,36 @@ class Poller:
         else:
             self.last_full = loop.time()
         self.changed = set()
-        snapshot = await asyncio.to_thread(self.store.scan, hint)
+        snapshot = await asyncio.to_thread(self._scan, hint)
         self.scans += 1
         self.publish(snapshot)
         return snapshot
 
+    def _scan(self, hint: set[str] | None) -> Snapshot:
+        # New agents / the state dir appearing: on every full scan, and at once when an event
+        # names a path under agents/ of no known agent (its store was just created).
+        if self.store.discovery is not None and (hint is None or self._unknown_agent(hint)):
+            if self.store.discovery():
+                hint = None  # new agents or a new catalog: every file is looked at
+        return self.store.scan(hint)
+
+    def _unknown_agent(self, paths: set[str]) -> bool:
+        agents_dir = os.path.join(self.store.state_dir, "agents") + os.sep
+        known = tuple(agents_dir + agent + os.sep for agent in self.store.health.layouts)
+        return any(p.startswith(agents_dir) and not p.startswith(known) for p in paths)
+
     async def _watch(self, stop: asyncio.Event) -> None:
         state_dir = self.store.state_dir
         while not stop.is_set():
+            if not os.path.isdir(state_dir):
+                # Nothing to watch yet. (awatch would not fail: with ignore_permission_denied it
+                # silently watches nothing, and every change would wait for the next full scan.)
+                self.watching = False
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=min(self.poll_interval_s, 0.5))
+                except TimeoutError:
+                    pass
+                continue
             try:
                 self.watching = True
                 async for _changes in watchfiles.awatch(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from urllib.parse import quote
 
 import zstandard
@@ -33,13 +34,16 @@ from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, IndexRow, 
 from clawstats.core.transcript import TranscriptStats
 from clawstats.core.usage import Pricer
 from clawstats.watch.cache import IndexCache
-from clawstats.watch.layout import AgentSource
+from clawstats.watch.layout import AgentSource, read_regular
 from clawstats.watch.source import Source
 from clawstats.watch.tail import FileId, Tail
 
 BUSY_TIMEOUT_MS = 2000
 WAL_INDEX_HEADER_BYTES = 48  # the -shm header: change counter, last frame, salts (sqlite.org/walformat.html)
 READ_ATTEMPTS = 3
+#: OpenClaw creates an agent's database file, then its tables: "no such table" in a database never
+#: read before is normal for a moment. Only one that lasts this long is reported (health, log).
+SCHEMA_GRACE_S = 5.0
 _EVENTS_AFTER = (
     "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq >= ? ORDER BY seq"
 )
@@ -65,13 +69,14 @@ class SqliteAgent:
         # Per sessionId, how many events lie below the cursor: fewer in the database means some
         # were deleted under it (a new one above may hide that from max(seq)).
         self.below: dict[str, int] = {}
+        self.schema_grace_s = SCHEMA_GRACE_S
+        self.unready_since: float | None = None  # first "no such table" of a never-read database
         self._zstd = zstandard.ZstdDecompressor()
 
     def _connect(self) -> tuple[sqlite3.Connection, bool]:
         """A read-only connection and whether it reads an ``immutable`` snapshot (no writer)."""
         path = self.source.store
-        with open(path, "rb") as file:
-            header = file.read(20)
+        header = read_regular(path, 20, whole=False)  # never blocks: a FIFO here is a condition
         # A WAL database without a -wal file has no connection open: nothing can change it while
         # it is read, except a writer starting now (checked after the read). Otherwise (a writer
         # present, or a rollback-journal database) the normal locking read is the safe one.
@@ -139,12 +144,33 @@ class SqliteAgent:
                 self._read()
                 self.marker = marker
             self.health.clear_condition(path)
+            self.unready_since = None
         except (sqlite3.Error, OSError) as exc:
+            creating = self._being_created(exc)
             self.marker = None
-            self.health.set_condition(path, f"cannot read the SQLite store: {exc}")
+            if not creating:
+                self.health.set_condition(path, f"cannot read the SQLite store: {exc}")
         for tail in self.tails.values():
             stats_of[tail.path] = (tail.revision, tail.stats)
         return self.sources
+
+    def _being_created(self, exc: Exception) -> bool:
+        """A database never read that has no tables yet, for less than ``schema_grace_s``."""
+        if self.marker is not None or self.rows or "no such table" not in str(exc):
+            return False
+        try:
+            db, _immutable = self._connect()
+            try:
+                if db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]:
+                    return False  # some tables but not ours: not a database being created
+            finally:
+                db.close()
+        except (sqlite3.Error, OSError):
+            return False
+        now = time.monotonic()
+        if self.unready_since is None:
+            self.unready_since = now
+        return now - self.unready_since < self.schema_grace_s
 
     def _read_rows(self, db: sqlite3.Connection) -> None:
         rows: dict[str, tuple[int, IndexRow | None, str]] = {}

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,6 +40,9 @@ from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail, TailImage, adopt,
 RACY_S = 2.0
 #: Below this many bytes of cold reads, forking workers costs more than it saves.
 PARALLEL_MIN_BYTES = 32 << 20
+#: OpenClaw writes a new session's row moments before its transcript: normal, not a fault. A row
+#: still without its transcript after this long is counted (and logged) as rowWithoutTranscript.
+ROW_GRACE_S = 5.0
 #: Usage-counted archives, as OpenClaw names them (artifacts.ts): ``<sid>.jsonl.<reset|deleted>.<ISO
 #: stamp with - for :>Z`` with an optional ``.<32 hex>`` suffix and ``.zst``; older writers used an
 #: epoch-ms stamp (ccusage and tokscale read those too) and ``.gz``.
@@ -65,6 +69,7 @@ class _AgentFiles:
     owners: dict[str, str] = field(default_factory=dict)  # sessionId -> key that had it
     last_ids: dict[str, str] = field(default_factory=dict)  # key -> sessionId at the last scan
     plan: tuple[tuple[int, int], list[Source], set[str]] | None = None  # (index rev, dir mtime), plan
+    waiting: bool = False  # a row waits for its transcript: rebuild the plan every scan until settled
 
 
 class StatsStore:
@@ -88,27 +93,62 @@ class StatsStore:
         self.tails: dict[str, Tail] = {}
         self.files: dict[str, _AgentFiles] = {}
         self.sqlite: dict[str, SqliteAgent] = {}
+        #: set by ``open_store`` for a server: follows agents (and the state dir) appearing later
+        self.discovery: Callable[[], bool] | None = None
         for agent in agents:
-            self.health.layouts[agent.agent_id] = agent.layout
-            if agent.layout == "sqlite":
-                self.sqlite[agent.agent_id] = SqliteAgent(agent, self.health, cache, catalog.pricer(agent.agent_id))
-            else:
-                self.files[agent.agent_id] = _AgentFiles(agent, IndexFile(agent.store))
+            self.add_agent(agent)
         self._rows: dict[str, tuple[object, SessionRow]] = {}
         # per transcript: (revision, the stats object, its view); a re-read makes a new stats object
         # whose revision may repeat an old one, so both must match to reuse the view
         self._views: dict[str, tuple[int, TranscriptStats, TranscriptView]] = {}
         self._forecasts: ForecastMemo = {}  # per row key: the compaction forecast of an unchanged view
         self._noted: set[tuple[str, str]] = set()
+        self.row_grace_s = ROW_GRACE_S
+        self._missing_since: dict[str, float] = {}  # key -> when its row was first seen without transcript
         self._archive_owners: dict[str, str] = {}  # trajectory path -> key (SQLite agents' archives)
         self._irregular: dict[str, set[str]] = {}  # sessions dir -> non-regular paths named like transcripts
         self.revision = 0
         self.snapshot: Snapshot | None = None
         # The first scan takes cached tails from one bulk read; later ones look up one by one.
         self._cached: dict[str, Tail] | None = cache.restore_all() if cache is not None else None
-        if cache is not None:
-            for agent_files in self.files.values():
-                agent_files.owners.update(cache.owners(agent_files.source.agent_id))
+
+    def add_agent(self, agent: AgentSource) -> None:
+        """Follow an agent (at start-up, or found later: a new agent, or its file store now SQLite)."""
+        self.health.layouts[agent.agent_id] = agent.layout
+        old = self.files.pop(agent.agent_id, None)
+        if old is not None:  # upgraded to SQLite: its file tails go (the database has every session)
+            prefix = old.source.sessions_dir + os.sep
+            for path in [p for p in self.tails if p.startswith(prefix)]:
+                del self.tails[path]
+        if agent.layout == "sqlite":
+            self.sqlite[agent.agent_id] = SqliteAgent(
+                agent, self.health, self.cache, self.catalog.pricer(agent.agent_id)
+            )
+            return
+        files = _AgentFiles(agent, IndexFile(agent.store))
+        if self.cache is not None:
+            files.owners.update(self.cache.owners(agent.agent_id))
+        self.files[agent.agent_id] = files
+
+    def set_catalog(self, catalog: Catalog) -> None:
+        """A new catalog (config or an agent's ``models.json`` changed): every row is rebuilt, and
+        when prices changed every transcript is read again (calls without a recorded cost are
+        priced as they are read). The caller runs a full scan next."""
+        repriced = catalog.identity() != self.catalog.identity()
+        self.catalog = catalog
+        self._rows = {}
+        if not repriced:
+            return
+        for files in self.files.values():
+            prefix = files.source.sessions_dir + os.sep
+            for path in [p for p in self.tails if p.startswith(prefix)]:
+                tail = self.tails[path]
+                tail.use_price(catalog.pricer(files.source.agent_id))
+                tail.restart()
+                tail.file_id = None  # the next poll reads it again from the start
+        for agent_id, reader in list(self.sqlite.items()):
+            # cursors from the index cache were priced with the old catalog: not reused
+            self.sqlite[agent_id] = SqliteAgent(reader.source, self.health, None, catalog.pricer(agent_id))
 
     # -- scanning --------------------------------------------------------------------------
 
@@ -166,7 +206,7 @@ class StatsStore:
         if agent_files.plan is not None and agent_files.plan[0] == key:
             return agent_files.plan[1], agent_files.plan[2]
         sources, wanted = self._build_plan(agent_files)
-        if dir_mtime_ns >= 0 and time.time_ns() - dir_mtime_ns > RACY_S * 1e9:
+        if dir_mtime_ns >= 0 and time.time_ns() - dir_mtime_ns > RACY_S * 1e9 and not agent_files.waiting:
             agent_files.plan = (key, sources, wanted)
         else:
             agent_files.plan = None
@@ -182,11 +222,17 @@ class StatsStore:
         live, archives = _classify(sessions_dir, names)
         sources: list[Source] = []
         claimed: set[str] = set()
+        agent_files.waiting = False
         for key, row in rows.items():
             path = self._locate(row, sessions_dir, present)
             if path is None:
-                self._note(key, "rowWithoutTranscript", source.store)
+                first = self._missing_since.setdefault(key, time.monotonic())
+                if time.monotonic() - first >= self.row_grace_s:
+                    self._note(key, "rowWithoutTranscript", source.store)
+                else:
+                    agent_files.waiting = True  # look again next scan, even if nothing else changed
             else:
+                self._missing_since.pop(key, None)
                 claimed.add(path)
             sources.append(Source(key, source.agent_id, row, path))
         for name, path in live.items():
@@ -403,6 +449,7 @@ class StatsStore:
             if src.archived and src.archived_from and src.stats_id in stats_of:
                 cost = stats_of[src.stats_id][1]
                 earlier[src.archived_from] = earlier.get(src.archived_from, 0.0) + cost.cost
+        bases = _agent_base_prompts(sources, stats_of)
         rows: list[SessionRow] = []
         views: dict[str, TranscriptView] = {}
         transcripts: dict[str, tuple[str, TranscriptView]] = {}
@@ -412,7 +459,7 @@ class StatsStore:
             revision, stats = stats_of.get(src.stats_id or "", (-1, None))
             if src.row is None and not src.archived and (stats is None or stats.entries == 0):
                 continue  # a transcript without a row and without one valid record (binary) is no session
-            signature = (src, revision, earlier.get(src.key, 0.0))
+            signature = (src, revision, earlier.get(src.key, 0.0), bases.get(src.agent_id))
             cached = self._rows.get(src.key)
             if cached is not None and cached[0] == signature:
                 row = cached[1]
@@ -426,6 +473,7 @@ class StatsStore:
                     archived=src.archived,
                     archived_from=src.archived_from,
                     earlier_cost=earlier.get(src.key, 0.0),
+                    base_prompt=bases.get(src.agent_id),
                 )
             new_rows[src.key] = (signature, row)
             rows.append(row)
@@ -461,6 +509,20 @@ class StatsStore:
             catalog=self.catalog,
         )
         return self.snapshot
+
+
+def _agent_base_prompts(sources: list[Source], stats_of: dict[str, tuple[int, TranscriptStats]]) -> dict[str, int]:
+    """Per agent, the base prompt (system prompt + tools + bootstrap) of its latest transcript
+    that has one: the estimate for a session of that agent that has not had a call yet."""
+    latest: dict[str, tuple[float, int]] = {}
+    for src in sources:
+        stats = stats_of.get(src.stats_id or "", (0, None))[1]
+        if stats is None or stats.base_prompt is None:
+            continue
+        at = stats.last_call_ms or 0.0
+        if src.agent_id not in latest or at > latest[src.agent_id][0]:
+            latest[src.agent_id] = (at, stats.base_prompt)
+    return {agent: base for agent, (_at, base) in latest.items()}
 
 
 def _cold_read(path: str, max_line_bytes: int, price: Pricer | None) -> tuple[TailImage, dict[str, int]] | None:

@@ -45,9 +45,46 @@ def test_deltas_replay_and_slow_client_dropped(small_state: Path) -> None:
         assert [r["key"] for r in body["sessions"]] == ["agent:ops:incident-long"]
         assert body["sessions"][0]["contextTokens"] == 1002
         assert hub.replay_after(-5) is None  # unknown id: the client gets a fresh snapshot
-        stream = hub.stream(str(first.revision + 1))
+        stream = hub.stream(f"{hub.epoch}-{first.revision + 1}")
         replayed = [await anext(stream), await anext(stream)]
-        assert [int(e.id) for e in replayed] == [first.revision + 2, first.revision + 3]
+        assert [e.id for e in replayed] == [f"{hub.epoch}-{first.revision + 2}", f"{hub.epoch}-{first.revision + 3}"]
         await stream.aclose()
 
     asyncio.run(run())
+
+
+def test_last_event_id_of_a_previous_process_gets_a_fresh_snapshot(small_state: Path) -> None:
+    """Revisions restart at 1 in every process: the old page's id must not look like "up to date"."""
+
+    async def run() -> None:
+        before = Hub()
+        before.publish(make_store(small_state).scan())
+        assert before.current is not None
+        old_id = f"{before.epoch}-{before.current.revision}"
+        _append_call(small_state, 7)  # the store moves on while clawstats restarts
+        after = Hub()  # a new process: its own epoch, revisions from 1 again
+        after.publish(make_store(small_state).scan())
+        assert after.current is not None and after.current.revision == before.current.revision
+        assert after.epoch != before.epoch
+        stream = after.stream(old_id)
+        first = await anext(stream)
+        await stream.aclose()
+        assert first.event == "snapshot" and first.id == f"{after.epoch}-{after.current.revision}"
+        rows = {r["key"]: r for r in json.loads(str(first.data))["sessions"]}
+        assert rows["agent:ops:incident-long"]["contextTokens"] == 1007
+
+    asyncio.run(run())
+
+
+def test_alert_ids_never_reuse_a_delta_id(small_state: Path) -> None:
+    store = make_store(small_state)
+    hub = Hub()
+    hub.publish(store.scan())
+    _append_call(small_state, 1)
+    hub.publish(store.scan())
+    assert hub.current is not None
+    alert = hub.alert_event(hub.current.revision, "{}")
+    delta_ids = {e.id for e in hub.history}
+    assert alert.id not in delta_ids and alert.id.startswith(f"{hub.epoch}-{hub.current.revision}-")
+    assert hub.revision_of(alert.id) == hub.current.revision  # a reconnect after it resumes there
+    assert hub.alert_event(hub.current.revision, "{}").id != alert.id

@@ -127,3 +127,49 @@ def test_active_window_moves_with_the_clock() -> None:
         assert later.status_code == 200, "a poller got 304 on a window that moved"
         assert later.json()["matched"] < first.json()["matched"]
         assert later.headers["etag"] != first.headers["etag"]
+
+
+def test_stop_with_an_open_event_stream_is_clean(small_state: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clawstats", "serve", "--state-dir", str(small_state), "--no-cache", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    url = proc.stdout.readline().split(" on ")[1].split()[0]
+    deadline = time.monotonic() + 20
+    while httpx.get(url + "/healthz").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    opened = threading.Event()
+
+    def listen() -> None:
+        try:
+            with httpx.stream("GET", url + "/api/events", timeout=20) as response:
+                for _ in response.iter_bytes():
+                    opened.set()
+        except httpx.HTTPError:
+            pass
+
+    threading.Thread(target=listen, daemon=True).start()
+    assert opened.wait(10)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    err = proc.stderr.read()
+    proc.stdout.close()
+    proc.stderr.close()
+    assert "ERROR" not in err and "without completing response" not in err, err
+
+
+@pytest.mark.parametrize("query", ["since=2026-13-45", "until=2026-02-30", "since=2026-11-24T25:00:00Z"])
+def test_impossible_days_are_400(query: str) -> None:
+    with client_for(STATE) as client:
+        for route in ("/api/usage", "/api/usage.csv"):
+            response = client.get(f"{route}?{query}")
+            assert response.status_code == 400, (route, response.text)
+            assert response.json()["param"] == query.split("=")[0]

@@ -85,7 +85,8 @@ def test_branch_switch_restores_the_prompt_of_the_branch() -> None:
 
 def test_reset_event_starts_a_fresh_context() -> None:
     stats = stats_of(with_ids([assistant(use=usage(100, 1, cost=0.1)), {"type": "reset", "reason": "new"}]))
-    assert stats.context() == (None, "unknown") and stats.resets == 1
+    # no call since: the base prompt learnt from the first call (100 tokens, nothing before it)
+    assert stats.context() == (100, "estimate") and stats.resets == 1 and stats.base_prompt == 100
 
 
 # -- the row: OpenClaw's snapshot against the transcript ------------------------------------------

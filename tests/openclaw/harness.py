@@ -9,6 +9,7 @@ Reusable API (conformance suite, gateway plugin, attribution tests)::
     except Unavailable as exc:
         pytest.skip(str(exc))
     with OpenClawRun(tmp_path, inst, agents={"main": None, "ops": "mock/mock-small"}) as oc:
+        oc.prepare()                           # optional: netns, ports, config (state dir not created yet)
         oc.start()                             # mock LLM + gateway (private netns when root), waits until ready
         oc.chat("agent:main:demo", "main", "hello")   # one turn through POST /v1/chat/completions
         oc.call("sessions.compact", {"key": "agent:main:demo"})   # openclaw gateway call ... --json
@@ -301,13 +302,20 @@ class OpenClawRun:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
-    def start(self, ready_deadline_s: float = 120.0) -> None:
-        """Start the mock LLM and the gateway; return once ``GET /v1/models`` answers 200."""
+    def prepare(self) -> None:
+        """The namespace, ports and config (``start`` does it if not done): a sidecar can then be
+        started with ``OPENCLAW_CONFIG_PATH`` before the gateway (and its state dir) exist."""
+        if self.gw_port:
+            return
         name = f"clawstats-oc-{os.getpid()}-{self.inst.version.replace('.', '')}-{int(time.time() * 1000) % 100000}"
         self.netns = self._stack.enter_context(network_namespace(name, self.netns_wanted))
         self.gw_port = 18790 if self.netns else free_port()
         self.mock_port = 18555 if self.netns else free_port()
         self.write_config()
+
+    def start(self, ready_deadline_s: float = 120.0) -> None:
+        """Start the mock LLM and the gateway; return once ``GET /v1/models`` answers 200."""
+        self.prepare()
         mock_cmd = [sys.executable, str(MOCK_LLM), "--port", str(self.mock_port), "--seed", self.seed]
         mock_cmd += ["--window", f"mock-small={SMALL_WINDOW}", "--log", str(self.mock_log)]
         self.mock = self._spawn(mock_cmd, "mock.out")

@@ -174,6 +174,7 @@ class Handler(BaseHTTPRequestHandler):
             "summary": summary,
             "last_role": messages[-1].get("role") if messages else None,
             "last_user": last_user[-160:],
+            "trail_head": text_of(trail[0].get("content"))[:200] if trail else "",
         }
         window = cfg.windows.get(model)
         if window and prompt_tokens > window:

@@ -220,3 +220,34 @@ def test_server_with_a_fifo_sees_appends_says_degraded_and_stops(small_state: Pa
         assert server.proc.wait(timeout=15) == 0
         if server.proc.stdout is not None:
             server.proc.stdout.close()
+
+
+@pytest.mark.parametrize("name", ["sessions.json", "aaaaaaaa-0000-4000-8000-00000000000f.trajectory.jsonl"])
+def test_fifo_index_or_trace_never_blocks(small_state: Path, name: str) -> None:
+    sessions = small_state / "agents/ops/sessions"
+    if name.endswith(".trajectory.jsonl"):
+        # A reset archive of unknown owner: its trace's first line would be read to learn the key.
+        archive = sessions / "aaaaaaaa-0000-4000-8000-00000000000f.jsonl.reset.2026-11-24T18-01-00.000Z"
+        shutil.copy(small_state / OPS_TRANSCRIPT, archive)
+    path = sessions / name
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+    proc = _cli(["sessions", "--state-dir", str(small_state), "--no-cache", "--json"], timeout_s=20)
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(proc.stdout)
+    assert body["sessions"]
+    if name == "sessions.json":
+        assert body["health"]["status"] == "degraded" and "could not read" in proc.stderr
+
+
+def test_fifo_in_place_of_the_sqlite_database_never_blocks(sqlite_state: Path) -> None:
+    database = Path(glob.glob(str(sqlite_state / "agents/*/agent/openclaw-agent.sqlite"))[0])
+    store = make_store(sqlite_state)
+    first = store.scan()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(database) + suffix).unlink(missing_ok=True)
+    os.mkfifo(database)
+    second = store.scan()  # returns (it used to block in open() forever)
+    assert second.health.status == "degraded"
+    assert any(str(database) in path for path in second.health.conditions)
+    assert first.health.status == "ok"

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 
 from clawstats.watch.store import StatsStore
@@ -82,7 +83,10 @@ def test_reset_renames_transcript_and_nothing_is_reread_or_doubled(small_state: 
     assert read_after - read_before < 200  # only the new header line
     assert math.isclose(after.totals.total_cost, before.totals.total_cost, abs_tol=1e-12)
     live = after.by_key["agent:main:reset-me"]
-    assert live.total_cost == 0 and live.context_source == "unknown"
+    # no call yet: the agent's base prompt (from its latest transcript's first call) as an estimate
+    bases = [(t.stats.last_call_ms or 0.0, t.stats.base_prompt) for t in store.tails.values() if t.stats.base_prompt]
+    assert live.total_cost == 0 and live.context_source == "estimate"
+    assert live.context_tokens == max(bases)[1] and 10_000 < max(bases)[1] < 20_000
     archive = after.by_key[f"agent:main:{RESET_SID}"]
     assert archive.archived and archive.archived_from == "agent:main:reset-me"
     assert math.isclose(live.lifetime_cost, archive.total_cost, abs_tol=1e-12)  # older archive: owner unknown
@@ -103,11 +107,31 @@ def test_row_without_transcript_and_foreign_session_file(small_state: Path) -> N
     doc = _index(small_state)
     doc["agent:main:new"] = {"sessionId": "nope", "updatedAt": 1795540200000, "sessionFile": "/elsewhere/nope.jsonl"}
     _replace_index(small_state, "main", doc)
-    snap = scan(small_state)
+    store = make_store(small_state)
+    store.row_grace_s = 0.0  # counted at once (the grace period has its own test)
+    snap = store.scan()
     row = snap.by_key["agent:main:new"]
-    assert row.total_cost is None and row.cost_source == "unknown" and row.context_tokens is None  # unknown, not $0
+    assert row.total_cost is None and row.cost_source == "unknown" and row.context_source == "estimate"
     assert snap.totals.unknown_sessions == 1 and snap.totals.cost_source == "partial"
     assert snap.health.counters == {"rowWithoutTranscript": 1}
+
+
+def test_row_before_its_transcript_is_not_a_fault_until_it_persists(small_state: Path) -> None:
+    """OpenClaw writes a new session's row, then its transcript: no warning for that moment."""
+    doc = _index(small_state)
+    doc["agent:main:fresh"] = {"sessionId": "fresh-sid", "updatedAt": 1795540200000}
+    doc["agent:main:never"] = {"sessionId": "never-sid", "updatedAt": 1795540200000}
+    _replace_index(small_state, "main", doc)
+    store = make_store(small_state)
+    store.row_grace_s = 0.5
+    first = store.scan()
+    assert first.health.counters.get("rowWithoutTranscript", 0) == 0 and "agent:main:fresh" in first.by_key
+    (small_state / MAIN / "fresh-sid.jsonl").write_text(json.dumps({"type": "session", "id": "fresh-sid"}) + "\n")
+    time.sleep(0.6)  # past the grace period: the row still without a transcript is a fault now
+    later = store.scan()
+    assert later.health.counters == {"rowWithoutTranscript": 1}
+    assert list(later.health.by_file.values()) == [{"rowWithoutTranscript": 1}]
+    assert store.scan().health.counters == {"rowWithoutTranscript": 1}  # counted once, not per scan
 
 
 def test_config_windows_and_prices_fill_what_rows_and_entries_lack(small_state: Path) -> None:

@@ -1,0 +1,1 @@
+"""Conformance against the real OpenClaw gateway (``make conformance``; docs/CONFORMANCE.md)."""
