@@ -80,11 +80,12 @@ def sse(gateway_url: str, direct_url: str, gw_token: str, cs_token: str, chat_ur
         time.sleep(0.05)
     time.sleep(1.0)  # later events of the same turn
     stop.set()
-    common = sorted(set(direct) & set(via_gateway), key=int)
+    common = sorted(set(direct) & set(via_gateway), key=direct.__getitem__)
     return {
         "chatStatus": chat.status_code,
-        "direct": sorted(direct, key=int),
-        "viaGateway": sorted(via_gateway, key=int),
+        # event ids in arrival order (an id is opaque: clawstats' `<epoch>-<revision>`)
+        "direct": sorted(direct, key=direct.__getitem__),
+        "viaGateway": sorted(via_gateway, key=via_gateway.__getitem__),
         "delaysS": {i: via_gateway[i] - direct[i] for i in common},
         # When each event left clawstats, relative to the chat turn (the gateway is busy during it).
         "sentAfterChatStartS": {i: direct[i] - chat_started for i in common},
