@@ -4,7 +4,6 @@
 ``sse GATEWAY_URL DIRECT_URL GW_TOKEN CS_TOKEN CHAT_URL KEY``: one event stream through the gateway
 and one straight from clawstats, both open; a chat turn changes the store; for every ``sessions``
 event id seen on both, the gateway copy's arrival minus the direct copy's (seconds).
-``hold URL TOKEN``: keep an event stream open; print ``open``, then ``closed`` when it ends.
 ``tab UI_URL GW_TOKEN SHOT``: OpenClaw's Control UI in Chromium, open the clawstats tab, report what the
 framed page shows (connection state, rows) and every request that failed.
 Prints one JSON document on stdout.
@@ -80,10 +79,10 @@ def sse(gateway_url: str, direct_url: str, gw_token: str, cs_token: str, chat_ur
         time.sleep(0.05)
     time.sleep(1.0)  # later events of the same turn
     stop.set()
+    # Event ids are "<process epoch>-<revision>" (alerts "-a<n>" after it): order them as they arrived.
     common = sorted(set(direct) & set(via_gateway), key=direct.__getitem__)
     return {
         "chatStatus": chat.status_code,
-        # event ids in arrival order (an id is opaque: clawstats' `<epoch>-<revision>`)
         "direct": sorted(direct, key=direct.__getitem__),
         "viaGateway": sorted(via_gateway, key=via_gateway.__getitem__),
         "delaysS": {i: via_gateway[i] - direct[i] for i in common},
@@ -130,10 +129,7 @@ def tab(ui_url: str, gw_token: str, shot: str) -> dict[str, Any]:
                 if state == "live" and rows:
                     break
             page.wait_for_timeout(200)  # (time.sleep would not let Playwright process frame events)
-        # The tab's own frame (the Control UI may hold other frames of its own, e.g. a probe).
-        ours = "fs => fs.filter(f => (f.src || '').includes('/plugins/clawstats'))"
-        sandbox = page.eval_on_selector_all("iframe", ours + ".map(f => f.getAttribute('sandbox'))")
-        all_frames = page.eval_on_selector_all("iframe", "fs => fs.map(f => [f.src, f.getAttribute('sandbox')])")
+        sandbox = page.eval_on_selector_all("iframe", "fs => fs.map(f => f.getAttribute('sandbox'))")
         text = None
         if frame is not None and state != "live":
             try:
@@ -143,21 +139,7 @@ def tab(ui_url: str, gw_token: str, shot: str) -> dict[str, Any]:
         page.screenshot(path=shot)
         ctx.close()
     return {"href": href, "frameUrl": frame.url if frame else None, "state": state, "rows": rows,
-            "sandbox": sandbox, "iframes": all_frames, "failed": failed, "frameText": text}  # fmt: skip
-
-
-def hold(url: str, token: str) -> None:
-    """Open an event stream; print ``open`` after the snapshot and ``closed`` when the server ends it."""
-    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
-    timeout = httpx.Timeout(5.0, read=None)
-    try:
-        with httpx.Client(timeout=timeout) as client, client.stream("GET", url, headers=headers) as r:
-            for line in r.iter_lines():
-                if line == "event: snapshot":
-                    print("open", flush=True)
-    except httpx.HTTPError as exc:
-        print(f"error {type(exc).__name__}", flush=True)
-    print("closed", flush=True)
+            "sandbox": sandbox, "failed": failed, "frameText": text}  # fmt: skip
 
 
 def main() -> None:
@@ -166,9 +148,6 @@ def main() -> None:
         result: Any = fetch(json.loads(args[0]))
     elif command == "sse":
         result = sse(*args)
-    elif command == "hold":
-        hold(*args)
-        os._exit(0)
     elif command == "tab":
         result = tab(*args)
     else:
