@@ -13,7 +13,14 @@ export const TAB_ROOT = "/plugins/clawstats";
 const API_EXACT = ["/api/sessions", "/api/usage", "/api/events"];
 const API_SESSION_PREFIX = "/api/sessions/";
 // What the tab's page may reach under TAB_ROOT (clawstats' paths, read-only).
-const TAB_PATHS = [/^\/$/, /^\/static\/[\w.-]+$/, /^\/api\/(sessions|usage|events|alerts)$/, /^\/api\/sessions\/.+$/, /^\/healthz$/];
+// A static file name never starts with a dot (no `..`).
+const TAB_PATHS = [
+  /^\/$/,
+  /^\/static\/[\w-][\w.-]*$/,
+  /^\/api\/(sessions|usage|events|alerts)$/,
+  /^\/api\/sessions\/.+$/,
+  /^\/healthz$/,
+];
 const STOP_GRACE_MS = 5000;
 
 /** The plugin config with defaults filled in (the manifest's schema has already validated it). */

@@ -129,8 +129,14 @@ export function forward(req, res, upstreamPath, target, cors) {
         req.socket.setNoDelay(true);
       }
       res.writeHead(answer.statusCode, out);
-      if (streaming) res.flushHeaders();
       answer.pipe(res);
+      if (streaming) {
+        res.flushHeaders();
+        // The handler is done once the stream is flowing: while it is pending, the gateway counts
+        // the request as active work, and a restart or stop would wait its whole drain budget
+        // (315 s on 2026.9.6) for a stream that never ends. The socket closes with the server.
+        finish();
+      }
       answer.on("end", finish);
       answer.on("error", () => {
         res.destroy();

@@ -4,6 +4,7 @@
 ``sse GATEWAY_URL DIRECT_URL GW_TOKEN CS_TOKEN CHAT_URL KEY``: one event stream through the gateway
 and one straight from clawstats, both open; a chat turn changes the store; for every ``sessions``
 event id seen on both, the gateway copy's arrival minus the direct copy's (seconds).
+``hold URL TOKEN``: keep an event stream open; print ``open``, then ``closed`` when it ends.
 ``tab UI_URL GW_TOKEN SHOT``: OpenClaw's Control UI in Chromium, open the clawstats tab, report what the
 framed page shows (connection state, rows) and every request that failed.
 Prints one JSON document on stdout.
@@ -129,7 +130,10 @@ def tab(ui_url: str, gw_token: str, shot: str) -> dict[str, Any]:
                 if state == "live" and rows:
                     break
             page.wait_for_timeout(200)  # (time.sleep would not let Playwright process frame events)
-        sandbox = page.eval_on_selector_all("iframe", "fs => fs.map(f => f.getAttribute('sandbox'))")
+        # The tab's own frame (the Control UI may hold other frames of its own, e.g. a probe).
+        ours = "fs => fs.filter(f => (f.src || '').includes('/plugins/clawstats'))"
+        sandbox = page.eval_on_selector_all("iframe", ours + ".map(f => f.getAttribute('sandbox'))")
+        all_frames = page.eval_on_selector_all("iframe", "fs => fs.map(f => [f.src, f.getAttribute('sandbox')])")
         text = None
         if frame is not None and state != "live":
             try:
@@ -139,7 +143,21 @@ def tab(ui_url: str, gw_token: str, shot: str) -> dict[str, Any]:
         page.screenshot(path=shot)
         ctx.close()
     return {"href": href, "frameUrl": frame.url if frame else None, "state": state, "rows": rows,
-            "sandbox": sandbox, "failed": failed, "frameText": text}  # fmt: skip
+            "sandbox": sandbox, "iframes": all_frames, "failed": failed, "frameText": text}  # fmt: skip
+
+
+def hold(url: str, token: str) -> None:
+    """Open an event stream; print ``open`` after the snapshot and ``closed`` when the server ends it."""
+    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    timeout = httpx.Timeout(5.0, read=None)
+    try:
+        with httpx.Client(timeout=timeout) as client, client.stream("GET", url, headers=headers) as r:
+            for line in r.iter_lines():
+                if line == "event: snapshot":
+                    print("open", flush=True)
+    except httpx.HTTPError as exc:
+        print(f"error {type(exc).__name__}", flush=True)
+    print("closed", flush=True)
 
 
 def main() -> None:
@@ -148,6 +166,9 @@ def main() -> None:
         result: Any = fetch(json.loads(args[0]))
     elif command == "sse":
         result = sse(*args)
+    elif command == "hold":
+        hold(*args)
+        os._exit(0)
     elif command == "tab":
         result = tab(*args)
     else:

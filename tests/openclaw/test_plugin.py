@@ -225,7 +225,8 @@ def test_control_ui_tab_in_chromium(rig: Rig) -> None:
     answer = rig.client("tab", rig.gw, rig.oc.token, str(shot), timeout_s=240)
     print(f"\nopenclaw {rig.version}: Control UI tab: {answer}")
     assert answer["href"] == "/plugin?plugin=clawstats&id=clawstats", answer  # the sidebar advertises the tab
-    assert answer["sandbox"] == ["allow-scripts"], answer  # the framed page has an opaque origin
+    # The framed page has an opaque origin: sandboxed, never with allow-same-origin.
+    assert answer["sandbox"] and all(v is not None and "allow-same-origin" not in v for v in answer["sandbox"]), answer
     if rig.version == "2026.7.1":
         # 2026.7.1 has no cookie grant for sandboxed tab frames: the frame's request carries no
         # credentials and the gateway refuses it, so a gateway-auth tab cannot show anything there.
@@ -293,3 +294,26 @@ def test_plugin_disabled_route_gone(rig: Rig) -> None:
     )
     assert "sessions" not in gone["body"], gone
     assert rig.get(f"{rig.gw}/v1/models", **rig.bearer())["status"] == 200
+
+
+def test_open_stream_does_not_hold_the_gateway_stop(rig: Rig) -> None:
+    """An /api/events client must not keep the gateway's stop waiting its drain budget (5 min)."""
+    prefix = ["ip", "netns", "exec", rig.oc.netns] if rig.oc.netns else []
+    cmd = [*prefix, sys.executable, str(CLIENT), "hold", f"{rig.gw}/api/events", rig.oc.token]
+    proc = rig.oc.cli("plugins", "enable", "clawstats")  # the previous test disabled it
+    assert proc.returncode == 0, proc.stderr[-800:]
+    wait_for(lambda: rig.get(f"{rig.gw}/api/sessions", **rig.bearer())["status"], lambda s: s == 200, 120, "route")
+    holder = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        gateway = rig.oc.gateway
+        assert gateway is not None
+        gateway.terminate()
+        gateway.wait(timeout=200)  # a held stream made 2026.9.6 wait 315 s, then force the close
+        log = rig.oc.gateway_output()
+        assert "drain timeout reached" not in log, log[-1500:]
+        rest, _ = holder.communicate(timeout=60)
+        assert "closed" in rest  # the client saw its stream end (and would reconnect)
+    finally:
+        holder.kill()
+        holder.wait()
