@@ -60,9 +60,13 @@ function renderGroups(id, groups, label = (name) => name) {
 function buildForest(rows) {
   const byKey = new Map(rows.map((r) => [r.key, r]));
   const children = new Map();
+  const linked = new Set(); // "parent\u0000child": a membership test, not a scan of the list (a cron job may have 10,000 runs)
   const link = (parent, child) => {
+    const pair = parent + "\u0000" + child;
+    if (linked.has(pair)) return;
+    linked.add(pair);
     if (!children.has(parent)) children.set(parent, []);
-    if (!children.get(parent).includes(child)) children.get(parent).push(child);
+    children.get(parent).push(child);
   };
   for (const r of rows) if (r.parentKey) link(r.parentKey, r.key);
   for (const r of rows) {
