@@ -26,7 +26,7 @@ SKIP_KINDS = (
     "rowWrongType",  # one index row with wrong types (skipped; its transcript becomes an orphan)
     "rowMalformed",  # an SQLite entry_json that is not JSON
     "rowWithoutTranscript",  # a row whose transcript is not there (yet)
-    "transcriptWithoutRow",  # a live transcript no row points at (shown as its own row)
+    "transcriptWithoutRow",  # a live transcript no row points at and no trace names (shown as its own row)
     "emptyEvent",  # an SQLite event with neither JSON nor zstd payload
     "corruptEvent",  # an SQLite zstd payload that does not decompress
     "notRegularFile",  # a FIFO, directory or symlink loop named like a transcript: never opened

@@ -196,10 +196,13 @@ class FileAgent:
         for name, path in live.items():
             if path not in claimed:
                 sid = name[: -len(".jsonl")]
-                self._note(path, "transcriptWithoutRow", path)
                 key = f"agent:{source.agent_id}:{sid}"
-                # e.g. an earlier run of a cron job: its trace names the key it ran under
-                sources[key] = Source(key, source.agent_id, None, path, False, self._owner(sid))
+                # e.g. an earlier run of a cron job: its trace names the key it ran under. OpenClaw
+                # leaves those behind on purpose, so only a transcript nobody owns is a condition.
+                owner = self._owner(sid)
+                if owner is None:
+                    self._note(path, "transcriptWithoutRow", path)
+                sources[key] = Source(key, source.agent_id, None, path, False, owner)
         for sid, path in archives:
             key = f"agent:{source.agent_id}:{sid}"
             sources[key] = Source(key, source.agent_id, None, path, True, self._owner(sid))

@@ -142,3 +142,10 @@ def test_kind_groups_chat_kinds(snap: Snapshot) -> None:
     subagents = (snap.by_key[KEPT_CHILD].total_cost or 0.0) + (snap.by_key[DELETED_CHILD_ARCHIVE_KEY].total_cost or 0.0)
     assert math.isclose(groups["subagent"].cost, subagents, abs_tol=1e-9)  # the cleaned-up one's archive included
     assert math.isclose(groups["group"].cost, snap.by_key[TELEGRAM_KEY].total_cost or 0.0, abs_tol=1e-9)
+
+
+def test_owned_transcripts_without_a_row_are_not_faults(snap: Snapshot) -> None:
+    """Earlier cron runs keep their transcripts but lose their rows: normal OpenClaw, not a skip."""
+    assert snap.health.counters.get("transcriptWithoutRow", 0) == 0, snap.health.by_file
+    rows = {r.key: r for r in snap.rows}
+    assert all(rows[key].cron_job == CRON_JOB for key in CRON_KEYS[1:])  # still rows, attributed
