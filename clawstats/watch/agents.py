@@ -1,0 +1,49 @@
+"""The store's agent set: one reader per agent by its layout, and the cold read over all of them.
+
+``make_agent`` builds a :class:`FileAgent` or a :class:`SqliteAgent` for an
+:class:`AgentSource`; ``read_cold`` asks every agent to ``prepare()`` and reads the files none
+has read yet in one batch (worker processes when ``workers`` > 1), handing each back to its agent.
+"""
+
+from __future__ import annotations
+
+from clawstats.core.catalog import Catalog
+from clawstats.core.health import HealthLog
+from clawstats.core.usage import Pricer
+from clawstats.watch.cache import IndexCache
+from clawstats.watch.cold import read_in_workers
+from clawstats.watch.file_agent import FileAgent
+from clawstats.watch.layout import AgentSource
+from clawstats.watch.sqlite_store import SqliteAgent
+from clawstats.watch.tail import Tail
+
+Agent = FileAgent | SqliteAgent
+
+
+def make_agent(
+    agent: AgentSource,
+    health: HealthLog,
+    cache: IndexCache | None,
+    restored: dict[str, Tail],
+    price: Pricer,
+    max_line_bytes: int,
+    row_grace_s: float,
+) -> Agent:
+    """The reader of one agent, by its layout."""
+    if agent.layout == "sqlite":
+        return SqliteAgent(agent, health, restored, price, max_line_bytes)
+    files = FileAgent(agent, health, cache, restored, max_line_bytes, price)
+    files.row_grace_s = row_grace_s
+    return files
+
+
+def read_cold(agents: dict[str, Agent], catalog: Catalog, workers: int, max_line_bytes: int, health: HealthLog) -> None:
+    """Every agent plans (``prepare``); the files never read are read in one batch over all agents."""
+    cold = {agent_id: agent.prepare() for agent_id, agent in agents.items()}
+    owner = {p: agent_id for agent_id, agent_paths in cold.items() for p in agent_paths}
+    price_of = {agent_id: catalog.pricer(agent_id) for agent_id in cold}
+    read = read_in_workers(list(owner), workers, max_line_bytes, health, lambda p: price_of[owner[p]])
+    for tail in read:
+        agent = agents[owner[tail.path]]
+        assert isinstance(agent, FileAgent)
+        agent.adopt_read(tail)

@@ -1,0 +1,101 @@
+"""``Joins``: which rows read which transcripts, kept for the store between scans.
+
+Each row key has a :class:`Source` (its index row, the stats id of the transcript it reads, the
+key it is an archive of); each transcript an agent reports has its tail and a frozen
+:class:`TranscriptView`. The totals (:class:`Rollup`) count a transcript once while some row
+reads it, however many do. One writer: the store.
+"""
+
+from __future__ import annotations
+
+from clawstats.core.rollup import Rollup
+from clawstats.core.snapshot import TranscriptView
+from clawstats.watch.source import Source
+from clawstats.watch.tail import Tail
+
+
+class Joins:
+    """Sources by row key, transcripts by stats id, and the references between them."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, Source] = {}
+        self.refs: dict[str, set[str]] = {}  # stats id -> row keys reading it
+        self.archives: dict[str, set[str]] = {}  # row key -> keys of its archived transcripts
+        self.tails: dict[str, tuple[str, Tail]] = {}  # stats id -> (agent, tail)
+        self.tviews: dict[str, TranscriptView] = {}  # stats id -> frozen view
+        self.counted: dict[str, tuple[str, TranscriptView]] = {}  # referenced transcripts
+        self.rollup = Rollup()
+
+    def set_source(self, key: str, src: Source | None, keys: set[str]) -> None:
+        """A row's source changed (None: the row is gone); ``keys`` collects the rows to rebuild."""
+        keys.add(key)
+        old = self.sources.pop(key, None)
+        if old is not None:
+            if old.stats_id is not None:
+                self.refs[old.stats_id].discard(key)
+                if not self.refs[old.stats_id]:
+                    del self.refs[old.stats_id]
+                self.count(old.stats_id)
+            if old.archived_from is not None:
+                self.archives[old.archived_from].discard(key)
+                keys.add(old.archived_from)
+        if src is None:
+            return
+        self.sources[key] = src
+        if src.stats_id is not None:
+            self.refs.setdefault(src.stats_id, set()).add(key)
+            self.count(src.stats_id)
+        if src.archived_from is not None:
+            self.archives.setdefault(src.archived_from, set()).add(key)
+            keys.add(src.archived_from)
+
+    def put_tail(self, agent_id: str, stats_id: str, current: Tail | None) -> None:
+        """A transcript's statistics changed (``current`` None: it is gone)."""
+        if current is None:
+            self.tails.pop(stats_id, None)
+            self.tviews.pop(stats_id, None)
+        else:
+            self.tails[stats_id] = (agent_id, current)
+            self.tviews[stats_id] = TranscriptView.of(agent_id, current.stats)
+
+    def drop_tail(self, stats_id: str) -> None:
+        """A transcript of an agent no longer followed."""
+        self.tails.pop(stats_id, None)
+        self.tviews.pop(stats_id, None)
+        self.count(stats_id)
+
+    def add_readers(self, stats_id: str, keys: set[str]) -> None:
+        """Add the rows reading this transcript, and the rows they are archives of, to ``keys``."""
+        for key in self.refs.get(stats_id, ()):
+            keys.add(key)
+            owner_key = self.sources[key].archived_from
+            if owner_key is not None:
+                keys.add(owner_key)
+
+    def count(self, stats_id: str) -> None:
+        """Totals count a transcript once while some row reads it."""
+        view = self.tviews.get(stats_id)
+        if view is not None and stats_id in self.refs:
+            self.counted[stats_id] = (view.agent_id, view)
+            self.rollup.put(stats_id, view.agent_id, view)
+        elif self.counted.pop(stats_id, None) is not None:
+            self.rollup.drop(stats_id)
+
+    def earlier(self, key: str) -> float:
+        """The cost of a row's archived transcripts (its earlier resets)."""
+        total = 0.0
+        for archive in sorted(self.archives.get(key, ())):
+            src = self.sources[archive]
+            found = self.tails.get(src.stats_id or "")
+            if found is not None:
+                total += found[1].stats.cost
+        return total
+
+    def source_of(self, key: str) -> Source | None:
+        """A row's source, or None when it is no session."""
+        src = self.sources.get(key)
+        if src is not None and src.row is None and not src.archived:
+            found = self.tails.get(src.stats_id or "")
+            if found is None or found[1].stats.entries == 0:
+                return None  # a transcript without a row and without one valid record (binary) is no session
+        return src
