@@ -67,20 +67,21 @@ def parent_of(row: SessionRow, links: Mapping[str, str]) -> str | None:
     return row.parent_key or links.get(row.key) or cron_job_key(row.key)
 
 
+def root_of(key: str, parents: Mapping[str, str | None]) -> str:
+    """A row's top-level ancestor (itself when it has none); a cycle stops at the repeat."""
+    seen = {key}
+    node = key
+    for _ in range(MAX_DEPTH):
+        up = parents.get(node)
+        if up is None or up in seen:
+            break
+        seen.add(up)
+        node = up
+    return node
+
+
 def _roots(rows: Sequence[SessionRow], parents: Mapping[str, str | None]) -> dict[str, str]:
-    """Each row's top-level ancestor (itself when it has none); a cycle stops at the repeat."""
-    roots: dict[str, str] = {}
-    for row in rows:
-        seen = {row.key}
-        node = row.key
-        for _ in range(MAX_DEPTH):
-            up = parents.get(node)
-            if up is None or up in seen:
-                break
-            seen.add(up)
-            node = up
-        roots[row.key] = node
-    return roots
+    return {row.key: root_of(row.key, parents) for row in rows}
 
 
 class Tree(msgspec.Struct, frozen=True):

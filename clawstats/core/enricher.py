@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
-from clawstats.core.attribution import MAX_DEPTH, Tree, annotate, build_tree, cron_job_key, parent_of
+from clawstats.core.attribution import MAX_DEPTH, Tree, annotate, build_tree, cron_job_key, parent_of, root_of
 from clawstats.core.enrich import ForecastMemo, Timeline, foresee, links_of
 from clawstats.core.forecast import CompactionConfig
 from clawstats.core.session import SessionRow
@@ -113,7 +113,7 @@ class Enricher:
                 tree.children.setdefault(up, []).append(key)
             self._shapes[key] = shape
         for key in new:
-            tree.roots[key] = _root(key, tree.parents)
+            tree.roots[key] = root_of(key, tree.parents)
         for key in fresh:
             cost = base[key].total_cost or 0.0
             if key in new or self._costs.get(key) != cost:
@@ -164,16 +164,3 @@ class Enricher:
                 tree.tree_cost[node] = own + sum(tree.tree_cost.get(child, 0.0) for child in kids)
                 touched.add(node)
         return touched
-
-
-def _root(key: str, parents: Mapping[str, str | None]) -> str:
-    """A row's top-level ancestor, as :func:`clawstats.core.attribution.build_tree` finds it."""
-    seen = {key}
-    node = key
-    for _ in range(MAX_DEPTH):
-        up = parents.get(node)
-        if up is None or up in seen:
-            break
-        seen.add(up)
-        node = up
-    return node

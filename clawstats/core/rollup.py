@@ -14,7 +14,7 @@ from __future__ import annotations
 import zlib
 
 from clawstats.core.figures import HasBuckets, figure_of, summed
-from clawstats.core.totals import GROUP_BY, Totals
+from clawstats.core.totals import GROUP_BY, Totals, totals_of
 from clawstats.core.usage import Bucket
 
 BLOCKS = 256
@@ -92,18 +92,4 @@ class Rollup:
                     into.add(bucket)
         figure = figure_of(total)
         built = {by: {name: figure_of(groups[by][name]) for name in sorted(groups[by])} for by in GROUP_BY}
-        return Totals(
-            total_cost=figure.cost,
-            calls=figure.calls,
-            usage=figure.usage,
-            missing_cost_entries=figure.missing_cost_entries,
-            sessions=sessions,
-            by_agent=built["agent"],
-            by_model=built["model"],
-            by_day=built["day"],
-            recorded_cost=figure.recorded_cost,
-            computed_cost=figure.computed_cost,
-            unpriced_calls=figure.unpriced_calls,
-            cost_source="partial" if unknown_sessions and figure.cost_source != "unpriced" else figure.cost_source,
-            unknown_sessions=unknown_sessions,
-        )
+        return totals_of(figure, built, sessions, unknown_sessions)

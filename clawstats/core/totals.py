@@ -6,13 +6,22 @@ never count a transcript twice, however many rows point at it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import msgspec
 
 from clawstats.core.figures import HasBuckets, UsageGroup, UsageTotals, figure_of, figures, summed
 
-__all__ = ["GROUP_BY", "HasBuckets", "Totals", "UsageGroup", "compute_totals", "group_usage", "sum_by_agent_model"]
+__all__ = [
+    "GROUP_BY",
+    "HasBuckets",
+    "Totals",
+    "UsageGroup",
+    "compute_totals",
+    "group_usage",
+    "sum_by_agent_model",
+    "totals_of",
+]
 
 GROUP_BY = ("model", "agent", "day")
 
@@ -55,15 +64,24 @@ def compute_totals(transcripts: Iterable[tuple[str, HasBuckets]], sessions: int,
     """Totals over every transcript (each once) and its three groupings."""
     transcripts = list(transcripts)
     total = figure_of(summed(transcripts, ())[()])
+    groups = {by: group_usage(transcripts, by) for by in GROUP_BY}
+    return totals_of(total, groups, sessions, unknown_sessions)
+
+
+def totals_of(
+    total: UsageGroup, groups: Mapping[str, dict[str, UsageGroup]], sessions: int, unknown_sessions: int
+) -> Totals:
+    """The totals from the figure over everything and its groupings by agent, model and day (the
+    one constructor: :func:`compute_totals` and the incremental ``Rollup`` both end here)."""
     return Totals(
         total_cost=total.cost,
         calls=total.calls,
         usage=total.usage,
         missing_cost_entries=total.missing_cost_entries,
         sessions=sessions,
-        by_agent=group_usage(transcripts, "agent"),
-        by_model=group_usage(transcripts, "model"),
-        by_day=group_usage(transcripts, "day"),
+        by_agent=groups["agent"],
+        by_model=groups["model"],
+        by_day=groups["day"],
         recorded_cost=total.recorded_cost,
         computed_cost=total.computed_cost,
         unpriced_calls=total.unpriced_calls,
