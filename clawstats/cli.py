@@ -59,6 +59,20 @@ ERRORS: tuple[tuple[type[Exception], int], ...] = (
 LIMIT = number(0)  # a check limit: finite, not negative
 
 
+#: One format for every log line, uvicorn's included (``run_app`` gives uvicorn no logging
+#: config of its own, so its loggers propagate here): UTC time to the millisecond, level, logger.
+LOG_FORMAT = "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s"
+LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+def configure_logging(level: str) -> None:
+    formatter = logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT)
+    formatter.converter = time.gmtime
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter)
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+
+
 def _log_level(parser: argparse.ArgumentParser, top: bool) -> None:
     # On the top parser and on every subcommand (``clawstats sessions --log-level debug``).
     parser.add_argument(
@@ -246,7 +260,7 @@ def _silence_stdout() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="clawstats: %(levelname)s %(message)s")
+    configure_logging(args.log_level)
     try:
         settings = resolve(args, os.environ)
         code: int = args.func(args, settings)

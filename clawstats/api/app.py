@@ -52,7 +52,7 @@ def create_app(
     hub = hub or Hub(queue_size=max(1, settings.events_queue_size))
     registry = make_registry(lambda: hub.current, settings.metrics_active_minutes)
     alert_state = None
-    if store is not None and store.cache is not None:
+    if store is not None and store.cache is not None and store.cache.available:  # else: warned about once
         alert_state = AlertStateFile(store.cache.path)
     rules = settings.alert_rules()
     alerts = AlertManager(hub, rules, alert_state)

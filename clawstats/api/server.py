@@ -75,6 +75,7 @@ def run_app(settings: Settings, store: StatsStore, label: str = "serving") -> in
     config = uvicorn.Config(
         app,
         log_level="warning",
+        log_config=None,  # uvicorn's loggers propagate to ours: one line format (``cli.LOG_FORMAT``)
         access_log=False,
         lifespan="on",
         http="h11",  # h11 enforces the header limit below (httptools has none of its own)

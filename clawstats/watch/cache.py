@@ -10,7 +10,6 @@ the service goes on without it. SIGKILL mid-write leaves the last committed stat
 from __future__ import annotations
 
 import hashlib
-import logging
 import sqlite3
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from clawstats.core.health import HealthLog
 from clawstats.core.transcript import TranscriptStats
 from clawstats.watch.tail import FileId, Tail
 
-log = logging.getLogger("clawstats")
 SCHEMA_VERSION = 2  # 2: per-call costs in the state, a meta table naming the prices used
 
 
@@ -39,14 +37,15 @@ class IndexCache:
         self._saved: dict[str, tuple[FileId | None, int, int]] = {}
         self._owners_saved: dict[tuple[str, str], str] = {}
         self._db: sqlite3.Connection | None = None
+        self.failure: str | None = None  # why it became unavailable, when it did
         self._open()
 
     def _fail(self, what: str, exc: BaseException) -> None:
         reason = f"index cache unavailable ({what}: {exc}); running without it"
+        self.failure = reason
         if self.health is not None:
             self.health.set_condition(str(self.path), reason)
-        else:
-            log.warning("%s: %s", self.path, reason)
+        # else (opening, before the store's health exists): its owner reports ``failure`` once
         if self._db is not None:
             try:
                 self._db.close()

@@ -36,8 +36,8 @@ def open_store(settings: Settings, env: Mapping[str, str], workers: int = 1, fol
     store = StatsStore(state_dir, agents, catalog, cache, settings.max_line_bytes, workers)
     if cache is not None:
         cache.health = store.health
-        if not cache.available:
-            store.health.set_condition(str(cache.path), "index cache unavailable; running without it")
+        if cache.failure is not None:  # one warning, with the reason the cache gave
+            store.health.set_condition(str(cache.path), cache.failure)
     for path in (state_dir, state_dir / "agents"):
         try:
             os.listdir(path)
