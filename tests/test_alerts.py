@@ -315,3 +315,33 @@ def test_a_dead_webhook_does_not_delay_a_healthy_one(hook: str) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_alert_state_that_cannot_be_saved_is_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import sqlite3
+
+    from clawstats.watch.alert_state import AlertStateFile
+
+    path = tmp_path / "alerts.sqlite"
+    state = AlertStateFile(path)
+    state.save({"a|x"})
+    other = sqlite3.connect(path)
+    other.execute("DROP TABLE alerts_fired")  # another writer breaks it: every save fails now
+    other.commit()
+    with caplog.at_level("WARNING", logger="clawstats"):
+        state.save({"a|x", "b|y"})
+        state.save({"b|y"})
+    expected = f"{path}: alert state not saved (no such table: alerts_fired)"
+    assert [r.getMessage() for r in caplog.records].count(expected) == 1
+    caplog.clear()
+    other.execute("CREATE TABLE alerts_fired (id TEXT PRIMARY KEY)")  # works again ...
+    other.commit()
+    state.save({"c|z"})
+    assert state.load() == {"c|z"}
+    with caplog.at_level("WARNING", logger="clawstats"):
+        other.execute("DROP TABLE alerts_fired")
+        other.commit()
+        state.save({"d|w"})  # ... and a new failure is a new warning
+    other.close()
+    assert len([r for r in caplog.records if "alert state not saved" in r.getMessage()]) == 1
+    state.close()

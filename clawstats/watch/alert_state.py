@@ -18,6 +18,7 @@ class AlertStateFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.available = True
+        self._failing = False  # the last save failed (and was logged)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=2.0, isolation_level=None, check_same_thread=False)
@@ -44,7 +45,11 @@ class AlertStateFile:
                 self._db.execute("DELETE FROM alerts_fired")
                 self._db.executemany("INSERT INTO alerts_fired VALUES (?)", [(i,) for i in sorted(fired)])
         except sqlite3.Error as exc:
-            log.warning("%s: alert state not saved (%s)", self.path, exc)
+            if not self._failing:  # once, until a save works again (it is tried on every change)
+                log.warning("%s: alert state not saved (%s)", self.path, exc)
+            self._failing = True
+        else:
+            self._failing = False
 
     def close(self) -> None:
         if self.available:
