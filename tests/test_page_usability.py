@@ -122,3 +122,42 @@ def test_clicking_a_row_with_the_server_down_says_so(browser: Browser, small_sta
     assert not page.locator("#detail").evaluate("d => d.open")
     # Only the browser's own reports of the refused connections reach the console.
     assert all("ERR_CONNECTION_REFUSED" in e for e in errors), errors
+
+
+CHART_LABELS_JS = """
+() => [...document.querySelectorAll('#detail .chart svg')].map((svg) => {
+  const frame = svg.getBoundingClientRect();
+  const scale = frame.width / svg.viewBox.baseVal.width;
+  const labels = [...svg.querySelectorAll('text')].map((t) => {
+    const r = t.getBoundingClientRect();
+    return { text: t.textContent, px: parseFloat(getComputedStyle(t).fontSize) * scale,
+             box: [r.left, r.top, r.right, r.bottom] };
+  });
+  return { frame: [frame.left, frame.top, frame.right, frame.bottom], labels };
+})
+"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_chart_labels_readable_on_a_phone(browser: Browser, server: LiveServer, width: int) -> None:  # noqa: F811
+    errors: list[str] = []
+    page = _open(browser, server, errors, viewport={"width": width, "height": 844}, color_scheme="dark")
+    page.locator(f"tr[data-key='{OPS}']").click()
+    page.wait_for_selector("#chart-cost svg path.line")
+    charts = page.evaluate(CHART_LABELS_JS)
+    assert len(charts) == 2
+    for chart in charts:
+        left, top, right, bottom = chart["frame"]
+        labels = chart["labels"]
+        assert len(labels) == 5, labels  # three on the y axis, first and last call on the x axis
+        for label in labels:
+            assert label["px"] >= 11, label  # at least 11 CSS px as shown, not as drawn
+            x0, y0, x1, y1 = label["box"]
+            assert left <= x0 and x1 <= right and top <= y0 and y1 <= bottom, (label, chart["frame"])  # not clipped
+        for i, a in enumerate(labels):
+            for b in labels[i + 1 :]:
+                ax0, ay0, ax1, ay1 = a["box"]
+                bx0, by0, bx1, by1 = b["box"]
+                assert ax1 <= bx0 or bx1 <= ax0 or ay1 <= by0 or by1 <= ay0, (a, b)  # no overlap
+    _shot(page, f"detail-charts-{width}-dark")
+    assert errors == []

@@ -383,8 +383,10 @@ function render(changed = new Set()) {
 
 // ---- detail ---------------------------------------------------------------------------------
 
-function lineChart(points, { yMax, marks = [], window = null, fmt = String, label = "chart" }) {
-  const W = 460, H = 180, L = 46, R = 8, T = 10, B = 20;
+// Drawn at the width it is shown at (one SVG unit = one CSS pixel), so its 11 px labels stay 11 px
+// on a phone instead of shrinking with a fixed viewBox.
+function lineChart(points, { yMax, marks = [], window = null, fmt = String, label = "chart", width = 460 }) {
+  const W = Math.max(200, Math.round(width)), H = 180, L = 50, R = 8, T = 10, B = 22;
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
@@ -402,7 +404,7 @@ function lineChart(points, { yMax, marks = [], window = null, fmt = String, labe
   const y = (v) => T + (H - T - B) * (1 - v / top);
   for (const f of [0, 0.5, 1]) {
     add("line", { class: "grid", x1: L, x2: W - R, y1: y(top * f), y2: y(top * f) });
-    add("text", { x: 2, y: y(top * f) + 3 }, fmt(top * f));
+    add("text", { x: 2, y: y(top * f) + (f === 1 ? 9 : f === 0 ? -2 : 4) }, fmt(top * f)); // inside the frame
   }
   if (window) add("line", { class: "window", x1: L, x2: W - R, y1: y(window), y2: y(window) });
   for (const index of marks) add("line", { class: "compaction", x1: x(index), x2: x(index), y1: T, y2: H - B });
@@ -410,8 +412,8 @@ function lineChart(points, { yMax, marks = [], window = null, fmt = String, labe
     const d = points.map((v, i) => (i ? "L" : "M") + x(i).toFixed(1) + " " + y(v).toFixed(1)).join(" ");
     add("path", { class: "line", d });
   }
-  add("text", { x: L, y: H - 5 }, "call 1");
-  add("text", { x: W - R - 40, y: H - 5 }, "call " + points.length);
+  add("text", { x: L, y: H - 6 }, "call 1");
+  add("text", { x: W - R, y: H - 6, "text-anchor": "end" }, "call " + points.length);
   return svg;
 }
 
@@ -445,11 +447,16 @@ async function openDetail(key) {
   const ctx = detail.timeline.map((p) => p.contextTokens);
   const times = detail.timeline.map((p) => p.at);
   const marks = detail.compactions.map((c) => times.findIndex((t) => t && c.at && t > c.at)).filter((i) => i >= 0);
+  const dialog = $("#detail");
+  if (!dialog.open) dialog.showModal(); // open first: the charts are drawn at their shown width
+  const width = (id) => $(id).clientWidth || 460;
   $("#chart-context").replaceChildren(
-    lineChart(ctx, { yMax: Math.max(row.contextWindow || 0, ...ctx), window: row.contextWindow, marks, fmt: (v) => fmtK(Math.round(v)), label: "Context tokens per call" }),
+    lineChart(ctx, { yMax: Math.max(row.contextWindow || 0, ...ctx), window: row.contextWindow, marks, fmt: (v) => fmtK(Math.round(v)),
+      label: "Context tokens per call", width: width("#chart-context") }),
   );
   const cost = detail.timeline.map((p) => p.cumulativeCost);
-  $("#chart-cost").replaceChildren(lineChart(cost, { yMax: Math.max(...cost, 0), fmt: (v) => "$" + v.toFixed(3), label: "Cumulative cost" }));
+  $("#chart-cost").replaceChildren(lineChart(cost, { yMax: Math.max(...cost, 0), fmt: (v) => "$" + v.toFixed(3), label: "Cumulative cost",
+    width: width("#chart-cost") }));
   $("#detail-models").replaceChildren(
     el("tr", {}, ...["Model", "Calls", "Input", "Output", "Cache read", "Cost"].map((h) => el("th", { text: h }))),
     ...Object.entries(detail.byModel).map(([name, g]) =>
@@ -458,7 +465,7 @@ async function openDetail(key) {
   );
   const children = detail.children || [];
   $("#detail-children").replaceChildren(
-    el("tr", {}, ...["Child", "Tree cost", ""].map((h) => el("th", { text: h }))),
+    el("tr", {}, ...["Child", "Tree cost", "Status"].map((h) => el("th", { text: h }))),
     ...children.map((c) => el("tr", {}, el("td", { class: "key", text: c.key }), el("td", { text: fmtCost(c.treeCost) }),
       el("td", { class: "muted", text: c.hasRow ? "" : "cleaned up" }))),
   );
@@ -470,9 +477,7 @@ async function openDetail(key) {
     ),
   );
   if (!detail.compactions.length) $("#detail-compactions").append(el("tr", {}, el("td", { class: "muted", text: "none" })));
-  const dialog = $("#detail");
   dialog.dataset.key = key;
-  if (!dialog.open) dialog.showModal();
   $("#detail-close").focus();
 }
 
