@@ -138,12 +138,23 @@ CHART_LABELS_JS = """
 """
 
 
-@pytest.mark.parametrize("width", [390, 1280])
-def test_chart_labels_readable_on_a_phone(browser: Browser, server: LiveServer, width: int) -> None:  # noqa: F811
+@pytest.mark.parametrize(("width", "resized"), [(390, None), (1280, None), (1280, 390)])
+def test_chart_labels_readable_on_a_phone(
+    browser: Browser,  # noqa: F811
+    server: LiveServer,
+    width: int,
+    resized: int | None,
+) -> None:
     errors: list[str] = []
     page = _open(browser, server, errors, viewport={"width": width, "height": 844}, color_scheme="dark")
     page.locator(f"tr[data-key='{OPS}']").click()
     page.wait_for_selector("#chart-cost svg path.line")
+    if resized is not None:  # opened on a wide window, then narrowed: the charts are drawn again
+        drawn = page.locator("#chart-cost svg").element_handle()
+        assert drawn is not None
+        page.set_viewport_size({"width": resized, "height": 844})
+        page.wait_for_function("svg => !svg.isConnected", arg=drawn, timeout=10_000)
+        width = resized
     charts = page.evaluate(CHART_LABELS_JS)
     assert len(charts) == 2
     for chart in charts:

@@ -417,6 +417,24 @@ function lineChart(points, { yMax, marks = [], window = null, fmt = String, labe
   return svg;
 }
 
+// The detail's two charts, at the width they are shown at (drawn again when the window resizes).
+let chartDetail = null;
+function drawCharts(detail) {
+  chartDetail = detail;
+  const row = detail.row;
+  const ctx = detail.timeline.map((p) => p.contextTokens);
+  const times = detail.timeline.map((p) => p.at);
+  const marks = detail.compactions.map((c) => times.findIndex((t) => t && c.at && t > c.at)).filter((i) => i >= 0);
+  const width = (id) => $(id).clientWidth || 460;
+  $("#chart-context").replaceChildren(
+    lineChart(ctx, { yMax: Math.max(row.contextWindow || 0, ...ctx), window: row.contextWindow, marks, fmt: (v) => fmtK(Math.round(v)),
+      label: "Context tokens per call", width: width("#chart-context") }),
+  );
+  const cost = detail.timeline.map((p) => p.cumulativeCost);
+  $("#chart-cost").replaceChildren(lineChart(cost, { yMax: Math.max(...cost, 0), fmt: (v) => "$" + v.toFixed(3), label: "Cumulative cost",
+    width: width("#chart-cost") }));
+}
+
 async function openDetail(key) {
   let detail;
   try {
@@ -444,19 +462,9 @@ async function openDetail(key) {
   $("#detail-summary").replaceChildren(
     ...facts.map(([k, v, title]) => el("div", title ? { title } : {}, el("span", { class: "muted", text: k }), el("b", { text: v }))),
   );
-  const ctx = detail.timeline.map((p) => p.contextTokens);
-  const times = detail.timeline.map((p) => p.at);
-  const marks = detail.compactions.map((c) => times.findIndex((t) => t && c.at && t > c.at)).filter((i) => i >= 0);
   const dialog = $("#detail");
   if (!dialog.open) dialog.showModal(); // open first: the charts are drawn at their shown width
-  const width = (id) => $(id).clientWidth || 460;
-  $("#chart-context").replaceChildren(
-    lineChart(ctx, { yMax: Math.max(row.contextWindow || 0, ...ctx), window: row.contextWindow, marks, fmt: (v) => fmtK(Math.round(v)),
-      label: "Context tokens per call", width: width("#chart-context") }),
-  );
-  const cost = detail.timeline.map((p) => p.cumulativeCost);
-  $("#chart-cost").replaceChildren(lineChart(cost, { yMax: Math.max(...cost, 0), fmt: (v) => "$" + v.toFixed(3), label: "Cumulative cost",
-    width: width("#chart-cost") }));
+  drawCharts(detail);
   $("#detail-models").replaceChildren(
     el("tr", {}, ...["Model", "Calls", "Input", "Output", "Cache read", "Cost"].map((h) => el("th", { text: h }))),
     ...Object.entries(detail.byModel).map(([name, g]) =>
@@ -556,6 +564,9 @@ function main() {
     storeToken(state.token);
     $("#auth").hidden = true;
     connect();
+  });
+  window.addEventListener("resize", () => {
+    if ($("#detail").open && chartDetail) drawCharts(chartDetail);
   });
   setInterval(() => {
     for (const cell of document.querySelectorAll("td[data-age]")) cell.textContent = age(Number(cell.dataset.age) || null);
