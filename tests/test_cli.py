@@ -51,6 +51,25 @@ def test_sessions_table_filters_and_sorts(capsys: pytest.CaptureFixture[str]) ->
     assert keys == ["agent:main:travel-long", "agent:main:research"]
 
 
+#: ``--sort context`` (and the page's Context column): share of the window, ties by key, unknowns last.
+CONTEXT_DESC = [
+    "agent:ops:incident-long",  # 27k/32k, 84 %
+    "agent:main:model-switch",  # 18k/32k, 57 %: more tokens would put travel-long (19k/128k) first
+    "agent:main:travel-long",
+    "agent:main:research",
+    "agent:main:openai-user:conv-2002-alpha",  # three at 13 % (17k/128k): by their exact share
+    "agent:main:reset-me",
+    "agent:main:main",
+    "agent:main:subagent:c36758f8-1902-49b4-850e-b668a1bcfb97",
+    "agent:main:02e6078a-0790-4990-9386-70a62f32cc51",  # archived: no context, last
+]
+
+
+def test_sessions_sort_context_is_share_of_window_unknowns_last(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sessions", "--state-dir", STATE, "--no-cache", "--sort", "context", "--json"]) == 0
+    assert [r["key"] for r in json.loads(capsys.readouterr().out)["sessions"]] == CONTEXT_DESC
+
+
 def test_sessions_csv_equals_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sessions", "--state-dir", STATE, "--no-cache", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["sessions"]

@@ -141,7 +141,6 @@ def project(rows: Sequence[SessionRow], fields: tuple[str, ...] | None) -> Seque
 _SORT_KEYS: dict[str, Callable[[SessionRow], tuple[float | str, str]]] = {
     "updated": lambda r: (r.updated_at_ms or 0.0, r.key),
     "cost": lambda r: (-1.0 if r.total_cost is None else r.total_cost, r.key),
-    "context": lambda r: (r.context_tokens if r.context_tokens is not None else -1, r.key),
     "key": lambda r: (r.key, r.key),
 }
 
@@ -172,5 +171,24 @@ def match_and_sort(rows: Sequence[SessionRow], query: SessionQuery, now_ms: floa
         and (query.archived or not r.archived)
         and (needle is None or needle in r.key.lower() or needle in (r.label or "").lower())
     ]
+    if query.sort == "context":
+        return _by_context(matched, order == "desc")
     matched.sort(key=_SORT_KEYS[query.sort], reverse=order == "desc")
     return matched
+
+
+def context_fraction(row: SessionRow) -> float | None:
+    """What "sort by context" means, here and on the page (app.js ``contextFraction``): the share
+    of the model's window in use, unknown (no window, no count, archived) as None."""
+    if row.context_pct is None or row.context_tokens is None or not row.context_window:
+        return None
+    return row.context_tokens / row.context_window
+
+
+def _by_context(rows: list[SessionRow], descending: bool) -> list[SessionRow]:
+    """By share of the window, ties by key (ascending), unknowns last in either order."""
+    known = [(f, r) for r in rows if (f := context_fraction(r)) is not None]
+    known.sort(key=lambda fr: fr[1].key)
+    known.sort(key=lambda fr: fr[0], reverse=descending)  # stable: equal shares keep key order
+    unknown = sorted((r for r in rows if context_fraction(r) is None), key=lambda r: r.key)
+    return [r for _, r in known] + unknown

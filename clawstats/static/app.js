@@ -5,7 +5,7 @@
 "use strict";
 
 const state = {
-  rows: new Map(), totals: null, sort: "updated", order: "desc", token: null, source: null, alerts: [],
+  rows: new Map(), totals: null, filtered: false, visible: [], sort: "updated", order: "desc", token: null, source: null, alerts: [],
   shown: 200, // rows in the table: the page stays responsive at 50,000 sessions ("Show more" adds a page)
 };
 const PAGE_ROWS = 200;
@@ -68,6 +68,14 @@ function askToken() {
   $("#auth").hidden = false;
   setConn("error", "token needed");
   $("#token").focus();
+}
+
+// A failed action the user took (opening a session): shown above the table until the next success.
+function showError(text) {
+  const box = $("#page-error");
+  box.hidden = !text;
+  box.textContent = text || "";
+  if (text) setConn("error", "error");
 }
 
 // ---- live connection ------------------------------------------------------------------------
@@ -173,7 +181,6 @@ const SORTERS = {
   key: (r) => r.key,
   agent: (r) => r.agentId + " " + r.key,
   model: (r) => (r.model || "") + " " + r.key,
-  context: (r) => (r.contextPct == null ? -1 : r.contextPct),
   cost: (r) => r.totalCost ?? -1,
   compactions: (r) => r.compactionCount,
   updated: (r) => r.updatedAtMs || 0,
@@ -189,14 +196,36 @@ function visibleRows() {
       (archived || !r.archived) &&
       (!text || r.key.toLowerCase().includes(text) || (r.label || "").toLowerCase().includes(text)),
   );
-  const key = SORTERS[state.sort];
   const sign = state.order === "asc" ? 1 : -1;
+  if (state.sort === "context") return rows.sort((a, b) => byContext(a, b, sign));
+  const key = SORTERS[state.sort];
   rows.sort((a, b) => {
     const x = key(a), y = key(b);
     return (x < y ? -1 : x > y ? 1 : 0) * sign;
   });
   return rows;
 }
+
+// "Sort by context" as `clawstats sessions --sort context` means it (core/query.py context_fraction):
+// the share of the window in use, ties by key (ascending), unknowns (no window or count, archived) last.
+function contextFraction(r) {
+  return r.contextPct == null || r.contextTokens == null || !r.contextWindow ? null : r.contextTokens / r.contextWindow;
+}
+
+function byContext(a, b, sign) {
+  const x = contextFraction(a), y = contextFraction(b);
+  if ((x == null) !== (y == null)) return x == null ? 1 : -1;
+  if (x != null && x !== y) return (x < y ? -1 : 1) * sign;
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+// What each context source means: the marks' tooltips, the legend under the table, the detail view.
+const SOURCE_TITLES = {
+  snapshot: "snapshot: OpenClaw's own count from its session index (sessions.json), no mark",
+  transcript: "tx: from the transcript's last call, newer than OpenClaw's snapshot in its session index",
+  estimate: "est: estimated after a compaction (OpenClaw's own count is stale until the next call)",
+  unknown: "unknown: no count in the index and no call in the transcript",
+};
 
 function gauge(row) {
   const wrap = el("div", { class: "gauge" });
@@ -216,10 +245,7 @@ function gauge(row) {
   const label = el("span", { class: "txt", text: txt });
   if (estimate && row.contextTokens != null) {
     const mark = row.contextSource === "estimate" ? "est" : "tx";
-    const title = row.contextSource === "estimate"
-      ? "estimated after a compaction (OpenClaw's own number is stale)"
-      : "from the transcript's last call";
-    label.append(el("span", { class: "est", title, text: mark }));
+    label.append(el("span", { class: "est", title: SOURCE_TITLES[row.contextSource], text: mark }));
   }
   wrap.append(label);
   // foresight: how many turns until OpenClaw compacts (README: "Turns to compaction")
@@ -253,9 +279,40 @@ function rowElement(row) {
   return tr;
 }
 
-function renderTotals() {
-  const totals = state.totals;
-  if (!totals) return;
+function filtersActive() {
+  return Boolean($("#agent-filter").value || $("#text-filter").value.trim() || !$("#archived-filter").checked);
+}
+
+// The server's totals cover every session; with a filter on, the cards sum the rows that pass it
+// (each row is one transcript, so no call is counted twice) and say "filtered".
+function filteredTotals(rows) {
+  const usage = (r) => (r.usage ? r.usage.total : 0);
+  const group = (name) => {
+    const groups = {};
+    for (const r of rows) {
+      const g = (groups[name(r) || "–"] ||= { cost: 0, usage: { total: 0 } });
+      g.cost += r.totalCost || 0;
+      g.usage.total += usage(r);
+    }
+    return groups;
+  };
+  return {
+    totalCost: rows.reduce((sum, r) => sum + (r.totalCost || 0), 0),
+    usage: { total: rows.reduce((sum, r) => sum + usage(r), 0) },
+    sessions: rows.length,
+    byAgent: group((r) => r.agentId),
+    byModel: group((r) => r.model),
+  };
+}
+
+function renderTotals(visible) {
+  if (!state.totals) return;
+  state.filtered = filtersActive();
+  state.visible = visible;
+  const totals = state.filtered ? filteredTotals(visible) : state.totals;
+  for (const tag of document.querySelectorAll(".totals .scope")) {
+    tag.textContent = state.filtered ? tag.dataset.filtered || "filtered" : "";
+  }
   $("#total-cost").textContent = fmtCost(totals.totalCost);
   $("#total-tokens").textContent = fmtBig(totals.usage.total);
   $("#total-sessions").textContent = String(totals.sessions);
@@ -268,7 +325,7 @@ function renderTotals() {
     );
   }
   const select = $("#agent-filter");
-  const agents = Object.keys(totals.byAgent);
+  const agents = Object.keys(state.totals.byAgent);
   const have = [...select.options].map((o) => o.value).slice(1);
   if (agents.join() !== have.join()) {
     const current = select.value;
@@ -281,8 +338,8 @@ function render(changed = new Set()) {
   // Once per event. Rows keep their <tr> while their data is unchanged; a changed row gets a
   // new one (flashing); the DOM is only reordered where the order moved.
   stats.renders += 1;
-  renderTotals();
   const all = visibleRows();
+  renderTotals(all);
   const rows = all.slice(0, state.shown);
   const body = $("#sessions tbody");
   const wanted = new Set(rows.map((row) => row.key));
@@ -326,8 +383,10 @@ function render(changed = new Set()) {
 
 // ---- detail ---------------------------------------------------------------------------------
 
-function lineChart(points, { yMax, marks = [], window = null, fmt = String, label = "chart" }) {
-  const W = 460, H = 180, L = 46, R = 8, T = 10, B = 20;
+// Drawn at the width it is shown at (one SVG unit = one CSS pixel), so its 11 px labels stay 11 px
+// on a phone instead of shrinking with a fixed viewBox.
+function lineChart(points, { yMax, marks = [], window = null, fmt = String, label = "chart", width = 460 }) {
+  const W = Math.max(200, Math.round(width)), H = 180, L = 50, R = 8, T = 10, B = 22;
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
@@ -345,7 +404,7 @@ function lineChart(points, { yMax, marks = [], window = null, fmt = String, labe
   const y = (v) => T + (H - T - B) * (1 - v / top);
   for (const f of [0, 0.5, 1]) {
     add("line", { class: "grid", x1: L, x2: W - R, y1: y(top * f), y2: y(top * f) });
-    add("text", { x: 2, y: y(top * f) + 3 }, fmt(top * f));
+    add("text", { x: 2, y: y(top * f) + (f === 1 ? 9 : f === 0 ? -2 : 4) }, fmt(top * f)); // inside the frame
   }
   if (window) add("line", { class: "window", x1: L, x2: W - R, y1: y(window), y2: y(window) });
   for (const index of marks) add("line", { class: "compaction", x1: x(index), x2: x(index), y1: T, y2: H - B });
@@ -353,9 +412,27 @@ function lineChart(points, { yMax, marks = [], window = null, fmt = String, labe
     const d = points.map((v, i) => (i ? "L" : "M") + x(i).toFixed(1) + " " + y(v).toFixed(1)).join(" ");
     add("path", { class: "line", d });
   }
-  add("text", { x: L, y: H - 5 }, "call 1");
-  add("text", { x: W - R - 40, y: H - 5 }, "call " + points.length);
+  add("text", { x: L, y: H - 6 }, "call 1");
+  add("text", { x: W - R, y: H - 6, "text-anchor": "end" }, "call " + points.length);
   return svg;
+}
+
+// The detail's two charts, at the width they are shown at (drawn again when the window resizes).
+let chartDetail = null;
+function drawCharts(detail) {
+  chartDetail = detail;
+  const row = detail.row;
+  const ctx = detail.timeline.map((p) => p.contextTokens);
+  const times = detail.timeline.map((p) => p.at);
+  const marks = detail.compactions.map((c) => times.findIndex((t) => t && c.at && t > c.at)).filter((i) => i >= 0);
+  const width = (id) => $(id).clientWidth || 460;
+  $("#chart-context").replaceChildren(
+    lineChart(ctx, { yMax: Math.max(row.contextWindow || 0, ...ctx), window: row.contextWindow, marks, fmt: (v) => fmtK(Math.round(v)),
+      label: "Context tokens per call", width: width("#chart-context") }),
+  );
+  const cost = detail.timeline.map((p) => p.cumulativeCost);
+  $("#chart-cost").replaceChildren(lineChart(cost, { yMax: Math.max(...cost, 0), fmt: (v) => "$" + v.toFixed(3), label: "Cumulative cost",
+    width: width("#chart-cost") }));
 }
 
 async function openDetail(key) {
@@ -363,14 +440,18 @@ async function openDetail(key) {
   try {
     detail = await api("api/sessions/" + encodeURIComponent(key));
   } catch (err) {
-    if (err.message !== "unauthorized") setConn("error", "cannot open " + key + ": " + err.message);
+    // A TypeError is the browser's "no answer" (server down, network gone): say so in words.
+    const why = err instanceof TypeError ? "the server did not answer" : err.message;
+    if (err.message !== "unauthorized") showError(`Cannot open ${key}: ${why}.`);
     return;
   }
+  showError(null);
   const row = detail.row;
   $("#detail-title").textContent = row.key;
   const facts = [
     ["Model", row.model || "–"],
-    ["Context", row.contextTokens == null ? "unknown" : `${fmtInt(row.contextTokens)} (${row.contextPct}%, ${row.contextSource})`],
+    ["Context", row.contextTokens == null ? "unknown" : `${fmtInt(row.contextTokens)} (${row.contextPct}%, ${row.contextSource})`,
+      SOURCE_TITLES[row.contextSource]],
     ["Window", row.contextWindow ? fmtInt(row.contextWindow) : "–"],
     ["Cost", fmtCost(row.totalCost) + (row.lifetimeCost > row.totalCost ? ` (lifetime ${fmtCost(row.lifetimeCost)})` : "")],
     ["Tree cost", row.treeCost != null ? fmtCost(row.treeCost) : "–"],
@@ -378,15 +459,12 @@ async function openDetail(key) {
     ["Calls", String(row.messages.assistant)],
     ["Updated", row.updatedAt || "–"],
   ];
-  $("#detail-summary").replaceChildren(...facts.map(([k, v]) => el("div", {}, el("span", { class: "muted", text: k }), el("b", { text: v }))));
-  const ctx = detail.timeline.map((p) => p.contextTokens);
-  const times = detail.timeline.map((p) => p.at);
-  const marks = detail.compactions.map((c) => times.findIndex((t) => t && c.at && t > c.at)).filter((i) => i >= 0);
-  $("#chart-context").replaceChildren(
-    lineChart(ctx, { yMax: Math.max(row.contextWindow || 0, ...ctx), window: row.contextWindow, marks, fmt: (v) => fmtK(Math.round(v)), label: "Context tokens per call" }),
+  $("#detail-summary").replaceChildren(
+    ...facts.map(([k, v, title]) => el("div", title ? { title } : {}, el("span", { class: "muted", text: k }), el("b", { text: v }))),
   );
-  const cost = detail.timeline.map((p) => p.cumulativeCost);
-  $("#chart-cost").replaceChildren(lineChart(cost, { yMax: Math.max(...cost, 0), fmt: (v) => "$" + v.toFixed(3), label: "Cumulative cost" }));
+  const dialog = $("#detail");
+  if (!dialog.open) dialog.showModal(); // open first: the charts are drawn at their shown width
+  drawCharts(detail);
   $("#detail-models").replaceChildren(
     el("tr", {}, ...["Model", "Calls", "Input", "Output", "Cache read", "Cost"].map((h) => el("th", { text: h }))),
     ...Object.entries(detail.byModel).map(([name, g]) =>
@@ -395,7 +473,7 @@ async function openDetail(key) {
   );
   const children = detail.children || [];
   $("#detail-children").replaceChildren(
-    el("tr", {}, ...["Child", "Tree cost", ""].map((h) => el("th", { text: h }))),
+    el("tr", {}, ...["Child", "Tree cost", "Status"].map((h) => el("th", { text: h }))),
     ...children.map((c) => el("tr", {}, el("td", { class: "key", text: c.key }), el("td", { text: fmtCost(c.treeCost) }),
       el("td", { class: "muted", text: c.hasRow ? "" : "cleaned up" }))),
   );
@@ -407,9 +485,7 @@ async function openDetail(key) {
     ),
   );
   if (!detail.compactions.length) $("#detail-compactions").append(el("tr", {}, el("td", { class: "muted", text: "none" })));
-  const dialog = $("#detail");
   dialog.dataset.key = key;
-  if (!dialog.open) dialog.showModal();
   $("#detail-close").focus();
 }
 
@@ -488,6 +564,9 @@ function main() {
     storeToken(state.token);
     $("#auth").hidden = true;
     connect();
+  });
+  window.addEventListener("resize", () => {
+    if ($("#detail").open && chartDetail) drawCharts(chartDetail);
   });
   setInterval(() => {
     for (const cell of document.querySelectorAll("td[data-age]")) cell.textContent = age(Number(cell.dataset.age) || null);

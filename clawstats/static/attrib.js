@@ -116,14 +116,34 @@ function renderTrees() {
   document.querySelector("#trees").hidden = forest.roots.length === 0;
 }
 
+// With a filter on (app.js state.filtered), the cron and channel cards sum the rows that pass it;
+// the burn rate (hourly buckets the rows do not carry) stays the server's, marked "all sessions".
+function rowGroups(field) {
+  const groups = {};
+  for (const r of state.visible) {
+    if (!r[field]) continue;
+    const g = (groups[r[field]] ||= { calls: 0, cost: 0 });
+    g.calls += r.messages ? r.messages.assistant : 0;
+    g.cost += r.totalCost || 0;
+  }
+  return groups;
+}
+
+function renderGroupCards() {
+  renderGroups("#by-cron", state.filtered ? rowGroups("cronJob") : attrib.groups.cron, cronLabel);
+  renderGroups("#by-channel", state.filtered ? rowGroups("channel") : attrib.groups.channel);
+}
+
 function renderAttribution() {
   renderBurn();
-  renderGroups("#by-cron", attrib.groups.cron, cronLabel);
-  renderGroups("#by-channel", attrib.groups.channel);
+  renderGroupCards();
   renderTrees();
 }
 
+let attribFiltered = false;
 document.addEventListener("clawstats:render", () => {
+  if (state.filtered || attribFiltered) renderGroupCards(); // filtered, or a filter just cleared
+  attribFiltered = state.filtered;
   renderTrees();
   // the usage groups follow the data, at most every ATTRIB_REFRESH_MS (and on a timer for the clock)
   if (Date.now() - attrib.lastFetchMs > ATTRIB_REFRESH_MS) refreshUsage();

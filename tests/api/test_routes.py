@@ -42,7 +42,7 @@ def test_sessions_six_fields_and_totals() -> None:
         ("q=TRAVEL", ["agent:main:travel-long"]),
         ("q=herb", ["agent:main:subagent:c36758f8-1902-49b4-850e-b668a1bcfb97"]),
         ("model=mock-small&sort=key", ["agent:main:model-switch", "agent:ops:incident-long"]),
-        ("sort=context&limit=2", ["agent:ops:incident-long", "agent:main:travel-long"]),
+        ("sort=context&limit=2", ["agent:ops:incident-long", "agent:main:model-switch"]),  # 84 %, 57 %
         ("sort=cost&order=asc&limit=1&archived=false", ["agent:main:subagent:c36758f8-1902-49b4-850e-b668a1bcfb97"]),
         ("sort=updated&offset=8", ["agent:main:main"]),
         ("active=1", []),
