@@ -146,3 +146,20 @@ def next_event(out: Queue[tuple[str, dict[str, Any]]], name: str) -> dict[str, A
         if got == name:
             return body
     raise AssertionError(f"no {name} event within {EVENT_DEADLINE_S}s")
+
+
+def served_cost(url: str, query: str, token: str | None = None) -> float:
+    """The first row's ``totalCost`` of ``/api/sessions?<query>``."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    rows = httpx.get(f"{url}/api/sessions?{query}", headers=headers, timeout=10.0).json()["sessions"]
+    return float(rows[0]["totalCost"])
+
+
+def wait_served_cost(url: str, query: str, want: float, token: str | None = None, timeout_s: float = 20.0) -> None:
+    """Until the served cost of that row is ``want`` (to 1e-9)."""
+    wait_until(
+        f"clawstats {url} serving totalCost {want}",
+        lambda: served_cost(url, query, token),
+        lambda seen: abs(seen - want) <= 1e-9,
+        timeout_s,
+    )

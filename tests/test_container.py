@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,11 +31,14 @@ import pytest
 import yaml
 
 from tests.conftest import REAL_SQLITE, SMALL_STATE
-from tests.watch.test_readonly import OPS_DB, _append_cost, _open_writer
+from tests.servers import served_cost, wait_served_cost
+from tests.watch.test_readonly import OPS_DB, QUICK, _append_cost, _open_writer
 
 ROOT = Path(__file__).parent.parent
 STORE = Path.home() / ".cache" / "clawstats-podman"
-RUNROOT = Path("/tmp/clawstats-podman-run")
+# podman's run root holds sockets, so a short path under the temp dir; its storage (STORE) records
+# this path, so it must not change between runs.
+RUNROOT = Path(tempfile.gettempdir()) / "clawstats-podman-run"
 TOKEN = "container-test-token"
 BASE_RECIPE = [
     "--variant=essential",
@@ -239,21 +242,11 @@ def test_gateway_writing_beside_the_container_as_the_gateways_uid(tmp_path: Path
 
 
 def _quick_cost(url: str) -> float:
-    response = httpx.get(
-        url + "/api/sessions?agent=ops&q=quick", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10.0
-    )
-    return float(response.json()["sessions"][0]["totalCost"])
+    return served_cost(url, QUICK, TOKEN)
 
 
 def _wait_cost(url: str, want: float) -> None:
-    deadline = time.monotonic() + 20
-    seen = math.nan
-    while time.monotonic() < deadline:
-        seen = _quick_cost(url)
-        if math.isclose(seen, want, abs_tol=1e-9):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"served totalCost {seen}, want {want}")
+    wait_served_cost(url, QUICK, want, TOKEN)
 
 
 def test_health_check_fails_when_the_store_cannot_be_read(tmp_path: Path, run_container: Any) -> None:

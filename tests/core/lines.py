@@ -166,7 +166,7 @@ def sqlite_state_with(
     return state
 
 
-def _octet_length(value: object) -> int | None:
+def octet_length(value: object) -> int | None:
     if isinstance(value, str):
         return len(value.encode())
     return len(value) if isinstance(value, bytes) else None
@@ -176,7 +176,7 @@ def writer(path: Path) -> sqlite3.Connection:
     """A connection that can write OpenClaw's schema: its CHECKs call ``octet_length()``, built
     into SQLite >= 3.43 while Python 3.11 bundles 3.40."""
     db = sqlite3.connect(path, timeout=5.0)
-    db.create_function("octet_length", 1, _octet_length, deterministic=True)
+    db.create_function("octet_length", 1, octet_length, deterministic=True)
     return db
 
 
@@ -184,13 +184,31 @@ def sqlite_path(state: Path, agent: str = "main") -> Path:
     return state / "agents" / agent / "agent" / SQLITE_NAME
 
 
-def append_events(db: sqlite3.Connection, sid: str, lines: list[Line]) -> None:
+def append_events(db: sqlite3.Connection, sid: str, lines: list[Line], created_at_ms: int = 1795540000000) -> None:
     top = db.execute("SELECT coalesce(max(seq), 0) FROM transcript_events WHERE session_id = ?", (sid,)).fetchone()[0]
     for offset, line in enumerate(lines, start=1):
         db.execute(
             "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?, ?, ?, ?)",
-            (sid, top + offset, json.dumps(line), 1795540000000),
+            (sid, top + offset, json.dumps(line), created_at_ms),
         )
+
+
+#: A call appended live to the real 2026.9.6 fixture (after its last event).
+LIVE_MS = 1795550400000
+
+
+def live_call(event_id: str, cost: float) -> Line:
+    """An assistant call of 20,000 prompt tokens costing ``cost``, as the gateway would append it."""
+    line = assistant(
+        "mock", "mock-small", usage(20000, 5, cost=cost), ts="2026-11-24T20:00:00.000Z",
+        content=[{"type": "text", "text": "x"}], timestamp=LIVE_MS,
+    )  # fmt: skip
+    return {**line, "id": event_id, "parentId": None}
+
+
+def current_session_id(db: sqlite3.Connection, key: str) -> str:
+    row = db.execute("SELECT current_session_id FROM session_nodes WHERE session_key = ?", (key,)).fetchone()
+    return str(row[0])
 
 
 def assistant_line(cost: float, prompt: int) -> bytes:

@@ -24,7 +24,11 @@ import httpx
 import pytest
 
 from tests.conftest import REAL_SQLITE, SMALL_STATE, make_store
-from tests.servers import start_server, stop_server
+from tests.core.lines import LIVE_MS, append_events, current_session_id, live_call
+from tests.core.lines import writer as schema_writer
+from tests.servers import served_cost, start_server, stop_server, wait_served_cost
+
+QUICK = "agent=ops&q=quick"
 
 NOBODY = 65534
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
@@ -115,62 +119,28 @@ def test_owner_may_write_but_nothing_is_created_or_changed(layout: str, tmp_path
     assert _tree(state) == before  # no -wal, no -shm, no touched mtime
 
 
-def _octet_length(value: object) -> int | None:
-    if value is None:
-        return None
-    return len(value.encode()) if isinstance(value, str) else len(value)  # type: ignore[arg-type]
-
-
 def _open_writer(database: Path) -> sqlite3.Connection:
     """A writer like the gateway: WAL, open for as long as it runs (never checkpointing here)."""
-    writer = sqlite3.connect(database, timeout=0, isolation_level=None)
-    # The schema's CHECKs call octet_length(), built into SQLite >= 3.43; Python 3.11 bundles 3.40.
-    writer.create_function("octet_length", 1, _octet_length, deterministic=True)
+    writer = schema_writer(database)
+    writer.isolation_level = None
+    writer.execute("PRAGMA busy_timeout=0")
     writer.execute("PRAGMA journal_mode=WAL")
     writer.execute("PRAGMA wal_autocheckpoint=0")
     return writer
 
 
 def _append_cost(writer: sqlite3.Connection, cost: float) -> None:
-    sid, last = writer.execute(
-        "SELECT session_id, max(seq) FROM transcript_events WHERE session_id = "
-        "(SELECT current_session_id FROM session_nodes WHERE session_key = 'agent:ops:quick')"
-    ).fetchone()
-    event = {
-        "type": "message",
-        "id": f"ro-{last + 1}",
-        "parentId": None,
-        "timestamp": "2026-11-24T20:00:00.000Z",
-        "message": {
-            "role": "assistant",
-            "content": [{"type": "text", "text": "x"}],
-            "provider": "mock",
-            "model": "mock-small",
-            "usage": {"input": 20000, "output": 5, "cacheRead": 0, "cacheWrite": 0, "cost": {"total": cost}},
-            "stopReason": "stop",
-            "timestamp": 1795550400000,
-        },
-    }
-    writer.execute(
-        "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?, ?, ?, ?)",
-        (sid, last + 1, json.dumps(event), 1795550400000),
-    )
+    sid = current_session_id(writer, "agent:ops:quick")
+    top = writer.execute("SELECT max(seq) FROM transcript_events WHERE session_id = ?", (sid,)).fetchone()[0]
+    append_events(writer, sid, [live_call(f"ro-{top + 1}", cost)], LIVE_MS)
 
 
 def _quick_cost(url: str) -> float:
-    rows = httpx.get(url + "/api/sessions?agent=ops&q=quick", timeout=10.0).json()["sessions"]
-    return float(rows[0]["totalCost"])
+    return served_cost(url, QUICK)
 
 
 def _wait_cost(url: str, want: float) -> None:
-    deadline = time.monotonic() + 15
-    seen = math.nan
-    while time.monotonic() < deadline:
-        seen = _quick_cost(url)
-        if math.isclose(seen, want, abs_tol=1e-9):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"served totalCost {seen}, want {want}")
+    wait_served_cost(url, QUICK, want, timeout_s=15)
 
 
 def _wait_scans(url: str, count: int) -> None:

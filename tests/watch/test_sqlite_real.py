@@ -14,6 +14,8 @@ import zstandard
 from clawstats.core.snapshot import Snapshot
 from clawstats.watch.sqlite_store import SqliteAgent
 from tests.conftest import REAL_SQLITE, capture, make_store, scan
+from tests.core.lines import LIVE_MS, append_events, current_session_id, live_call, octet_length
+from tests.core.lines import writer as schema_writer
 
 
 @pytest.fixture(scope="module")
@@ -63,47 +65,19 @@ def test_compactions_reset_and_subagent(snap: Snapshot) -> None:
     assert reset.messages.assistant == 5  # messages before the reset event still count, as in OpenClaw
 
 
-def _octet_length(value: object) -> int | None:
-    if value is None:
-        return None
-    return len(value.encode()) if isinstance(value, str) else len(value)  # type: ignore[arg-type]
-
-
 def test_live_writer_sees_no_busy_and_changes_arrive(tmp_path: Path) -> None:
     state = tmp_path / "state"
     shutil.copytree(REAL_SQLITE / "state", state)
     database = state / "agents/ops/agent/openclaw-agent.sqlite"
     store = make_store(state)
     before = store.scan().by_key["agent:ops:quick"]
-    writer = sqlite3.connect(database, timeout=0)  # timeout 0: any lock contention raises SQLITE_BUSY
-    # The schema's CHECKs call octet_length(), built into SQLite >= 3.43; Python 3.11 bundles 3.40.
-    writer.create_function("octet_length", 1, _octet_length, deterministic=True)
+    writer = schema_writer(database)
+    writer.execute("PRAGMA busy_timeout=0")  # any lock contention raises SQLITE_BUSY
     writer.execute("PRAGMA journal_mode=WAL")
-    sid, last = writer.execute(
-        "SELECT session_id, max(seq) FROM transcript_events WHERE session_id = "
-        "(SELECT current_session_id FROM session_nodes WHERE session_key = 'agent:ops:quick')"
-    ).fetchone()
-    event = {
-        "type": "message",
-        "id": "live-1",
-        "parentId": None,
-        "timestamp": "2026-11-24T20:00:00.000Z",
-        "message": {
-            "role": "assistant",
-            "content": [{"type": "text", "text": "x"}],
-            "provider": "mock",
-            "model": "mock-small",
-            "usage": {"input": 20000, "output": 5, "cacheRead": 0, "cacheWrite": 0, "cost": {"total": 0.25}},
-            "stopReason": "stop",
-            "timestamp": 1795550400000,
-        },
-    }
+    sid = current_session_id(writer, "agent:ops:quick")
     for step in range(20):
         with writer:
-            writer.execute(
-                "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?, ?, ?, ?)",
-                (sid, last + 1 + step, json.dumps({**event, "id": f"live-{step}"}), 1795550400000),
-            )
+            append_events(writer, sid, [live_call(f"live-{step}", 0.25)], LIVE_MS)
         store.scan()  # reader interleaved with the writer: the writer never sees SQLITE_BUSY
     with writer:
         entry = json.loads(
@@ -196,7 +170,7 @@ def test_fresh_looking_tokens_after_is_replaced_by_an_estimate(tmp_path: Path, a
     database = state / f"agents/{agent}/agent/openclaw-agent.sqlite"
     store = make_store(state)
     with sqlite3.connect(database) as db:
-        db.create_function("octet_length", 1, _octet_length, deterministic=True)
+        db.create_function("octet_length", 1, octet_length, deterministic=True)
         sid = db.execute("SELECT current_session_id FROM session_nodes WHERE session_key = ?", (key,)).fetchone()[0]
         events = db.execute(
             "SELECT seq, event_json, event_zstd, created_at, event_utf8_bytes, navigation_json FROM transcript_events "
@@ -220,7 +194,7 @@ def test_fresh_looking_tokens_after_is_replaced_by_an_estimate(tmp_path: Path, a
     assert row.context_source == "estimate" and row.snapshot_stale
     assert row.context_tokens is not None and row.context_tokens > 4 * tokens_after
     with sqlite3.connect(database) as db:  # the next user message arrives, the call has not returned yet
-        db.create_function("octet_length", 1, _octet_length, deterministic=True)
+        db.create_function("octet_length", 1, octet_length, deterministic=True)
         db.execute(
             "INSERT INTO transcript_events (session_id, seq, event_json, event_zstd, created_at, event_utf8_bytes, "
             "navigation_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
