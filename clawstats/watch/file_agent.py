@@ -181,8 +181,9 @@ class FileAgent:
         claimed: set[str] = set()
         self._waiting = False
         now = time.monotonic()
+        dirs: dict[str, bool] = {}
         for key, row in rows.items():
-            path = _locate(row, sessions_dir, present)
+            path = _locate(row, sessions_dir, present, dirs)
             if path is None:
                 first = self._missing_since.setdefault(key, now)
                 if now - first >= self.row_grace_s:
@@ -309,14 +310,21 @@ class FileAgent:
         return result
 
 
-def _locate(row: IndexRow, sessions_dir: str, present: frozenset[str]) -> str | None:
-    """§2.3: the row's sessionFile if it exists, else its name or ``<sessionId>.jsonl`` here."""
+def _locate(
+    row: IndexRow, sessions_dir: str, present: frozenset[str], dirs: dict[str, bool] | None = None
+) -> str | None:
+    """§2.3: the row's sessionFile if it exists, else its name or ``<sessionId>.jsonl`` here.
+
+    ``dirs`` (kept over one plan) remembers whether a directory other than ``sessions_dir``
+    exists: a store copied from another machine names a sessionFile under a home directory that
+    is not here in every row, and one stat of that directory answers for all of them."""
     candidates: list[str] = []
     if row.sessionFile:
         if os.path.isabs(row.sessionFile):
-            if os.path.dirname(row.sessionFile) == sessions_dir:
+            folder = os.path.dirname(row.sessionFile)
+            if folder == sessions_dir:
                 candidates.append(os.path.basename(row.sessionFile))
-            elif os.path.isfile(row.sessionFile):
+            elif _dir_exists(folder, dirs) and os.path.isfile(row.sessionFile):
                 return row.sessionFile
             else:
                 candidates.append(os.path.basename(row.sessionFile))
@@ -330,6 +338,15 @@ def _locate(row: IndexRow, sessions_dir: str, present: frozenset[str]) -> str | 
         if os.sep in name and os.path.isfile(os.path.join(sessions_dir, name)):
             return os.path.join(sessions_dir, name)
     return None
+
+
+def _dir_exists(folder: str, dirs: dict[str, bool] | None) -> bool:
+    if dirs is None:
+        return True  # not remembered: the file's own stat decides
+    found = dirs.get(folder)
+    if found is None:
+        found = dirs[folder] = os.path.isdir(folder)
+    return found
 
 
 def classify(sessions_dir: str, names: frozenset[str]) -> tuple[dict[str, str], list[tuple[str, str]]]:

@@ -65,10 +65,9 @@ class Publisher:
         self._fresh.add(src.key)
         return row
 
-    def publish(self, keys: set[str]) -> Snapshot:
-        """Rebuild the rows of ``keys`` and publish what changed."""
+    def _patch(self, keys: set[str]) -> tuple[set[str], set[str]]:
+        """Rebuild the rows of ``keys`` in the table; (keys changed or added, keys removed)."""
         table, joins = self.table, self.joins
-        self._fresh = set()
         changed, removed = table.update(
             keys, joins.source_of, self._build, lambda src: joins.tviews.get(src.stats_id or "")
         )
@@ -84,6 +83,40 @@ class Publisher:
                 if table.rows.get(key) != row:
                     table.replace(row)
                     changed.add(key)
+        return changed, removed
+
+    def _build_all(self, keys: set[str]) -> set[str]:
+        """The rows of ``keys`` into the empty table: built, enriched and sorted once. The rows
+        are those :meth:`RowTable.update` and then :meth:`Enricher.update` would leave (a test
+        compares), without patching 50,000 rows into the order one by one, twice."""
+        joins = self.joins
+        built: list[str] = []
+        views: dict[str, TranscriptView] = {}
+        for key in keys:
+            src = joins.source_of(key)
+            if src is None:
+                continue
+            self._build(src)
+            built.append(key)
+            view = joins.tviews.get(src.stats_id or "")
+            if view is not None:
+                views[key] = view
+        if not built:
+            return set()
+        # The table and the rows as built were empty: every row built is fresh, none is served.
+        enriched = self.enricher.update(self._base_rows, views, self._fresh, (), {}, self.catalog.compaction)
+        self.table.load({key: enriched[key] for key in built}, views)
+        return set(built)
+
+    def publish(self, keys: set[str]) -> Snapshot:
+        """Rebuild the rows of ``keys`` and publish what changed."""
+        table, joins = self.table, self.joins
+        self._fresh = set()
+        removed: set[str] = set()
+        if not table.rows and not self._base_rows:  # a cold start (or every row was gone): nothing to patch
+            changed = self._build_all(keys)
+        else:
+            changed, removed = self._patch(keys)
         # Frozen mappings for readers that share all but this change with the previous snapshot.
         if self._by_key is None or self._views is None:
             self._by_key, self._views = Layered.of(table.rows), Layered.of(table.views)

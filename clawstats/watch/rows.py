@@ -77,6 +77,14 @@ class RowTable:
             self._order = [_order_key(row) for row in self._ordered]
         return changed, removed
 
+    def load(self, rows: dict[str, SessionRow], views: dict[str, TranscriptView]) -> None:
+        """Fill an empty table with ``rows`` (their final form) and their views; sorts once."""
+        assert not self.rows
+        self.rows, self.views = rows, views
+        self.unknown = {key for key, row in rows.items() if row.total_cost is None}
+        self._ordered = sorted(rows.values(), key=_order_key)
+        self._order = [_order_key(row) for row in self._ordered]
+
     def replace(self, row: SessionRow) -> None:
         """Put ``row`` in place of the row of its key (same sort key: the order is unchanged)."""
         old = self.rows[row.key]

@@ -1,0 +1,111 @@
+"""The cold start's work, counted (never timed): what a first scan of many sessions pays per row.
+
+The first publish builds every row once, enriches it once and sorts once; the rows are those the
+patching path (the one every later scan takes) gives. Planning asks the file system once per
+directory a sessionFile names, not once per row.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from clawstats.core.snapshot import Snapshot
+from clawstats.watch.publisher import Publisher
+from clawstats.watch.rows import RowTable
+from tests.conftest import make_store
+from tests.openclaw.attrib_data import ATTRIB_STATE
+
+_encoder = msgspec.json.Encoder()
+
+
+def _served(snap: Snapshot) -> tuple[bytes, bytes, bytes]:
+    """What a reader sees: the rows in order, the rows by key, the totals (as JSON)."""
+    by_key = {key: snap.by_key[key] for key in sorted(snap.by_key)}
+    return _encoder.encode(snap.rows), _encoder.encode(by_key), _encoder.encode(snap.totals)
+
+
+def _patched(self: Publisher, keys: set[str]) -> set[str]:
+    return self._patch(keys)[0]
+
+
+@pytest.mark.parametrize("fixture", ["small", "attrib"])
+def test_cold_publish_equals_the_patching_path(
+    fixture: str, small_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows, their order, views and totals of the bulk first publish are those of the patching
+    path (lineage, tree cost and forecasts included: the attribution fixture has all three)."""
+    state = small_state
+    if fixture == "attrib":
+        state = tmp_path / "attrib"
+        shutil.copytree(ATTRIB_STATE, state)
+    bulk_store = make_store(state)
+    bulk = bulk_store.scan()
+    with monkeypatch.context() as patch:
+        patch.setattr(Publisher, "_build_all", _patched)
+        patched_store = make_store(state)
+        patched = patched_store.scan()
+    assert len(bulk.rows) > 5
+    assert _served(bulk) == _served(patched)
+    assert bulk.changed == patched.changed and bulk.removed == patched.removed
+    assert dict(bulk.views).keys() == dict(patched.views).keys()
+    for key, view in bulk.views.items():
+        assert view.buckets == patched.views[key].buckets and view.points == patched.views[key].points
+    bulk_table, patched_table = bulk_store._publisher.table, patched_store._publisher.table
+    assert bulk_table.unknown == patched_table.unknown
+    assert list(bulk_table.rows) == list(patched_table.rows)  # same insertion order too
+    assert bulk_store.rows_built == patched_store.rows_built == len(bulk.rows)
+
+
+def test_cold_publish_builds_and_places_each_row_once(small_state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No row of a cold start is patched into the order after it is built (one sort for all);
+    a later change still patches its own row only."""
+    calls: Counter[str] = Counter()
+
+    def counting(name: str, method: Callable[..., object]) -> Callable[..., object]:
+        def wrapper(*args: object, **kwargs: object) -> object:
+            calls[name] += 1
+            return method(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(RowTable, "replace", counting("replace", RowTable.replace))
+    monkeypatch.setattr(RowTable, "update", counting("update", RowTable.update))
+    store = make_store(small_state)
+    first = store.scan()
+    assert store.rows_built == len(first.rows) and calls == Counter()
+    ops = small_state / "agents/ops/sessions"
+    path = str(next(p for p in ops.glob("*.jsonl") if ".trajectory." not in p.name))
+    with open(path, "ab") as fh:
+        fh.write(b'{"type":"custom","customType":"x","data":{},"id":"c0ffee01","parentId":null}\n')
+    store.scan({path})
+    assert calls["update"] == 1
+
+
+def test_plan_asks_once_per_foreign_directory(small_state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows copied from another machine name a sessionFile under a directory that is not here:
+    one look at that directory answers for every row (each row's own name is then found in the
+    listing), as before one stat per row did."""
+    looked: Counter[str] = Counter()
+    isfile, isdir = os.path.isfile, os.path.isdir
+
+    def counting_isfile(path: str) -> bool:
+        looked["file " + os.path.dirname(path)] += 1
+        return isfile(path)
+
+    def counting_isdir(path: str) -> bool:
+        looked["dir " + path] += 1
+        return isdir(path)
+
+    monkeypatch.setattr(os.path, "isfile", counting_isfile)
+    monkeypatch.setattr(os.path, "isdir", counting_isdir)
+    snap = make_store(small_state).scan()
+    foreign = [key for key, value in looked.items() if "/home/operator/" in key]
+    assert foreign and all(key.startswith("dir ") and looked[key] == 1 for key in foreign), looked
+    assert all(row.total_cost is not None for row in snap.rows if not row.archived)
