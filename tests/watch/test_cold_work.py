@@ -12,13 +12,19 @@ import shutil
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
 from clawstats.core.snapshot import Snapshot
+from clawstats.settings import Settings
+from clawstats.watch import cold, file_agent
+from clawstats.watch.engine import open_store
 from clawstats.watch.publisher import Publisher
 from clawstats.watch.rows import RowTable
+from clawstats.watch.store import StatsStore
+from clawstats.watch.tail import Tail
 from tests.conftest import make_store
 from tests.openclaw.attrib_data import ATTRIB_STATE
 
@@ -109,3 +115,38 @@ def test_plan_asks_once_per_foreign_directory(small_state: Path, monkeypatch: py
     foreign = [key for key, value in looked.items() if "/home/operator/" in key]
     assert foreign and all(key.startswith("dir ") and looked[key] == 1 for key in foreign), looked
     assert all(row.total_cost is not None for row in snap.rows if not row.archived)
+
+
+def _worker_store(state: Path, monkeypatch: pytest.MonkeyPatch) -> StatsStore:
+    """A store whose cold read goes to two worker processes however small the store."""
+    monkeypatch.setattr(cold, "PARALLEL_MIN_BYTES", 0)
+    return open_store(Settings(state_dir=str(state), no_cache=True), {}, workers=2)
+
+
+def test_worker_read_equals_the_in_process_read_and_makes_no_empty_tail(
+    small_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Transcripts read by the workers are adopted as read: no empty Tail is made for them first
+    (one costs as much as adopting a read one), and the rows are those of an in-process read."""
+    made: list[str] = []
+
+    class CountingTail(Tail):
+        __slots__ = ()
+
+        def __init__(self, path: str, *args: Any) -> None:
+            made.append(path)
+            super().__init__(path, *args)
+
+    in_process = make_store(small_state).scan()
+    monkeypatch.setattr(file_agent, "Tail", CountingTail)
+    store = _worker_store(small_state, monkeypatch)
+    read = store.scan()
+    assert made == [] and len(store.tails) > 5
+    assert _served(read) == _served(in_process)
+    # a transcript that appears later is read in the scanning process, with a Tail of its own
+    ops = small_state / "agents/ops/sessions"
+    new = ops / "00000000-0000-4000-8000-0000000000aa.jsonl"
+    shutil.copyfile(next(p for p in sorted(ops.glob("*.jsonl")) if ".trajectory." not in p.name), new)
+    monkeypatch.setattr(cold, "PARALLEL_MIN_BYTES", 1 << 40)
+    after = store.scan()
+    assert made == [str(new)] and "agent:ops:00000000-0000-4000-8000-0000000000aa" in after.by_key
