@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clawstats.core.export import safe_cell
 from clawstats.core.query import QueryError, parse_query
@@ -48,6 +52,29 @@ def test_short_tokens(n: int, text: str) -> None:
 def test_iso_ms() -> None:
     assert iso_ms(1795540036242) == "2026-11-24T17:07:16.242Z"
     assert iso_ms(None) is None
+
+
+def _iso_by_datetime(ms: float) -> str | None:
+    """The formatting iso_ms had before its arithmetic fast path (the reference)."""
+    try:
+        stamp = datetime.fromtimestamp(ms / 1000.0, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    ms=st.one_of(
+        st.integers(min_value=-(10**13), max_value=10**14),
+        st.integers(min_value=0, max_value=4 * 10**12).map(float),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.sampled_from([0, 999, 86_399_999, 86_400_000, 3_999_999_999_999, 4_000_000_000_000, -1, -0.0, 0.5]),
+    )
+)
+def test_iso_ms_equals_datetime_formatting(ms: float) -> None:
+    """Whole ms are formatted by arithmetic (a date per day, cached); the result is the datetime's."""
+    assert iso_ms(ms) == _iso_by_datetime(ms)
 
 
 @pytest.mark.parametrize(
