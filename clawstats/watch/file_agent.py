@@ -340,23 +340,22 @@ def _locate(
     exists: a store copied from another machine names a sessionFile under a home directory that
     is not here in every row, and one stat of that directory answers for all of them."""
     candidates: list[str] = []
-    if row.sessionFile:
-        if os.path.isabs(row.sessionFile):
-            folder = os.path.dirname(row.sessionFile)
-            if folder == sessions_dir:
-                candidates.append(os.path.basename(row.sessionFile))
-            elif _dir_exists(folder, dirs) and os.path.isfile(row.sessionFile):
-                return row.sessionFile
-            else:
-                candidates.append(os.path.basename(row.sessionFile))
+    session_file = row.sessionFile
+    if session_file:
+        if os.path.isabs(session_file):
+            folder, name = os.path.split(session_file)
+            if folder != sessions_dir and _dir_exists(folder, dirs) and os.path.isfile(session_file):
+                return session_file
+            candidates.append(name)
         else:
-            candidates.append(row.sessionFile)
+            candidates.append(session_file)
     if row.sessionId:
         candidates.append(f"{row.sessionId}.jsonl")
     for name in candidates:
-        if os.sep not in name and name in present:
-            return os.path.join(sessions_dir, name)
-        if os.sep in name and os.path.isfile(os.path.join(sessions_dir, name)):
+        if os.sep not in name:
+            if name in present:
+                return os.path.join(sessions_dir, name)
+        elif os.path.isfile(os.path.join(sessions_dir, name)):
             return os.path.join(sessions_dir, name)
     return None
 
@@ -374,10 +373,12 @@ def classify(sessions_dir: str, names: frozenset[str]) -> tuple[dict[str, str], 
     """({live transcript name: path}, [(archived sessionId, path)])."""
     live: dict[str, str] = {}
     archives: list[tuple[str, str]] = []
+    here = os.path.join(sessions_dir, "")  # + a listed name (no separator): os.path.join's result
     for name in sorted(names):
+        if is_live_transcript(name):  # never an archive name too: those end in a stamp, .gz or .zst
+            live[name] = here + name
+            continue
         match = ARCHIVE_RE.match(name)
         if match:
-            archives.append((match.group("sid"), os.path.join(sessions_dir, name)))
-        elif is_live_transcript(name):
-            live[name] = os.path.join(sessions_dir, name)
+            archives.append((match.group("sid"), here + name))
     return live, archives
