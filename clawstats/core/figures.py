@@ -9,7 +9,8 @@ by :func:`money`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from operator import itemgetter
 from typing import Protocol
 
 import msgspec
@@ -112,6 +113,17 @@ def in_range(day: str, since: str | None, until: str | None) -> bool:
     return not ((since and day < since) or (until and day > until))
 
 
+def _key_of(by: tuple[str, ...]) -> Callable[[tuple[str, str, str]], tuple[str, ...]]:
+    """The key of one bucket's (agent, model, day) under ``by`` (the totals sum every bucket)."""
+    if not by:
+        return lambda _values: ()
+    picks = [DIMENSIONS.index(name) for name in by]
+    if len(picks) == 1:
+        pick = picks[0]
+        return lambda values: (values[pick],)
+    return itemgetter(*picks)
+
+
 def summed(
     transcripts: Iterable[tuple[str, HasBuckets]],
     by: tuple[str, ...],
@@ -127,12 +139,13 @@ def summed(
         if name not in DIMENSIONS:
             raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}")
     sums: dict[tuple[str, ...], Bucket] = {} if by else {(): Bucket()}
+    key_of = _key_of(by)
+    ranged = since is not None or until is not None
     for agent_id, stats in transcripts:
         for (day, model), bucket in stats.buckets.items():
-            if not in_range(day, since, until):
+            if ranged and not in_range(day, since, until):
                 continue
-            values = {"agent": agent_id, "model": model, "day": day}
-            key = tuple(values[name] for name in by)
+            key = key_of((agent_id, model, day))  # in DIMENSIONS order
             acc = sums.get(key)
             if acc is None:
                 acc = sums[key] = Bucket()

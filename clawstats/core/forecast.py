@@ -141,10 +141,11 @@ def forecast(
     stamps = sorted(ms for ms in compactions_ms if ms is not None)
     compacted_before = [False] * len(after)
     pending = 0  # compactions not yet placed between two calls
-    for i, at in enumerate(calls_ms):
-        while pending < len(stamps) and stamps[pending] <= at:
-            compacted_before[i] = i > 0
-            pending += 1
+    if stamps:  # (most sessions never compacted: nothing to place)
+        for i, at in enumerate(calls_ms):
+            while pending < len(stamps) and stamps[pending] <= at:
+                compacted_before[i] = i > 0
+                pending += 1
     growth = growth_per_turn(after, compacted_before)
     # a turn's growth is its new message plus its reply: the message alone is growth minus a reply
     next_message = None if growth is None else max(0, growth - round(median(outputs[-RECENT_TURNS:])))
