@@ -83,8 +83,11 @@ class Joins:
 
     def earlier(self, key: str) -> float:
         """The cost of a row's archived transcripts (its earlier resets)."""
+        archives = self.archives.get(key)
+        if not archives:
+            return 0.0  # (most rows: no sort of nothing)
         total = 0.0
-        for archive in sorted(self.archives.get(key, ())):
+        for archive in sorted(archives):
             src = self.sources[archive]
             found = self.tails.get(src.stats_id or "")
             if found is not None:
