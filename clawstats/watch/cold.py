@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
 from clawstats.core.health import HealthLog
@@ -40,34 +40,68 @@ def batches(sizes: dict[str, int], count: int) -> list[list[str]]:
     return [group for group in groups if group]
 
 
+class ColdRead:
+    """Whole reads of ``paths`` by ``workers`` processes, started at once; :meth:`collect` adopts
+    them (the store plans meanwhile, on a core the workers leave free until the plan is done).
+    Nothing starts when forking is not worth it (``paths`` empty: the caller reads them itself).
+    Files that vanish or fail are left out: their ordinary poll reports it."""
+
+    def __init__(self, paths: list[str], workers: int, max_line_bytes: int, price_of: PriceOf) -> None:
+        self.paths: frozenset[str] = frozenset()  # those being read
+        self._price_of = price_of
+        self._pool: ProcessPoolExecutor | None = None
+        self._results: Iterator[list[Image]] = iter(())
+        if workers < 2 or len(paths) < 2:
+            return
+        sizes: dict[str, int] = {}
+        for path in paths:
+            try:
+                sizes[path] = os.stat(path).st_size
+            except OSError:
+                continue
+        if sum(sizes.values()) < PARALLEL_MIN_BYTES:
+            return
+        groups = batches(sizes, workers * BATCHES_PER_WORKER)
+        global _price_of
+        _price_of = price_of
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+        self._results = self._pool.map(_read_batch, groups, [max_line_bytes] * len(groups))
+        self.paths = frozenset(sizes)
+
+    def __enter__(self) -> ColdRead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def collect(self, health: HealthLog) -> list[Tail]:
+        """The tails read (adopted here, as each batch comes), in batch order."""
+        tails: list[Tail] = []
+        try:
+            for images in self._results:
+                for image, counts in images:
+                    tail = adopt(image, self._price_of(image.path))
+                    tails.append(tail)
+                    for kind, n in counts.items():
+                        health.count(tail.path, kind, "(read by a worker)", n)
+        finally:
+            self.close()
+        return tails
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+            self._results = iter(())
+
+
 def read_in_workers(
     paths: list[str], workers: int, max_line_bytes: int, health: HealthLog, price_of: PriceOf
 ) -> list[Tail]:
     """Whole reads of ``paths`` on ``workers`` processes; [] when not worth forking (the caller
     then reads them itself). Files that vanish or fail are left out: their ordinary poll reports it."""
-    if workers < 2 or len(paths) < 2:
-        return []
-    sizes: dict[str, int] = {}
-    for path in paths:
-        try:
-            sizes[path] = os.stat(path).st_size
-        except OSError:
-            continue
-    if sum(sizes.values()) < PARALLEL_MIN_BYTES:
-        return []
-    groups = batches(sizes, workers * BATCHES_PER_WORKER)
-    tails: list[Tail] = []
-    global _price_of
-    _price_of = price_of
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for images in pool.map(_read_batch, groups, [max_line_bytes] * len(groups)):
-            for image, counts in images:
-                tail = adopt(image, price_of(image.path))
-                tails.append(tail)
-                for kind, n in counts.items():
-                    health.count(tail.path, kind, "(read by a worker)", n)
-    return tails
+    with ColdRead(paths, workers, max_line_bytes, price_of) as read:
+        return read.collect(health)
 
 
 def _read_batch(paths: list[str], max_line_bytes: int) -> list[Image]:

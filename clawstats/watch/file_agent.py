@@ -113,6 +113,17 @@ class FileAgent:
         self._unread = {p for p in self._unread if p in self.tails or p in self._cold}
         return sorted(self._unread)
 
+    def listed(self) -> list[str]:
+        """Before the first plan of an agent read from nothing (no tail, none restored from the
+        index): every transcript its directory lists, each of which that plan names a row for
+        and reads whole, so the store can start reading them before it plans; [] otherwise."""
+        if self._names is not None or self.tails or self._cold or self._restored:
+            return []
+        self._list_if_changed()
+        names: frozenset[str] = self._names or frozenset()
+        here = os.path.join(self.sessions_dir, "")
+        return [here + name for name in sorted(names)]
+
     def _settle(self) -> None:
         """Every transcript of the plan has its Tail: the one a worker read, else a new one."""
         if self._cold:

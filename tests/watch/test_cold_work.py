@@ -7,6 +7,7 @@ directory a sessionFile names, not once per row.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections import Counter
@@ -150,3 +151,43 @@ def test_worker_read_equals_the_in_process_read_and_makes_no_empty_tail(
     monkeypatch.setattr(cold, "PARALLEL_MIN_BYTES", 1 << 40)
     after = store.scan()
     assert made == [str(new)] and "agent:ops:00000000-0000-4000-8000-0000000000aa" in after.by_key
+
+
+def test_listed_transcripts_are_read_while_the_store_plans(
+    small_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store read from nothing starts reading what its directories list before it plans; the
+    plan's other files (a sessionFile elsewhere) are read in a second batch; the rows are those
+    of an in-process read."""
+    elsewhere = tmp_path / "elsewhere" / "moved.jsonl"
+    elsewhere.parent.mkdir()
+    ops = small_state / "agents/ops/sessions"
+    template = next(p for p in sorted(ops.glob("*.jsonl")) if ".trajectory." not in p.name)
+    shutil.copyfile(template, elsewhere)
+    index_path = small_state / "agents/main/sessions/sessions.json"
+    index = json.loads(index_path.read_text())
+    index["agent:main:moved"] = {"sessionId": "moved", "updatedAt": 1795540200000, "sessionFile": str(elsewhere)}
+    index_path.write_text(json.dumps(index))
+    in_process = make_store(small_state).scan()
+    asked: list[set[str]] = []
+    started: list[frozenset[str]] = []
+    real_init = cold.ColdRead.__init__
+
+    def recording(self: cold.ColdRead, paths: list[str], *args: Any) -> None:
+        real_init(self, paths, *args)
+        asked.append(set(paths))
+        started.append(self.paths)
+
+    monkeypatch.setattr(cold.ColdRead, "__init__", recording)
+    store = _worker_store(small_state, monkeypatch)
+    read = store.scan()
+    listed = {
+        str(p)
+        for agent in ("main", "ops")
+        for p in (small_state / "agents" / agent / "sessions").iterdir()
+        if file_agent._is_transcript_name(p.name)
+    }
+    # the second batch is one file: read by the scan itself, as any single cold file is
+    assert asked == [listed, {str(elsewhere)}] and started == [listed, frozenset()]
+    assert _served(read) == _served(in_process)
+    assert read.by_key["agent:main:moved"].total_cost == in_process.by_key["agent:main:moved"].total_cost
