@@ -153,7 +153,8 @@ class TranscriptStats:
         self.chars_after_compaction = 0
         self.summary_chars = 0
         self.branch_lost = False
-        self.last_id: str | int | None = None  # raw id of the last entry (fast path of _follow_branch)
+        # raw id of the last entry (fast path of _follow_branch; None after settle())
+        self.last_id: str | int | None = None
         self.tl_f = array("d")  # per call: call ms, cumulative cost
         self.tl_i = array("I")  # per call: context tokens, output tokens
         #: prices one call without a recorded cost (None: such calls stay unpriced); not persisted
@@ -394,6 +395,12 @@ class TranscriptStats:
                 break
             total += seg[at - 1]
         return total
+
+    def settle(self) -> None:
+        """Drop what only speeds up the next entries of a read in progress (the raw id of the
+        last entry: the segment's id hash answers the same question): called when a read ends,
+        so an idle transcript keeps no line's id string."""
+        self.last_id = None
 
     def _unshare_buckets(self) -> None:
         self.buckets = {key: bucket.copy() for key, bucket in self.buckets.items()}

@@ -81,8 +81,8 @@ class Joins:
         """Totals count a transcript once while some row reads it."""
         view = self.tviews.get(stats_id)
         if view is not None and stats_id in self.refs:
-            self.counted[stats_id] = (view.agent_id, view)
-            self.rollup.put(stats_id, view.agent_id, view)
+            member = self.counted[stats_id] = (view.agent_id, view)
+            self.rollup.put(stats_id, member)
         elif self.counted.pop(stats_id, None) is not None:
             self.rollup.drop(stats_id)
 

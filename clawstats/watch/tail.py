@@ -116,6 +116,7 @@ class Tail:
             fh.seek(self.offset + len(self.pending))
             changed = self._consume(fh, health, max_line_bytes)
             changed |= self._last_line(health)
+            self.stats.settle()
             if not self.head and self.offset:
                 fh.seek(0)
                 self.head = head_digest(fh.read(HEAD_BYTES))
@@ -254,6 +255,7 @@ class Tail:
         if self.pending and not self._last_line(health):
             health.count(self.path, "partialLine", "archive ends with an incomplete line")
         self.pending = b""
+        self.stats.settle()
         self.revision += 1
 
 

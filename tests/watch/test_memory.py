@@ -73,6 +73,7 @@ def test_a_tail_keeps_an_18_byte_digest_of_the_head_and_a_short_file_may_grow(tm
             fh.write(json.dumps(line).encode() + b"\n")
     tail.poll(health)
     assert tail.bytes_read == path.stat().st_size and tail.stats.entries == 6
+    assert tail.stats.last_id is None  # a finished read keeps no line's id string
     path.write_bytes(path.read_bytes().replace(b"e0000", b"f0000", 1))  # rewritten in place, same size
     tail.poll(health)
     assert tail.bytes_read == 2 * path.stat().st_size  # read again from zero
