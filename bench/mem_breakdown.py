@@ -102,7 +102,9 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
     agents = list(store.agents.values())
     add("agent maps (sources, tails, owners, plan sets)", [a.__dict__ if hasattr(a, "__dict__") else a for a in agents])
     publisher = store._publisher
-    add("built rows (Publisher._base_rows)", [publisher._base_rows])
+    # main keeps every row as built and as enriched; the branch the enriched rows and (parent, channel) links
+    kept = getattr(publisher, "_base_rows", None)
+    add("built rows (Publisher._base_rows / _links)", [kept if kept is not None else publisher._links])
     add(
         "enriched rows (RowTable.rows, order)", [publisher.table.rows, publisher.table._order, publisher.table._ordered]
     )

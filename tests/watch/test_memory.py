@@ -18,9 +18,11 @@ from pathlib import Path
 from clawstats.core.health import HealthLog
 from clawstats.core.records import decode_line
 from clawstats.core.snapshot import TranscriptView
+from clawstats.watch.publisher import BuiltRows
 from clawstats.watch.tail import Tail
 from tests.conftest import OPS_TRANSCRIPT, SMALL_STATE, make_store
 from tests.core.lines import assistant, stats_of, usage, user, with_ids
+from tests.openclaw.attrib_data import ATTRIB_STATE
 
 FEW, MANY = 100, 400
 #: Python heap kept per further idle session after a cold scan, each a copy of the real ops
@@ -120,3 +122,22 @@ def test_the_heap_kept_per_idle_session_is_bounded(tmp_path: Path) -> None:
     assert many_rows - few_rows == MANY - FEW
     per_session = (many - few) / (many_rows - few_rows)
     assert per_session < HEAP_PER_SESSION_BOUND, per_session
+
+
+def test_one_row_is_kept_per_key_and_the_built_rows_are_recovered_exactly(tmp_path: Path) -> None:
+    """The publisher keeps the served (enriched) rows only; what the enricher reads as built is
+    rebuilt from them, equal to what ``build_row`` gives (lineage, cron runs, archives)."""
+    state = tmp_path / "state"
+    shutil.copytree(ATTRIB_STATE, state)
+    store = make_store(state)
+    store.scan()
+    publisher = store._publisher
+    assert publisher._built == {}  # nothing but the served rows kept between scans
+    built = BuiltRows(publisher.table.rows, {}, publisher._links)
+    rebuilt = 0
+    for key, served in publisher.table.rows.items():
+        src = store._joins.source_of(key)
+        assert src is not None
+        assert built[key] == publisher._build(src)
+        rebuilt += built[key] != served
+    assert rebuilt >= 5  # enrichment changed rows (lineage, cron jobs): there was something to recover
