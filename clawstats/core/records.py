@@ -171,14 +171,21 @@ def decode_spawn_child(raw: Raw) -> str | None:
 
 
 #: Strings many records hold the same of (models, providers, statuses, channels, days): one object
-#: each, kept for the process's life (a few hundred at most).
+#: each, kept for the process's life; past ``SHARED_MAX`` distinct ones (odd input) new values are
+#: no longer kept, so the table cannot grow without bound.
 _SHARED: dict[str, str] = {}
+SHARED_MAX = 4096
 
 
 def shared(value: str) -> str:
     """The one kept object equal to ``value`` (``sys.intern`` would do, but mixes them with the
-    interpreter's own names)."""
-    return _SHARED.setdefault(value, value)
+    interpreter's own names and keeps any number of them)."""
+    found = _SHARED.get(value)
+    if found is not None:
+        return found
+    if len(_SHARED) < SHARED_MAX:
+        _SHARED[value] = value
+    return value
 
 
 class IndexRow(Struct, gc=False):

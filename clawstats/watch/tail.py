@@ -38,6 +38,10 @@ def head_digest(head: bytes) -> bytes:
     return len(head).to_bytes(2, "big") + hashlib.blake2b(head, digest_size=16).digest()
 
 
+#: One int object per device number (a new one per stat otherwise: 32 bytes a tail).
+_DEVICES: dict[int, int] = {}
+
+
 class FileId(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """What identifies one version of a file: a change in any field means "look again"."""
 
@@ -48,7 +52,8 @@ class FileId(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
     @classmethod
     def of(cls, st: os.stat_result) -> FileId:
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        dev = _DEVICES.setdefault(st.st_dev, st.st_dev)  # every file of a store is on one or two devices
+        return cls(dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class Tail:

@@ -15,9 +15,13 @@ import tracemalloc
 from array import array
 from pathlib import Path
 
+import pytest
+
+from clawstats.core import records
 from clawstats.core.health import HealthLog
-from clawstats.core.records import decode_line
+from clawstats.core.records import decode_line, shared
 from clawstats.core.snapshot import TranscriptView
+from clawstats.core.transcript import iso_to_ms
 from clawstats.watch.publisher import BuiltRows
 from clawstats.watch.tail import Tail
 from tests.conftest import OPS_TRANSCRIPT, SMALL_STATE, make_store
@@ -76,6 +80,7 @@ def test_a_tail_keeps_an_18_byte_digest_of_the_head_and_a_short_file_may_grow(tm
     tail.poll(health)
     assert tail.bytes_read == path.stat().st_size and tail.stats.entries == 6
     assert tail.stats.last_id is None  # a finished read keeps no line's id string
+    assert tail.stats.last_ts == tail.stats.last_ms == iso_to_ms("2026-11-24T10:02:00.000Z")  # a number, not text
     path.write_bytes(path.read_bytes().replace(b"e0000", b"f0000", 1))  # rewritten in place, same size
     tail.poll(health)
     assert tail.bytes_read == 2 * path.stat().st_size  # read again from zero
@@ -141,3 +146,11 @@ def test_one_row_is_kept_per_key_and_the_built_rows_are_recovered_exactly(tmp_pa
         assert built[key] == publisher._build(src)
         rebuilt += built[key] != served
     assert rebuilt >= 5  # enrichment changed rows (lineage, cron jobs): there was something to recover
+
+
+def test_shared_strings_are_one_object_and_their_table_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = "".join(["mock/", "memory-test"]), "".join(["mock/", "memory-test"])
+    assert first is not second and shared(first) is shared(second)
+    monkeypatch.setattr(records, "SHARED_MAX", len(records._SHARED))  # full: odd input adds nothing
+    odd = "".join(["never-", "seen"])
+    assert shared(odd) is odd and "never-seen" not in records._SHARED
