@@ -113,6 +113,9 @@ def _figure(stats: TranscriptStats | None) -> UsageGroup | None:
     """The transcript's published figure (calls, tokens, money), None without a transcript."""
     if stats is None:
         return None
+    if len(stats.buckets) == 1:  # the common case: the bucket is the sum (and the row shares its ints)
+        (bucket,) = stats.buckets.values()
+        return figure_of(bucket)
     return figure_of(summed([("", stats)], ())[()])
 
 
