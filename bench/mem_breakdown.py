@@ -21,12 +21,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.sweep import WORK
 from clawstats.api.events import Hub
 from clawstats.settings import Settings
 from clawstats.watch.engine import open_store
 
+WORK = Path(__file__).resolve().parent / ".work"  # the stores of bench/sweep.py
 #: Objects owned elsewhere (shared by every session): never walked into.
 _STOP = ("Catalog", "HealthLog", "Pricer", "function", "method", "builtin_function_or_method", "Snapshot")
 
