@@ -22,6 +22,7 @@ from clawstats.core.health import HealthLog
 from clawstats.core.records import decode_line, shared
 from clawstats.core.snapshot import TranscriptView
 from clawstats.core.transcript import iso_to_ms
+from clawstats.watch import store as store_module
 from clawstats.watch.publisher import BuiltRows
 from clawstats.watch.tail import Tail
 from tests.conftest import OPS_TRANSCRIPT, SMALL_STATE, make_store
@@ -154,3 +155,14 @@ def test_shared_strings_are_one_object_and_their_table_is_capped(monkeypatch: py
     monkeypatch.setattr(records, "SHARED_MAX", len(records._SHARED))  # full: odd input adds nothing
     odd = "".join(["never-", "seen"])
     assert shared(odd) is odd and "never-seen" not in records._SHARED
+
+
+def test_the_first_scan_hands_free_heap_back_once(small_state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = store_module.release_free_heap
+    calls: list[None] = []
+    monkeypatch.setattr(store_module, "release_free_heap", lambda: calls.append(None))
+    store = make_store(small_state)
+    store.scan()
+    store.scan()
+    assert len(calls) == 1  # after the first scan only: later scans free little
+    real()  # and the real one runs (a no-op where the C library has no malloc_trim)
