@@ -94,7 +94,7 @@ class BuiltRows(Mapping[str, SessionRow]):
 
 
 class Publisher:
-    """Rows as built and as enriched, the revision and the last snapshot; one writer (the store)."""
+    """The served rows, the revision and the last snapshot; one writer (the store)."""
 
     def __init__(self, state_dir: Path, catalog: Catalog, health: HealthLog, joins: Joins, bases: BasePrompts) -> None:
         self.state_dir = state_dir
