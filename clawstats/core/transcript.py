@@ -267,8 +267,8 @@ class TranscriptStats:
     def _switch_model(self, provider: str | None, model_id: str | None) -> None:
         if not model_id:
             return
-        self.current_provider = provider or None
-        self.current_model_id = model_id
+        self.current_provider = shared(provider) if provider else None
+        self.current_model_id = shared(model_id)
         self.model = shared(f"{provider or 'unknown'}/{model_id}")
 
     def _spawned(self, child: str | None) -> None:
@@ -511,7 +511,8 @@ class TranscriptStats:
         self.branch_lost = state.branch_lost
         self.tl_f.frombytes(state.tl_f)
         self.tl_i.frombytes(state.tl_i)
-        self.current_provider, self.current_model_id = state.current_provider, state.current_model_id
+        self.current_provider = shared(state.current_provider) if state.current_provider else None
+        self.current_model_id = shared(state.current_model_id) if state.current_model_id else None
         self.spawned = state.spawned
         self.base_prompt = state.base_prompt
         return self
