@@ -250,8 +250,7 @@ class TranscriptStats:
             else:
                 prompt = 0
         if (msg.provider or msg.model) and msg.provider != _SYNTHETIC_PROVIDER and not bookkeeping:
-            if model != self.model:  # each message builds its own string: keep one shared object
-                self.model = shared(model)
+            self.model = model  # a string per message: settle() keeps a shared one
         self._push(line.id, chars, prompt)
 
     def _attribute(self, provider: str | None, model_id: str | None) -> str:
@@ -364,8 +363,10 @@ class TranscriptStats:
 
     def _follow_branch(self, parent: str | int | None) -> None:
         """A parent other than the previous entry moves the active branch back to it."""
+        if parent is None or parent == self.last_id:
+            return
         seg = self.seg
-        if parent is None or parent == self.last_id or not seg:
+        if not seg:
             return
         parent_hash = id_hash(parent)
         if seg[-SEG_WIDTH] == parent_hash:
@@ -399,10 +400,13 @@ class TranscriptStats:
         return total
 
     def settle(self) -> None:
-        """Called when a read ends: keep the last timestamp as a number, and drop what only speeds
-        up the next entries of a read (the raw id of the last entry: the segment's id hash
-        answers the same question), so an idle transcript keeps no string of its last line."""
+        """Called when a read ends: keep the last timestamp as a number and the model as the one
+        shared string, and drop what only speeds up the next entries of a read (the raw id of the
+        last entry: the segment's id hash answers the same question), so an idle transcript keeps
+        no string of its last line. Done here, not per entry: the fold stays as fast as it was."""
         self.last_id = None
+        if self.model is not None:
+            self.model = shared(self.model)
         if type(self.last_ts) is str:
             ms = iso_to_ms(self.last_ts)
             if ms is not None and 0 <= ms < 1e15:  # else kept as written (last_ms reads both the same)
