@@ -127,8 +127,8 @@ def _worker_store(state: Path, monkeypatch: pytest.MonkeyPatch) -> StatsStore:
 def test_worker_read_equals_the_in_process_read_and_makes_no_empty_tail(
     small_state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Transcripts read by the workers are adopted as read: no empty Tail is made for them first
-    (one costs as much as adopting a read one), and the rows are those of an in-process read."""
+    """Transcripts read by the workers are adopted as read: no empty Tail is made for them first,
+    and the rows are those of an in-process read."""
     made: list[str] = []
 
     class CountingTail(Tail):
