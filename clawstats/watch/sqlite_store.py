@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Collection
 from urllib.parse import quote
 
 import zstandard
@@ -88,7 +89,10 @@ class SqliteAgent:
         self._restored = restored if restored is not None else {}
         self._last_rowid = -1  # events above it are new (-1: check every session's newest seq)
         self._newest_node = 0  # the newest session_nodes.updated_at seen
-        self._sessions: set[str] | None = None  # session ids of the nodes (rebuilt when a node moves)
+        # Per session id, how many nodes name it (kept by the nodes that move, so an append never
+        # walks every node); a session id no node names any more loses its cursor.
+        self._named: dict[str, int] = {}
+        self._unnamed: set[str] = set()  # session ids whose last node moved away since the last read
         self.archives = ArchivesBeside(source.sessions_dir, source.agent_id, health, max_line_bytes)
         self._zstd = zstandard.ZstdDecompressor()
         # Since the last scan (the archives beside the database add theirs): what ``scan`` reports.
@@ -143,7 +147,8 @@ class SqliteAgent:
         self.marker = None
         self._last_rowid = -1
         self._newest_node = 0
-        self._sessions = None
+        self._named = {}
+        self._unnamed = set()
 
     def _read(self, full: bool) -> None:
         for _attempt in range(READ_ATTEMPTS):
@@ -186,8 +191,7 @@ class SqliteAgent:
             self._last_rowid = -1
             if not creating:
                 self.health.set_condition(path, f"cannot read the SQLite store: {exc}")
-        in_database = {sid for _updated, _row, sid in self.nodes.values()}
-        self.archives.scan(changed, in_database, self, self._restored)
+        self.archives.scan(changed, self._named, self, self._restored)
         result = AgentScan(self.changed_keys, self.changed_stats)
         self.changed_keys, self.changed_stats = set(), set()
         self._restored = {}
@@ -219,18 +223,20 @@ class SqliteAgent:
 
         Between safety scans only nodes with ``updated_at`` at or past the newest seen are read
         (OpenClaw bumps it on every write of a node); a different node count (one deleted) or a
-        safety scan reads them all."""
+        safety scan reads them all. Only a full read walks every node; otherwise the work follows
+        the nodes read (a change to one of 50,000 sessions touches one entry)."""
         touched: set[str] = set()
         if not full and self.nodes:
             (count,) = db.execute("SELECT count(*) FROM session_nodes").fetchone()
             full = count != len(self.nodes)
         full = full or not self.nodes
         if full:
-            nodes: dict[str, tuple[int, IndexRow | None, str]] = {}
             found_nodes = db.execute(_NODES)
         else:
-            nodes = dict(self.nodes)
             found_nodes = db.execute(_NODES + " WHERE updated_at >= ?", (self._newest_node,))
+        # Applied once every node is read: a read that fails midway leaves the nodes as they were.
+        moved: dict[str, tuple[int, IndexRow | None, str]] = {}
+        kept: set[str] = set()
         for raw_key, raw_sid, updated_at in found_nodes:
             key = raw_key.decode("utf-8", "replace")
             sid = raw_sid.decode("utf-8", "replace")
@@ -238,7 +244,7 @@ class SqliteAgent:
                 self._newest_node = updated_at
             old = self.nodes.get(key)
             if old is not None and old[0] == updated_at and old[2] == sid:
-                nodes[key] = old
+                kept.add(key)
                 continue
             found = db.execute(_ENTRY, (raw_key,)).fetchone()
             try:
@@ -246,22 +252,38 @@ class SqliteAgent:
             except BadRecord as bad:
                 self.health.count(self.source.store, bad.kind, key)
                 row = None
-            nodes[key] = (updated_at, row, sid)
+            moved[key] = (updated_at, row, sid)
             touched.add(sid)
             self.changed_keys.add(key)
-        if full:  # only a full read can find a node gone
-            self.changed_keys.update(k for k in self.nodes if k not in nodes)
-        self.nodes = nodes
+        gone = [k for k in self.nodes if k not in kept and k not in moved] if full else []
+        self.changed_keys.update(gone)  # only a full read can find a node gone
+        for key in gone:
+            self._unname(self.nodes.pop(key)[2])
+        for key, (updated_at, row, sid) in moved.items():
+            old = self.nodes.get(key)
+            if old is not None:
+                self._unname(old[2])
+            self._named[sid] = self._named.get(sid, 0) + 1
+            self._unnamed.discard(sid)
+            self.nodes[key] = (updated_at, row, sid)
         agent = self.source.agent_id
         for key in self.changed_keys:
             if key in self.archives.keys:
                 continue
-            node = nodes.get(key)
+            node = self.nodes.get(key)
             if node is None or node[1] is None:
                 self.sources.pop(key, None)
             else:
                 self.sources[key] = Source(key, agent, node[1], self._stats_id(node[2]))
         return touched
+
+    def _unname(self, sid: str) -> None:
+        left = self._named[sid] - 1
+        if left:
+            self._named[sid] = left
+        else:
+            del self._named[sid]
+            self._unnamed.add(sid)
 
     def _cursor(self, sid: str, db_id: FileId) -> Tail:
         stats_id = self._stats_id(sid)
@@ -280,16 +302,12 @@ class SqliteAgent:
         return tail
 
     def _read_events(self, db: sqlite3.Connection, touched: set[str], full: bool, db_id: FileId) -> None:
-        if full or touched or self._sessions is None:  # a node changed: sessions may have gone
-            sessions = self._sessions = {sid for _u, _r, sid in self.nodes.values()}
-            wanted = {self._stats_id(sid) for sid in sessions}
-            prefix = self.source.store + "#"
-            for stats_id in [s for s in self.tails if s.startswith(prefix) and s not in wanted]:
-                del self.tails[stats_id]
-                self.changed_stats.add(stats_id)
-            for sid in [sid for sid in self.below if sid not in sessions]:
-                del self.below[sid]
-        sessions = self._sessions
+        for sid in self._unnamed:  # no node names it now: its cursor and statistics go
+            if self.tails.pop(self._stats_id(sid), None) is not None:
+                self.changed_stats.add(self._stats_id(sid))
+            self.below.pop(sid, None)
+        self._unnamed = set()
+        sessions = self._named
         top_rowid = db.execute("SELECT max(rowid) FROM transcript_events").fetchone()[0] or 0
         newest: dict[str, tuple[int, int]] = {}
         # A change with no new event and no moved node was a deletion or a rewrite: check all.
@@ -301,11 +319,11 @@ class SqliteAgent:
                     "SELECT session_id, max(seq), count(*) FROM transcript_events GROUP BY session_id"
                 )
             )
-            sids = sessions
+            sids: Collection[str] = sessions.keys()
         else:  # only sessions with events past the last rowid seen, or whose node moved
             # No DISTINCT: SQLite would answer it by walking the whole (session_id, seq) index.
             new = db.execute("SELECT session_id FROM transcript_events WHERE rowid > ?", (self._last_rowid,))
-            sids = ({sid.decode("utf-8", "replace") for (sid,) in new} | touched) & sessions
+            sids = {sid for sid in {raw.decode("utf-8", "replace") for (raw,) in new} | touched if sid in sessions}
             for sid in sids:
                 top, count = db.execute(
                     "SELECT max(seq), count(*) FROM transcript_events WHERE session_id = ?", (sid,)
