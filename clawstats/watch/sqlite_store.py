@@ -3,11 +3,13 @@
 Rows come from ``session_nodes.entry_json`` (same fields as a ``sessions.json`` row),
 transcript events from ``transcript_events`` (plain ``event_json`` or zstd ``event_zstd``),
 read incrementally: the last ``seq`` per session is remembered and only newer events are
-fetched, for the sessions whose node changed or that have events past the last ``rowid`` seen
-(a read with no new event and no moved node checks every session's newest ``seq``: a deletion);
+fetched, for the sessions whose node changed or that have events past the last ``rowid`` seen;
 ``entry_json`` is fetched only for nodes whose ``updated_at`` or session id moved; nothing is
 queried while the database's and the ``-wal`` file's identity, size and mtime and the ``-shm``
-wal-index header are unchanged.
+wal-index header are unchanged. A read with no new event and no moved node (mostly a write to
+another table: the runtime trace, caches) counts the events once; only a count other than the
+events read so far (a deletion) checks every session's newest ``seq``. The work of a change
+follows the sessions it names: no map of every session is walked except by a full read.
 
 Reading never creates or changes a file beside the database, and works in a directory the
 reader cannot write (a read-only volume, another user's state). SQLite (>= 3.22) can open a WAL
@@ -88,6 +90,9 @@ class SqliteAgent:
         self.unready_since: float | None = None  # first "no such table" of a never-read database
         self._restored = restored if restored is not None else {}
         self._last_rowid = -1  # events above it are new (-1: check every session's newest seq)
+        # How many events the database holds by what was read: counted whole by the last full
+        # check, plus every event seen above ``_last_rowid`` since (None: not known).
+        self._events_total: int | None = None
         self._newest_node = 0  # the newest session_nodes.updated_at seen
         # Per session id, how many nodes name it (kept by the nodes that move, so an append never
         # walks every node); a session id no node names any more loses its cursor.
@@ -146,6 +151,7 @@ class SqliteAgent:
         self.sources = {k: s for k, s in self.sources.items() if k in self.archives.keys}
         self.marker = None
         self._last_rowid = -1
+        self._events_total = None
         self._newest_node = 0
         self._named = {}
         self._unnamed = set()
@@ -310,20 +316,30 @@ class SqliteAgent:
         sessions = self._named
         top_rowid = db.execute("SELECT max(rowid) FROM transcript_events").fetchone()[0] or 0
         newest: dict[str, tuple[int, int]] = {}
-        # A change with no new event and no moved node was a deletion or a rewrite: check all.
+        # A change with no new event and no moved node: most often a write to another table (the
+        # runtime trace, caches), else a deletion or a rewrite. One count (in C, over the smallest
+        # index) tells them apart; only a different count checks every session's newest seq.
         quiet = top_rowid == self._last_rowid and not touched
+        if quiet and not full and self._events_total is not None:
+            (count,) = db.execute("SELECT count(*) FROM transcript_events").fetchone()
+            if count == self._events_total:
+                return
         if full or quiet or self._last_rowid < 0 or top_rowid < self._last_rowid:
-            newest.update(
-                (sid.decode("utf-8", "replace"), (top, count))
-                for sid, top, count in db.execute(
-                    "SELECT session_id, max(seq), count(*) FROM transcript_events GROUP BY session_id"
-                )
-            )
+            self._events_total = 0
+            for raw, top, count in db.execute(
+                "SELECT session_id, max(seq), count(*) FROM transcript_events GROUP BY session_id"
+            ):
+                newest[raw.decode("utf-8", "replace")] = (top, count)
+                self._events_total += count
             sids: Collection[str] = sessions.keys()
         else:  # only sessions with events past the last rowid seen, or whose node moved
             # No DISTINCT: SQLite would answer it by walking the whole (session_id, seq) index.
             new = db.execute("SELECT session_id FROM transcript_events WHERE rowid > ?", (self._last_rowid,))
-            sids = {sid for sid in {raw.decode("utf-8", "replace") for (raw,) in new} | touched if sid in sessions}
+            named = [raw.decode("utf-8", "replace") for (raw,) in new]
+            if self._events_total is not None:
+                # A deletion hidden by new events makes this too high: the next quiet change sees it.
+                self._events_total += len(named)
+            sids = {sid for sid in {*named, *touched} if sid in sessions}
             for sid in sids:
                 top, count = db.execute(
                     "SELECT max(seq), count(*) FROM transcript_events WHERE session_id = ?", (sid,)

@@ -306,3 +306,22 @@ def test_sqlite_turn_walks_no_per_session_map(tmp_path: Path) -> None:
         append_events(db, sid, [live_call("turn-2", 0.25)], LIVE_MS)
     store.scan()  # a safety scan reads every node: the counting sees that walk
     assert walked[0] >= len(agent.nodes)
+
+
+def test_sqlite_write_to_another_table_reads_no_session(tmp_path: Path) -> None:
+    """A commit with no transcript event and no node (the gateway's runtime trace, its caches) moves
+    the database's marker: it costs one count of the events, not a check of every session."""
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    database = state / "agents/ops/agent/openclaw-agent.sqlite"
+    store = make_store(state)
+    first = store.scan()
+    agent = store.agents["ops"]
+    assert isinstance(agent, SqliteAgent)
+    walked, events = [0], agent.events_read
+    _watch_maps(agent, walked)
+    with schema_writer(database) as db:
+        db.execute("INSERT INTO cache_entries (scope, key, value_json, updated_at) VALUES ('t', 'k', '1', 1)")
+    snap = store.scan(set())
+    assert snap.revision == first.revision and agent.events_read == events
+    assert walked == [0]

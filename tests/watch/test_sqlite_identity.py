@@ -57,3 +57,20 @@ def test_event_deleted_below_the_cursor_while_one_is_added_above(tmp_path: Path)
     served = store.scan().totals.total_cost
     fresh = make_store(state).scan().totals.total_cost
     assert served == fresh == 1.625
+
+
+def test_event_deleted_while_another_session_grows_is_seen_at_the_next_quiet_change(tmp_path: Path) -> None:
+    """A change with new events follows only the sessions they are in; a deletion elsewhere in the
+    same change shows at the next change without new events (a write to another table), where
+    one count of every event is compared with the events read."""
+    state = sqlite_state_with(tmp_path, {"s1": [_call(1, 0.5), _call(2, 0.25)], "s2": [_call(3, 0.125)]})
+    store = make_store(state)
+    assert store.scan().totals.total_cost == 0.875
+    with closing(writer(sqlite_path(state))) as db, db:
+        db.execute("DELETE FROM transcript_events WHERE session_id = 's1' AND seq = 1")
+        append_events(db, "s2", [_call(4, 1.0)])
+    store.scan()
+    with closing(writer(sqlite_path(state))) as db, db:  # the runtime trace, a cache: no event, no node
+        db.execute("INSERT INTO cache_entries (scope, key, value_json, updated_at) VALUES ('t', 'k', '1', 1)")
+    served = store.scan().totals.total_cost
+    assert served == make_store(state).scan().totals.total_cost == 1.375
