@@ -7,9 +7,10 @@ fetched, for the sessions whose node changed or that have events past the last `
 ``entry_json`` is fetched only for nodes whose ``updated_at`` or session id moved; nothing is
 queried while the database's and the ``-wal`` file's identity, size and mtime and the ``-shm``
 wal-index header are unchanged. A read with no new event and no moved node (mostly a write to
-another table: the runtime trace, caches) counts the events once; only a count other than the
-events read so far (a deletion) checks every session's newest ``seq``. The work of a change
-follows the sessions it names: no map of every session is walked except by a full read.
+another table: the runtime trace, caches) counts the events, at most every ``DELETION_CHECK_S``;
+only a count other than the events read so far (a deletion) checks every session's newest
+``seq``. The work of a change follows the sessions it names: no map of every session is walked
+except by a full read.
 
 Reading never creates or changes a file beside the database, and works in a directory the
 reader cannot write (a read-only volume, another user's state). SQLite (>= 3.22) can open a WAL
@@ -53,6 +54,10 @@ READ_ATTEMPTS = 3
 #: OpenClaw creates an agent's database file, then its tables: "no such table" in a database never
 #: read before is normal for a moment. Only one that lasts this long is reported (health, log).
 SCHEMA_GRACE_S = 5.0
+#: A commit with no new event and no moved node (the runtime trace, caches: many per turn) may
+#: hide a deletion; counting every event tells, at most this often (a 50,000-session database
+#: holds millions of events). A deletion with nothing else written shows within this plus a poll.
+DELETION_CHECK_S = 5.0
 _EVENTS_AFTER = (
     "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq >= ? ORDER BY seq"
 )
@@ -87,6 +92,10 @@ class SqliteAgent:
         # were deleted under it (a new one above may hide that from max(seq)).
         self.below: dict[str, int] = {}
         self.schema_grace_s = SCHEMA_GRACE_S
+        self.deletion_check_s = DELETION_CHECK_S
+        self.event_counts = 0  # lifetime count of whole-table event counts, for tests
+        self._counted_at = -DELETION_CHECK_S  # monotonic time of the last count of every event
+        self._count_due = False  # a commit with no new event and no moved node is not counted yet
         self.unready_since: float | None = None  # first "no such table" of a never-read database
         self._restored = restored if restored is not None else {}
         self._last_rowid = -1  # events above it are new (-1: check every session's newest seq)
@@ -186,7 +195,8 @@ class SqliteAgent:
         path = self.source.store
         try:
             marker = self._marker()
-            if marker != self.marker:
+            due = self._count_due and time.monotonic() - self._counted_at >= self.deletion_check_s
+            if marker != self.marker or due:
                 self._read(changed is None or self.marker is None)
                 self.marker = marker
             self.health.clear_condition(path)
@@ -317,14 +327,23 @@ class SqliteAgent:
         top_rowid = db.execute("SELECT max(rowid) FROM transcript_events").fetchone()[0] or 0
         newest: dict[str, tuple[int, int]] = {}
         # A change with no new event and no moved node: most often a write to another table (the
-        # runtime trace, caches), else a deletion or a rewrite. One count (in C, over the smallest
-        # index) tells them apart; only a different count checks every session's newest seq.
+        # runtime trace, caches), else a deletion or a rewrite. A count of every event (in C, over
+        # the smallest index; at most every ``deletion_check_s``) tells them apart; only a count
+        # other than the events read checks every session's newest seq.
         quiet = top_rowid == self._last_rowid and not touched
         if quiet and not full and self._events_total is not None:
+            now = time.monotonic()
+            if now - self._counted_at < self.deletion_check_s:
+                self._count_due = True  # counted by a later scan, whether or not more is written
+                return
+            self._counted_at, self._count_due = now, False
+            self.event_counts += 1
             (count,) = db.execute("SELECT count(*) FROM transcript_events").fetchone()
             if count == self._events_total:
                 return
         if full or quiet or self._last_rowid < 0 or top_rowid < self._last_rowid:
+            self._counted_at, self._count_due = time.monotonic(), False
+            self.event_counts += 1
             self._events_total = 0
             for raw, top, count in db.execute(
                 "SELECT session_id, max(seq), count(*) FROM transcript_events GROUP BY session_id"

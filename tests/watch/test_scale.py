@@ -310,7 +310,8 @@ def test_sqlite_turn_walks_no_per_session_map(tmp_path: Path) -> None:
 
 def test_sqlite_write_to_another_table_reads_no_session(tmp_path: Path) -> None:
     """A commit with no transcript event and no node (the gateway's runtime trace, its caches) moves
-    the database's marker: it costs one count of the events, not a check of every session."""
+    the database's marker: it costs at most one count of the events (at most every
+    ``deletion_check_s``, here each time), not a check of every session."""
     state = tmp_path / "state"
     shutil.copytree(REAL_SQLITE / "state", state)
     database = state / "agents/ops/agent/openclaw-agent.sqlite"
@@ -318,10 +319,11 @@ def test_sqlite_write_to_another_table_reads_no_session(tmp_path: Path) -> None:
     first = store.scan()
     agent = store.agents["ops"]
     assert isinstance(agent, SqliteAgent)
-    walked, events = [0], agent.events_read
+    agent.deletion_check_s = 0.0
+    walked, events, counts = [0], agent.events_read, agent.event_counts
     _watch_maps(agent, walked)
     with schema_writer(database) as db:
         db.execute("INSERT INTO cache_entries (scope, key, value_json, updated_at) VALUES ('t', 'k', '1', 1)")
     snap = store.scan(set())
     assert snap.revision == first.revision and agent.events_read == events
-    assert walked == [0]
+    assert agent.event_counts == counts + 1 and walked == [0]

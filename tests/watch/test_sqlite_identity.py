@@ -7,6 +7,7 @@ import shutil
 from contextlib import closing
 from pathlib import Path
 
+from clawstats.watch.sqlite_store import SqliteAgent
 from tests.conftest import make_store
 from tests.core.lines import append_events, assistant, sqlite_path, sqlite_state_with, stamp, usage, writer
 
@@ -59,18 +60,25 @@ def test_event_deleted_below_the_cursor_while_one_is_added_above(tmp_path: Path)
     assert served == fresh == 1.625
 
 
-def test_event_deleted_while_another_session_grows_is_seen_at_the_next_quiet_change(tmp_path: Path) -> None:
+def test_event_deleted_while_another_session_grows_is_seen_by_the_next_count(tmp_path: Path) -> None:
     """A change with new events follows only the sessions they are in; a deletion elsewhere in the
-    same change shows at the next change without new events (a write to another table), where
-    one count of every event is compared with the events read."""
+    same change shows when every event is next counted: after a change without new events (a
+    write to another table), at most every ``deletion_check_s``, by a later scan if that is due."""
     state = sqlite_state_with(tmp_path, {"s1": [_call(1, 0.5), _call(2, 0.25)], "s2": [_call(3, 0.125)]})
     store = make_store(state)
     assert store.scan().totals.total_cost == 0.875
+    agent = store.agents["main"]
+    assert isinstance(agent, SqliteAgent)
+    agent.deletion_check_s = 3600.0
     with closing(writer(sqlite_path(state))) as db, db:
         db.execute("DELETE FROM transcript_events WHERE session_id = 's1' AND seq = 1")
         append_events(db, "s2", [_call(4, 1.0)])
-    store.scan()
+    assert store.scan(set()).totals.total_cost == 1.875  # s2 followed; s1 not named by a new event
+    counts = agent.event_counts
     with closing(writer(sqlite_path(state))) as db, db:  # the runtime trace, a cache: no event, no node
         db.execute("INSERT INTO cache_entries (scope, key, value_json, updated_at) VALUES ('t', 'k', '1', 1)")
-    served = store.scan().totals.total_cost
+    assert store.scan(set()).totals.total_cost == 1.875 and agent.event_counts == counts  # not due yet
+    agent.deletion_check_s = 0.0
+    served = store.scan(set()).totals.total_cost  # nothing written since: the count that was due
+    assert agent.event_counts > counts
     assert served == make_store(state).scan().totals.total_cost == 1.375
