@@ -6,11 +6,12 @@ read incrementally: the last ``seq`` per session is remembered and only newer ev
 fetched, for the sessions whose node changed or that have events past the last ``rowid`` seen;
 ``entry_json`` is fetched only for nodes whose ``updated_at`` or session id moved; nothing is
 queried while the database's and the ``-wal`` file's identity, size and mtime and the ``-shm``
-wal-index header are unchanged. A read with no new event and no moved node (mostly a write to
-another table: the runtime trace, caches) counts the events, at most every ``DELETION_CHECK_S``;
-only a count other than the events read so far (a deletion) checks every session's newest
+wal-index header are unchanged. Deletions are found by counting every node and, after a read
+with no new event and no moved node (mostly a write to another table: the runtime trace,
+caches), every event, at most every ``DELETION_CHECK_S``: a node count other than the nodes
+known reads every node, an event count other than the events read checks every session's newest
 ``seq``. The work of a change follows the sessions it names: no map of every session is walked
-except by a full read.
+and nothing is counted per commit, except by a full read.
 
 Reading never creates or changes a file beside the database, and works in a directory the
 reader cannot write (a read-only volume, another user's state). SQLite (>= 3.22) can open a WAL
@@ -54,9 +55,10 @@ READ_ATTEMPTS = 3
 #: OpenClaw creates an agent's database file, then its tables: "no such table" in a database never
 #: read before is normal for a moment. Only one that lasts this long is reported (health, log).
 SCHEMA_GRACE_S = 5.0
-#: A commit with no new event and no moved node (the runtime trace, caches: many per turn) may
-#: hide a deletion; counting every event tells, at most this often (a 50,000-session database
-#: holds millions of events). A deletion with nothing else written shows within this plus a poll.
+#: Deletions (a node, or events under no new one) are found by counting every node and every
+#: event, in C over the smallest index: O(rows), so at most this often, not per commit (a
+#: 50,000-session database holds millions of events and the gateway commits many times a turn).
+#: A deletion shows within this plus a poll.
 DELETION_CHECK_S = 5.0
 _EVENTS_AFTER = (
     "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq >= ? ORDER BY seq"
@@ -93,9 +95,9 @@ class SqliteAgent:
         self.below: dict[str, int] = {}
         self.schema_grace_s = SCHEMA_GRACE_S
         self.deletion_check_s = DELETION_CHECK_S
-        self.event_counts = 0  # lifetime count of whole-table event counts, for tests
-        self._counted_at = -DELETION_CHECK_S  # monotonic time of the last count of every event
-        self._count_due = False  # a commit with no new event and no moved node is not counted yet
+        self.counts = 0  # lifetime count of reads that counted every node (and events), for tests
+        self._counted_at = -DELETION_CHECK_S  # monotonic time of the last such read
+        self._count_due = False  # a read since then did not count: a later scan does, when due
         self.unready_since: float | None = None  # first "no such table" of a never-read database
         self._restored = restored if restored is not None else {}
         self._last_rowid = -1  # events above it are new (-1: check every session's newest seq)
@@ -171,8 +173,9 @@ class SqliteAgent:
             db, immutable = self._connect()
             try:
                 db.execute("BEGIN")  # one short read transaction: rows and events agree
-                touched = self._read_rows(db, full)
-                self._read_events(db, touched, full, FileId(before[0], before[1], 0, 0))
+                counting = self._counting(full)
+                touched = self._read_rows(db, full, counting)
+                self._read_events(db, touched, full, counting, FileId(before[0], before[1], 0, 0))
                 db.execute("COMMIT")
             finally:
                 db.close()
@@ -234,15 +237,27 @@ class SqliteAgent:
     def _stats_id(self, sid: str) -> str:
         return f"{self.source.store}#{sid}"
 
-    def _read_rows(self, db: sqlite3.Connection, full: bool) -> set[str]:
+    def _counting(self, full: bool) -> bool:
+        """Whether this read counts every node and event (a full read, or due), else a later scan
+        does when due (the scan reads then even if nothing more was written)."""
+        now = time.monotonic()
+        if not full and now - self._counted_at < self.deletion_check_s:
+            self._count_due = True
+            return False
+        self._counted_at, self._count_due = now, False
+        self.counts += 1
+        return True
+
+    def _read_rows(self, db: sqlite3.Connection, full: bool, counting: bool) -> set[str]:
         """Read the nodes that moved; returns the session ids whose node changed.
 
         Between safety scans only nodes with ``updated_at`` at or past the newest seen are read
-        (OpenClaw bumps it on every write of a node); a different node count (one deleted) or a
-        safety scan reads them all. Only a full read walks every node; otherwise the work follows
-        the nodes read (a change to one of 50,000 sessions touches one entry)."""
+        (OpenClaw bumps it on every write of a node); a different node count (one deleted; counted
+        when ``counting``) or a safety scan reads them all. Only a full read walks every node;
+        otherwise the work follows the nodes read (a change to one of 50,000 sessions touches one
+        entry)."""
         touched: set[str] = set()
-        if not full and self.nodes:
+        if not full and self.nodes and counting:
             (count,) = db.execute("SELECT count(*) FROM session_nodes").fetchone()
             full = count != len(self.nodes)
         full = full or not self.nodes
@@ -317,7 +332,9 @@ class SqliteAgent:
         self.changed_stats.add(stats_id)
         return tail
 
-    def _read_events(self, db: sqlite3.Connection, touched: set[str], full: bool, db_id: FileId) -> None:
+    def _read_events(
+        self, db: sqlite3.Connection, touched: set[str], full: bool, counting: bool, db_id: FileId
+    ) -> None:
         for sid in self._unnamed:  # no node names it now: its cursor and statistics go
             if self.tails.pop(self._stats_id(sid), None) is not None:
                 self.changed_stats.add(self._stats_id(sid))
@@ -332,18 +349,12 @@ class SqliteAgent:
         # other than the events read checks every session's newest seq.
         quiet = top_rowid == self._last_rowid and not touched
         if quiet and not full and self._events_total is not None:
-            now = time.monotonic()
-            if now - self._counted_at < self.deletion_check_s:
-                self._count_due = True  # counted by a later scan, whether or not more is written
+            if not counting:
                 return
-            self._counted_at, self._count_due = now, False
-            self.event_counts += 1
             (count,) = db.execute("SELECT count(*) FROM transcript_events").fetchone()
             if count == self._events_total:
                 return
         if full or quiet or self._last_rowid < 0 or top_rowid < self._last_rowid:
-            self._counted_at, self._count_due = time.monotonic(), False
-            self.event_counts += 1
             self._events_total = 0
             for raw, top, count in db.execute(
                 "SELECT session_id, max(seq), count(*) FROM transcript_events GROUP BY session_id"

@@ -284,7 +284,8 @@ def test_sqlite_turn_walks_no_per_session_map(tmp_path: Path) -> None:
     first = store.scan()
     agent = store.agents["ops"]
     assert isinstance(agent, SqliteAgent) and len(agent.nodes) > 1
-    walked = [0]
+    agent.deletion_check_s = 3600.0  # nodes and events are counted (deletions) at most this often
+    walked, counts = [0], agent.counts
     _watch_maps(agent, walked)
     _watch_maps(agent.archives, walked)
     with schema_writer(database) as db:
@@ -299,7 +300,7 @@ def test_sqlite_turn_walks_no_per_session_map(tmp_path: Path) -> None:
     snap = store.scan(set())
     assert snap.changed == {"agent:ops:quick"} and store.rows_built == before + 1
     assert math.isclose(snap.totals.total_cost, first.totals.total_cost + 0.5, abs_tol=1e-9)
-    assert walked == [0]
+    assert walked == [0] and agent.counts == counts
     again = store.scan(set())  # nothing new: the database's marker is unchanged, nothing is read
     assert again.revision == snap.revision and walked == [0]
     with schema_writer(database) as db:
@@ -320,10 +321,10 @@ def test_sqlite_write_to_another_table_reads_no_session(tmp_path: Path) -> None:
     agent = store.agents["ops"]
     assert isinstance(agent, SqliteAgent)
     agent.deletion_check_s = 0.0
-    walked, events, counts = [0], agent.events_read, agent.event_counts
+    walked, events, counts = [0], agent.events_read, agent.counts
     _watch_maps(agent, walked)
     with schema_writer(database) as db:
         db.execute("INSERT INTO cache_entries (scope, key, value_json, updated_at) VALUES ('t', 'k', '1', 1)")
     snap = store.scan(set())
     assert snap.revision == first.revision and agent.events_read == events
-    assert agent.event_counts == counts + 1 and walked == [0]
+    assert agent.counts == counts + 1 and walked == [0]

@@ -74,11 +74,28 @@ def test_event_deleted_while_another_session_grows_is_seen_by_the_next_count(tmp
         db.execute("DELETE FROM transcript_events WHERE session_id = 's1' AND seq = 1")
         append_events(db, "s2", [_call(4, 1.0)])
     assert store.scan(set()).totals.total_cost == 1.875  # s2 followed; s1 not named by a new event
-    counts = agent.event_counts
+    counts = agent.counts
     with closing(writer(sqlite_path(state))) as db, db:  # the runtime trace, a cache: no event, no node
         db.execute("INSERT INTO cache_entries (scope, key, value_json, updated_at) VALUES ('t', 'k', '1', 1)")
-    assert store.scan(set()).totals.total_cost == 1.875 and agent.event_counts == counts  # not due yet
+    assert store.scan(set()).totals.total_cost == 1.875 and agent.counts == counts  # not due yet
     agent.deletion_check_s = 0.0
     served = store.scan(set()).totals.total_cost  # nothing written since: the count that was due
-    assert agent.event_counts > counts
+    assert agent.counts > counts
     assert served == make_store(state).scan().totals.total_cost == 1.375
+
+
+def test_node_deleted_in_place_goes_by_the_next_count(tmp_path: Path) -> None:
+    """Nodes are counted (a deletion) at most every ``deletion_check_s``, not per commit; a later
+    scan counts when that is due, even with nothing more written."""
+    state = sqlite_state_with(tmp_path, {"keep": [_call(1, 0.5)], "gone": [_call(2, 0.25)]})
+    store = make_store(state)
+    assert set(store.scan().by_key) == {"agent:main:keep", "agent:main:gone"}
+    agent = store.agents["main"]
+    assert isinstance(agent, SqliteAgent)
+    agent.deletion_check_s = 3600.0
+    with closing(writer(sqlite_path(state))) as db, db:
+        db.execute("DELETE FROM session_nodes WHERE session_key = 'agent:main:gone'")
+    assert "agent:main:gone" in store.scan(set()).by_key  # not counted yet
+    agent.deletion_check_s = 0.0
+    after = store.scan(set())
+    assert set(after.by_key) == {"agent:main:keep"} and after.totals.total_cost == 0.5
