@@ -26,7 +26,8 @@ from clawstats.core.snapshot import Snapshot
 from clawstats.core.table import format_sessions_table, format_usage_table
 from clawstats.core.totals import GROUP_BY
 from clawstats.settings import SERVE, STORE, IOFailure, Settings, UsageError, add_options, number, parse_value, resolve
-from clawstats.watch.engine import open_store
+from clawstats.watch.answers import Answer, fresh_health
+from clawstats.watch.engine import answer_file, inputs_of, open_store
 from clawstats.watch.layout import StateDirError
 from clawstats.watch.store import StatsStore
 
@@ -148,6 +149,11 @@ def _problems(settings: Settings, store: StatsStore, snapshot: Snapshot) -> list
 
 def _scan_once(settings: Settings) -> tuple[Snapshot, list[str]]:
     """One scan, and the reasons the data may be incomplete (also written to stderr)."""
+    snapshot, problems, _store = _read(settings)
+    return snapshot, problems
+
+
+def _read(settings: Settings) -> tuple[Snapshot, list[str], StatsStore]:
     # One-shot and single-threaded here: a cold read may fork one worker per core.
     store = open_store(settings, os.environ, workers=os.cpu_count() or 1)
     snapshot = store.scan()
@@ -155,7 +161,25 @@ def _scan_once(settings: Settings) -> tuple[Snapshot, list[str]]:
     problems = _problems(settings, store, snapshot)
     for problem in problems:
         sys.stderr.write(f"clawstats: warning: could not read {problem}\n")
-    return snapshot, problems
+    return snapshot, problems, store
+
+
+def _answer(settings: Settings) -> tuple[Answer, float, list[str]]:
+    """(rows, totals and health; when they were generated; what could not be read): the last
+    answer when no input changed since it was saved (:mod:`clawstats.watch.answers`), else a
+    full read, saved as the next answer."""
+    started, started_ns = time.perf_counter(), time.time_ns()
+    answers = None if settings.no_cache else answer_file(settings, os.environ)
+    if answers is not None:
+        found = answers.load()
+        if found is not None:
+            return msgspec.structs.replace(found, health=fresh_health(found.health, started)), time.time() * 1000.0, []
+    snapshot, problems, store = _read(settings)
+    answer = Answer(list(snapshot.rows), snapshot.totals, snapshot.health)
+    if answers is not None and not problems:
+        agents = [agent.source for agent in store.agents.values()]
+        answers.save(answer, inputs_of(store.state_dir, os.environ, agents, store.all_paths()), started_ns)
+    return answer, snapshot.generated_ms, problems
 
 
 def _sessions(args: argparse.Namespace, settings: Settings) -> int:
@@ -169,15 +193,15 @@ def _sessions(args: argparse.Namespace, settings: Settings) -> int:
     if settings.agent:
         params["agent"] = settings.agent
     query = parse_query(params)
-    snapshot, _ = _scan_once(settings)
+    answer, generated_ms, _ = _answer(settings)
     now_ms = time.time() * 1000.0
-    rows, _ = select(snapshot.rows, query, now_ms)
+    rows, _ = select(answer.rows, query, now_ms)
     if args.json:
         body = {
             "sessions": rows,
-            "totals": snapshot.totals,
-            "generatedAt": iso_ms(snapshot.generated_ms),
-            "health": snapshot.health.to_dict(),
+            "totals": answer.totals,
+            "generatedAt": iso_ms(generated_ms),
+            "health": answer.health.to_dict(),
         }
         _write(_encoder.encode(body).decode() + "\n")
     elif args.csv:
@@ -185,7 +209,7 @@ def _sessions(args: argparse.Namespace, settings: Settings) -> int:
 
         _write(sessions_csv(rows))
     else:
-        totals = snapshot.totals
+        totals = answer.totals
         table = format_sessions_table(rows, now_ms)
         unknown = f"; {totals.unknown_sessions} with unknown cost (?)" if totals.unknown_sessions else ""
         _write(f"{table}\n\n{len(rows)} sessions; total cost ${totals.total_cost:.4f} (archives included){unknown}\n")
@@ -216,8 +240,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     ]
     if all(limit is None for limit in limits):
         raise UsageError("check needs at least one --max-* limit")
-    snapshot, problems = _scan_once(settings)
-    lines = breaches(snapshot, time.time() * 1000.0, *limits)
+    answer, _, problems = _answer(settings)
+    lines = breaches(answer.rows, answer.totals, time.time() * 1000.0, *limits)
     _write("".join(line + "\n" for line in lines))
     if problems:  # a figure that could not be read is not a figure under the limit
         raise DataUnavailable(f"no all-clear: the data could not be read completely ({len(problems)} problem(s) above)")

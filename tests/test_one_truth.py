@@ -101,7 +101,9 @@ def test_every_surface_gives_the_same_total(snap: Snapshot) -> None:
     figures["alert daily_budget"] = sum(c.value for c in found if c.rule == "daily_budget")
     for name, value in figures.items():
         assert math.isclose(value, total, abs_tol=1e-9), (name, value, total)
-    assert f"${total:.4f}" in "\n".join(breaches(snap, NOW_MS, max_daily_cost=0.0, max_agent_cost=0.0))
+    assert f"${total:.4f}" in "\n".join(
+        breaches(snap.rows, snap.totals, NOW_MS, max_daily_cost=0.0, max_agent_cost=0.0)
+    )
 
 
 def test_money_has_one_rounding_rule(snap: Snapshot) -> None:

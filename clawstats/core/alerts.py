@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import tomllib
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ import msgspec
 
 from clawstats.core.session import SessionRow, iso_ms
 from clawstats.core.snapshot import Snapshot
+from clawstats.core.totals import Totals
 
 
 class AlertConfigError(ValueError):
@@ -195,17 +197,18 @@ def _stale(row: SessionRow, rules: AlertRules, since: float, now_ms: float) -> C
 
 def totals_conditions(snapshot: Snapshot, rules: AlertRules, over: _Over, now_ms: float) -> list[Condition]:
     """Agent and daily budgets, from the totals."""
+    totals = snapshot.totals
     found: list[Condition] = []
     if rules.agent_budget_usd is not None:
         budget = rules.agent_budget_usd
-        for agent, group in snapshot.totals.by_agent.items():
+        for agent, group in totals.by_agent.items():
             if over(group.cost, budget, "agent_budget", agent, budget * (1 - REARM_FRACTION)):
                 message = f"agent {agent} cost ${group.cost:.4f} (budget ${budget:g})"
                 found.append(Condition("agent_budget", "warning", agent, group.cost, budget, message))
     if rules.daily_budget_usd is not None:
         budget = rules.daily_budget_usd
         today = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y-%m-%d")
-        spent = snapshot.totals.by_day.get(today)
+        spent = totals.by_day.get(today)
         if spent is not None and over(spent.cost, budget, "daily_budget", today, budget * (1 - REARM_FRACTION)):
             message = f"{today} (UTC) cost ${spent.cost:.4f} so far (budget ${budget:g})"
             found.append(Condition("daily_budget", "warning", today, spent.cost, budget, message))
@@ -329,7 +332,8 @@ def _alert(cond: Condition, now_ms: float) -> Alert:
 
 
 def breaches(
-    snapshot: Snapshot,
+    rows: Sequence[SessionRow],
+    totals: Totals,
     now_ms: float,
     max_daily_cost: float | None = None,
     max_context_pct: float | None = None,
@@ -340,14 +344,14 @@ def breaches(
     lines: list[str] = []
     if max_daily_cost is not None:
         today = datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y-%m-%d")
-        spent = snapshot.totals.by_day.get(today)
+        spent = totals.by_day.get(today)
         if spent is not None and spent.cost > max_daily_cost:
             lines.append(f"daily cost {today} (UTC): ${spent.cost:.4f} > ${max_daily_cost:g}")
     if max_agent_cost is not None:
-        for agent, group in snapshot.totals.by_agent.items():
+        for agent, group in totals.by_agent.items():
             if group.cost > max_agent_cost:
                 lines.append(f"agent cost {agent}: ${group.cost:.4f} > ${max_agent_cost:g}")
-    for row in snapshot.rows:
+    for row in rows:
         if row.archived:
             continue
         if max_context_pct is not None and row.context_pct is not None and row.context_pct > max_context_pct:

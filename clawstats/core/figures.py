@@ -36,7 +36,7 @@ class HasBuckets(Protocol):
     def buckets(self) -> Mapping[tuple[str, str], Bucket]: ...
 
 
-class UsageTotals(msgspec.Struct, frozen=True, rename="camel"):
+class UsageTotals(msgspec.Struct, frozen=True, rename="camel", gc=False):
     input: int = 0
     output: int = 0
     cache_read: int = 0

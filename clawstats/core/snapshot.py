@@ -35,7 +35,9 @@ class TranscriptView:
 
     The per-call timelines are not copied: they only ever grow (a replaced file gets a new
     ``TranscriptStats``), so the view keeps a reference and how many points it covers, and
-    :meth:`timeline` reads that prefix on demand (a detail request, an OTLP export).
+    :meth:`timeline` reads that prefix on demand (a detail request, an OTLP export). Nor are the
+    buckets: the transcript copies them before its next call changes one
+    (:meth:`TranscriptStats.share_buckets`), so an idle transcript's view costs no copy.
     """
 
     agent_id: str
@@ -49,17 +51,16 @@ class TranscriptView:
     def of(cls, agent_id: str, stats: TranscriptStats) -> TranscriptView:
         return cls(
             agent_id=agent_id,
-            buckets={key: bucket.copy() for key, bucket in stats.buckets.items()},
+            buckets=stats.share_buckets(),
             compactions=tuple(stats.compactions),
             stats=stats,
-            points=len(stats.tl_ms),
+            points=stats.calls,
             spawned=tuple(stats.spawned),
         )
 
     def timeline(self) -> tuple[array[float], array[int], array[float], array[int]]:
         """(call ms, context tokens, cumulative cost, output tokens) of the first ``points`` calls."""
-        n, stats = self.points, self.stats
-        return stats.tl_ms[:n], stats.tl_ctx[:n], stats.tl_cost[:n], stats.tl_out[:n]
+        return self.stats.timeline(self.points)
 
 
 class CompactionInfo(msgspec.Struct, frozen=True, rename="camel"):

@@ -3,9 +3,15 @@
 The accumulator owns everything a transcript contributes: cumulative usage and cost per
 (day, model) bucket, message counts, the model that ran last, compactions, a per-call
 timeline, and the *context segment*: the entries of the active branch since the last
-compaction, as (id hash, characters, prompt tokens) triples in compact arrays. The segment is
+compaction, as (id hash, characters, prompt tokens) triples in one compact array. The segment is
 what lets us estimate the context right after a compaction (OpenClaw only reports a stale or
 missing number then) without keeping any message text.
+
+Memory matters more than elegance here (one accumulator per transcript, 50,000 in a server):
+the segment is one array of triples and the timeline two arrays of pairs (each array costs a
+64-byte header and its spare room), the bucket keys' strings are shared between transcripts,
+and a published :class:`~clawstats.core.snapshot.TranscriptView` shares the buckets until the
+next call copies them (:meth:`TranscriptStats.share_buckets`).
 
 Semantics follow ``shared/docs/openclaw-session-store.md`` §3-§4: cost is summed over every
 assistant message in file order (all branches); context comes from the active branch.
@@ -21,7 +27,16 @@ from typing import Any
 import msgspec
 
 from clawstats.core.calls import ERROR_STOP_REASONS, TOOL_MARK, is_bookkeeping, is_true, recorded_cost, tool_blocks
-from clawstats.core.records import MAX_COUNT, Cost, Line, Usage, as_int, decode_snapshot_data, decode_spawn_child
+from clawstats.core.records import (
+    MAX_COUNT,
+    Cost,
+    Line,
+    Usage,
+    as_int,
+    decode_snapshot_data,
+    decode_spawn_child,
+    shared,
+)
 from clawstats.core.usage import Bucket, BucketImage, Pricer
 
 #: Assistant messages that are not model calls (OpenClaw's delivery mirrors, injected text).
@@ -30,7 +45,10 @@ _INF = float("inf")
 _NOT_A_CALL = frozenset({"error", "aborted"})
 CHARS_PER_TOKEN = 4
 _SPAWN_MARK = b'"sessions_spawn"'
-_STATE_VERSION = 8  # bump when dump() changes: older cached states are then re-read
+_STATE_VERSION = 9  # bump when dump() changes: older cached states are then re-read
+#: One ``seg`` entry: (id hash, characters, prompt tokens); one timeline call: ``tl_f`` (call ms,
+#: cumulative cost) and ``tl_i`` (context tokens, output tokens).
+SEG_WIDTH = 3
 
 
 def id_hash(value: str | int | None) -> int:
@@ -61,7 +79,7 @@ def ms_to_day(ms: float) -> str:
     return datetime.fromtimestamp(ms / 1000.0, UTC).strftime("%Y-%m-%d")
 
 
-class Compaction(msgspec.Struct, frozen=True, array_like=True):
+class Compaction(msgspec.Struct, frozen=True, array_like=True, gc=False):
     at_ms: float | None
     tokens_before: int | None
     tokens_after: int | None
@@ -77,10 +95,10 @@ class TranscriptStats:
         "session_id",
         "version",
         "entries",
-        "first_ts",
         "last_ts",
         "cost",
         "buckets",
+        "shared_buckets",
         "user",
         "assistant",
         "tool_calls",
@@ -89,9 +107,7 @@ class TranscriptStats:
         "model",
         "compactions",
         "resets",
-        "seg_ids",
-        "seg_chars",
-        "seg_prompt",
+        "seg",
         "last_prompt",
         "base_prompt",
         "last_output",
@@ -102,10 +118,8 @@ class TranscriptStats:
         "summary_chars",
         "branch_lost",
         "last_id",
-        "tl_ms",
-        "tl_ctx",
-        "tl_cost",
-        "tl_out",
+        "tl_f",
+        "tl_i",
         "price",
         "current_provider",
         "current_model_id",
@@ -116,19 +130,21 @@ class TranscriptStats:
         self.session_id: str | None = None
         self.version: int | None = None
         self.entries = 0
-        self.first_ts: str | None = None
-        self.last_ts: str | None = None
+        # the last entry's timestamp: its ISO string while reading, epoch ms once settled (24 bytes
+        # instead of ~75; only ``last_ms`` reads it)
+        self.last_ts: str | float | None = None
         # known cost (recorded usage.cost.total, or computed per call) summed in file order: with
         # recorded costs only, OpenClaw's own sum to the last digit
         self.cost = 0.0
         self.buckets: dict[tuple[str, str], Bucket] = {}
+        #: ``buckets`` (the dict and its Buckets) is held by a published view: copied before a change
+        self.shared_buckets = False
         self.user = self.assistant = self.tool_calls = self.tool_results = self.errors = 0
         self.model: str | None = None
-        self.compactions: list[Compaction] = []
+        # tuples, not lists: most transcripts never compact nor spawn, and () is one shared object
+        self.compactions: tuple[Compaction, ...] = ()
         self.resets = 0
-        self.seg_ids = array("I")
-        self.seg_chars = array("I")
-        self.seg_prompt = array("I")
+        self.seg = array("I")  # SEG_WIDTH numbers per entry of the active branch since the last compaction
         self.last_prompt: int | None = None
         #: system prompt + tools + bootstrap: the first call's prompt minus what came before it
         self.base_prompt: int | None = None
@@ -139,27 +155,24 @@ class TranscriptStats:
         self.chars_after_compaction = 0
         self.summary_chars = 0
         self.branch_lost = False
-        self.last_id: str | int | None = None  # raw id of the last entry (fast path of _follow_branch)
-        self.tl_ms = array("d")
-        self.tl_ctx = array("I")
-        self.tl_cost = array("d")
-        self.tl_out = array("I")
+        # raw id of the last entry (fast path of _follow_branch; None after settle())
+        self.last_id: str | int | None = None
+        self.tl_f = array("d")  # per call: call ms, cumulative cost
+        self.tl_i = array("I")  # per call: context tokens, output tokens
         #: prices one call without a recorded cost (None: such calls stay unpriced); not persisted
         self.price = price
         # the model the transcript last switched to (model_change / model-snapshot)
         self.current_provider: str | None = None
         self.current_model_id: str | None = None
-        self.spawned: list[str] = []  # child session keys named by sessions_spawn results, in order
+        self.spawned: tuple[str, ...] = ()  # child session keys named by sessions_spawn results, in order
 
     # -- feeding ---------------------------------------------------------------------------
 
     def apply(self, line: Line) -> None:
         """Fold one decoded entry into the statistics."""
         self.entries += 1
-        ts = line.timestamp if isinstance(line.timestamp, str) else None
-        if ts is not None:
-            if self.first_ts is None:
-                self.first_ts = ts
+        ts = line.timestamp
+        if isinstance(ts, str):
             self.last_ts = ts
         kind = line.type
         if kind == "session":
@@ -229,14 +242,15 @@ class TranscriptStats:
                 self.last_output = as_int(usage.output)
                 self.last_call_ms = iso_to_ms(msg.timestamp) or iso_to_ms(line.timestamp)
                 self.compacted_after_call = False
-                self.tl_ms.append(self.last_call_ms or 0.0)
-                self.tl_ctx.append(prompt)
-                self.tl_cost.append(self.cost)
-                self.tl_out.append(self.last_output)
+                tl_f, tl_i = self.tl_f, self.tl_i
+                tl_f.append(self.last_call_ms or 0.0)
+                tl_f.append(self.cost)
+                tl_i.append(prompt)
+                tl_i.append(self.last_output)
             else:
                 prompt = 0
         if (msg.provider or msg.model) and msg.provider != _SYNTHETIC_PROVIDER and not bookkeeping:
-            self.model = model
+            self.model = model  # a string per message: settle() keeps a shared one
         self._push(line.id, chars, prompt)
 
     def _attribute(self, provider: str | None, model_id: str | None) -> str:
@@ -252,22 +266,24 @@ class TranscriptStats:
     def _switch_model(self, provider: str | None, model_id: str | None) -> None:
         if not model_id:
             return
-        self.current_provider = provider or None
-        self.current_model_id = model_id
-        self.model = f"{provider or 'unknown'}/{model_id}"
+        self.current_provider = shared(provider) if provider else None
+        self.current_model_id = shared(model_id)
+        self.model = shared(f"{provider or 'unknown'}/{model_id}")
 
     def _spawned(self, child: str | None) -> None:
         if child is not None and child not in self.spawned:
-            self.spawned.append(child)
+            self.spawned = (*self.spawned, child)
 
     def _account(self, line: Line, usage: Usage, model: str) -> int:
         """Add one call's usage to its bucket; return its prompt size."""
         tin, tout = as_int(usage.input), as_int(usage.output)
         tcr, tcw = as_int(usage.cacheRead), as_int(usage.cacheWrite)
         day = _day_of(line)
+        if self.shared_buckets:
+            self._unshare_buckets()
         bucket = self.buckets.get((day, model))
         if bucket is None:
-            bucket = self.buckets[(day, model)] = Bucket()
+            bucket = self.buckets[(shared(day), shared(model))] = Bucket()
         bucket.calls += 1
         bucket.input += tin
         bucket.output += tout
@@ -307,19 +323,20 @@ class TranscriptStats:
             base = self.last_prompt + self.last_output + self._chars_since_call() // CHARS_PER_TOKEN
         else:
             base = as_int(line.tokensBefore) or None
+        seg = self.seg
         keep_from = self._index_of(id_hash(line.firstKeptEntryId)) if line.firstKeptEntryId else -1
         if keep_from < 0:
-            keep_from = len(self.seg_ids)  # kept entries unknown: assume all dropped
-        dropped = sum(self.seg_chars[:keep_from]) + self.summary_chars
+            keep_from = len(seg) // SEG_WIDTH  # kept entries unknown: assume all dropped
+        dropped = sum(seg[1 : keep_from * SEG_WIDTH : SEG_WIDTH]) + self.summary_chars
         self.summary_chars = max(len(line.summary) - 2, 0)
         estimate = None
         if base is not None:
             estimate = max(base - (dropped - self.summary_chars) // CHARS_PER_TOKEN, 0)
-        del self.seg_ids[:keep_from], self.seg_chars[:keep_from], self.seg_prompt[:keep_from]
+        del seg[: keep_from * SEG_WIDTH]
         at_ms = iso_to_ms(line.timestamp)
         after = as_int(line.tokensAfter) if line.tokensAfter is not None else None
         before = as_int(line.tokensBefore) if line.tokensBefore is not None else None
-        self.compactions.append(Compaction(at_ms, before, after, estimate, bool(line.fromHook)))
+        self.compactions = (*self.compactions, Compaction(at_ms, before, after, estimate, bool(line.fromHook)))
         self.compacted_after_call = True
         self.estimate_at_compaction = estimate
         self.chars_after_compaction = 0
@@ -328,7 +345,7 @@ class TranscriptStats:
     def _reset(self) -> None:
         """SQLite store: a ``reset`` event starts a fresh context in the same session."""
         self.resets += 1
-        del self.seg_ids[:], self.seg_chars[:], self.seg_prompt[:]
+        del self.seg[:]
         self.last_prompt = None
         self.last_output = 0
         self.compacted_after_call = False
@@ -337,44 +354,67 @@ class TranscriptStats:
 
     def _push(self, entry_id: str | int | None, chars: int, prompt: int) -> None:
         self.last_id = entry_id
-        self.seg_ids.append(id_hash(entry_id))
-        self.seg_chars.append(chars)  # < 2**32: lines are capped far below (max_line_bytes)
-        self.seg_prompt.append(prompt)  # as_int caps each count at 2**32 - 1
+        seg = self.seg
+        seg.append(id_hash(entry_id))
+        seg.append(chars)  # < 2**32: lines are capped far below (max_line_bytes)
+        seg.append(prompt)  # as_int caps each count at 2**32 - 1
         if self.compacted_after_call and prompt == 0:
             self.chars_after_compaction += chars
 
     def _follow_branch(self, parent: str | int | None) -> None:
         """A parent other than the previous entry moves the active branch back to it."""
-        if parent is None or parent == self.last_id or not self.seg_ids:
+        if parent is None or parent == self.last_id:
+            return
+        seg = self.seg
+        if not seg:
             return
         parent_hash = id_hash(parent)
-        if self.seg_ids[-1] == parent_hash:
+        if seg[-SEG_WIDTH] == parent_hash:
             return
         index = self._index_of(parent_hash)
         if index < 0:
             self.branch_lost = True  # parent before the segment: context below is best effort
             return
-        del self.seg_ids[index + 1 :], self.seg_chars[index + 1 :], self.seg_prompt[index + 1 :]
-        for prompt_index in range(len(self.seg_prompt) - 1, -1, -1):
-            if self.seg_prompt[prompt_index]:
-                self.last_prompt = self.seg_prompt[prompt_index]
+        del seg[(index + 1) * SEG_WIDTH :]
+        for at in range(len(seg) - 1, -1, -SEG_WIDTH):  # the prompts, newest first
+            if seg[at]:
+                self.last_prompt = seg[at]
                 self.compacted_after_call = False
                 return
 
     def _index_of(self, entry_hash: int) -> int:
-        ids = self.seg_ids
-        for index in range(len(ids) - 1, -1, -1):
-            if ids[index] == entry_hash:
-                return index
+        """The segment index of the newest entry with this id hash, or -1."""
+        seg = self.seg
+        for at in range(len(seg) - SEG_WIDTH, -1, -SEG_WIDTH):
+            if seg[at] == entry_hash:
+                return at // SEG_WIDTH
         return -1
 
     def _chars_since_call(self) -> int:
+        seg = self.seg
         total = 0
-        for index in range(len(self.seg_prompt) - 1, -1, -1):
-            if self.seg_prompt[index]:
+        for at in range(len(seg) - 1, -1, -SEG_WIDTH):
+            if seg[at]:
                 break
-            total += self.seg_chars[index]
+            total += seg[at - 1]
         return total
+
+    def settle(self) -> None:
+        """Called when a read ends: keep the last timestamp as a number and the model as the one
+        shared string, and drop what only speeds up the next entries of a read (the raw id of the
+        last entry: the segment's id hash answers the same question), so an idle transcript keeps
+        no string of its last line. Done here, not per entry: the fold stays as fast as it was."""
+        self.last_id = None
+        if self.model is not None:
+            self.model = shared(self.model)
+        if type(self.last_ts) is str:
+            ms = iso_to_ms(self.last_ts)
+            if ms is not None and 0 <= ms < 1e15:  # else kept as written (last_ms reads both the same)
+                self.last_ts = ms
+
+    def _unshare_buckets(self) -> None:
+        self.buckets = {key: bucket.copy() for key, bucket in self.buckets.items()}
+        self.shared_buckets = False
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -392,7 +432,25 @@ class TranscriptStats:
 
     def chars_since_reset(self) -> int:
         """Characters of the entries of the current context (since the start or the last reset)."""
-        return sum(self.seg_chars)
+        return sum(self.seg[1::SEG_WIDTH])
+
+    @property
+    def calls(self) -> int:
+        """Calls on the timeline."""
+        return len(self.tl_i) // 2
+
+    def timeline(self, calls: int | None = None) -> tuple[array[float], array[int], array[float], array[int]]:
+        """(call ms, context tokens, cumulative cost, output tokens) of the first ``calls`` calls
+        (all when None): copies, in four arrays."""
+        end = 2 * (self.calls if calls is None else calls)
+        tl_f, tl_i = self.tl_f, self.tl_i
+        return tl_f[0:end:2], tl_i[0:end:2], tl_f[1:end:2], tl_i[1:end:2]
+
+    def share_buckets(self) -> dict[tuple[str, str], Bucket]:
+        """The buckets for a frozen view: this dict and its Buckets are never changed again (the
+        next call copies them first), so an idle transcript's view costs no copy."""
+        self.shared_buckets = True
+        return self.buckets
 
     @property
     def last_ms(self) -> float | None:
@@ -407,7 +465,6 @@ class TranscriptStats:
                 session_id=self.session_id,
                 transcript_version=self.version,
                 entries=self.entries,
-                first_ts=self.first_ts,
                 last_ts=self.last_ts,
                 cost=self.cost,
                 buckets=[_DayModel(day, model, bucket.image()) for (day, model), bucket in self.buckets.items()],
@@ -415,9 +472,7 @@ class TranscriptStats:
                 model=self.model,
                 compactions=self.compactions,
                 resets=self.resets,
-                seg_ids=self.seg_ids.tobytes(),
-                seg_chars=self.seg_chars.tobytes(),
-                seg_prompt=self.seg_prompt.tobytes(),
+                seg=self.seg.tobytes(),
                 last_prompt=self.last_prompt,
                 last_output=self.last_output,
                 last_call_ms=self.last_call_ms,
@@ -426,10 +481,8 @@ class TranscriptStats:
                 chars_after_compaction=self.chars_after_compaction,
                 summary_chars=self.summary_chars,
                 branch_lost=self.branch_lost,
-                tl_ms=self.tl_ms.tobytes(),
-                tl_ctx=self.tl_ctx.tobytes(),
-                tl_cost=self.tl_cost.tobytes(),
-                tl_out=self.tl_out.tobytes(),
+                tl_f=self.tl_f.tobytes(),
+                tl_i=self.tl_i.tobytes(),
                 current_provider=self.current_provider,
                 current_model_id=self.current_model_id,
                 spawned=self.spawned,
@@ -449,24 +502,22 @@ class TranscriptStats:
             raise ValueError(str(exc)) from None
         self = cls(price)
         self.session_id, self.version, self.entries = state.session_id, state.transcript_version, state.entries
-        self.first_ts, self.last_ts, self.cost = state.first_ts, state.last_ts, state.cost
-        self.buckets = {(b.day, b.model): b.bucket.bucket() for b in state.buckets}
+        self.last_ts, self.cost = state.last_ts, state.cost
+        self.buckets = {(shared(b.day), shared(b.model)): b.bucket.bucket() for b in state.buckets}
         self.user, self.assistant, self.tool_calls, self.tool_results, self.errors = state.messages
-        self.model, self.compactions, self.resets = state.model, state.compactions, state.resets
-        self.seg_ids.frombytes(state.seg_ids)
-        self.seg_chars.frombytes(state.seg_chars)
-        self.seg_prompt.frombytes(state.seg_prompt)
+        self.model = shared(state.model) if state.model is not None else None
+        self.compactions, self.resets = state.compactions, state.resets
+        self.seg.frombytes(state.seg)
         self.last_prompt, self.last_output, self.last_call_ms = state.last_prompt, state.last_output, state.last_call_ms
         self.compacted_after_call = state.compacted_after_call
         self.estimate_at_compaction = state.estimate_at_compaction
         self.chars_after_compaction, self.summary_chars = state.chars_after_compaction, state.summary_chars
         self.branch_lost = state.branch_lost
-        self.tl_ms.frombytes(state.tl_ms)
-        self.tl_ctx.frombytes(state.tl_ctx)
-        self.tl_cost.frombytes(state.tl_cost)
-        self.tl_out.frombytes(state.tl_out)
-        self.current_provider, self.current_model_id = state.current_provider, state.current_model_id
-        self.spawned = list(state.spawned)
+        self.tl_f.frombytes(state.tl_f)
+        self.tl_i.frombytes(state.tl_i)
+        self.current_provider = shared(state.current_provider) if state.current_provider else None
+        self.current_model_id = shared(state.current_model_id) if state.current_model_id else None
+        self.spawned = state.spawned
         self.base_prompt = state.base_prompt
         return self
 
@@ -490,17 +541,14 @@ class _State(msgspec.Struct, array_like=True):
     session_id: str | None
     transcript_version: int | None
     entries: int
-    first_ts: str | None
-    last_ts: str | None
+    last_ts: str | float | None
     cost: float
     buckets: list[_DayModel]
     messages: tuple[int, int, int, int, int]
     model: str | None
-    compactions: list[Compaction]
+    compactions: tuple[Compaction, ...]
     resets: int
-    seg_ids: bytes
-    seg_chars: bytes
-    seg_prompt: bytes
+    seg: bytes
     last_prompt: int | None
     last_output: int
     last_call_ms: float | None
@@ -509,13 +557,11 @@ class _State(msgspec.Struct, array_like=True):
     chars_after_compaction: int
     summary_chars: int
     branch_lost: bool
-    tl_ms: bytes
-    tl_ctx: bytes
-    tl_cost: bytes
-    tl_out: bytes
+    tl_f: bytes
+    tl_i: bytes
     current_provider: str | None
     current_model_id: str | None
-    spawned: list[str]
+    spawned: tuple[str, ...]
     base_prompt: int | None
 
 

@@ -17,7 +17,9 @@ from clawstats.core.health import HealthLog
 from clawstats.core.transcript import TranscriptStats
 from clawstats.watch.tail import FileId, Tail
 
-SCHEMA_VERSION = 2  # 2: per-call costs in the state, a meta table naming the prices used
+#: 2: per-call costs in the state, a meta table naming the prices used; 3: ``head`` holds
+#: :func:`~clawstats.watch.tail.head_digest` of the first bytes, not the bytes
+SCHEMA_VERSION = 3
 
 
 def default_cache_path(cache_dir: Path, state_dir: Path) -> Path:

@@ -5,12 +5,21 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from clawstats.core.pricing import genai_price, genai_prices_id
 from clawstats.settings import Settings
+from clawstats.watch.answers import AnswerFile, Inputs
 from clawstats.watch.cache import IndexCache, default_cache_path
 from clawstats.watch.discovery import AgentDiscovery
-from clawstats.watch.layout import choose_state_dir, discover_agents, load_catalog, load_config
+from clawstats.watch.layout import (
+    AgentSource,
+    StateDirError,
+    choose_state_dir,
+    discover_agents,
+    load_catalog,
+    load_config,
+)
 from clawstats.watch.store import StatsStore
 
 log = logging.getLogger("clawstats")
@@ -59,3 +68,23 @@ def describe_layouts(store: StatsStore) -> str:
     if not store.state_dir.is_dir():
         return "waiting for state dir"
     return ", ".join(f"{agent}={layout}" for agent, layout in sorted(layouts.items())) or "no agents yet"
+
+
+def _config_path(state_dir: Path, env: Mapping[str, str]) -> Path:
+    return Path(env.get("OPENCLAW_CONFIG_PATH") or state_dir / "openclaw.json").expanduser()
+
+
+def answer_file(settings: Settings, env: Mapping[str, str]) -> AnswerFile | None:
+    """Where a one-shot command's answer for these settings is kept (None without a state dir:
+    the full read then says why)."""
+    try:
+        state_dir, _ = choose_state_dir(settings.state_dir, env, settings.source("state_dir"))
+    except StateDirError:
+        return None
+    index = default_cache_path(settings.cache_path_dir, state_dir)
+    key = (str(state_dir.resolve()), settings.agent, settings.max_line_bytes, str(_config_path(state_dir, env)))
+    return AnswerFile.beside(index, (*key, genai_prices_id()))
+
+
+def inputs_of(state_dir: Path, env: Mapping[str, str], agents: list[AgentSource], read_paths: list[str]) -> Inputs:
+    return Inputs.of(state_dir, _config_path(state_dir, env), agents, read_paths)

@@ -2,13 +2,22 @@
 (``build_row`` over :class:`Joins`), patches the :class:`RowTable`, re-derives lineage and
 forecasts (:class:`Enricher`) and publishes an immutable :class:`Snapshot` naming the changed
 keys (the same snapshot, with fresh health, when nothing a reader sees changed).
+
+Each key keeps one row object, the served (enriched) one: the enricher reads the rows as built
+through :class:`BuiltRows`, which hands out the rows built in this publish as they are and
+rebuilds any other from its served row (enrichment only sets ``ENRICHED``; of those, a built row
+has only ``parent_key`` and ``channel``, kept per key when set). One row instead of two is ~330
+bytes a session.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from dataclasses import replace
 from pathlib import Path
+
+import msgspec
 
 from clawstats.core.catalog import Catalog
 from clawstats.core.enricher import Enricher
@@ -21,9 +30,71 @@ from clawstats.watch.joins import Joins
 from clawstats.watch.rows import RowTable
 from clawstats.watch.source import Source
 
+#: The fields enrichment sets (lineage, tree cost, cron job, channel, compaction forecast).
+ENRICHED = (
+    "parent_key",
+    "root_key",
+    "tree_cost",
+    "cron_job",
+    "channel",
+    "context_growth_per_turn",
+    "turns_to_compaction",
+    "turns_to_compaction_reason",
+)
+_NOT_ENRICHED = dict.fromkeys(ENRICHED)
+
+
+class BuiltRows(Mapping[str, SessionRow]):
+    """The rows as built (before enrichment), by key: what the enricher reads."""
+
+    def __init__(
+        self,
+        served: Mapping[str, SessionRow],
+        fresh: Mapping[str, SessionRow],
+        links: Mapping[str, tuple[str | None, str | None]],
+    ) -> None:
+        self.served = served  # every key's served row (the table's)
+        self.fresh = fresh  # the rows built in this publish
+        self.links = links  # key -> the built row's (parent_key, channel), when either is set
+        self._all: dict[str, SessionRow] | None = None  # every row, once a reader walked them all
+
+    def __getitem__(self, key: str) -> SessionRow:
+        if self._all is not None:
+            return self._all[key]
+        row = self.fresh.get(key)
+        return row if row is not None else self._rebuilt(self.served[key])
+
+    def _rebuilt(self, served: SessionRow) -> SessionRow:
+        links = self.links.get(served.key)
+        if links is None:
+            return msgspec.structs.replace(served, **_NOT_ENRICHED)
+        return msgspec.structs.replace(served, **{**_NOT_ENRICHED, "parent_key": links[0], "channel": links[1]})
+
+    def everything(self) -> dict[str, SessionRow]:
+        """Every row at once (a whole-tree pass reads them all, several times): built once."""
+        if self._all is None:
+            fresh, rebuilt = self.fresh, self._rebuilt
+            self._all = {key: fresh.get(key) or rebuilt(row) for key, row in self.served.items()}
+        return self._all
+
+    def values(self) -> ValuesView[SessionRow]:
+        return self.everything().values()
+
+    def items(self) -> ItemsView[str, SessionRow]:
+        return self.everything().items()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.served
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.served)
+
+    def __len__(self) -> int:
+        return len(self.served)
+
 
 class Publisher:
-    """Rows as built and as enriched, the revision and the last snapshot; one writer (the store)."""
+    """The served rows, the revision and the last snapshot; one writer (the store)."""
 
     def __init__(self, state_dir: Path, catalog: Catalog, health: HealthLog, joins: Joins, bases: BasePrompts) -> None:
         self.state_dir = state_dir
@@ -32,8 +103,8 @@ class Publisher:
         self.joins = joins
         self.bases = bases
         self.table = RowTable()
-        self._base_rows: dict[str, SessionRow] = {}  # rows as built, before enrichment
-        self._fresh: set[str] = set()  # keys built in this publish
+        self._built: dict[str, SessionRow] = {}  # rows built in this publish, before enrichment
+        self._links: dict[str, tuple[str | None, str | None]] = {}  # see BuiltRows
         self.enricher = Enricher()
         self._by_key: Layered[SessionRow] | None = None
         self._views: Layered[TranscriptView] | None = None
@@ -61,29 +132,34 @@ class Publisher:
             base_prompt=self.bases.of(src.agent_id),
         )
         self.bases.shown(src.agent_id, src.key, not src.archived and (stats is None or stats.last_prompt is None))
-        self._base_rows[src.key] = row
-        self._fresh.add(src.key)
+        self._built[src.key] = row
+        if row.parent_key is not None or row.channel is not None:
+            self._links[src.key] = (row.parent_key, row.channel)
+        else:
+            self._links.pop(src.key, None)
         return row
 
     def publish(self, keys: set[str]) -> Snapshot:
         """Rebuild the rows of ``keys`` and publish what changed."""
         table, joins = self.table, self.joins
-        self._fresh = set()
+        self._built = {}
         changed, removed = table.update(
             keys, joins.source_of, self._build, lambda src: joins.tviews.get(src.stats_id or "")
         )
         for key in removed:
-            self._base_rows.pop(key, None)
+            self._links.pop(key, None)
             self.bases.forget(key)
         if changed or removed:
             # lineage, tree cost, forecast: the rebuilt rows, and any other whose lineage moved
+            built = BuiltRows(table.rows, self._built, self._links)
             enriched = self.enricher.update(
-                self._base_rows, table.views, self._fresh, removed, table.rows, self.catalog.compaction
+                built, table.views, set(self._built), removed, table.rows, self.catalog.compaction
             )
             for key, row in enriched.items():
                 if table.rows.get(key) != row:
                     table.replace(row)
                     changed.add(key)
+        self._built = {}  # the served rows are the only ones kept
         # Frozen mappings for readers that share all but this change with the previous snapshot.
         if self._by_key is None or self._views is None:
             self._by_key, self._views = Layered.of(table.rows), Layered.of(table.views)

@@ -13,6 +13,7 @@ snapshot names the keys that changed for the event stream.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import time
@@ -35,6 +36,17 @@ from clawstats.watch.publisher import Publisher
 from clawstats.watch.source import Source
 from clawstats.watch.sqlite_store import SqliteAgent
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail
+
+
+def release_free_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``; a no-op where
+    there is none). The first scan frees what it decoded between what it keeps: ~13 MiB of RSS
+    at 50,000 sessions that a long-running server would otherwise hold for good."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 class StatsStore:
@@ -177,6 +189,8 @@ class StatsStore:
             if first and collecting:
                 gc.freeze()  # what the first scan built is permanent: later collections skip it
                 gc.enable()
+            if first:
+                release_free_heap()
 
     def _scan(self, changed: set[str] | None) -> Snapshot:
         started = time.perf_counter()

@@ -1,8 +1,8 @@
 """Incremental reading of one JSONL transcript: only new bytes, complete lines only.
 
 A :class:`Tail` keeps the byte offset of the last complete line, a buffer for a trailing
-partial line (OpenClaw may be mid-write), the file's identity (device, inode, a fingerprint
-of its first bytes) and the :class:`TranscriptStats` it feeds. A shrunk file, a new inode
+partial line (OpenClaw may be mid-write), the file's identity (device, inode, a digest of its
+first bytes) and the :class:`TranscriptStats` it feeds. A shrunk file, a new inode
 or a changed head means the file was replaced: it is re-read alone, from zero. Compressed
 archives (``.gz``/``.zst``) are immutable and read whole once.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import hashlib
 import os
 import stat
 from typing import Any, BinaryIO
@@ -24,13 +25,24 @@ from clawstats.core.transcript import TranscriptStats
 from clawstats.core.usage import Pricer
 from clawstats.watch.layout import NotRegularFile
 
-__all__ = ["DEFAULT_MAX_LINE_BYTES", "FileId", "Tail", "TailImage", "adopt", "export", "read_whole"]
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "FileId", "Tail", "TailImage", "adopt", "export", "head_digest", "read_whole"]
 
 CHUNK_BYTES = 4 << 20
 HEAD_BYTES = 256
 
 
-class FileId(msgspec.Struct, frozen=True, array_like=True):
+def head_digest(head: bytes) -> bytes:
+    """What a tail keeps of a file's first bytes (up to ``HEAD_BYTES``): their length (2 bytes,
+    big-endian) and a 16-byte BLAKE2b digest. 18 bytes instead of 256 per transcript; a file
+    rewritten in place is still told from one that only grew."""
+    return len(head).to_bytes(2, "big") + hashlib.blake2b(head, digest_size=16).digest()
+
+
+#: One int object per device number (a new one per stat otherwise: 32 bytes a tail).
+_DEVICES: dict[int, int] = {}
+
+
+class FileId(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """What identifies one version of a file: a change in any field means "look again"."""
 
     dev: int
@@ -40,7 +52,8 @@ class FileId(msgspec.Struct, frozen=True, array_like=True):
 
     @classmethod
     def of(cls, st: os.stat_result) -> FileId:
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        dev = _DEVICES.setdefault(st.st_dev, st.st_dev)  # every file of a store is on one or two devices
+        return cls(dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class Tail:
@@ -65,7 +78,7 @@ class Tail:
         self.compressed = path.endswith((".gz", ".zst"))
         self.stats = stats if stats is not None else TranscriptStats(price)
         self.offset = 0  # end of the last complete line consumed
-        self.head = b""
+        self.head = b""  # head_digest() of the first bytes; empty until some were read
         self.file_id: FileId | None = None
         self.pending = b""
         self.skipping = False  # inside an oversized line: drop bytes up to its newline
@@ -108,9 +121,10 @@ class Tail:
             fh.seek(self.offset + len(self.pending))
             changed = self._consume(fh, health, max_line_bytes)
             changed |= self._last_line(health)
+            self.stats.settle()
             if not self.head and self.offset:
                 fh.seek(0)
-                self.head = fh.read(HEAD_BYTES)
+                self.head = head_digest(fh.read(HEAD_BYTES))
         self.file_id = file_id
         if changed:
             self.revision += 1
@@ -126,7 +140,7 @@ class Tail:
             return True
         if self.head:
             fh.seek(0)
-            if fh.read(len(self.head)) != self.head:
+            if head_digest(fh.read(int.from_bytes(self.head[:2], "big"))) != self.head:
                 return True
         return False
 
@@ -246,6 +260,7 @@ class Tail:
         if self.pending and not self._last_line(health):
             health.count(self.path, "partialLine", "archive ends with an incomplete line")
         self.pending = b""
+        self.stats.settle()
         self.revision += 1
 
 

@@ -34,8 +34,8 @@ def _transcripts() -> dict[str, tuple[str, Buckets]]:
 
 def _rollup_of(transcripts: dict[str, tuple[str, Buckets]]) -> Rollup:
     rollup = Rollup()
-    for stats_id, (agent, stats) in transcripts.items():
-        rollup.put(stats_id, agent, stats)
+    for stats_id, member in transcripts.items():
+        rollup.put(stats_id, member)
     return rollup
 
 
@@ -47,7 +47,7 @@ def test_a_change_refolds_only_its_groups_and_equals_a_fresh_rollup() -> None:
     folded = rollup.groups_folded
     agent, _old = transcripts["t7"]
     transcripts["t7"] = (agent, Buckets({("2026-11-03", "mock-small"): _bucket(7000)}))
-    rollup.put("t7", agent, transcripts["t7"][1])
+    rollup.put("t7", transcripts["t7"])
     changed = rollup.totals(len(transcripts))
     # t7 moved from ("ops", 11-03, large) to ("ops", 11-03, small): one agent, one day and two
     # models folded again, not all 35 groups

@@ -46,11 +46,10 @@ def score(lines: Iterable[bytes], window: int, config: CompactionConfig) -> list
         elif line.type == "message" and line.message is not None:
             if line.message.role == "user":
                 events.append("u")
-            elif len(stats.tl_ctx) > calls_seen:
-                calls_seen = len(stats.tl_ctx)
-                _, left = forecast(
-                    stats.tl_ms, stats.tl_ctx, stats.tl_out, [c.at_ms for c in stats.compactions], window, config
-                )
+            elif stats.calls > calls_seen:
+                calls_seen = stats.calls
+                ms, ctx, _cost, out = stats.timeline()
+                _, left = forecast(ms, ctx, out, [c.at_ms for c in stats.compactions], window, config)
                 predictions.append((len(events), left.turns))
                 events.append("a")
     scored: list[Scored] = []

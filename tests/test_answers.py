@@ -1,0 +1,218 @@
+"""The CLI's last answer (``clawstats.watch.answers``): reused only when no input changed.
+
+Each case runs ``clawstats sessions --json`` on a real store with a cache dir, changes one thing
+the way a writer (or an operator) would, and runs it again: the output must equal a full read
+(``--no-cache``) of the same files, and the log says whether the last answer was reused. The
+stores' files are aged first: an input modified within 2 s of a read is never trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clawstats.cli import main
+from tests.conftest import OPS_TRANSCRIPT
+from tests.core.lines import append_events, current_session_id, live_call, sqlite_path, writer
+
+HIT = "answered from the last answer"
+DAY_S = 86_400
+
+
+def _age(root: Path, seconds: float = DAY_S) -> None:
+    """Every file and directory under ``root`` last modified ``seconds`` ago (ctime moves: fine)."""
+    then = time.time() - seconds
+    for path in [root, *root.rglob("*")]:
+        os.utime(path, (then, then))
+
+
+def _run(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, state: Path, *args: str
+) -> tuple[dict[str, Any], bool]:
+    """(the JSON body without its times, whether the last answer was reused)."""
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="clawstats"):
+        assert main(["sessions", "--state-dir", str(state), "--json", *args]) == 0
+    body = json.loads(capsys.readouterr().out)
+    del body["generatedAt"], body["health"]["lastScanAt"], body["health"]["lastScanSeconds"]
+    return body, HIT in caplog.text
+
+
+def _cached(state: Path, tmp_path: Path) -> tuple[str, str]:
+    return "--cache-dir", str(tmp_path / "cache")
+
+
+@pytest.mark.parametrize("layout", ["file", "sqlite"])
+def test_unchanged_inputs_reuse_the_answer_and_it_equals_a_full_read(
+    layout: str,
+    small_state: Path,
+    sqlite_state: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    state = small_state if layout == "file" else sqlite_state
+    _age(state)
+    full, _ = _run(capsys, caplog, state, "--no-cache")
+    first, first_hit = _run(capsys, caplog, state, *_cached(state, tmp_path))
+    second, second_hit = _run(capsys, caplog, state, *_cached(state, tmp_path))
+    assert (first_hit, second_hit) == (False, True)
+    assert first == second == full
+    assert len(full["sessions"]) >= 6
+    # the query options apply to the reused answer as to a full read
+    limited, hit = _run(capsys, caplog, state, *_cached(state, tmp_path), "--sort", "cost", "--limit", "2")
+    assert hit and limited["sessions"] == sorted(full["sessions"], key=lambda r: -(r["totalCost"] or 0))[:2]
+
+
+def _append_line(state: Path) -> None:
+    path = state / OPS_TRANSCRIPT
+    then = path.stat().st_mtime
+    with path.open("ab") as fh:
+        fh.write(json.dumps(live_call("a1b2c3d4", 0.25)).encode() + b"\n")
+    os.utime(path, (then, then))  # even a writer that kept the old mtime is seen (size)
+
+
+def _rewrite_same_size(state: Path) -> None:
+    path = state / OPS_TRANSCRIPT
+    st = path.stat()
+    data = path.read_bytes()
+    cost = data.rindex(b'"total":')  # one digit of a recorded cost, same length, same mtime
+    digit = cost + len(b'"total":') + 2
+    path.write_bytes(data[:digit] + (b"9" if data[digit : digit + 1] != b"9" else b"8") + data[digit + 1 :])
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # only the ctime tells
+
+
+def _new_transcript(state: Path) -> None:
+    src = state / OPS_TRANSCRIPT
+    (src.parent / "11111111-2222-4333-8444-555555555555.jsonl").write_bytes(src.read_bytes())
+
+
+def _delete_transcript(state: Path) -> None:
+    (state / OPS_TRANSCRIPT).unlink()
+
+
+def _replace_index(state: Path) -> None:
+    index = state / "agents/ops/sessions/sessions.json"
+    rows = json.loads(index.read_text())
+    for row in rows.values():
+        row["contextTokens"] = 64000
+    tmp = index.with_name("sessions.json.1.abc.tmp")
+    tmp.write_text(json.dumps(rows))
+    os.replace(tmp, index)
+
+
+CHANGES = {
+    "append": _append_line,
+    "new transcript": _new_transcript,
+    "deleted transcript": _delete_transcript,
+    "sessions.json replaced": _replace_index,
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_any_changed_input_means_a_full_read(
+    change: str,
+    small_state: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _age(small_state)
+    before, _ = _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))
+    assert _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))[1]
+    CHANGES[change](small_state)
+    after, hit = _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))
+    full, _ = _run(capsys, caplog, small_state, "--no-cache")
+    assert not hit
+    assert after == full != before
+
+
+@pytest.mark.parametrize("change", ["chmod", "rewrite"])
+def test_a_new_ctime_alone_is_a_changed_input(
+    change: str,
+    small_state: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Same size, same mtime: only the ctime moved. (What the full read then makes of an in-place
+    rewrite is the index's business: transcripts are append-only, see ``watch/tail.py``.)"""
+    _age(small_state)
+    _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))
+    if change == "chmod":
+        (small_state / OPS_TRANSCRIPT).chmod(0o600)
+    else:
+        _rewrite_same_size(small_state)
+    assert not _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))[1]
+
+
+def test_a_new_sqlite_event_means_a_full_read(
+    sqlite_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _age(sqlite_state)
+    before, _ = _run(capsys, caplog, sqlite_state, *_cached(sqlite_state, tmp_path))
+    with writer(sqlite_path(sqlite_state, "ops")) as db:
+        append_events(db, current_session_id(db, "agent:ops:quick"), [live_call("a1b2c3d4", 0.25)])
+    db.close()
+    after, hit = _run(capsys, caplog, sqlite_state, *_cached(sqlite_state, tmp_path))
+    assert not hit and after != before
+    assert after == _run(capsys, caplog, sqlite_state, "--no-cache")[0]
+
+
+def test_a_new_agent_means_a_full_read(
+    small_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _age(small_state)
+    before, _ = _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))
+    sessions = small_state / "agents/newbie/sessions"
+    sessions.mkdir(parents=True)
+    (sessions / "11111111-2222-4333-8444-555555555555.jsonl").write_bytes((small_state / OPS_TRANSCRIPT).read_bytes())
+    after, hit = _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))
+    assert not hit and any(r["agentId"] == "newbie" for r in after["sessions"])
+    assert len(after["sessions"]) == len(before["sessions"]) + 1
+
+
+def test_inputs_written_during_or_just_before_the_read_are_not_trusted(
+    small_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _age(small_state)
+    (small_state / OPS_TRANSCRIPT).touch()  # written a moment ago: it could change again in the same tick
+    _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))
+    assert "answer not saved" in caplog.text
+    assert not _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))[1]
+
+
+def test_other_settings_and_no_cache_do_not_share_answers(
+    small_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _age(small_state)
+    everything, _ = _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))
+    ops, hit = _run(capsys, caplog, small_state, *_cached(small_state, tmp_path), "--agent", "ops")
+    assert not hit and {r["agentId"] for r in ops["sessions"]} == {"ops"}
+    assert {r["agentId"] for r in everything["sessions"]} != {"ops"}
+    assert _run(capsys, caplog, small_state, *_cached(small_state, tmp_path), "--agent", "ops")[1]
+    assert _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))[1]
+    cache_dir = tmp_path / "no-cache"
+    _run(capsys, caplog, small_state, "--no-cache", "--cache-dir", str(cache_dir))
+    assert not cache_dir.exists()
+
+
+def test_check_uses_the_answer_too(
+    small_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _age(small_state)
+    cached = _cached(small_state, tmp_path)
+    outputs = []
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="clawstats"):
+            assert main(["check", "--state-dir", str(small_state), *cached, "--max-session-cost", "0.1"]) == 1
+        outputs.append((capsys.readouterr().out, HIT in caplog.text))
+    assert outputs[0][0] == outputs[1][0] and "session cost" in outputs[0][0]
+    assert [hit for _, hit in outputs] == [False, True]

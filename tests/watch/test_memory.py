@@ -1,0 +1,168 @@
+"""What an idle session costs in memory, pinned as counts and sizes (never times).
+
+A server keeps one accumulator, tail, index row, view and row per session: at 50,000 sessions
+every byte per session is 50 KB. Measured figures are in bench/RESULTS.md ("Memory per idle
+session"); the bounds here are those with ample margin.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import shutil
+import sys
+import tracemalloc
+from array import array
+from pathlib import Path
+
+import pytest
+
+from clawstats.core import records
+from clawstats.core.health import HealthLog
+from clawstats.core.records import decode_line, shared
+from clawstats.core.snapshot import TranscriptView
+from clawstats.core.transcript import iso_to_ms
+from clawstats.watch import store as store_module
+from clawstats.watch.publisher import BuiltRows
+from clawstats.watch.tail import Tail
+from tests.conftest import OPS_TRANSCRIPT, SMALL_STATE, make_store
+from tests.core.lines import assistant, stats_of, usage, user, with_ids
+from tests.openclaw.attrib_data import ATTRIB_STATE
+
+FEW, MANY = 100, 400
+#: Python heap kept per further idle session after a cold scan, each a copy of the real ops
+#: transcript (44 entries, 22 calls, its 74 KB of text never kept): 9.2 KB before the memory work
+#: (session 3), 6.8 KB after; the bound leaves 20 % for other platforms and Python versions.
+HEAP_PER_SESSION_BOUND = 8_200
+
+
+def _three_turns() -> list[dict[str, object]]:
+    turns: list[dict[str, object]] = []
+    for n in range(3):
+        turns += [user(ts=f"2026-11-24T10:0{n}:00.000Z"), assistant(use=usage(100 + n, 10, cost=0.01))]
+    return with_ids(turns)
+
+
+def test_an_idle_transcript_keeps_three_arrays_and_no_empty_lists() -> None:
+    stats = stats_of(_three_turns())
+    arrays = [name for name in type(stats).__slots__ if isinstance(getattr(stats, name), array)]
+    assert len(arrays) == 3  # the segment, and the timeline as two arrays of pairs
+    assert len(stats.seg) == 3 * 6 and stats.calls == 3
+    # never compacted, never spawned: empty tuples (one shared object), not two lists each
+    assert type(stats.compactions) is tuple and type(stats.spawned) is tuple
+    assert sys.getsizeof(stats.compactions) + sys.getsizeof(stats.spawned) == 2 * sys.getsizeof(())
+
+
+def test_a_view_shares_the_buckets_until_the_next_call_copies_them() -> None:
+    stats = stats_of(_three_turns())
+    view = TranscriptView.of("main", stats)
+    assert view.buckets is stats.buckets  # an idle transcript's view costs no copy
+    (bucket,) = view.buckets.values()
+    assert bucket.calls == 3
+    four = with_ids([*_three_turns(), assistant(use=usage(5, 1, cost=0.02))])
+    stats.apply(decode_line(json.dumps(four[-1]).encode()))
+    assert stats.buckets is not view.buckets
+    assert bucket.calls == 3 and next(iter(stats.buckets.values())).calls == 4  # the view stayed as it was
+    assert stats.buckets == stats_of(four).buckets
+    assert TranscriptView.of("main", stats).points == 4
+
+
+def test_a_tail_keeps_an_18_byte_digest_of_the_head_and_a_short_file_may_grow(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    first = json.dumps(_three_turns()[0]).encode() + b"\n"
+    assert len(first) < 256
+    path.write_bytes(first)
+    tail, health = Tail(str(path)), HealthLog()
+    tail.poll(health)
+    assert len(tail.head) == 18  # 2 bytes of length, 16 of BLAKE2b; not the 256 bytes themselves
+    with path.open("ab") as fh:  # grows past 256 bytes: the same file, not a replaced one
+        for line in _three_turns()[1:]:
+            fh.write(json.dumps(line).encode() + b"\n")
+    tail.poll(health)
+    assert tail.bytes_read == path.stat().st_size and tail.stats.entries == 6
+    assert tail.stats.last_id is None  # a finished read keeps no line's id string
+    assert tail.stats.last_ts == tail.stats.last_ms == iso_to_ms("2026-11-24T10:02:00.000Z")  # a number, not text
+    path.write_bytes(path.read_bytes().replace(b"e0000", b"f0000", 1))  # rewritten in place, same size
+    tail.poll(health)
+    assert tail.bytes_read == 2 * path.stat().st_size  # read again from zero
+
+
+def _store_of(state: Path, copies: int) -> None:
+    """The real small state dir plus ``copies`` copies of the real ops transcript, each with its row."""
+    shutil.copytree(SMALL_STATE, state)
+    sessions = state / "agents/ops/sessions"
+    index_path = sessions / "sessions.json"
+    index = json.loads(index_path.read_text())
+    name = Path(OPS_TRANSCRIPT).name
+    template = next(row for row in index.values() if str(row.get("sessionFile", "")).endswith(name))
+    for n in range(copies):
+        sid = f"00000000-0000-4000-8000-{n:012d}"
+        path = sessions / f"{sid}.jsonl"
+        shutil.copyfile(state / OPS_TRANSCRIPT, path)
+        index[f"agent:ops:copy-{n}"] = {**template, "sessionId": sid, "sessionFile": str(path), "updatedAt": n}
+    index_path.write_text(json.dumps(index))
+
+
+def _kept(state: Path) -> tuple[int, int, object]:
+    """(bytes of Python heap the store keeps after its cold scan, rows, the store kept alive)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        store = make_store(state)
+        rows = len(store.scan().rows)
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before, rows, store
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_heap_kept_per_idle_session_is_bounded(tmp_path: Path) -> None:
+    """The heap a store keeps for each further idle session: the difference between a store of
+    ``FEW`` and one of ``MANY`` copies (one-off costs, e.g. the catalog, cancel out)."""
+    _store_of(tmp_path / "few", FEW)
+    _store_of(tmp_path / "many", MANY)
+    _kept(tmp_path / "few")  # first-use caches (decoders, shared strings) out of the way
+    few, few_rows, _few_store = _kept(tmp_path / "few")
+    many, many_rows, _many_store = _kept(tmp_path / "many")
+    assert many_rows - few_rows == MANY - FEW
+    per_session = (many - few) / (many_rows - few_rows)
+    assert per_session < HEAP_PER_SESSION_BOUND, per_session
+
+
+def test_one_row_is_kept_per_key_and_the_built_rows_are_recovered_exactly(tmp_path: Path) -> None:
+    """The publisher keeps the served (enriched) rows only; what the enricher reads as built is
+    rebuilt from them, equal to what ``build_row`` gives (lineage, cron runs, archives)."""
+    state = tmp_path / "state"
+    shutil.copytree(ATTRIB_STATE, state)
+    store = make_store(state)
+    store.scan()
+    publisher = store._publisher
+    assert publisher._built == {}  # nothing but the served rows kept between scans
+    built = BuiltRows(publisher.table.rows, {}, publisher._links)
+    rebuilt = 0
+    for key, served in publisher.table.rows.items():
+        src = store._joins.source_of(key)
+        assert src is not None
+        assert built[key] == publisher._build(src)
+        rebuilt += built[key] != served
+    assert rebuilt >= 5  # enrichment changed rows (lineage, cron jobs): there was something to recover
+
+
+def test_shared_strings_are_one_object_and_their_table_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = "".join(["mock/", "memory-test"]), "".join(["mock/", "memory-test"])
+    assert first is not second and shared(first) is shared(second)
+    monkeypatch.setattr(records, "SHARED_MAX", len(records._SHARED))  # full: odd input adds nothing
+    odd = "".join(["never-", "seen"])
+    assert shared(odd) is odd and "never-seen" not in records._SHARED
+
+
+def test_the_first_scan_hands_free_heap_back_once(small_state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = store_module.release_free_heap
+    calls: list[None] = []
+    monkeypatch.setattr(store_module, "release_free_heap", lambda: calls.append(None))
+    store = make_store(small_state)
+    store.scan()
+    store.scan()
+    assert len(calls) == 1  # after the first scan only: later scans free little
+    real()  # and the real one runs (a no-op where the C library has no malloc_trim)
