@@ -1,14 +1,20 @@
 """CPU of one append in-process: ``StatsStore.scan`` of the appended path plus the hub's publish.
 
-    python bench/append_cost.py --sessions 50000 --layout file|sqlite [--appends 20]
+    python bench/append_cost.py --sessions 50000 --layout file|sqlite [--appends 20] [--node | --other]
 
 Uses the stores of ``bench/sweep.py`` (run it first). CPU time, not wall time: less sensitive
-to a shared machine than the server's figures. The appended lines stay in the store.
+to a shared machine than the server's figures. Only the scan and the publish are timed, not
+the write itself (an SQLite commit costs the writer ~2 ms of CPU at 50k). ``--node`` (SQLite):
+each append also bumps the session's node, as OpenClaw does after every turn (``updated_at``
+and ``entry_json``). ``--other`` (SQLite): each change is a commit to another table instead (the
+gateway's runtime trace and caches write far more often than its transcript): no event, no node.
+The appended lines stay in the store.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -28,6 +34,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=50000)
     parser.add_argument("--layout", choices=["file", "sqlite"], default="file")
     parser.add_argument("--appends", type=int, default=20)
+    parser.add_argument("--node", action="store_true", help="SQLite: bump the session's node too")
+    parser.add_argument("--other", action="store_true", help="SQLite: write to another table instead")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     state = WORK / (f"sweep-{args.sessions}" + ("-sqlite" if args.layout == "sqlite" else ""))
@@ -36,16 +44,62 @@ def main() -> None:
     hub.listeners.append(AlertManager(hub, AlertRules()).on_snapshot)
     hub.publish(store.scan())
     appender = Appender(state, args.layout)
+    node = _node(appender) if args.node else None
     hint = {str(appender.path)} if args.layout == "file" else set()
-    for i in range(3):  # warm-up
-        appender.append(990000 + i)
-        hub.publish(store.scan(hint))
-    started = time.process_time()
-    for i in range(args.appends):
-        appender.append(990100 + i)
-        hub.publish(store.scan(hint))
-    per_append_ms = (time.process_time() - started) / args.appends * 1000
-    print(f"{args.sessions} sessions, {args.layout}: {per_append_ms:.2f} ms CPU per append (scan + publish)")
+    change = (lambda marker: _other(appender, marker)) if args.other else (lambda m: _append(appender, m, node))
+    spent_s = 0.0
+    try:
+        for i in range(3):  # warm-up
+            change(990000 + i)
+            hub.publish(store.scan(hint))
+        for i in range(args.appends):
+            change(990100 + i)
+            started = time.process_time()
+            hub.publish(store.scan(hint))
+            spent_s += time.process_time() - started
+    finally:
+        if node is not None:  # the sweep's SSE check needs the node as generated
+            _bump(appender, node[0], node[1])
+        if args.other:
+            with appender.db:
+                appender.db.execute("DELETE FROM cache_entries WHERE scope = 'bench'")
+    per_append_ms = spent_s / args.appends * 1000
+    what = f"{args.layout}{' + node' if args.node else ''}{' other table' if args.other else ''}"
+    unit = "commit" if args.other else "append"
+    print(f"{args.sessions} sessions, {what}: {per_append_ms:.2f} ms CPU per {unit} (scan + publish)")
+
+
+_KEY = "agent:main:bench-0"
+
+
+def _node(appender: Appender) -> tuple[dict[str, object], int]:
+    """The appended session's ``entry_json`` and ``updated_at``, as generated."""
+    entry, updated_ms = appender.db.execute(
+        "SELECT entry_json, updated_at FROM session_nodes WHERE session_key = ?", (_KEY,)
+    ).fetchone()
+    return json.loads(entry), updated_ms
+
+
+def _bump(appender: Appender, entry: dict[str, object], updated_ms: int) -> None:
+    with appender.db:
+        appender.db.execute(
+            "UPDATE session_nodes SET entry_json = ?, updated_at = ? WHERE session_key = ?",
+            (json.dumps({**entry, "updatedAt": updated_ms}), updated_ms, _KEY),
+        )
+
+
+def _other(appender: Appender, marker: int) -> None:
+    with appender.db:
+        appender.db.execute(
+            "INSERT OR REPLACE INTO cache_entries (scope, key, value_json, updated_at) VALUES ('bench', 'k', ?, ?)",
+            (str(marker), marker),
+        )
+
+
+def _append(appender: Appender, marker: int, node: tuple[dict[str, object], int] | None) -> None:
+    appender.append(marker)
+    if node is not None:
+        _bump(appender, node[0], 1800000000000 + marker)  # past every node of the bench stores
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Transcripts are spread over a fixed number of blocks by a hash of their id; each
 its buckets summed per (agent, day, model). A change re-sums only its block (a few hundred
 transcripts at 50,000) and re-adds, over the blocks, only the (agent, day, model) sums that
 block holds; the totals and their three groupings fold the few hundred (agent, day, model)
-sums with :func:`figure_of`, as :func:`compute_totals` does over every transcript. Block
+sums with :func:`figure_of`, as :func:`compute_totals` does over every transcript. A grouping
+(one agent, one day, one model) is folded again only when one of its sums changed: a change to
+one transcript of one day re-folds three groups, not the hundreds a long history has. Block
 membership and the order of every sum depend only on the set of transcripts and their values,
 never on the order of changes.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import zlib
 
 from clawstats.core.figures import HasBuckets, figure_of, summed
-from clawstats.core.totals import GROUP_BY, Totals, totals_of
+from clawstats.core.totals import GROUP_BY, Totals, UsageGroup, totals_of
 from clawstats.core.usage import Bucket
 
 BLOCKS = 256
@@ -34,7 +36,12 @@ class Rollup:
         self._sums: list[dict[_Combo, Bucket]] = [{} for _ in range(BLOCKS)]
         self._dirty: set[int] = set()
         self._combos: dict[_Combo, Bucket] = {}  # over all blocks, in block order
+        # Per grouping and name (e.g. "day", "2026-11-24"): the (agent, day, model) sums it folds,
+        # and its published figure, folded again only when one of those sums changed.
+        self._members_of: dict[str, dict[str, set[_Combo]]] = {by: {} for by in GROUP_BY}
+        self._groups: dict[str, dict[str, UsageGroup]] = {by: {} for by in GROUP_BY}
         self.blocks_summed = 0  # lifetime count, for tests: a change re-sums one block
+        self.groups_folded = 0  # lifetime count, for tests: a change re-folds the groups it is in
 
     @property
     def dirty(self) -> bool:
@@ -78,20 +85,38 @@ class Rollup:
                 self._combos.pop(combo, None)
             else:
                 self._combos[combo] = acc
+        self._regroup(touched)
         return self._fold(sessions, unknown_sessions)
+
+    def _regroup(self, touched: set[_Combo]) -> None:
+        """Fold again the groups holding a touched (agent, day, model) sum, each over its sums in
+        sorted order (the order a fold over every sum gives each group)."""
+        for by in GROUP_BY:
+            at = _BY.index(by)
+            members_of, groups = self._members_of[by], self._groups[by]
+            names: set[str] = set()
+            for combo in touched:
+                name = combo[at]
+                names.add(name)
+                if combo in self._combos:
+                    members_of.setdefault(name, set()).add(combo)
+                elif name in members_of:
+                    members_of[name].discard(combo)
+            for name in names:
+                combos = sorted(members_of.get(name, ()))
+                if not combos:
+                    members_of.pop(name, None)
+                    groups.pop(name, None)
+                    continue
+                acc = self._combos[combos[0]].copy()
+                for combo in combos[1:]:
+                    acc.add(self._combos[combo])
+                groups[name] = figure_of(acc)
+                self.groups_folded += 1
 
     def _fold(self, sessions: int, unknown_sessions: int) -> Totals:
         total = Bucket()
-        groups: dict[str, dict[str, Bucket]] = {by: {} for by in GROUP_BY}
-        for combo, bucket in sorted(self._combos.items()):
+        for _combo, bucket in sorted(self._combos.items()):
             total.add(bucket)
-            agent_id, day, model = combo
-            for by, name in (("model", model), ("agent", agent_id), ("day", day)):
-                into = groups[by].get(name)
-                if into is None:
-                    groups[by][name] = bucket.copy()
-                else:
-                    into.add(bucket)
-        figure = figure_of(total)
-        built = {by: {name: figure_of(groups[by][name]) for name in sorted(groups[by])} for by in GROUP_BY}
-        return totals_of(figure, built, sessions, unknown_sessions)
+        built = {by: {name: groups[name] for name in sorted(groups)} for by, groups in self._groups.items()}
+        return totals_of(figure_of(total), built, sessions, unknown_sessions)

@@ -10,6 +10,7 @@ file :class:`Tail` and puts its rows and tails into its :class:`SqliteAgent`'s m
 from __future__ import annotations
 
 import os
+from collections.abc import Container
 from typing import Protocol
 
 from clawstats.core.health import HealthLog
@@ -37,20 +38,23 @@ class ArchivesBeside:
         self.health = health
         self.max_line_bytes = max_line_bytes
         self.keys: set[str] = set()  # row keys of the archive files
+        self.paths: set[str] = set()  # their stats ids (paths), all in the agent's ``tails``
+        self._unread: set[str] = set()  # of those, the ones never polled (``file_id`` None)
         self._owners: dict[str, str] = {}  # trajectory path -> key (an archive's owner never changes)
         self._listed = False
 
-    def scan(self, changed: set[str] | None, in_database: set[str], agent: Owner, restored: dict[str, Tail]) -> None:
+    def scan(
+        self, changed: set[str] | None, in_database: Container[str], agent: Owner, restored: dict[str, Tail]
+    ) -> None:
         """List when due, then poll the archives named by ``changed`` (all when None) and new ones."""
         prefix = self.sessions_dir + os.sep
         named = changed is not None and any(p.startswith(prefix) or p == self.sessions_dir for p in changed)
         if changed is None or named or not self._listed:
             self._listed = True
             self._list(in_database, agent, restored)
-        paths = [p for p in agent.tails if p.startswith(prefix)]
-        if changed is not None:
-            paths = [p for p in paths if p in changed or agent.tails[p].file_id is None]
-        for path in paths:
+        # By this object's own sets, never by walking the agent's tails (every session of the database).
+        due = self.paths if changed is None else (changed & self.paths) | self._unread
+        for path in sorted(due):
             tail = agent.tails[path]
             before = tail.revision
             try:
@@ -60,10 +64,12 @@ class ArchivesBeside:
                 continue  # gone between listing and reading: the next listing settles it
             except OSError as exc:
                 self.health.set_condition(path, f"cannot read: {exc.strerror or exc}")
+            if tail.file_id is not None:
+                self._unread.discard(path)
             if tail.revision != before:
                 agent.changed_stats.add(path)
 
-    def _list(self, in_database: set[str], agent: Owner, restored: dict[str, Tail]) -> None:
+    def _list(self, in_database: Container[str], agent: Owner, restored: dict[str, Tail]) -> None:
         try:
             names = frozenset(os.listdir(self.sessions_dir))
         except OSError:
@@ -97,4 +103,8 @@ class ArchivesBeside:
                 tail.use_price(agent.price)
                 agent.tails[src.stats_id] = tail
                 agent.changed_stats.add(src.stats_id)
+                if tail.file_id is None:
+                    self._unread.add(src.stats_id)
         self.keys = set(found)
+        self.paths = {src.stats_id for src in found.values() if src.stats_id is not None}
+        self._unread &= self.paths

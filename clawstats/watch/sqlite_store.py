@@ -3,11 +3,15 @@
 Rows come from ``session_nodes.entry_json`` (same fields as a ``sessions.json`` row),
 transcript events from ``transcript_events`` (plain ``event_json`` or zstd ``event_zstd``),
 read incrementally: the last ``seq`` per session is remembered and only newer events are
-fetched, for the sessions whose node changed or that have events past the last ``rowid`` seen
-(a read with no new event and no moved node checks every session's newest ``seq``: a deletion);
+fetched, for the sessions whose node changed or that have events past the last ``rowid`` seen;
 ``entry_json`` is fetched only for nodes whose ``updated_at`` or session id moved; nothing is
 queried while the database's and the ``-wal`` file's identity, size and mtime and the ``-shm``
-wal-index header are unchanged.
+wal-index header are unchanged. Deletions are found by counting every node and, after a read
+with no new event and no moved node (mostly a write to another table: the runtime trace,
+caches), every event, at most every ``DELETION_CHECK_S``: a node count other than the nodes
+known reads every node, an event count other than the events read checks every session's newest
+``seq``. The work of a change follows the sessions it names: no map of every session is walked
+and nothing is counted per commit, except by a full read.
 
 Reading never creates or changes a file beside the database, and works in a directory the
 reader cannot write (a read-only volume, another user's state). SQLite (>= 3.22) can open a WAL
@@ -31,6 +35,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Collection
 from urllib.parse import quote
 
 import zstandard
@@ -50,6 +55,11 @@ READ_ATTEMPTS = 3
 #: OpenClaw creates an agent's database file, then its tables: "no such table" in a database never
 #: read before is normal for a moment. Only one that lasts this long is reported (health, log).
 SCHEMA_GRACE_S = 5.0
+#: Deletions (a node, or events under no new one) are found by counting every node and every
+#: event, in C over the smallest index: O(rows), so at most this often, not per commit (a
+#: 50,000-session database holds millions of events and the gateway commits many times a turn).
+#: A deletion shows within this plus a poll.
+DELETION_CHECK_S = 5.0
 _EVENTS_AFTER = (
     "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq >= ? ORDER BY seq"
 )
@@ -84,11 +94,21 @@ class SqliteAgent:
         # were deleted under it (a new one above may hide that from max(seq)).
         self.below: dict[str, int] = {}
         self.schema_grace_s = SCHEMA_GRACE_S
+        self.deletion_check_s = DELETION_CHECK_S
+        self.counts = 0  # lifetime count of reads that counted every node (and events), for tests
+        self._counted_at = -DELETION_CHECK_S  # monotonic time of the last such read
+        self._count_due = False  # a read since then did not count: a later scan does, when due
         self.unready_since: float | None = None  # first "no such table" of a never-read database
         self._restored = restored if restored is not None else {}
         self._last_rowid = -1  # events above it are new (-1: check every session's newest seq)
+        # How many events the database holds by what was read: counted whole by the last full
+        # check, plus every event seen above ``_last_rowid`` since (None: not known).
+        self._events_total: int | None = None
         self._newest_node = 0  # the newest session_nodes.updated_at seen
-        self._sessions: set[str] | None = None  # session ids of the nodes (rebuilt when a node moves)
+        # Per session id, how many nodes name it (kept by the nodes that move, so an append never
+        # walks every node); a session id no node names any more loses its cursor.
+        self._named: dict[str, int] = {}
+        self._unnamed: set[str] = set()  # session ids whose last node moved away since the last read
         self.archives = ArchivesBeside(source.sessions_dir, source.agent_id, health, max_line_bytes)
         self._zstd = zstandard.ZstdDecompressor()
         # Since the last scan (the archives beside the database add theirs): what ``scan`` reports.
@@ -142,8 +162,10 @@ class SqliteAgent:
         self.sources = {k: s for k, s in self.sources.items() if k in self.archives.keys}
         self.marker = None
         self._last_rowid = -1
+        self._events_total = None
         self._newest_node = 0
-        self._sessions = None
+        self._named = {}
+        self._unnamed = set()
 
     def _read(self, full: bool) -> None:
         for _attempt in range(READ_ATTEMPTS):
@@ -151,8 +173,9 @@ class SqliteAgent:
             db, immutable = self._connect()
             try:
                 db.execute("BEGIN")  # one short read transaction: rows and events agree
-                touched = self._read_rows(db, full)
-                self._read_events(db, touched, full, FileId(before[0], before[1], 0, 0))
+                counting = self._counting(full)
+                touched = self._read_rows(db, full, counting)
+                self._read_events(db, touched, full, counting, FileId(before[0], before[1], 0, 0))
                 db.execute("COMMIT")
             finally:
                 db.close()
@@ -175,7 +198,8 @@ class SqliteAgent:
         path = self.source.store
         try:
             marker = self._marker()
-            if marker != self.marker:
+            due = self._count_due and time.monotonic() - self._counted_at >= self.deletion_check_s
+            if marker != self.marker or due:
                 self._read(changed is None or self.marker is None)
                 self.marker = marker
             self.health.clear_condition(path)
@@ -186,8 +210,7 @@ class SqliteAgent:
             self._last_rowid = -1
             if not creating:
                 self.health.set_condition(path, f"cannot read the SQLite store: {exc}")
-        in_database = {sid for _updated, _row, sid in self.nodes.values()}
-        self.archives.scan(changed, in_database, self, self._restored)
+        self.archives.scan(changed, self._named, self, self._restored)
         result = AgentScan(self.changed_keys, self.changed_stats)
         self.changed_keys, self.changed_stats = set(), set()
         self._restored = {}
@@ -214,23 +237,37 @@ class SqliteAgent:
     def _stats_id(self, sid: str) -> str:
         return f"{self.source.store}#{sid}"
 
-    def _read_rows(self, db: sqlite3.Connection, full: bool) -> set[str]:
+    def _counting(self, full: bool) -> bool:
+        """Whether this read counts every node and event (a full read, or due), else a later scan
+        does when due (the scan reads then even if nothing more was written)."""
+        now = time.monotonic()
+        if not full and now - self._counted_at < self.deletion_check_s:
+            self._count_due = True
+            return False
+        self._counted_at, self._count_due = now, False
+        self.counts += 1
+        return True
+
+    def _read_rows(self, db: sqlite3.Connection, full: bool, counting: bool) -> set[str]:
         """Read the nodes that moved; returns the session ids whose node changed.
 
         Between safety scans only nodes with ``updated_at`` at or past the newest seen are read
-        (OpenClaw bumps it on every write of a node); a different node count (one deleted) or a
-        safety scan reads them all."""
+        (OpenClaw bumps it on every write of a node); a different node count (one deleted; counted
+        when ``counting``) or a safety scan reads them all. Only a full read walks every node;
+        otherwise the work follows the nodes read (a change to one of 50,000 sessions touches one
+        entry)."""
         touched: set[str] = set()
-        if not full and self.nodes:
+        if not full and self.nodes and counting:
             (count,) = db.execute("SELECT count(*) FROM session_nodes").fetchone()
             full = count != len(self.nodes)
         full = full or not self.nodes
         if full:
-            nodes: dict[str, tuple[int, IndexRow | None, str]] = {}
             found_nodes = db.execute(_NODES)
         else:
-            nodes = dict(self.nodes)
             found_nodes = db.execute(_NODES + " WHERE updated_at >= ?", (self._newest_node,))
+        # Applied once every node is read: a read that fails midway leaves the nodes as they were.
+        moved: dict[str, tuple[int, IndexRow | None, str]] = {}
+        kept: set[str] = set()
         for raw_key, raw_sid, updated_at in found_nodes:
             key = raw_key.decode("utf-8", "replace")
             sid = raw_sid.decode("utf-8", "replace")
@@ -238,7 +275,7 @@ class SqliteAgent:
                 self._newest_node = updated_at
             old = self.nodes.get(key)
             if old is not None and old[0] == updated_at and old[2] == sid:
-                nodes[key] = old
+                kept.add(key)
                 continue
             found = db.execute(_ENTRY, (raw_key,)).fetchone()
             try:
@@ -246,22 +283,38 @@ class SqliteAgent:
             except BadRecord as bad:
                 self.health.count(self.source.store, bad.kind, key)
                 row = None
-            nodes[key] = (updated_at, row, sid)
+            moved[key] = (updated_at, row, sid)
             touched.add(sid)
             self.changed_keys.add(key)
-        if full:  # only a full read can find a node gone
-            self.changed_keys.update(k for k in self.nodes if k not in nodes)
-        self.nodes = nodes
+        gone = [k for k in self.nodes if k not in kept and k not in moved] if full else []
+        self.changed_keys.update(gone)  # only a full read can find a node gone
+        for key in gone:
+            self._unname(self.nodes.pop(key)[2])
+        for key, (updated_at, row, sid) in moved.items():
+            old = self.nodes.get(key)
+            if old is not None:
+                self._unname(old[2])
+            self._named[sid] = self._named.get(sid, 0) + 1
+            self._unnamed.discard(sid)
+            self.nodes[key] = (updated_at, row, sid)
         agent = self.source.agent_id
         for key in self.changed_keys:
             if key in self.archives.keys:
                 continue
-            node = nodes.get(key)
+            node = self.nodes.get(key)
             if node is None or node[1] is None:
                 self.sources.pop(key, None)
             else:
                 self.sources[key] = Source(key, agent, node[1], self._stats_id(node[2]))
         return touched
+
+    def _unname(self, sid: str) -> None:
+        left = self._named[sid] - 1
+        if left:
+            self._named[sid] = left
+        else:
+            del self._named[sid]
+            self._unnamed.add(sid)
 
     def _cursor(self, sid: str, db_id: FileId) -> Tail:
         stats_id = self._stats_id(sid)
@@ -279,33 +332,44 @@ class SqliteAgent:
         self.changed_stats.add(stats_id)
         return tail
 
-    def _read_events(self, db: sqlite3.Connection, touched: set[str], full: bool, db_id: FileId) -> None:
-        if full or touched or self._sessions is None:  # a node changed: sessions may have gone
-            sessions = self._sessions = {sid for _u, _r, sid in self.nodes.values()}
-            wanted = {self._stats_id(sid) for sid in sessions}
-            prefix = self.source.store + "#"
-            for stats_id in [s for s in self.tails if s.startswith(prefix) and s not in wanted]:
-                del self.tails[stats_id]
-                self.changed_stats.add(stats_id)
-            for sid in [sid for sid in self.below if sid not in sessions]:
-                del self.below[sid]
-        sessions = self._sessions
+    def _read_events(
+        self, db: sqlite3.Connection, touched: set[str], full: bool, counting: bool, db_id: FileId
+    ) -> None:
+        for sid in self._unnamed:  # no node names it now: its cursor and statistics go
+            if self.tails.pop(self._stats_id(sid), None) is not None:
+                self.changed_stats.add(self._stats_id(sid))
+            self.below.pop(sid, None)
+        self._unnamed = set()
+        sessions = self._named
         top_rowid = db.execute("SELECT max(rowid) FROM transcript_events").fetchone()[0] or 0
         newest: dict[str, tuple[int, int]] = {}
-        # A change with no new event and no moved node was a deletion or a rewrite: check all.
+        # A change with no new event and no moved node: most often a write to another table (the
+        # runtime trace, caches), else a deletion or a rewrite. A count of every event (in C, over
+        # the smallest index; at most every ``deletion_check_s``) tells them apart; only a count
+        # other than the events read checks every session's newest seq.
         quiet = top_rowid == self._last_rowid and not touched
+        if quiet and not full and self._events_total is not None:
+            if not counting:
+                return
+            (count,) = db.execute("SELECT count(*) FROM transcript_events").fetchone()
+            if count == self._events_total:
+                return
         if full or quiet or self._last_rowid < 0 or top_rowid < self._last_rowid:
-            newest.update(
-                (sid.decode("utf-8", "replace"), (top, count))
-                for sid, top, count in db.execute(
-                    "SELECT session_id, max(seq), count(*) FROM transcript_events GROUP BY session_id"
-                )
-            )
-            sids = sessions
+            self._events_total = 0
+            for raw, top, count in db.execute(
+                "SELECT session_id, max(seq), count(*) FROM transcript_events GROUP BY session_id"
+            ):
+                newest[raw.decode("utf-8", "replace")] = (top, count)
+                self._events_total += count
+            sids: Collection[str] = sessions.keys()
         else:  # only sessions with events past the last rowid seen, or whose node moved
             # No DISTINCT: SQLite would answer it by walking the whole (session_id, seq) index.
             new = db.execute("SELECT session_id FROM transcript_events WHERE rowid > ?", (self._last_rowid,))
-            sids = ({sid.decode("utf-8", "replace") for (sid,) in new} | touched) & sessions
+            named = [raw.decode("utf-8", "replace") for (raw,) in new]
+            if self._events_total is not None:
+                # A deletion hidden by new events makes this too high: the next quiet change sees it.
+                self._events_total += len(named)
+            sids = {sid for sid in {*named, *touched} if sid in sessions}
             for sid in sids:
                 top, count = db.execute(
                     "SELECT max(seq), count(*) FROM transcript_events WHERE session_id = ?", (sid,)

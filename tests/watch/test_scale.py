@@ -11,11 +11,16 @@ import math
 import os
 import shutil
 import sqlite3
+from _collections_abc import dict_items, dict_keys, dict_values
+from collections.abc import Iterator
 from pathlib import Path
 
 from clawstats.core.snapshot import Snapshot
+from clawstats.watch.sqlite_store import SqliteAgent
 from clawstats.watch.store import StatsStore
 from tests.conftest import OPS_TRANSCRIPT, REAL_SQLITE, make_store
+from tests.core.lines import LIVE_MS, append_events, current_session_id, live_call
+from tests.core.lines import writer as schema_writer
 from tests.openclaw.attrib_data import ATTRIB_STATE, CRON_JOB, CRON_KEYS, KEPT_CHILD, PARENT
 
 COPIES = 300
@@ -227,3 +232,99 @@ def test_a_new_cron_run_and_its_removal_patch_the_tree_in_place(tmp_path: Path) 
     removed = store.scan()
     assert run not in removed.by_key and store._enricher.full_passes == passes
     _same_lineage(removed, state)
+
+
+class _Walks(dict[str, object]):
+    """A dict that counts the entries it hands out when walked whole (iteration, keys, values,
+    items, copy); lookups and stores are free. ``walked`` is shared by every map of one test."""
+
+    def __init__(self, data: dict[str, object], walked: list[int]) -> None:
+        super().__init__(data)
+        self.walked = walked
+
+    def _walk(self) -> None:
+        self.walked[0] += len(self)
+
+    def __iter__(self) -> Iterator[str]:
+        self._walk()
+        return super().__iter__()
+
+    def keys(self) -> dict_keys[str, object]:
+        self._walk()
+        return super().keys()
+
+    def values(self) -> dict_values[str, object]:
+        self._walk()
+        return super().values()
+
+    def items(self) -> dict_items[str, object]:
+        self._walk()
+        return super().items()
+
+    def copy(self) -> dict[str, object]:
+        self._walk()
+        return dict(super().items())
+
+
+def _watch_maps(owner: object, walked: list[int]) -> None:
+    """Every dict attribute of ``owner`` (its per-session maps) counts its walks from now on."""
+    for name, value in vars(owner).items():
+        if type(value) is dict:
+            setattr(owner, name, _Walks(value, walked))
+
+
+def test_sqlite_turn_walks_no_per_session_map(tmp_path: Path) -> None:
+    """A turn (a new event, then its node bumped, as OpenClaw writes them) is read by looking up the
+    one session it names: no map of every session or cursor of the database is walked (they hold
+    50,000 entries at scale). Only a safety scan walks them."""
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    database = state / "agents/ops/agent/openclaw-agent.sqlite"
+    store = make_store(state)
+    first = store.scan()
+    agent = store.agents["ops"]
+    assert isinstance(agent, SqliteAgent) and len(agent.nodes) > 1
+    agent.deletion_check_s = 3600.0  # nodes and events are counted (deletions) at most this often
+    walked, counts = [0], agent.counts
+    _watch_maps(agent, walked)
+    _watch_maps(agent.archives, walked)
+    with schema_writer(database) as db:
+        sid = current_session_id(db, "agent:ops:quick")
+        append_events(db, sid, [live_call("turn-1", 0.5)], LIVE_MS)
+        (entry,) = db.execute("SELECT entry_json FROM session_nodes WHERE session_key = 'agent:ops:quick'").fetchone()
+        db.execute(
+            "UPDATE session_nodes SET entry_json = ?, updated_at = ? WHERE session_key = 'agent:ops:quick'",
+            (json.dumps({**json.loads(entry), "updatedAt": LIVE_MS}), LIVE_MS),
+        )
+    before = store.rows_built
+    snap = store.scan(set())
+    assert snap.changed == {"agent:ops:quick"} and store.rows_built == before + 1
+    assert math.isclose(snap.totals.total_cost, first.totals.total_cost + 0.5, abs_tol=1e-9)
+    assert walked == [0] and agent.counts == counts
+    again = store.scan(set())  # nothing new: the database's marker is unchanged, nothing is read
+    assert again.revision == snap.revision and walked == [0]
+    with schema_writer(database) as db:
+        append_events(db, sid, [live_call("turn-2", 0.25)], LIVE_MS)
+    store.scan()  # a safety scan reads every node: the counting sees that walk
+    assert walked[0] >= len(agent.nodes)
+
+
+def test_sqlite_write_to_another_table_reads_no_session(tmp_path: Path) -> None:
+    """A commit with no transcript event and no node (the gateway's runtime trace, its caches) moves
+    the database's marker: it costs at most one count of the events (at most every
+    ``deletion_check_s``, here each time), not a check of every session."""
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    database = state / "agents/ops/agent/openclaw-agent.sqlite"
+    store = make_store(state)
+    first = store.scan()
+    agent = store.agents["ops"]
+    assert isinstance(agent, SqliteAgent)
+    agent.deletion_check_s = 0.0
+    walked, events, counts = [0], agent.events_read, agent.counts
+    _watch_maps(agent, walked)
+    with schema_writer(database) as db:
+        db.execute("INSERT INTO cache_entries (scope, key, value_json, updated_at) VALUES ('t', 'k', '1', 1)")
+    snap = store.scan(set())
+    assert snap.revision == first.revision and agent.events_read == events
+    assert agent.counts == counts + 1 and walked == [0]

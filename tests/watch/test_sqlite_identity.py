@@ -7,6 +7,7 @@ import shutil
 from contextlib import closing
 from pathlib import Path
 
+from clawstats.watch.sqlite_store import SqliteAgent
 from tests.conftest import make_store
 from tests.core.lines import append_events, assistant, sqlite_path, sqlite_state_with, stamp, usage, writer
 
@@ -57,3 +58,44 @@ def test_event_deleted_below_the_cursor_while_one_is_added_above(tmp_path: Path)
     served = store.scan().totals.total_cost
     fresh = make_store(state).scan().totals.total_cost
     assert served == fresh == 1.625
+
+
+def test_event_deleted_while_another_session_grows_is_seen_by_the_next_count(tmp_path: Path) -> None:
+    """A change with new events follows only the sessions they are in; a deletion elsewhere in the
+    same change shows when every event is next counted: after a change without new events (a
+    write to another table), at most every ``deletion_check_s``, by a later scan if that is due."""
+    state = sqlite_state_with(tmp_path, {"s1": [_call(1, 0.5), _call(2, 0.25)], "s2": [_call(3, 0.125)]})
+    store = make_store(state)
+    assert store.scan().totals.total_cost == 0.875
+    agent = store.agents["main"]
+    assert isinstance(agent, SqliteAgent)
+    agent.deletion_check_s = 3600.0
+    with closing(writer(sqlite_path(state))) as db, db:
+        db.execute("DELETE FROM transcript_events WHERE session_id = 's1' AND seq = 1")
+        append_events(db, "s2", [_call(4, 1.0)])
+    assert store.scan(set()).totals.total_cost == 1.875  # s2 followed; s1 not named by a new event
+    counts = agent.counts
+    with closing(writer(sqlite_path(state))) as db, db:  # the runtime trace, a cache: no event, no node
+        db.execute("INSERT INTO cache_entries (scope, key, value_json, updated_at) VALUES ('t', 'k', '1', 1)")
+    assert store.scan(set()).totals.total_cost == 1.875 and agent.counts == counts  # not due yet
+    agent.deletion_check_s = 0.0
+    served = store.scan(set()).totals.total_cost  # nothing written since: the count that was due
+    assert agent.counts > counts
+    assert served == make_store(state).scan().totals.total_cost == 1.375
+
+
+def test_node_deleted_in_place_goes_by_the_next_count(tmp_path: Path) -> None:
+    """Nodes are counted (a deletion) at most every ``deletion_check_s``, not per commit; a later
+    scan counts when that is due, even with nothing more written."""
+    state = sqlite_state_with(tmp_path, {"keep": [_call(1, 0.5)], "gone": [_call(2, 0.25)]})
+    store = make_store(state)
+    assert set(store.scan().by_key) == {"agent:main:keep", "agent:main:gone"}
+    agent = store.agents["main"]
+    assert isinstance(agent, SqliteAgent)
+    agent.deletion_check_s = 3600.0
+    with closing(writer(sqlite_path(state))) as db, db:
+        db.execute("DELETE FROM session_nodes WHERE session_key = 'agent:main:gone'")
+    assert "agent:main:gone" in store.scan(set()).by_key  # not counted yet
+    agent.deletion_check_s = 0.0
+    after = store.scan(set())
+    assert set(after.by_key) == {"agent:main:keep"} and after.totals.total_cost == 0.5
