@@ -399,6 +399,7 @@ class SqliteAgent:
             changed = True
         self.below[sid] = count
         if changed:
+            tail.stats.settle()  # as a file tail does when a read ends: an idle session keeps less
             tail.revision += 1
             self.changed_stats.add(tail.path)
 

@@ -25,7 +25,7 @@ from clawstats.core.transcript import iso_to_ms
 from clawstats.watch import store as store_module
 from clawstats.watch.publisher import BuiltRows
 from clawstats.watch.tail import Tail
-from tests.conftest import OPS_TRANSCRIPT, SMALL_STATE, make_store
+from tests.conftest import OPS_TRANSCRIPT, REAL_SQLITE, SMALL_STATE, make_store
 from tests.core.lines import assistant, stats_of, usage, user, with_ids
 from tests.openclaw.attrib_data import ATTRIB_STATE
 
@@ -166,3 +166,12 @@ def test_the_first_scan_hands_free_heap_back_once(small_state: Path, monkeypatch
     store.scan()
     assert len(calls) == 1  # after the first scan only: later scans free little
     real()  # and the real one runs (a no-op where the C library has no malloc_trim)
+
+
+def test_sqlite_sessions_are_settled_after_a_read_as_file_tails_are(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    store = make_store(state)
+    store.scan()
+    read = [tail.stats for sid, tail in store.tails.items() if "#" in sid and tail.stats.entries]
+    assert read and all(s.last_id is None and type(s.last_ts) is float for s in read)
