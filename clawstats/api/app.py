@@ -120,4 +120,5 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.hub = hub
+    app.state.routes = routes  # tests look at its body cache
     return app

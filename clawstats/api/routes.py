@@ -54,24 +54,34 @@ SHUTDOWN_GRACE_S = 1.0
 
 class BodyCache:
     """LRU of encoded bodies by (route, revision, query), bounded in count and in bytes (at
-    50,000 sessions one all-rows body is tens of MB: a few of them, not 128)."""
+    50,000 sessions one all-rows body is tens of MB: a few of them, not 128). A body larger than
+    ``max_item_bytes`` is not kept: it is encoded again per request (~60 ms for 50,000 rows)
+    rather than held for a revision that a busy gateway replaces within a second; its gzip
+    copy (a tenth of it) is kept, so gzip clients still get it once per revision."""
 
-    def __init__(self, size: int = 128, max_bytes: int = 64 << 20) -> None:
+    def __init__(self, size: int = 128, max_bytes: int = 64 << 20, max_item_bytes: int = 8 << 20) -> None:
         self.size = size
         self.max_bytes = max_bytes
+        self.max_item_bytes = max_item_bytes
         self.bytes = 0
         self.items: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
 
-    def get(self, key: tuple[str, int, str], build: Callable[[], bytes]) -> bytes:
+    def peek(self, key: tuple[str, int, str]) -> bytes | None:
         body = self.items.get(key)
+        if body is not None:
+            self.items.move_to_end(key)
+        return body
+
+    def get(self, key: tuple[str, int, str], build: Callable[[], bytes]) -> bytes:
+        body = self.peek(key)
         if body is None:
             body = build()
+            if len(body) > self.max_item_bytes:
+                return body
             self.items[key] = body
             self.bytes += len(body)
             while len(self.items) > 1 and (len(self.items) > self.size or self.bytes > self.max_bytes):
                 self.bytes -= len(self.items.popitem(last=False)[1])
-        else:
-            self.items.move_to_end(key)
         return body
 
 
@@ -140,16 +150,18 @@ class Routes:
         headers = {**NO_CACHE, "ETag": etag}
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)
+        gzip_ok = "gzip" in request.headers.get("accept-encoding", "")
         if not moving:
+            zipped_key = (route + "+gzip", snapshot.revision, query)
+            kept = self.cache.peek(zipped_key) if gzip_ok else None
+            if kept is not None:  # a body too big to keep has its gzip copy kept
+                encoded = {**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+                return Response(kept, media_type=media_type, headers=encoded)
             body = self.cache.get((route, snapshot.revision, query), lambda: build(snapshot))
-        if len(body) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", ""):
+        if len(body) >= GZIP_MIN_BYTES and gzip_ok:
             # Compressed once per revision, not per request (GZipMiddleware passes it through, so
             # Vary is set here; for an identity body of this size GZipMiddleware sets it).
-            zipped = (
-                gzip.compress(body, 6)
-                if moving
-                else self.cache.get((route + "+gzip", snapshot.revision, query), lambda: gzip.compress(body, 6))
-            )
+            zipped = gzip.compress(body, 6) if moving else self.cache.get(zipped_key, lambda: gzip.compress(body, 6))
             encoded = {**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
             return Response(zipped, media_type=media_type, headers=encoded)
         return Response(body, media_type=media_type, headers=headers)

@@ -215,3 +215,36 @@ def test_body_cache_is_bounded_in_bytes() -> None:
     for revision in range(5):
         cache.get(("sessions", revision, ""), lambda: b"x" * 60)
     assert cache.bytes == 60 and list(cache.items) == [("sessions", 4, "")]  # the newest body stays
+
+
+def test_a_body_too_big_to_keep_is_built_per_request_and_its_gzip_copy_kept() -> None:
+    from clawstats.api.routes import BodyCache
+
+    cache = BodyCache(max_item_bytes=100)
+    built: list[int] = []
+
+    def build() -> bytes:
+        built.append(1)
+        return b"x" * 150
+
+    for _ in range(3):
+        cache.get(("sessions", 1, ""), build)
+    assert len(built) == 3 and cache.bytes == 0 and not cache.items  # not held for the revision
+    cache.get(("sessions+gzip", 1, ""), lambda: b"z" * 20)
+    assert cache.peek(("sessions+gzip", 1, "")) == b"z" * 20 and cache.bytes == 20
+
+
+def test_all_rows_over_the_bound_are_served_whole_and_gzip_from_the_kept_copy(small_state: Path) -> None:
+    with client_for(small_state) as client:
+        routes_cache = client.app.state.routes.cache  # type: ignore[attr-defined]
+        routes_cache.max_item_bytes = 64
+        plain = client.get("/api/sessions", headers={"Accept-Encoding": "identity"})
+        assert not routes_cache.items
+        routes_cache.max_item_bytes = len(plain.content) // 2  # the body is too big, its gzip copy is not
+        zipped = client.get("/api/sessions", headers={"Accept-Encoding": "gzip"})
+        again = client.get("/api/sessions", headers={"Accept-Encoding": "gzip"})
+        assert plain.status_code == zipped.status_code == again.status_code == 200
+        assert zipped.headers["content-encoding"] == again.headers["content-encoding"] == "gzip"
+        assert plain.json() == zipped.json() == again.json()
+        assert plain.headers["etag"] == zipped.headers["etag"]
+        assert [key[0] for key in routes_cache.items] == ["sessions+gzip"]  # only the gzip copy kept
