@@ -27,7 +27,7 @@ from clawstats.core.table import format_sessions_table, format_usage_table
 from clawstats.core.totals import GROUP_BY
 from clawstats.settings import SERVE, STORE, IOFailure, Settings, UsageError, add_options, number, parse_value, resolve
 from clawstats.watch.answers import Answer, fresh_health
-from clawstats.watch.engine import answer_file, inputs_of, open_store
+from clawstats.watch.engine import Answers, open_store
 from clawstats.watch.layout import StateDirError
 from clawstats.watch.store import StatsStore
 
@@ -169,7 +169,7 @@ def _answer(settings: Settings) -> tuple[Answer, float, list[str]]:
     answer when no input changed since it was saved (:mod:`clawstats.watch.answers`), else a
     full read, saved as the next answer."""
     started, started_ns = time.perf_counter(), time.time_ns()
-    answers = None if settings.no_cache else answer_file(settings, os.environ)
+    answers = None if settings.no_cache else Answers.of(settings, os.environ)
     if answers is not None:
         found = answers.load()
         if found is not None:
@@ -177,8 +177,7 @@ def _answer(settings: Settings) -> tuple[Answer, float, list[str]]:
     snapshot, problems, store = _read(settings)
     answer = Answer(list(snapshot.rows), snapshot.totals, snapshot.health)
     if answers is not None and not problems:
-        agents = [agent.source for agent in store.agents.values()]
-        answers.save(answer, inputs_of(store.state_dir, os.environ, agents, store.all_paths()), started_ns)
+        answers.save(answer, store, started_ns)
     return answer, snapshot.generated_ms, problems
 
 

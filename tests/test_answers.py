@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from clawstats.cli import main
+from clawstats.watch import answers
 from tests.conftest import OPS_TRANSCRIPT
 from tests.core.lines import append_events, current_session_id, live_call, sqlite_path, writer
 
@@ -25,11 +26,23 @@ HIT = "answered from the last answer"
 DAY_S = 86_400
 
 
+#: The racy window in these tests: the copies' ctimes (set by the copy and by ``_age``, which
+#: cannot move them back) must be this old before an answer is saved.
+RACY_S = 0.3
+
+
+@pytest.fixture(autouse=True)
+def short_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(answers, "RACY_S", RACY_S)
+
+
 def _age(root: Path, seconds: float = DAY_S) -> None:
-    """Every file and directory under ``root`` last modified ``seconds`` ago (ctime moves: fine)."""
+    """Every file and directory under ``root`` last modified ``seconds`` ago; then wait out the
+    racy window for their ctimes (which ``utime`` sets to now)."""
     then = time.time() - seconds
     for path in [root, *root.rglob("*")]:
         os.utime(path, (then, then))
+    time.sleep(RACY_S + 0.05)
 
 
 def _run(
@@ -216,3 +229,70 @@ def test_check_uses_the_answer_too(
         outputs.append((capsys.readouterr().out, HIT in caplog.text))
     assert outputs[0][0] == outputs[1][0] and "session cost" in outputs[0][0]
     assert [hit for _, hit in outputs] == [False, True]
+
+
+def test_a_file_rewritten_with_its_old_mtime_just_before_the_read_is_not_trusted(
+    small_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    _age(small_state)
+    _rewrite_same_size(small_state)  # mtime as before, ctime now (cp -p, rsync -t, a restore)
+    _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))
+    assert "answer not saved" in caplog.text
+
+
+def _models_json(state: Path) -> None:
+    path = state / "agents/ops/agent/models.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    models = {"mock-small": {"contextWindow": 50000}}
+    path.write_text(json.dumps({"providers": {"mock": {"models": [{"id": k, **v} for k, v in models.items()]}}}))
+
+
+def _foreign_session_file(state: Path) -> None:
+    """A row's sessionFile elsewhere that did not exist at the last read appears."""
+    index = state / "agents/ops/sessions/sessions.json"
+    rows = json.loads(index.read_text())
+    elsewhere = state.parent / "elsewhere" / Path(OPS_TRANSCRIPT).name
+    for row in rows.values():
+        row["sessionFile"] = str(elsewhere)
+    index.write_text(json.dumps(rows))
+
+
+def _database_beside_a_file_agent(state: Path, sqlite_state: Path) -> None:
+    src = sqlite_path(sqlite_state, "ops")
+    dest = state / "agents/ops/agent" / src.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(src.read_bytes())
+
+
+def _appear_elsewhere(state: Path) -> None:
+    (state.parent / "elsewhere" / Path(OPS_TRANSCRIPT).name).write_bytes((state / OPS_TRANSCRIPT).read_bytes())
+
+
+@pytest.mark.parametrize("change", ["models.json", "database", "sessionFile elsewhere"])
+def test_what_the_catalog_and_discovery_read_are_inputs_too(
+    change: str,
+    small_state: Path,
+    sqlite_state: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An agent's models.json (windows, prices), a database appearing in an agent dir, a
+    sessionFile outside the sessions dir that appears after the read (found by review): none
+    of them changes a listed directory."""
+    (small_state / "agents/ops/agent").mkdir(exist_ok=True)
+    (small_state.parent / "elsewhere").mkdir()
+    _foreign_session_file(small_state)
+    _age(small_state.parent)
+    cached = _cached(small_state, tmp_path)
+    _run(capsys, caplog, small_state, *cached)
+    assert _run(capsys, caplog, small_state, *cached)[1]
+    if change == "models.json":
+        _models_json(small_state)
+    elif change == "database":
+        _database_beside_a_file_agent(small_state, sqlite_state)
+    else:
+        _appear_elsewhere(small_state)
+    after, hit = _run(capsys, caplog, small_state, *cached)
+    assert not hit
+    assert after == _run(capsys, caplog, small_state, "--no-cache")[0]

@@ -23,7 +23,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,7 +35,7 @@ from clawstats import __version__
 from clawstats.core.health import Health
 from clawstats.core.session import SessionRow
 from clawstats.core.totals import Totals
-from clawstats.watch.layout import AgentSource
+from clawstats.watch.layout import SQLITE_NAME, AgentSource
 
 log = logging.getLogger("clawstats")
 
@@ -53,30 +55,55 @@ class Answer(msgspec.Struct, frozen=True):
 
 
 class Inputs(msgspec.Struct, frozen=True, array_like=True):
-    """Where an answer came from: directories listed whole, directories and files stat'ed alone."""
+    """Where an answer came from: directories listed whole, directories and files stat'ed alone
+    (``read``: files the answer was read from, which must exist when it is saved; ``optional``:
+    files whose appearance would change it: the config, each agent's ``models.json`` and
+    database, a row's ``sessionFile`` elsewhere), and the agents discovery found."""
 
     listed: list[str]
     dirs: list[str]
-    files: list[str]
+    read: list[str]
+    optional: list[str]
+    agents: list[tuple[str, str, str, str]]
 
     @classmethod
-    def of(cls, state_dir: Path, config_path: Path, agents: list[AgentSource], read_paths: list[str]) -> Inputs:
-        """The inputs of a read of these agents; ``read_paths`` every transcript read (one outside
-        the listed directories, e.g. an absolute ``sessionFile``, is stat'ed alone)."""
+    def of(
+        cls,
+        state_dir: Path,
+        config_path: Path,
+        agents: list[AgentSource],
+        read_paths: list[str],
+        named_paths: list[str],
+    ) -> Inputs:
+        """The inputs of a read of these agents. ``read_paths``: every transcript read (one
+        outside the listed directories is stat'ed alone); ``named_paths``: files the index names
+        outside them (an absolute ``sessionFile``), read or not."""
         listed = sorted({os.path.abspath(p) for a in agents for p in (a.sessions_dir, os.path.dirname(a.store))})
         dirs = {str(state_dir), str(state_dir / "agents")}
         for directory in listed:  # a new agent, or a new sessions/ or agent/ in an agent dir
             parent = os.path.dirname(directory)
             dirs.update((parent, os.path.dirname(parent)))
-        agents_dir = state_dir / "agents"
+        agent_dirs = {str(state_dir / "agents" / a.agent_id) for a in agents}
         try:
-            dirs.update(e.path for e in os.scandir(agents_dir) if e.is_dir())
+            agent_dirs.update(e.path for e in os.scandir(state_dir / "agents") if e.is_dir())
         except OSError:
             pass
+        dirs.update(agent_dirs)
+        optional = {str(config_path)}
+        for agent_dir in agent_dirs:  # read by the catalog and by discovery, whatever the layout
+            optional.update(
+                os.path.join(agent_dir, "agent", n) for n in ("models.json", SQLITE_NAME, SQLITE_NAME + "-wal")
+            )
         inside = {d + os.sep for d in listed}
-        files = {str(config_path)}
-        files.update(p for p in read_paths if os.path.dirname(os.path.abspath(p)) + os.sep not in inside)
-        return cls(listed, sorted(dirs - set(listed)), sorted(files))
+        read = {p for p in read_paths if os.path.dirname(os.path.abspath(p)) + os.sep not in inside}
+        optional.update(p for p in named_paths if os.path.dirname(os.path.abspath(p)) + os.sep not in inside)
+        return cls(
+            listed,
+            sorted(dirs - set(listed)),
+            sorted(read),
+            sorted(optional - read),
+            [(a.agent_id, a.layout, a.store, a.sessions_dir) for a in agents],
+        )
 
     def identities(self) -> dict[str, Identity]:
         """The identity of every input now (one ``stat`` each)."""
@@ -90,7 +117,7 @@ class Inputs(msgspec.Struct, frozen=True, array_like=True):
                             found[entry.path] = _identity(entry.path)
             except OSError:
                 pass  # absent or unreadable: its own identity says so
-        for path in (*self.dirs, *self.files):
+        for path in (*self.dirs, *self.read, *self.optional):
             found[path] = _identity(path)
         return found
 
@@ -125,9 +152,10 @@ class AnswerFile:
         # one file per settings: `sessions` and `sessions --agent ops` keep their own answers
         return cls(index_path.with_name(f"{index_path.stem.replace('index-', 'answer-')}-{key}.msgpack"), key)
 
-    def load(self) -> Answer | None:
-        """The saved answer if every input is unchanged, else None (nothing saved, other settings,
-        another format, or a changed input)."""
+    def load(self, discover: Callable[[], list[AgentSource]]) -> Answer | None:
+        """The saved answer if every input is unchanged and ``discover`` finds the same agents
+        (a store template, ``~``), else None (nothing saved, other settings, another format, or a
+        changed input)."""
         try:
             blob = self.path.read_bytes()
             head_size = int.from_bytes(blob[:8], "little")
@@ -137,6 +165,11 @@ class AnswerFile:
         if head.format != _FORMAT or head.key != self.key:
             return None
         now = head.inputs.identities()
+        if now == head.identities and [(a.agent_id, a.layout, a.store, a.sessions_dir) for a in discover()] != [
+            tuple(a) for a in head.inputs.agents
+        ]:
+            log.info("last answer not reused: the agents found changed")
+            return None
         if now != head.identities:
             changed = sum(1 for p in now.keys() | head.identities.keys() if now.get(p) != head.identities.get(p))
             log.info("last answer not reused: %d input(s) changed", changed)
@@ -156,26 +189,33 @@ class AnswerFile:
             return False
         identities = inputs.identities()
         racy_ns = started_ns - int(RACY_S * 1e9)
-        if any(ident is not None and ident[2] >= racy_ns for ident in identities.values()):
+        # ctime too: a file rewritten with its old mtime kept (cp -p, rsync -t, a restore)
+        if any(ident is not None and max(ident[2], ident[3]) >= racy_ns for ident in identities.values()):
             log.info("answer not saved: an input was modified during or just before the read")
+            self._remove()
+            return False
+        if any(identities[p] is None for p in inputs.read):  # read, then gone: nothing to compare later
+            log.info("answer not saved: a file it was read from is gone")
             self._remove()
             return False
         head = msgspec.msgpack.encode(_Head(_FORMAT, self.key, inputs, identities))
         body = msgspec.msgpack.encode(answer)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as fh:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            with os.fdopen(fd, "wb") as fh:
                 fh.write(len(head).to_bytes(8, "little"))
                 fh.write(head)
                 fh.write(body)
             os.replace(tmp, self.path)  # readers see the old answer or the new one, never half
         except OSError as exc:
             log.info("answer not saved: %s", exc)
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
             return False
         return True
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from clawstats.core.pricing import genai_price, genai_prices_id
 from clawstats.settings import Settings
-from clawstats.watch.answers import AnswerFile, Inputs
+from clawstats.watch.answers import Answer, AnswerFile, Inputs
 from clawstats.watch.cache import IndexCache, default_cache_path
 from clawstats.watch.discovery import AgentDiscovery
+from clawstats.watch.file_agent import FileAgent
 from clawstats.watch.layout import (
     AgentSource,
     StateDirError,
@@ -74,17 +75,44 @@ def _config_path(state_dir: Path, env: Mapping[str, str]) -> Path:
     return Path(env.get("OPENCLAW_CONFIG_PATH") or state_dir / "openclaw.json").expanduser()
 
 
-def answer_file(settings: Settings, env: Mapping[str, str]) -> AnswerFile | None:
-    """Where a one-shot command's answer for these settings is kept (None without a state dir:
-    the full read then says why)."""
-    try:
-        state_dir, _ = choose_state_dir(settings.state_dir, env, settings.source("state_dir"))
-    except StateDirError:
-        return None
-    index = default_cache_path(settings.cache_path_dir, state_dir)
-    key = (str(state_dir.resolve()), settings.agent, settings.max_line_bytes, str(_config_path(state_dir, env)))
-    return AnswerFile.beside(index, (*key, genai_prices_id()))
+class Answers:
+    """A one-shot command's last answer for these settings (:mod:`clawstats.watch.answers`):
+    where it is kept, and what a read must match to reuse it."""
 
+    def __init__(self, settings: Settings, env: Mapping[str, str], state_dir: Path) -> None:
+        self.settings, self.env, self.state_dir = settings, env, state_dir
+        index = default_cache_path(settings.cache_path_dir, state_dir)
+        key = (str(state_dir.resolve()), settings.agent, settings.max_line_bytes, str(_config_path(state_dir, env)))
+        self.file = AnswerFile.beside(index, (*key, genai_prices_id()))
 
-def inputs_of(state_dir: Path, env: Mapping[str, str], agents: list[AgentSource], read_paths: list[str]) -> Inputs:
-    return Inputs.of(state_dir, _config_path(state_dir, env), agents, read_paths)
+    @classmethod
+    def of(cls, settings: Settings, env: Mapping[str, str]) -> Answers | None:
+        """None without a state dir (the full read then says why)."""
+        try:
+            state_dir, _ = choose_state_dir(settings.state_dir, env, settings.source("state_dir"))
+        except StateDirError:
+            return None
+        return cls(settings, env, state_dir)
+
+    def _agents(self) -> list[AgentSource]:
+        try:
+            config, _ = load_config(self.state_dir, self.env)
+        except StateDirError:
+            return []
+        return discover_agents(self.state_dir, config, self.settings.agent) if self.state_dir.is_dir() else []
+
+    def load(self) -> Answer | None:
+        return self.file.load(self._agents)
+
+    def save(self, answer: Answer, store: StatsStore, started_ns: int) -> bool:
+        agents = [agent.source for agent in store.agents.values()]
+        named = [
+            row.sessionFile
+            for agent in store.agents.values()
+            if isinstance(agent, FileAgent)
+            for row in agent.index.rows.values()
+            if row.sessionFile and os.path.isabs(row.sessionFile)
+        ]
+        config = _config_path(self.state_dir, self.env)
+        inputs = Inputs.of(self.state_dir, config, agents, store.all_paths(), named)
+        return self.file.save(answer, inputs, started_ns)
