@@ -10,21 +10,10 @@ wal-index header are unchanged. Deletions are found by counting every node and, 
 with no new event and no moved node (mostly a write to another table: the runtime trace,
 caches), every event, at most every ``DELETION_CHECK_S``: a node count other than the nodes
 known reads every node, an event count other than the events read checks every session's newest
-``seq``. The work of a change follows the sessions it names: no map of every session is walked
-and nothing is counted per commit, except by a full read.
+``seq`` (so does another event at the last ``rowid`` seen: rowids reused after a deletion). The
+work of a change follows the sessions it names: no map of every session is walked.
 
-Reading never creates or changes a file beside the database, and works in a directory the
-reader cannot write (a read-only volume, another user's state). SQLite (>= 3.22) can open a WAL
-database read-only only if its ``-wal`` and ``-shm`` exist or can be created, or if it is opened
-``immutable``. So: while a writer has the database open (a ``-wal`` file exists) a ``mode=ro``
-connection shares the writer's wal-index; a WAL database without a ``-wal`` file has no
-connection open (the gateway stopped) and is read ``mode=ro&immutable=1``, which creates nothing;
-that read is kept only if the file's identity, size and mtime are the same after it as before (a
-writer that started meanwhile and checkpointed into it makes us read again). A connection lives
-for one short read transaction: one held open would keep the gateway, on its way out, from
-checkpointing and removing its ``-wal`` and ``-shm``; and each read opens the file the path
-names now, so a database replaced by rename (a restore, a migration) is followed. A busy
-timeout, no writes, no checkpoints.
+Reading never creates or changes a file beside the database: see :mod:`.sqlite_access`.
 
 Reset/deleted transcript files left beside the database (``sessions/``) are this agent's too:
 they are followed as file tails (:mod:`clawstats.watch.sqlite_archives`).
@@ -32,33 +21,28 @@ they are followed as file tails (:mod:`clawstats.watch.sqlite_archives`).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Collection
-from urllib.parse import quote
 
 import zstandard
 
 from clawstats.core.health import HealthLog
-from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, IndexRow, decode_line, parse_index_row
+from clawstats.core.records import BadRecord, IndexRow, decode_line, parse_index_row
 from clawstats.core.usage import Pricer
-from clawstats.watch.layout import AgentSource, read_regular
+from clawstats.watch.layout import AgentSource
 from clawstats.watch.source import AgentScan, Source
+from clawstats.watch.sqlite_access import connect, event_at, event_bytes, file_mark, marker
 from clawstats.watch.sqlite_archives import ArchivesBeside
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES as TAIL_MAX_LINE_BYTES
 from clawstats.watch.tail import FileId, Tail
 
-BUSY_TIMEOUT_MS = 2000
-WAL_INDEX_HEADER_BYTES = 48  # the -shm header: change counter, last frame, salts (sqlite.org/walformat.html)
 READ_ATTEMPTS = 3
 #: OpenClaw creates an agent's database file, then its tables: "no such table" in a database never
 #: read before is normal for a moment. Only one that lasts this long is reported (health, log).
 SCHEMA_GRACE_S = 5.0
-#: Deletions (a node, or events under no new one) are found by counting every node and every
-#: event, in C over the smallest index: O(rows), so at most this often, not per commit (a
-#: 50,000-session database holds millions of events and the gateway commits many times a turn).
-#: A deletion shows within this plus a poll.
+#: Deletions are found by counting every node and event, in C over the smallest index: O(rows),
+#: so at most this often, not per commit (50,000 sessions hold millions of events).
 DELETION_CHECK_S = 5.0
 _EVENTS_AFTER = (
     "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq >= ? ORDER BY seq"
@@ -101,6 +85,7 @@ class SqliteAgent:
         self.unready_since: float | None = None  # first "no such table" of a never-read database
         self._restored = restored if restored is not None else {}
         self._last_rowid = -1  # events above it are new (-1: check every session's newest seq)
+        self._last_event: tuple[bytes, int] | None = None  # (session id, seq) at ``_last_rowid``
         # How many events the database holds by what was read: counted whole by the last full
         # check, plus every event seen above ``_last_rowid`` since (None: not known).
         self._events_total: int | None = None
@@ -114,42 +99,6 @@ class SqliteAgent:
         # Since the last scan (the archives beside the database add theirs): what ``scan`` reports.
         self.changed_keys: set[str] = set()
         self.changed_stats: set[str] = set()
-
-    def _connect(self) -> tuple[sqlite3.Connection, bool]:
-        """A read-only connection and whether it reads an ``immutable`` snapshot (no writer)."""
-        path = self.source.store
-        header = read_regular(path, 20, whole=False)  # never blocks: a FIFO here is a condition
-        # A WAL database without a -wal file has no connection open: nothing can change it while
-        # it is read, except a writer starting now (checked after the read). Otherwise (a writer
-        # present, or a rollback-journal database) the normal locking read is the safe one.
-        immutable = header[18:20] == b"\x02\x02" and not os.path.exists(path + "-wal")
-        uri = f"file:{quote(path)}?mode=ro" + ("&immutable=1" if immutable else "")
-        db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-        # Bytes, not str: one row with invalid UTF-8 must be a counted skip, not an error
-        # that stops reading the whole database.
-        db.text_factory = bytes
-        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        db.execute("PRAGMA query_only=1")
-        return db, immutable
-
-    def _marker(self) -> tuple[object, ...]:
-        path = self.source.store
-        st = os.stat(path)
-        try:
-            wal = os.stat(path + "-wal")
-            wal_mark: tuple[int, ...] = (wal.st_ino, wal.st_size, wal.st_mtime_ns)
-        except FileNotFoundError:
-            wal_mark = ()
-        try:
-            with open(path + "-shm", "rb") as shm:
-                header = shm.read(WAL_INDEX_HEADER_BYTES)
-        except FileNotFoundError:
-            header = b""
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, wal_mark, header)
-
-    def _file_mark(self) -> tuple[int, int, int, int]:
-        st = os.stat(self.source.store)
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
     def _discard(self) -> None:
         """Forget what was read: the next read starts over (from the index cache where it has it).
@@ -169,8 +118,8 @@ class SqliteAgent:
 
     def _read(self, full: bool) -> None:
         for _attempt in range(READ_ATTEMPTS):
-            before = self._file_mark()  # before connecting: the file the connection reads, or older
-            db, immutable = self._connect()
+            before = file_mark(self.source.store)  # before connecting: the file the connection reads, or older
+            db, immutable = connect(self.source.store)
             try:
                 db.execute("BEGIN")  # one short read transaction: rows and events agree
                 counting = self._counting(full)
@@ -179,7 +128,7 @@ class SqliteAgent:
                 db.execute("COMMIT")
             finally:
                 db.close()
-            after = self._file_mark()
+            after = file_mark(self.source.store)
             # Kept unless the file was replaced meanwhile (the cursors would carry the wrong
             # identity), or changed under an immutable read (what was read may be torn).
             if after[:2] == before[:2] and (not immutable or after == before):
@@ -197,11 +146,11 @@ class SqliteAgent:
         (the safety scan) re-reads every node and every session's newest seq when it moved."""
         path = self.source.store
         try:
-            marker = self._marker()
+            mark = marker(self.source.store)
             due = self._count_due and time.monotonic() - self._counted_at >= self.deletion_check_s
-            if marker != self.marker or due:
+            if mark != self.marker or due:
                 self._read(changed is None or self.marker is None)
-                self.marker = marker
+                self.marker = mark
             self.health.clear_condition(path)
             self.unready_since = None
         except (sqlite3.Error, OSError) as exc:
@@ -221,7 +170,7 @@ class SqliteAgent:
         if self.marker is not None or self.nodes or "no such table" not in str(exc):
             return False
         try:
-            db, _immutable = self._connect()
+            db, _immutable = connect(self.source.store)
             try:
                 if db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]:
                     return False  # some tables but not ours: not a database being created
@@ -257,6 +206,7 @@ class SqliteAgent:
         otherwise the work follows the nodes read (a change to one of 50,000 sessions touches one
         entry)."""
         touched: set[str] = set()
+        count: int | None = None
         if not full and self.nodes and counting:
             (count,) = db.execute("SELECT count(*) FROM session_nodes").fetchone()
             full = count != len(self.nodes)
@@ -268,6 +218,7 @@ class SqliteAgent:
         # Applied once every node is read: a read that fails midway leaves the nodes as they were.
         moved: dict[str, tuple[int, IndexRow | None, str]] = {}
         kept: set[str] = set()
+        bad: list[tuple[str, str]] = []
         for raw_key, raw_sid, updated_at in found_nodes:
             key = raw_key.decode("utf-8", "replace")
             sid = raw_sid.decode("utf-8", "replace")
@@ -280,13 +231,23 @@ class SqliteAgent:
             found = db.execute(_ENTRY, (raw_key,)).fetchone()
             try:
                 row: IndexRow | None = parse_index_row(found[0] if found else b"")
-            except BadRecord as bad:
-                self.health.count(self.source.store, bad.kind, key)
+            except BadRecord as rejected:
+                bad.append((rejected.kind, key))
                 row = None
             moved[key] = (updated_at, row, sid)
             touched.add(sid)
-            self.changed_keys.add(key)
-        gone = [k for k in self.nodes if k not in kept and k not in moved] if full else []
+        if count is not None and not full and count != len(self.nodes) + sum(1 for k in moved if k not in self.nodes):
+            # A node deleted while another came (a finished sub-agent's node removed as a new one
+            # is spawned): the counts matched before the new one was read. Read them all.
+            return self._read_rows(db, True, False)
+        for kind, key in bad:
+            self.health.count(self.source.store, kind, key)
+        self._apply_nodes(moved, [k for k in self.nodes if k not in kept and k not in moved] if full else [])
+        return touched
+
+    def _apply_nodes(self, moved: dict[str, tuple[int, IndexRow | None, str]], gone: list[str]) -> None:
+        """The nodes read (``gone``: those a full read no longer found) into nodes and sources."""
+        self.changed_keys.update(moved)
         self.changed_keys.update(gone)  # only a full read can find a node gone
         for key in gone:
             self._unname(self.nodes.pop(key)[2])
@@ -306,7 +267,6 @@ class SqliteAgent:
                 self.sources.pop(key, None)
             else:
                 self.sources[key] = Source(key, agent, node[1], self._stats_id(node[2]))
-        return touched
 
     def _unname(self, sid: str) -> None:
         left = self._named[sid] - 1
@@ -343,18 +303,31 @@ class SqliteAgent:
         sessions = self._named
         top_rowid = db.execute("SELECT max(rowid) FROM transcript_events").fetchone()[0] or 0
         newest: dict[str, tuple[int, int]] = {}
+        # The table has no AUTOINCREMENT: the newest events deleted, the next insert reuses their
+        # rowids, so max(rowid) and count(*) can stay as they were. The event at the last rowid
+        # seen tells: another one there means reused rowids (check every session).
+        reused = self._last_rowid > 0 and event_at(db, self._last_rowid) != self._last_event
         # A change with no new event and no moved node: most often a write to another table (the
         # runtime trace, caches), else a deletion or a rewrite. A count of every event (in C, over
         # the smallest index; at most every ``deletion_check_s``) tells them apart; only a count
         # other than the events read checks every session's newest seq.
-        quiet = top_rowid == self._last_rowid and not touched
+        quiet = top_rowid == self._last_rowid and not touched and not reused
         if quiet and not full and self._events_total is not None:
             if not counting:
                 return
             (count,) = db.execute("SELECT count(*) FROM transcript_events").fetchone()
             if count == self._events_total:
                 return
-        if full or quiet or self._last_rowid < 0 or top_rowid < self._last_rowid:
+        mixed = False
+        if counting and not quiet and not full and not reused and self._events_total is not None:
+            # New events, and a deletion elsewhere may hide under them: the count is due now, so
+            # it is compared with what was known plus the new events (else it would be skipped).
+            (count,) = db.execute("SELECT count(*) FROM transcript_events").fetchone()
+            (new,) = db.execute(
+                "SELECT count(*) FROM transcript_events WHERE rowid > ?", (max(self._last_rowid, 0),)
+            ).fetchone()
+            mixed = count != self._events_total + new
+        if full or quiet or mixed or reused or self._last_rowid < 0 or top_rowid < self._last_rowid:
             self._events_total = 0
             for raw, top, count in db.execute(
                 "SELECT session_id, max(seq), count(*) FROM transcript_events GROUP BY session_id"
@@ -377,6 +350,7 @@ class SqliteAgent:
                 if top is not None:
                     newest[sid] = (top, count)
         self._last_rowid = top_rowid
+        self._last_event = event_at(db, top_rowid)
         for sid in sorted(sids):
             self._follow(db, sid, self._cursor(sid, db_id), newest.get(sid))
 
@@ -412,7 +386,7 @@ class SqliteAgent:
             tail.offset = seq + 1
             read += 1
             self.events_read += 1
-            raw = self._event_bytes(sid, event_json, event_zstd)
+            raw = event_bytes(self._zstd, self.health, self.source.store, sid, event_json, event_zstd)
             if raw is None:
                 continue
             try:
@@ -421,15 +395,3 @@ class SqliteAgent:
             except BadRecord as bad:
                 self.health.count(self.source.store, bad.kind, f"{sid} seq {seq}: {bad.detail}")
         return read, changed
-
-    def _event_bytes(self, sid: str, event_json: str | bytes | None, event_zstd: bytes | None) -> bytes | None:
-        if event_json is not None:
-            return event_json.encode() if isinstance(event_json, str) else bytes(event_json)
-        if event_zstd is None:
-            self.health.count(self.source.store, "emptyEvent", sid)
-            return None
-        try:
-            return self._zstd.decompress(event_zstd, max_output_size=DEFAULT_MAX_LINE_BYTES)
-        except zstandard.ZstdError as exc:
-            self.health.count(self.source.store, "corruptEvent", f"{sid}: {exc}")
-            return None

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from clawstats.watch.sqlite_store import SqliteAgent
+from clawstats.watch.store import StatsStore
 from tests.conftest import make_store
 from tests.core.lines import append_events, assistant, sqlite_path, sqlite_state_with, stamp, usage, writer
 
@@ -99,3 +103,65 @@ def test_node_deleted_in_place_goes_by_the_next_count(tmp_path: Path) -> None:
     agent.deletion_check_s = 0.0
     after = store.scan(set())
     assert set(after.by_key) == {"agent:main:keep"} and after.totals.total_cost == 0.5
+
+
+# Found by review: changes a count, compared at the wrong moment or unchanged, hid.
+
+
+def _served_equals_a_fresh_read(store: StatsStore, state: Path) -> None:
+    for _ in range(3):  # the poller keeps scanning; nothing more is written
+        served = store.scan(set())
+    fresh = make_store(state).scan()
+    assert sorted(served.by_key) == sorted(fresh.by_key)
+    assert served.totals.total_cost == fresh.totals.total_cost
+
+
+def _store_counting_now(state: Path) -> StatsStore:
+    store = make_store(state)
+    store.scan()
+    agent = store.agents["main"]
+    assert isinstance(agent, SqliteAgent)
+    agent.deletion_check_s = 0.0  # every read is due to count (as after an idle spell)
+    return store
+
+
+def test_a_deletion_in_a_read_that_also_brings_new_events_is_seen(tmp_path: Path) -> None:
+    state = sqlite_state_with(tmp_path, {"s1": [_call(1, 0.5), _call(2, 0.25)], "s2": [_call(3, 0.125)]})
+    store = _store_counting_now(state)
+    with closing(writer(sqlite_path(state))) as db, db:
+        db.execute("DELETE FROM transcript_events WHERE session_id = 's1' AND seq = 1")
+        append_events(db, "s2", [_call(4, 1.0)])
+    _served_equals_a_fresh_read(store, state)
+
+
+def test_a_node_deleted_as_another_comes_is_gone(tmp_path: Path) -> None:
+    state = sqlite_state_with(tmp_path, {"keep": [_call(1, 0.5)], "child1": [_call(2, 0.25)]})
+    store = _store_counting_now(state)
+    with closing(writer(sqlite_path(state))) as db, db:
+        db.execute("DELETE FROM session_nodes WHERE session_key = 'agent:main:child1'")
+        db.execute("DELETE FROM transcript_events WHERE session_id = 'child1'")
+        append_events(db, "child2", [_call(3, 0.125)])
+        entry = json.dumps({"sessionId": "child2", "updatedAt": 1795540100000})
+        db.execute(
+            "INSERT INTO session_nodes (session_key, current_session_id, entry_json, updated_at) VALUES (?, ?, ?, ?)",
+            ("agent:main:child2", "child2", entry, 1795540100000),
+        )
+    _served_equals_a_fresh_read(store, state)
+
+
+@pytest.mark.parametrize("node_moved", [False, True])
+def test_reused_rowids_are_not_taken_for_no_change(tmp_path: Path, node_moved: bool) -> None:
+    """No AUTOINCREMENT: the newest event deleted, the next insert takes its rowid, so max(rowid)
+    and count(*) stay as they were while one session lost an event and another gained one."""
+    state = sqlite_state_with(tmp_path, {"s1": [_call(1, 0.5)], "s2": [_call(2, 0.25), _call(3, 0.125)]})
+    store = _store_counting_now(state)
+    with closing(writer(sqlite_path(state))) as db, db:
+        db.execute("DELETE FROM transcript_events WHERE session_id = 's2' AND seq = 2")
+        append_events(db, "s1", [_call(4, 1.0)])
+        if node_moved:
+            db.execute("UPDATE session_nodes SET updated_at = updated_at + 1 WHERE session_key = 'agent:main:s1'")
+    store.scan(set())
+    if node_moved:
+        with closing(writer(sqlite_path(state))) as db, db:  # then a write to another table
+            db.execute("INSERT INTO cache_entries (scope, key, value_json, updated_at) VALUES ('t', 'k', '1', 1)")
+    _served_equals_a_fresh_read(store, state)
