@@ -94,9 +94,14 @@ class Inputs(msgspec.Struct, frozen=True, array_like=True):
             optional.update(
                 os.path.join(agent_dir, "agent", n) for n in ("models.json", SQLITE_NAME, SQLITE_NAME + "-wal")
             )
-        inside = {d + os.sep for d in listed}
-        read = {p for p in read_paths if os.path.dirname(os.path.abspath(p)) + os.sep not in inside}
-        optional.update(p for p in named_paths if os.path.dirname(os.path.abspath(p)) + os.sep not in inside)
+        inside = {*listed, *(p for a in agents for p in (a.sessions_dir, os.path.dirname(a.store)))}
+
+        def elsewhere(path: str) -> bool:
+            # the common case (a path joined to its listed dir) without abspath: 52,000 of them
+            return path.rpartition(os.sep)[0] not in inside and os.path.dirname(os.path.abspath(path)) not in inside
+
+        read = {p for p in read_paths if elsewhere(p)}
+        optional.update(p for p in named_paths if elsewhere(p))
         return cls(
             listed,
             sorted(dirs - set(listed)),
