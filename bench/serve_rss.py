@@ -10,55 +10,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 
-CLAWSTATS = str(Path(__file__).resolve().parent.parent / ".venv/bin/clawstats")
-
-
-def vm_mib(pid: int, field: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise KeyError(field)
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100.0
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.live import cpu_s
+from bench.sweep import CLAWSTATS, start_serve, vm, wait_rows
 
 
 def measure(store: Path, clawstats: str) -> dict[str, float]:
-    proc = subprocess.Popen(
-        [clawstats, "serve", "--state-dir", str(store), "--no-cache", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().split(" on ")[1].split()[0]
+    proc, url = start_serve(store, clawstats)
     out: dict[str, float] = {}
     try:
         with httpx.Client(timeout=300) as client:
-            while True:
-                try:
-                    health = client.get(url + "/healthz")
-                    if health.status_code == 200:
-                        out["rows"] = health.json()["sessions"]
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.05)
+            out["rows"] = wait_rows(client, url)
             out["ready_cpu_s"] = cpu_s(proc.pid)
             time.sleep(2.0)
-            out["rss_ready_mib"] = vm_mib(proc.pid, "VmRSS")
+            out["rss_ready_mib"] = vm(proc.pid, "VmRSS")
             assert client.get(url + "/api/sessions").status_code == 200
             time.sleep(1.0)
-            out["rss_after_get_mib"] = vm_mib(proc.pid, "VmRSS")
-            out["peak_mib"] = vm_mib(proc.pid, "VmHWM")
+            out["rss_after_get_mib"] = vm(proc.pid, "VmRSS")
+            out["peak_mib"] = vm(proc.pid, "VmHWM")
     finally:
         proc.terminate()
         proc.wait()

@@ -131,27 +131,37 @@ class Appender:
             )
 
 
-def serve(store: Path, layout: str, rows: int, appends: int, interval_s: float) -> dict[str, float]:
-    started = time.perf_counter()
+def start_serve(store: Path, clawstats: str = CLAWSTATS) -> tuple[subprocess.Popen[str], str]:
+    """``clawstats serve --no-cache`` on a free port: (the process, its URL)."""
     proc = subprocess.Popen(
-        [CLAWSTATS, "serve", "--state-dir", str(store), "--no-cache", "--port", "0"],
+        [clawstats, "serve", "--state-dir", str(store), "--no-cache", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     assert proc.stdout is not None
-    url = proc.stdout.readline().split(" on ")[1].split()[0]
+    return proc, proc.stdout.readline().split(" on ")[1].split()[0]
+
+
+def wait_rows(client: httpx.Client, url: str, rows: int = 0) -> int:
+    """Poll ``/healthz`` until it is 200 with at least ``rows`` sessions; the sessions served."""
+    while True:
+        try:
+            health = client.get(url + "/healthz")
+            if health.status_code == 200 and health.json()["sessions"] >= rows:
+                return int(health.json()["sessions"])
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.02)
+
+
+def serve(store: Path, layout: str, rows: int, appends: int, interval_s: float) -> dict[str, float]:
+    started = time.perf_counter()
+    proc, url = start_serve(store)
     out: dict[str, float] = {}
     try:
         with httpx.Client(timeout=120) as client:
-            while True:
-                try:
-                    health = client.get(url + "/healthz")
-                    if health.status_code == 200 and health.json()["sessions"] >= rows:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.02)
+            wait_rows(client, url, rows)
             out["serve_s"] = time.perf_counter() - started
             time.sleep(2.0)
             idle_cpu, idle_t = cpu_s(proc.pid), time.perf_counter()
