@@ -147,13 +147,8 @@ def _problems(settings: Settings, store: StatsStore, snapshot: Snapshot) -> list
     return reasons
 
 
-def _scan_once(settings: Settings) -> tuple[Snapshot, list[str]]:
-    """One scan, and the reasons the data may be incomplete (also written to stderr)."""
-    snapshot, problems, _store = _read(settings)
-    return snapshot, problems
-
-
 def _read(settings: Settings) -> tuple[Snapshot, list[str], StatsStore]:
+    """One scan; the reasons the data may be incomplete (also written to stderr); the store."""
     # One-shot and single-threaded here: a cold read may fork one worker per core.
     store = open_store(settings, os.environ, workers=os.cpu_count() or 1)
     snapshot = store.scan()
@@ -217,7 +212,7 @@ def _sessions(args: argparse.Namespace, settings: Settings) -> int:
 
 def _usage(args: argparse.Namespace, settings: Settings) -> int:
     since, until = parse_day("since", args.since), parse_day("until", args.until)
-    snapshot, _ = _scan_once(settings)
+    snapshot, _, _ = _read(settings)
     groups = snapshot.usage(args.by, since, until)
     if args.json:
         body = {"by": args.by, "since": since, "until": until, "groups": groups}

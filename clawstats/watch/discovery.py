@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from clawstats.core.pricing import genai_price, genai_prices_id
-from clawstats.watch.layout import discover_agents, load_catalog, load_config
+from clawstats.watch.layout import config_path, discover_agents, load_catalog, load_config
 from clawstats.watch.store import StatsStore
 
 WAITING = "waiting for state dir (it does not exist yet; OpenClaw creates it on its first start)"
@@ -34,7 +34,7 @@ class AgentDiscovery:
         self.store = store
         self.env = dict(env)
         self.agent = agent
-        self.config_path = Path(env.get("OPENCLAW_CONFIG_PATH") or store.state_dir / "openclaw.json").expanduser()
+        self.config_path = config_path(store.state_dir, env)
         self.config_key = _stat_key(self.config_path)
         self.models_keys: dict[str, tuple[int, int, int] | None] = {}
         self.config: dict[str, Any] | None = None

@@ -17,6 +17,7 @@ from clawstats.watch.layout import (
     AgentSource,
     StateDirError,
     choose_state_dir,
+    config_path,
     discover_agents,
     load_catalog,
     load_config,
@@ -71,10 +72,6 @@ def describe_layouts(store: StatsStore) -> str:
     return ", ".join(f"{agent}={layout}" for agent, layout in sorted(layouts.items())) or "no agents yet"
 
 
-def _config_path(state_dir: Path, env: Mapping[str, str]) -> Path:
-    return Path(env.get("OPENCLAW_CONFIG_PATH") or state_dir / "openclaw.json").expanduser()
-
-
 class Answers:
     """A one-shot command's last answer for these settings (:mod:`clawstats.watch.answers`):
     where it is kept, and what a read must match to reuse it."""
@@ -82,7 +79,7 @@ class Answers:
     def __init__(self, settings: Settings, env: Mapping[str, str], state_dir: Path) -> None:
         self.settings, self.env, self.state_dir = settings, env, state_dir
         index = default_cache_path(settings.cache_path_dir, state_dir)
-        key = (str(state_dir.resolve()), settings.agent, settings.max_line_bytes, str(_config_path(state_dir, env)))
+        key = (str(state_dir.resolve()), settings.agent, settings.max_line_bytes, str(config_path(state_dir, env)))
         self.file = AnswerFile.beside(index, (*key, genai_prices_id()))
 
     @classmethod
@@ -113,6 +110,6 @@ class Answers:
             for row in agent.index.rows.values()
             if row.sessionFile and os.path.isabs(row.sessionFile)
         ]
-        config = _config_path(self.state_dir, self.env)
+        config = config_path(self.state_dir, self.env)
         inputs = Inputs.of(self.state_dir, config, agents, store.all_paths(), named)
         return self.file.save(answer, inputs, started_ns)

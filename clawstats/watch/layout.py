@@ -148,10 +148,15 @@ def choose_state_dir(
     )
 
 
+def config_path(state_dir: Path, env: Mapping[str, str]) -> Path:
+    """Where OpenClaw's config is: ``OPENCLAW_CONFIG_PATH``, else ``openclaw.json`` in the state dir."""
+    return Path(env.get("OPENCLAW_CONFIG_PATH") or state_dir / "openclaw.json").expanduser()
+
+
 def load_config(state_dir: Path, env: Mapping[str, str]) -> tuple[dict[str, Any] | None, str | None]:
     """(``openclaw.json`` as a dict, or None; an error sentence when it exists but is unusable)."""
     explicit = env.get("OPENCLAW_CONFIG_PATH")
-    path = Path(explicit or state_dir / "openclaw.json").expanduser()
+    path = config_path(state_dir, env)
     try:
         text = read_regular(str(path), MAX_CONFIG_BYTES).decode("utf-8")
     except FileNotFoundError:
