@@ -45,20 +45,34 @@ def _age(root: Path, seconds: float = DAY_S) -> None:
     time.sleep(RACY_S + 0.05)
 
 
-def _run(
-    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, state: Path, *args: str
-) -> tuple[dict[str, Any], bool]:
-    """(the JSON body without its times, whether the last answer was reused)."""
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="clawstats"):
-        assert main(["sessions", "--state-dir", str(state), "--json", *args]) == 0
-    body = json.loads(capsys.readouterr().out)
-    del body["generatedAt"], body["health"]["lastScanAt"], body["health"]["lastScanSeconds"]
-    return body, HIT in caplog.text
+class Cli:
+    """``clawstats sessions --json`` in-process, with this test's cache dir."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, cache_dir: Path) -> None:
+        self.capsys, self.caplog, self.cache_dir = capsys, caplog, cache_dir
+
+    def run(self, state: Path, *args: str, cached: bool = True) -> tuple[dict[str, Any], bool]:
+        """(the JSON body without its times, whether the last answer was reused)."""
+        where = ("--cache-dir", str(self.cache_dir)) if cached else ()
+        self.caplog.clear()
+        with self.caplog.at_level(logging.INFO, logger="clawstats"):
+            assert main(["sessions", "--state-dir", str(state), "--json", *where, *args]) == 0
+        body = json.loads(self.capsys.readouterr().out)
+        del body["generatedAt"], body["health"]["lastScanAt"], body["health"]["lastScanSeconds"]
+        return body, HIT in self.caplog.text
+
+    def full(self, state: Path) -> dict[str, Any]:
+        """A full read (``--no-cache``)."""
+        return self.run(state, "--no-cache", cached=False)[0]
+
+    @property
+    def log(self) -> str:
+        return self.caplog.text
 
 
-def _cached(state: Path, tmp_path: Path) -> tuple[str, str]:
-    return "--cache-dir", str(tmp_path / "cache")
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, tmp_path: Path) -> Cli:
+    return Cli(capsys, caplog, tmp_path / "cache")
 
 
 @pytest.mark.parametrize("layout", ["file", "sqlite"])
@@ -66,20 +80,18 @@ def test_unchanged_inputs_reuse_the_answer_and_it_equals_a_full_read(
     layout: str,
     small_state: Path,
     sqlite_state: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    cli: Cli,
 ) -> None:
     state = small_state if layout == "file" else sqlite_state
     _age(state)
-    full, _ = _run(capsys, caplog, state, "--no-cache")
-    first, first_hit = _run(capsys, caplog, state, *_cached(state, tmp_path))
-    second, second_hit = _run(capsys, caplog, state, *_cached(state, tmp_path))
+    full = cli.full(state)
+    first, first_hit = cli.run(state)
+    second, second_hit = cli.run(state)
     assert (first_hit, second_hit) == (False, True)
     assert first == second == full
     assert len(full["sessions"]) >= 6
     # the query options apply to the reused answer as to a full read
-    limited, hit = _run(capsys, caplog, state, *_cached(state, tmp_path), "--sort", "cost", "--limit", "2")
+    limited, hit = cli.run(state, "--sort", "cost", "--limit", "2")
     assert hit and limited["sessions"] == sorted(full["sessions"], key=lambda r: -(r["totalCost"] or 0))[:2]
 
 
@@ -132,16 +144,14 @@ CHANGES = {
 def test_any_changed_input_means_a_full_read(
     change: str,
     small_state: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    cli: Cli,
 ) -> None:
     _age(small_state)
-    before, _ = _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))
-    assert _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))[1]
+    before, _ = cli.run(small_state)
+    assert cli.run(small_state)[1]
     CHANGES[change](small_state)
-    after, hit = _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))
-    full, _ = _run(capsys, caplog, small_state, "--no-cache")
+    after, hit = cli.run(small_state)
+    full = cli.full(small_state)
     assert not hit
     assert after == full != before
 
@@ -150,94 +160,80 @@ def test_any_changed_input_means_a_full_read(
 def test_a_new_ctime_alone_is_a_changed_input(
     change: str,
     small_state: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    cli: Cli,
 ) -> None:
     """Same size, same mtime: only the ctime moved. (What the full read then makes of an in-place
     rewrite is the index's business: transcripts are append-only, see ``watch/tail.py``.)"""
     _age(small_state)
-    _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))
+    cli.run(small_state)
     if change == "chmod":
         (small_state / OPS_TRANSCRIPT).chmod(0o600)
     else:
         _rewrite_same_size(small_state)
-    assert not _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))[1]
+    assert not cli.run(small_state)[1]
 
 
-def test_a_new_sqlite_event_means_a_full_read(
-    sqlite_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_new_sqlite_event_means_a_full_read(sqlite_state: Path, cli: Cli) -> None:
     _age(sqlite_state)
-    before, _ = _run(capsys, caplog, sqlite_state, *_cached(sqlite_state, tmp_path))
+    before, _ = cli.run(sqlite_state)
     with writer(sqlite_path(sqlite_state, "ops")) as db:
         append_events(db, current_session_id(db, "agent:ops:quick"), [live_call("a1b2c3d4", 0.25)])
     db.close()
-    after, hit = _run(capsys, caplog, sqlite_state, *_cached(sqlite_state, tmp_path))
+    after, hit = cli.run(sqlite_state)
     assert not hit and after != before
-    assert after == _run(capsys, caplog, sqlite_state, "--no-cache")[0]
+    assert after == cli.full(sqlite_state)
 
 
-def test_a_new_agent_means_a_full_read(
-    small_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_new_agent_means_a_full_read(small_state: Path, cli: Cli) -> None:
     _age(small_state)
-    before, _ = _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))
+    before, _ = cli.run(small_state)
     sessions = small_state / "agents/newbie/sessions"
     sessions.mkdir(parents=True)
     (sessions / "11111111-2222-4333-8444-555555555555.jsonl").write_bytes((small_state / OPS_TRANSCRIPT).read_bytes())
-    after, hit = _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))
+    after, hit = cli.run(small_state)
     assert not hit and any(r["agentId"] == "newbie" for r in after["sessions"])
     assert len(after["sessions"]) == len(before["sessions"]) + 1
 
 
-def test_inputs_written_during_or_just_before_the_read_are_not_trusted(
-    small_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
-) -> None:
+def test_inputs_written_during_or_just_before_the_read_are_not_trusted(small_state: Path, cli: Cli) -> None:
     _age(small_state)
     (small_state / OPS_TRANSCRIPT).touch()  # written a moment ago: it could change again in the same tick
-    _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))
-    assert "answer not saved" in caplog.text
-    assert not _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))[1]
+    cli.run(small_state)
+    assert "answer not saved" in cli.log
+    assert not cli.run(small_state)[1]
 
 
-def test_other_settings_and_no_cache_do_not_share_answers(
-    small_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
-) -> None:
+def test_other_settings_and_no_cache_do_not_share_answers(small_state: Path, tmp_path: Path, cli: Cli) -> None:
     _age(small_state)
-    everything, _ = _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))
-    ops, hit = _run(capsys, caplog, small_state, *_cached(small_state, tmp_path), "--agent", "ops")
+    everything, _ = cli.run(small_state)
+    ops, hit = cli.run(small_state, "--agent", "ops")
     assert not hit and {r["agentId"] for r in ops["sessions"]} == {"ops"}
     assert {r["agentId"] for r in everything["sessions"]} != {"ops"}
-    assert _run(capsys, caplog, small_state, *_cached(small_state, tmp_path), "--agent", "ops")[1]
-    assert _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))[1]
+    assert cli.run(small_state, "--agent", "ops")[1]
+    assert cli.run(small_state)[1]
     cache_dir = tmp_path / "no-cache"
-    _run(capsys, caplog, small_state, "--no-cache", "--cache-dir", str(cache_dir))
+    cli.run(small_state, "--no-cache", "--cache-dir", str(cache_dir), cached=False)
     assert not cache_dir.exists()
 
 
-def test_check_uses_the_answer_too(
-    small_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
-) -> None:
+def test_check_uses_the_answer_too(small_state: Path, cli: Cli) -> None:
     _age(small_state)
-    cached = _cached(small_state, tmp_path)
+    cached = ("--cache-dir", str(cli.cache_dir))
     outputs = []
     for _ in range(2):
-        caplog.clear()
-        with caplog.at_level(logging.INFO, logger="clawstats"):
+        cli.caplog.clear()
+        with cli.caplog.at_level(logging.INFO, logger="clawstats"):
             assert main(["check", "--state-dir", str(small_state), *cached, "--max-session-cost", "0.1"]) == 1
-        outputs.append((capsys.readouterr().out, HIT in caplog.text))
+        outputs.append((cli.capsys.readouterr().out, HIT in cli.log))
     assert outputs[0][0] == outputs[1][0] and "session cost" in outputs[0][0]
     assert [hit for _, hit in outputs] == [False, True]
 
 
-def test_a_file_rewritten_with_its_old_mtime_just_before_the_read_is_not_trusted(
-    small_state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_file_rewritten_with_its_old_mtime_just_before_the_read_is_not_trusted(small_state: Path, cli: Cli) -> None:
     _age(small_state)
     _rewrite_same_size(small_state)  # mtime as before, ctime now (cp -p, rsync -t, a restore)
-    _run(capsys, caplog, small_state, *_cached(small_state, tmp_path))
-    assert "answer not saved" in caplog.text
+    cli.run(small_state)
+    assert "answer not saved" in cli.log
 
 
 def _models_json(state: Path) -> None:
@@ -273,9 +269,7 @@ def test_what_the_catalog_and_discovery_read_are_inputs_too(
     change: str,
     small_state: Path,
     sqlite_state: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    cli: Cli,
 ) -> None:
     """An agent's models.json (windows, prices), a database appearing in an agent dir, a
     sessionFile outside the sessions dir that appears after the read (found by review): none
@@ -284,15 +278,14 @@ def test_what_the_catalog_and_discovery_read_are_inputs_too(
     (small_state.parent / "elsewhere").mkdir()
     _foreign_session_file(small_state)
     _age(small_state.parent)
-    cached = _cached(small_state, tmp_path)
-    _run(capsys, caplog, small_state, *cached)
-    assert _run(capsys, caplog, small_state, *cached)[1]
+    cli.run(small_state)
+    assert cli.run(small_state)[1]
     if change == "models.json":
         _models_json(small_state)
     elif change == "database":
         _database_beside_a_file_agent(small_state, sqlite_state)
     else:
         _appear_elsewhere(small_state)
-    after, hit = _run(capsys, caplog, small_state, *cached)
+    after, hit = cli.run(small_state)
     assert not hit
-    assert after == _run(capsys, caplog, small_state, "--no-cache")[0]
+    assert after == cli.full(small_state)
