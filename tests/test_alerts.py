@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -345,3 +347,19 @@ def test_alert_state_that_cannot_be_saved_is_one_warning(tmp_path: Path, caplog:
     other.close()
     assert len([r for r in caplog.records if "alert state not saved" in r.getMessage()]) == 1
     state.close()
+
+
+def test_a_server_without_webhooks_never_loads_the_http_client() -> None:
+    """httpx (and what it pulls in) is imported by the first webhook's task, not by the server:
+    a few MiB resident for nothing otherwise. Checked in a fresh interpreter that builds the app
+    the way ``serve`` does."""
+    code = (
+        "import sys\n"
+        "from clawstats.cli import main\n"
+        "from clawstats.api.app import create_app\n"
+        "from clawstats.settings import Settings\n"
+        "create_app(Settings(), None)\n"
+        "print('httpx' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

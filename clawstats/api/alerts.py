@@ -14,8 +14,8 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import httpx
 import msgspec
 
 from clawstats import __version__
@@ -23,6 +23,9 @@ from clawstats.api.events import Hub
 from clawstats.core.alerts import Alert, AlertBook, AlertRules
 from clawstats.core.snapshot import Snapshot
 from clawstats.watch.alert_state import AlertStateFile
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("clawstats")
 _encoder = msgspec.json.Encoder()
@@ -65,6 +68,10 @@ class WebhookSender:
                 pass
 
     async def _run(self) -> None:
+        # Imported here: only a server with a webhook pays for it (~3-5 MiB of modules otherwise
+        # resident for the process's life).
+        import httpx
+
         headers = {"Content-Type": "application/json", "User-Agent": f"clawstats/{__version__}"}
         async with httpx.AsyncClient(timeout=TIMEOUT_S, headers=headers) as client:
             while True:
@@ -72,6 +79,8 @@ class WebhookSender:
                 await self._post(client, _encoder.encode(alert))
 
     async def _post(self, client: httpx.AsyncClient, body: bytes) -> None:
+        import httpx  # loaded by _run already: a dict lookup
+
         url = self.url
         for attempt in range(ATTEMPTS):
             try:
