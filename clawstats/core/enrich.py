@@ -54,6 +54,10 @@ def tree_of(rows: Sequence[SessionRow], views: Mapping[str, Timeline]) -> Tree:
 
 #: a row's forecast, kept while its transcript view (same object), window and context are unchanged
 ForecastMemo = dict[str, tuple[object, int | None, int | None, int | None, TurnsLeft]]
+#: Only forecasts of timelines this long are kept in the memo: a shorter one costs about what the
+#: memo's own check does to compute again, and an entry (~200 bytes: a 5-tuple and its figures)
+#: for every idle short session was ~4 % of the heap at 50,000 sessions.
+MEMO_MIN_CALLS = 32
 
 
 def enrich(
@@ -94,7 +98,10 @@ def foresee(row: SessionRow, view: Timeline | None, compaction: CompactionConfig
             compaction,
             context_now=row.context_tokens,
         )
-        memo[row.key] = (view, row.context_window, row.context_tokens, growth, left)
+        if len(ms) >= MEMO_MIN_CALLS:
+            memo[row.key] = (view, row.context_window, row.context_tokens, growth, left)
+        else:
+            memo.pop(row.key, None)
     return msgspec.structs.replace(
         row, context_growth_per_turn=growth, turns_to_compaction=left.turns, turns_to_compaction_reason=left.reason
     )

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import pytest
 
 from clawstats.core.attribution import build_tree, channel_of, cron_job_key, cron_job_of, spawn_links
 from clawstats.core.burnrate import HOUR_MS, burn_rate
+from clawstats.core.enrich import MEMO_MIN_CALLS, foresee
 from clawstats.core.forecast import CompactionConfig, compaction_config, forecast, growth_per_turn, turns_to_compaction
 from clawstats.core.session import MessageCounts, SessionRow, UsageTotals
+from clawstats.core.snapshot import TranscriptView
+from tests.core.lines import assistant, stamp, stats_of, usage, user, with_ids
 
 DAY0 = 1_796_083_200_000.0  # 2026-12-01T00:00:00Z
 
@@ -147,3 +151,22 @@ def test_projection_never_below_what_is_spent(hours_left: float) -> None:
     burn = burn_rate([(now - 10.0, 1.0)], now)
     assert burn.projected_day_usd.low <= burn.projected_day_usd.expected <= burn.projected_day_usd.high
     assert burn.projected_day_usd.low >= burn.today_usd
+
+
+def test_the_forecast_memo_keeps_long_timelines_only_and_gives_what_a_fresh_forecast_does() -> None:
+    def calls(n: int) -> TranscriptView:
+        lines = []
+        for turn in range(n):
+            lines += [user(ts=stamp(turn % 60)), assistant(use=usage(1_000 + 500 * turn, 10, cost=0.01))]
+        return TranscriptView.of("main", stats_of(with_ids(lines)))
+
+    short, long = calls(3), calls(MEMO_MIN_CALLS)
+    config, memo = CompactionConfig(), {}
+    rows = {key: msgspec.structs.replace(row(key, 0.03), context_window=200_000, context_tokens=20_000) for key in "sl"}
+    first = {key: foresee(rows[key], view, config, memo) for key, view in (("s", short), ("l", long))}
+    assert set(memo) == {"l"}  # an idle short session keeps no memo entry (~200 bytes each)
+    kept = memo["l"]
+    again = {key: foresee(rows[key], view, config, memo) for key, view in (("s", short), ("l", long))}
+    assert memo["l"] is kept and set(memo) == {"l"}  # the long one was answered from the memo
+    assert again == first == {key: foresee(rows[key], view, config, {}) for key, view in (("s", short), ("l", long))}
+    assert first["l"].context_growth_per_turn == 500
