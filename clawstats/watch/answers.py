@@ -110,20 +110,23 @@ class Inputs(msgspec.Struct, frozen=True, array_like=True):
             [(a.agent_id, a.layout, a.store, a.sessions_dir) for a in agents],
         )
 
-    def identities(self) -> dict[str, Identity]:
-        """The identity of every input now (one ``stat`` each)."""
+    def identities(self, known: dict[str, Identity] | None = None) -> dict[str, Identity]:
+        """The identity of every input (one ``stat`` each); ``known``: identities taken earlier,
+        used as they are (a directory is listed again all the same, so a new file is seen)."""
+        known = known or {}
         found: dict[str, Identity] = {}
         for directory in self.listed:
-            found[directory] = _identity(directory)
+            found[directory] = known[directory] if directory in known else _identity(directory)
             try:
                 with os.scandir(directory) as entries:
                     for entry in entries:
                         if not entry.name.endswith("-shm"):
-                            found[entry.path] = _identity(entry.path)
+                            path = entry.path
+                            found[path] = known[path] if path in known else _identity(path)
             except OSError:
                 pass  # absent or unreadable: its own identity says so
         for path in (*self.dirs, *self.read, *self.optional):
-            found[path] = _identity(path)
+            found[path] = known[path] if path in known else _identity(path)
         return found
 
 
@@ -148,6 +151,11 @@ class AnswerFile:
     def __init__(self, path: Path, key: str) -> None:
         self.path = path
         self.key = key
+        # The identities the last load() took, before the read that follows a miss: the save
+        # uses them instead of a second stat of every input. Older than the read, never newer:
+        # a file that changed meanwhile is saved with its earlier identity, so the next check
+        # sees a change and reads again (a wasted read at worst, never a stale answer).
+        self.seen: dict[str, Identity] = {}
 
     @classmethod
     def beside(cls, index_path: Path, key_parts: tuple[object, ...]) -> AnswerFile:
@@ -169,7 +177,7 @@ class AnswerFile:
             return None
         if head.format != _FORMAT or head.key != self.key:
             return None
-        now = head.inputs.identities()
+        now = self.seen = head.inputs.identities()
         if now == head.identities and [(a.agent_id, a.layout, a.store, a.sessions_dir) for a in discover()] != [
             tuple(a) for a in head.inputs.agents
         ]:
@@ -192,7 +200,7 @@ class AnswerFile:
         is an optimisation, the CLI already reports an unusable cache dir)."""
         if answer.health.conditions:
             return False
-        identities = inputs.identities()
+        identities = inputs.identities(self.seen)
         racy_ns = started_ns - int(RACY_S * 1e9)
         # ctime too: a file rewritten with its old mtime kept (cp -p, rsync -t, a restore)
         if any(ident is not None and max(ident[2], ident[3]) >= racy_ns for ident in identities.values()):
