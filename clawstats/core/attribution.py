@@ -115,7 +115,10 @@ def build_tree(rows: Sequence[SessionRow], links: Mapping[str, str]) -> Tree:
         seen: set[str] = set()
         while node is not None and node not in seen and len(seen) < MAX_DEPTH:
             seen.add(node)
-            tree_cost[node] = tree_cost.get(node, 0.0) + (row.total_cost or 0.0)  # unknown (None): a lower bound
+            own = row.total_cost or 0.0  # unknown (None): a lower bound
+            before = tree_cost.get(node)
+            # a leaf's tree cost is its own cost: that float object (0.0 + x is x for x >= 0), not a copy
+            tree_cost[node] = own if before is None else before + own
             node = parents.get(node)
     return Tree(parents, children, roots, tree_cost)
 

@@ -169,6 +169,7 @@ class Enricher:
             for node in chain:  # each node's children are already up to date
                 own = self._costs.get(node, 0.0) if node in base else 0.0
                 kids = tree.children.get(node, [])
-                tree.tree_cost[node] = own + sum(tree.tree_cost.get(child, 0.0) for child in kids)
+                # no children (most rows): the own cost's float object, as build_tree keeps it
+                tree.tree_cost[node] = own + sum(tree.tree_cost.get(child, 0.0) for child in kids) if kids else own
                 touched.add(node)
         return touched

@@ -233,6 +233,9 @@ def build_row(
     pct = percent(context_tokens, window) if context_tokens is not None and window else None
     figure = _figure(stats)
     cost = figure.cost if figure is not None else None
+    lifetime = money(cost + earlier_cost) if cost is not None else None
+    if lifetime == cost:
+        lifetime = cost  # no earlier resets (most rows): the same float object, not 24 bytes more
     updated_ms: float | None = None
     if row is not None and isinstance(row.updatedAt, int | float) and not isinstance(row.updatedAt, bool):
         updated_ms = float(row.updatedAt)
@@ -260,7 +263,7 @@ def build_row(
         context_source="unknown" if archived else context_source,
         snapshot_stale=stale,
         cost_source=figure.cost_source if figure is not None else "unknown",
-        lifetime_cost=money(cost + earlier_cost) if cost is not None else None,
+        lifetime_cost=lifetime,
         missing_cost_entries=figure.missing_cost_entries if figure is not None else 0,
         usage=figure.usage if figure is not None else UsageTotals(),
         messages=_messages(stats),

@@ -78,6 +78,7 @@ def test_lifetime_cost_includes_the_reset_archive_when_its_owner_is_known(snap: 
     assert archive.archived_from is None
     live = snap.by_key["agent:main:reset-me"]
     assert live.lifetime_cost == live.total_cost
+    assert live.lifetime_cost is live.total_cost  # one float object when there is no earlier cost
 
 
 def test_compaction_count_and_kinds(snap: Snapshot) -> None:
