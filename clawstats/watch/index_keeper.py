@@ -25,6 +25,12 @@ class IndexKeeper:
         self.dirty: set[str] = set()  # stats ids changed since the last flush
         self._last_flush = 0.0
 
+    def note(self, stats_id: str) -> None:
+        """A transcript changed: persisted at the next flush. Without a cache nothing is kept
+        (a set of every transcript ever read was 100 bytes a session in ``serve --no-cache``)."""
+        if self.cache is not None:
+            self.dirty.add(stats_id)
+
     def restore(self) -> dict[str, Tail]:
         """Every cached transcript, in one pass over the index (empty without a cache)."""
         return self.cache.restore_all() if self.cache is not None else {}

@@ -212,7 +212,7 @@ class StatsStore:
                 joins.put_tail(agent_id, stats_id, current)
                 if self._bases.note(agent_id, stats_id, current):
                     bases_moved.add(agent_id)
-                self._index.dirty.add(stats_id)
+                self._index.note(stats_id)
                 joins.count(stats_id)
                 joins.add_readers(stats_id, keys)
         for agent_id in bases_moved:

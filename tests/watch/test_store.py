@@ -194,6 +194,21 @@ def test_warm_restart_reads_only_new_bytes(small_state: Path, tmp_path: Path) ->
     assert sum(t.bytes_read for t in third.tails.values()) == len(line)
 
 
+def test_without_a_cache_no_transcript_is_kept_pending_for_a_flush(small_state: Path, tmp_path: Path) -> None:
+    """What changed since the last flush is kept only when there is an index to flush to: in
+    ``serve --no-cache`` the set held every transcript ever read (100 bytes a session)."""
+    line = (small_state / OPS_TRANSCRIPT).read_bytes().splitlines(keepends=True)[56]
+    cached, plain = make_store(small_state, no_cache=False, cache_dir=str(tmp_path / "cache")), make_store(small_state)
+    cached.scan(), plain.scan()
+    with open(small_state / OPS_TRANSCRIPT, "ab") as fh:
+        fh.write(line)
+    cached.scan(), plain.scan()
+    assert cached._index.dirty == {str(small_state / OPS_TRANSCRIPT)}  # until the next flush
+    assert not plain._index.dirty
+    cached.flush(force=True)
+    assert not cached._index.dirty
+
+
 def test_unwritable_cache_dir_degrades_but_works(small_state: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "file-not-dir"
     blocker.write_text("x")
