@@ -16,7 +16,7 @@ import msgspec
 
 from clawstats.core.catalog import Catalog
 from clawstats.core.figures import UsageGroup, UsageTotals, figure_of, money
-from clawstats.core.records import IndexRow, as_int, shared
+from clawstats.core.records import SHARED_MAX, IndexRow, as_int, shared
 from clawstats.core.transcript import CHARS_PER_TOKEN, TranscriptStats
 from clawstats.core.usage import Bucket
 
@@ -281,7 +281,19 @@ def build_row(
     )
 
 
+#: One ``MessageCounts`` per distinct count (most short sessions have the same few: a cron run's
+#: three turns): 56 bytes a row otherwise. Capped as :func:`~clawstats.core.records.shared` is.
+_COUNTS: dict[tuple[int, int, int, int, int], MessageCounts] = {}
+_NO_MESSAGES = MessageCounts()
+
+
 def _messages(stats: TranscriptStats | None) -> MessageCounts:
     if stats is None:
-        return MessageCounts()
-    return MessageCounts(stats.user, stats.assistant, stats.tool_calls, stats.tool_results, stats.errors)
+        return _NO_MESSAGES
+    counts = (stats.user, stats.assistant, stats.tool_calls, stats.tool_results, stats.errors)
+    found = _COUNTS.get(counts)
+    if found is None:
+        found = MessageCounts(*counts)
+        if len(_COUNTS) < SHARED_MAX:
+            _COUNTS[counts] = found
+    return found

@@ -8,10 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clawstats.core import session
+from clawstats.core.catalog import Catalog
 from clawstats.core.export import safe_cell
 from clawstats.core.query import QueryError, parse_query
 from clawstats.core.session import iso_ms, kind_of, percent
 from clawstats.core.table import k
+from tests.core.lines import assistant, stats_of, usage, user, with_ids
 
 
 @pytest.mark.parametrize(
@@ -92,3 +95,20 @@ def test_query_errors_name_the_parameter(params: dict[str, str], param: str) -> 
 )
 def test_formula_injection_is_escaped(cell: str, safe: str) -> None:
     assert safe_cell(cell) == safe
+
+
+def test_rows_with_the_same_message_counts_share_one_struct(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A served row's ``messages`` is one object per distinct count (56 bytes a row otherwise);
+    past the cap new counts are made per row, never kept."""
+
+    def row(turns: int) -> session.SessionRow:
+        lines = [line for _ in range(turns) for line in (user(), assistant(use=usage(10, 1, cost=0.01)))]
+        return session.build_row("agent:main:x", "main", None, stats_of(with_ids(lines)), Catalog())
+
+    first, second, other = row(3), row(3), row(4)
+    assert first.messages is second.messages and first.messages == session.MessageCounts(3, 3, 0, 0, 0)
+    assert other.messages == session.MessageCounts(4, 4, 0, 0, 0) and other.messages is not first.messages
+    monkeypatch.setattr(session, "_COUNTS", {})
+    monkeypatch.setattr(session, "SHARED_MAX", 0)
+    assert row(5).messages == row(5).messages and row(5).messages is not row(5).messages
+    assert session._COUNTS == {}
