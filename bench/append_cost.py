@@ -1,12 +1,14 @@
 """CPU of one append in-process: ``StatsStore.scan`` of the appended path plus the hub's publish.
 
-    python bench/append_cost.py --sessions 50000 --layout file|sqlite [--appends 20] [--node | --other]
+    python bench/append_cost.py --sessions 50000 --layout file|sqlite [--appends 20] [--node | --index | --other]
 
 Uses the stores of ``bench/sweep.py`` (run it first). CPU time, not wall time: less sensitive
 to a shared machine than the server's figures. Only the scan and the publish are timed, not
 the write itself (an SQLite commit costs the writer ~2 ms of CPU at 50k). ``--node`` (SQLite):
 each append also bumps the session's node, as OpenClaw does after every turn (``updated_at``
-and ``entry_json``). ``--other`` (SQLite): each change is a commit to another table instead (the
+and ``entry_json``). ``--index`` (file layout): each append also rewrites the agent's whole
+``sessions.json`` with the session's row updated, as OpenClaw does after every turn (the file is
+put back as generated at the end). ``--other`` (SQLite): each change is a commit to another table instead (the
 gateway's runtime trace and caches write far more often than its transcript): no event, no node.
 The appended lines stay in the store.
 """
@@ -35,6 +37,7 @@ def main() -> None:
     parser.add_argument("--layout", choices=["file", "sqlite"], default="file")
     parser.add_argument("--appends", type=int, default=20)
     parser.add_argument("--node", action="store_true", help="SQLite: bump the session's node too")
+    parser.add_argument("--index", action="store_true", help="file: rewrite sessions.json too")
     parser.add_argument("--other", action="store_true", help="SQLite: write to another table instead")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
@@ -46,7 +49,10 @@ def main() -> None:
     appender = Appender(state, args.layout)
     node = _node(appender) if args.node else None
     hint = {str(appender.path)} if args.layout == "file" else set()
-    change = (lambda marker: _other(appender, marker)) if args.other else (lambda m: _append(appender, m, node))
+    index = _Index(state) if args.index else None
+    if index is not None:
+        hint.add(str(index.path))
+    change = (lambda marker: _other(appender, marker)) if args.other else (lambda m: _append(appender, m, node, index))
     spent_s = 0.0
     try:
         for i in range(3):  # warm-up
@@ -60,11 +66,14 @@ def main() -> None:
     finally:
         if node is not None:  # the sweep's SSE check needs the node as generated
             _bump(appender, node[0], node[1])
+        if index is not None:
+            index.restore()
         if args.other:
             with appender.db:
                 appender.db.execute("DELETE FROM cache_entries WHERE scope = 'bench'")
     per_append_ms = spent_s / args.appends * 1000
-    what = f"{args.layout}{' + node' if args.node else ''}{' other table' if args.other else ''}"
+    what = f"{args.layout}{' + node' if args.node else ''}{' + sessions.json' if args.index else ''}"
+    what += " other table" if args.other else ""
     unit = "commit" if args.other else "append"
     print(f"{args.sessions} sessions, {what}: {per_append_ms:.2f} ms CPU per {unit} (scan + publish)")
 
@@ -96,10 +105,36 @@ def _other(appender: Appender, marker: int) -> None:
         )
 
 
-def _append(appender: Appender, marker: int, node: tuple[dict[str, object], int] | None) -> None:
+class _Index:
+    """The main agent's ``sessions.json``, rewritten whole with one row changed (tmp + rename, as
+    OpenClaw writes it), and put back as generated."""
+
+    def __init__(self, state: Path) -> None:
+        self.path = state / "agents/main/sessions/sessions.json"
+        self.original = self.path.read_bytes()
+        self.doc = json.loads(self.original)
+
+    def bump(self, marker: int) -> None:
+        self.doc[_KEY]["updatedAt"] = 1800000000000 + marker
+        self._write(json.dumps(self.doc, indent=2).encode())
+
+    def restore(self) -> None:
+        self._write(self.original)
+
+    def _write(self, data: bytes) -> None:
+        tmp = self.path.with_name("sessions.json.bench.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(self.path)
+
+
+def _append(
+    appender: Appender, marker: int, node: tuple[dict[str, object], int] | None, index: _Index | None = None
+) -> None:
     appender.append(marker)
     if node is not None:
         _bump(appender, node[0], 1800000000000 + marker)  # past every node of the bench stores
+    if index is not None:
+        index.bump(marker)
 
 
 if __name__ == "__main__":

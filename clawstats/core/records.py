@@ -8,7 +8,7 @@ type, raises :class:`BadRecord` with a ``kind`` the caller counts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -217,31 +217,56 @@ class IndexRow(Struct, gc=False):
 
 _row_decoder = msgspec.json.Decoder(IndexRow)
 _index_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_rows_decoder = msgspec.json.Decoder(dict[str, IndexRow])
 
 
-def parse_index(raw: bytes) -> tuple[dict[str, IndexRow], dict[str, str]]:
+def parse_index(
+    raw: bytes, previous: Mapping[str, IndexRow] | None = None
+) -> tuple[dict[str, IndexRow], dict[str, str]]:
     """Parse a whole ``sessions.json``.
 
     Returns the usable rows and, per rejected key, the reason. Raises :class:`BadRecord`
     when the document itself is unusable (not JSON, not an object), so the caller can keep
-    its last good copy.
+    its last good copy. A row equal to its ``previous`` one is that object (OpenClaw rewrites
+    the whole file on every turn: the caller tells the few changed rows by identity, and the
+    new copies of the others are freed).
     """
+    try:
+        # One C call for the whole document (a bad row or document: the path below names it).
+        rows = _rows_decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        pass
+    else:
+        previous = previous or {}
+        for key, row in rows.items():
+            before = previous.get(key)
+            if before is not None and before == row:
+                rows[key] = before
+            else:
+                _share(row)
+        return rows, {}
     doc = _decoded(_index_decoder.decode, raw, "indexNotObject", "indexMalformed")
-    rows: dict[str, IndexRow] = {}
+    rows = {}
     rejected: dict[str, str] = {}
     for key, value in doc.items():
         try:
-            rows[key] = parse_index_row(value)
+            row = parse_index_row(value)
         except BadRecord as bad:
             rejected[key] = bad.detail
+        else:
+            before = previous.get(key) if previous is not None else None
+            rows[key] = before if before is not None and before == row else row
     return rows, rejected
 
 
 def parse_index_row(raw: bytes | str | Raw) -> IndexRow:
     """One row from its JSON text (SQLite ``entry_json``); raises :class:`BadRecord`."""
-    row = _decoded(_row_decoder.decode, raw, "rowWrongType", "rowMalformed")
-    # 50,000 rows name a handful of models and statuses: one string object each, not one per row
-    # (~170 bytes a row; under a microsecond).
+    return _share(_decoded(_row_decoder.decode, raw, "rowWrongType", "rowMalformed"))
+
+
+def _share(row: IndexRow) -> IndexRow:
+    """50,000 rows name a handful of models and statuses: one string object each, not one per
+    row (~170 bytes a row; under a microsecond)."""
     if row.model is not None:
         row.model = shared(row.model)
     if row.modelProvider is not None:

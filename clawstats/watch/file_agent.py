@@ -95,6 +95,7 @@ class FileAgent:
         # each: their Tail is made only when no worker read them (see _settle), not made empty
         # and dropped for each of 50,000 transcripts on a cold start.
         self._cold: dict[str, Tail | None] = {}
+        self.rows_planned = 0  # lifetime count of rows located by a plan (a test pins a rewrite's work)
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -108,8 +109,10 @@ class FileAgent:
             health.set_condition(source.store, f"cannot read: {exc.strerror or exc}")
         names_changed = self._list_if_changed()
         if names_changed or self.index.revision != self._index_revision or self._waiting:
+            one_reload = self.index.revision == self._index_revision + 1
             self._index_revision = self.index.revision
-            self._replan()
+            if names_changed or self._waiting or not one_reload or not self._replan_rows(self.index.changed):
+                self._replan()
         self._unread = {p for p in self._unread if p in self.tails or p in self._cold}
         return sorted(self._unread)
 
@@ -193,11 +196,38 @@ class FileAgent:
             self.health.clear_condition(path)
             self._changed_stats.add(path)
 
+    def _replan_rows(self, keys: set[str]) -> bool:
+        """The plan after a rewrite of ``sessions.json`` in which only ``keys`` changed, when each
+        is a row that still reads the transcript it read under the same session id (OpenClaw's
+        rewrite on every turn: token counts, timestamps, the model). What the full plan would give
+        for them, without locating 50,000 rows again; False (nothing done) for anything else: a
+        row added or removed, a new transcript or session id (a reset), so the full plan decides
+        claims, orphans and archive owners as always."""
+        rows, sources, present = self.index.rows, self.sources, self._names or frozenset()
+        if not keys or len(keys) > max(len(rows) // 8, 64):
+            return False  # nothing, or so much that the full plan costs about the same
+        agent_id, sessions_dir = self.source.agent_id, self.sessions_dir
+        planned: list[Source] = []
+        for key in keys:
+            row, old = rows.get(key), sources.get(key)
+            if row is None or old is None or old.row is None or old.stats_id is None:
+                return False
+            if row.sessionId != old.row.sessionId or _locate(row, sessions_dir, present, {}) != old.stats_id:
+                return False
+            planned.append(Source(key, agent_id, row, old.stats_id))
+        self.rows_planned += len(planned)
+        for src in planned:
+            if sources[src.key] != src:
+                sources[src.key] = src
+                self._changed_keys.add(src.key)
+        return True
+
     def _build_plan(self) -> dict[str, Source]:
         source = self.source
         sessions_dir = source.sessions_dir
         present = self._names or frozenset()
         rows = self.index.rows
+        self.rows_planned += len(rows)
         self._learn_owners(rows)
         live, archives = classify(sessions_dir, present)
         sources: dict[str, Source] = {}

@@ -19,7 +19,7 @@ from clawstats.watch.tail import FileId
 
 
 class IndexFile:
-    __slots__ = ("path", "rows", "file_id", "revision", "rejected")
+    __slots__ = ("path", "rows", "file_id", "revision", "rejected", "changed")
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -27,6 +27,8 @@ class IndexFile:
         self.file_id: FileId | None = None
         self.revision = 0
         self.rejected: dict[str, str] = {}
+        #: the keys added, changed or removed by the last reload that changed the rows
+        self.changed: set[str] = set()
 
     def poll(self, health: HealthLog) -> bool:
         """Reload when changed; True when the rows changed."""
@@ -38,6 +40,7 @@ class IndexFile:
                 return False
             # Vanished: a state dir being removed, or an agent deleted. Keep nothing stale.
             self.file_id = None
+            self.changed = set(self.rows)
             self.rows = {}
             self.revision += 1
             return True
@@ -51,7 +54,7 @@ class IndexFile:
                 return False
             raw = fh.read()
         try:
-            rows, rejected = parse_index(raw)
+            rows, rejected = parse_index(raw, self.rows)
         except BadRecord as bad:
             # Keep the last good rows; try again on the next change of identity.
             health.count(self.path, bad.kind, bad.detail)
@@ -64,8 +67,14 @@ class IndexFile:
                 health.count(self.path, "rowWrongType", f"{key}: {why}")
         self.rejected = rejected
         self.file_id = file_id
-        if rows != self.rows:
-            self.rows = rows
+        old = self.rows
+        # OpenClaw rewrites the whole file on every turn: what the plan must look at again is the
+        # few rows that moved. An unchanged row is its old object (parse_index), so they are told
+        # by identity.
+        changed = {key for key, row in rows.items() if old.get(key) is not row}
+        changed.update(key for key in old if key not in rows)
+        if changed:
+            self.rows, self.changed = rows, changed
             self.revision += 1
             return True
         return False

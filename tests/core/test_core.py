@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -12,6 +13,7 @@ from clawstats.core import session
 from clawstats.core.catalog import Catalog
 from clawstats.core.export import safe_cell
 from clawstats.core.query import QueryError, parse_query
+from clawstats.core.records import parse_index
 from clawstats.core.session import iso_ms, kind_of, percent
 from clawstats.core.table import k
 from tests.core.lines import assistant, stats_of, usage, user, with_ids
@@ -112,3 +114,19 @@ def test_rows_with_the_same_message_counts_share_one_struct(monkeypatch: pytest.
     monkeypatch.setattr(session, "SHARED_MAX", 0)
     assert row(5).messages == row(5).messages and row(5).messages is not row(5).messages
     assert session._COUNTS == {}
+
+
+@pytest.mark.parametrize("bad_row", [False, True])
+def test_a_reparsed_index_keeps_the_objects_of_unchanged_rows(bad_row: bool) -> None:
+    """OpenClaw rewrites sessions.json whole on every turn: unchanged rows come back as the same
+    objects (the store tells the changed ones by identity), with one C call for a valid document
+    and row by row when a row is bad (which is then rejected by name)."""
+    doc = {f"agent:main:s{n}": {"sessionId": f"s{n}", "updatedAt": n, "model": "gpt-5.2"} for n in range(4)}
+    first, _ = parse_index(json.dumps(doc).encode())
+    doc["agent:main:s2"]["updatedAt"] = 99
+    if bad_row:
+        doc["agent:main:bad"] = {"sessionId": 5}
+    second, rejected = parse_index(json.dumps(doc).encode(), first)
+    assert [second[k] is first[k] for k in first] == [True, True, False, True]
+    assert second["agent:main:s2"].updatedAt == 99 and second["agent:main:s2"].model is first["agent:main:s2"].model
+    assert list(rejected) == (["agent:main:bad"] if bad_row else [])

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from clawstats.core.snapshot import Snapshot
+from clawstats.watch.file_agent import FileAgent
 from clawstats.watch.sqlite_store import SqliteAgent
 from clawstats.watch.store import StatsStore
 from tests.conftest import OPS_TRANSCRIPT, REAL_SQLITE, make_store
@@ -104,10 +105,52 @@ def test_index_rewrite_reapplies_only_changed_rows(small_state: Path) -> None:
     tmp = index_path.with_name("sessions.json.2.abc.tmp")
     tmp.write_text(json.dumps(index, indent=2))
     os.replace(tmp, index_path)
-    before = store.rows_built
+    before, planned = store.rows_built, _planned(store)
     snap = store.scan(set())
     assert store.rows_built == before + 1
+    assert _planned(store) == planned + 1  # one row located again, not 300
     assert snap.changed == {made[5][0]} and snap.rows[0].key == made[5][0]  # newest first
+    assert snap.rows == make_store(small_state).scan().rows
+
+
+def _planned(store: StatsStore) -> int:
+    agent = store.agents["ops"]
+    assert isinstance(agent, FileAgent)
+    return agent.rows_planned
+
+
+def test_index_rewrites_that_move_a_transcript_plan_every_row_again(small_state: Path) -> None:
+    """A reset (a new sessionId and transcript for a key), a new row and a removed row change
+    claims, orphans and archive owners: the whole plan decides them, as on a cold read."""
+    made = _many_sessions(small_state)
+    store = make_store(small_state)
+    store.scan()
+    index_path = small_state / "agents/ops/sessions/sessions.json"
+    index = json.loads(index_path.read_text())
+    rows = len(index)
+    sessions = index_path.parent
+    reset_key, reset_path = made[9]
+    new_sid = "99999999-0000-4000-8000-000000000009"
+    reset_path.rename(sessions / f"{reset_path.stem}.jsonl.reset.2026-11-24T17-10-00.000Z")
+    shutil.copyfile(small_state / OPS_TRANSCRIPT, sessions / f"{new_sid}.jsonl")
+    index[reset_key].update(sessionId=new_sid, sessionFile=str(sessions / f"{new_sid}.jsonl"))
+    for change in ("reset", "new row", "removed row"):
+        if change == "new row":
+            index["agent:ops:brand-new"] = {**index[made[0][0]], "updatedAt": 1795541000000}
+        elif change == "removed row":
+            del index[made[3][0]]
+        tmp = index_path.with_name("sessions.json.3.abc.tmp")
+        tmp.write_text(json.dumps(index, indent=2))
+        os.replace(tmp, index_path)
+        planned = _planned(store)
+        snap = store.scan()
+        assert _planned(store) - planned >= rows - 1, change  # every row located again
+        # what only a plan of every row learns: the reset archive's owner (a cold read of this
+        # copy has no trajectory sidecar to tell it), a removed row's transcript now an orphan
+        archive = f"agent:ops:{reset_path.stem}"
+        assert snap.by_key[archive].archived_from == reset_key, change
+        assert (made[3][0] in snap.by_key) == (change != "removed row"), change
+        assert ("agent:ops:brand-new" in snap.by_key) == (change != "reset"), change
 
 
 def test_sqlite_new_event_rebuilds_only_its_session(tmp_path: Path) -> None:
