@@ -155,6 +155,9 @@ def test_index_loader_never_crashes(doc: dict[str, Any]) -> None:
     raw = json.dumps(doc).encode()
     rows, rejected = parse_index(raw)
     assert set(rows) | set(rejected) == set(doc)
+    # row by row (a rejected row) or in one call, with the previous rows or without: the same rows
+    again, rejected_again = parse_index(raw, rows)
+    assert again == rows and rejected_again == rejected and all(again[k] is rows[k] for k in rows)
     for key in doc:
         try:
             parse_index_row(json.dumps(doc[key]))
