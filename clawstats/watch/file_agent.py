@@ -84,6 +84,11 @@ class FileAgent:
         self._index_revision = -1
         self._noted: set[tuple[str, str]] = set()
         self.row_grace_s = ROW_GRACE_S
+        # What a plan found by a stat rather than in the listing (a sessionFile outside the
+        # sessions dir, or in a folder under it): whether each such folder existed, and the keys
+        # whose transcript a stat of one file decided. A row-only plan looks at these again.
+        self._outside: dict[str, bool] = {}
+        self._probed: set[str] = set()
         self._missing_since: dict[str, float] = {}  # key -> when its row was first seen without transcript
         self._waiting = False  # a row waits for its transcript: plan again every scan until settled
         self._irregular: set[str] = set()  # non-regular paths named like transcripts
@@ -202,21 +207,39 @@ class FileAgent:
         rewrite on every turn: token counts, timestamps, the model). What the full plan would give
         for them, without locating 50,000 rows again; False (nothing done) for anything else: a
         row added or removed, a new transcript or session id (a reset), so the full plan decides
-        claims, orphans and archive owners as always."""
+        claims, orphans and archive owners as always. The rows the listing does not locate
+        (a sessionFile elsewhere) are located again too: their file may have come or gone."""
         rows, sources, present = self.index.rows, self.sources, self._names or frozenset()
-        if not keys or len(keys) > max(len(rows) // 8, 64):
+        outside, probed_keys = self._outside, self._probed
+        if not keys or len(keys) + len(probed_keys) + len(outside) > max(len(rows) // 8, 64):
             return False  # nothing, or so much that the full plan costs about the same
+        if any(os.path.isdir(folder) != found for folder, found in outside.items()):
+            return False  # a folder a sessionFile names came or went
         agent_id, sessions_dir = self.source.agent_id, self.sessions_dir
-        planned: list[Source] = []
+        dirs: dict[str, bool] = {}
+        probed: list[str] = []
+        planned: list[tuple[Source, bool]] = []
         for key in keys:
             row, old = rows.get(key), sources.get(key)
             if row is None or old is None or old.row is None or old.stats_id is None:
                 return False
-            if row.sessionId != old.row.sessionId or _locate(row, sessions_dir, present, {}) != old.stats_id:
+            if row.sessionId != old.row.sessionId or _locate(row, sessions_dir, present, dirs, probed) != old.stats_id:
                 return False
-            planned.append(Source(key, agent_id, row, old.stats_id))
+            planned.append((Source(key, agent_id, row, old.stats_id), bool(probed)))
+            probed.clear()
+        for key in probed_keys - keys:  # unchanged rows whose file a stat found (or did not)
+            row, old = rows.get(key), sources.get(key)
+            if row is None or old is None or old.row is not row:
+                return False
+            if _locate(row, sessions_dir, present, dirs) != old.stats_id:
+                return False
+        outside.update(dirs)
         self.rows_planned += len(planned)
-        for src in planned:
+        for src, was_probed in planned:
+            if was_probed:
+                probed_keys.add(src.key)
+            else:
+                probed_keys.discard(src.key)
             if sources[src.key] != src:
                 sources[src.key] = src
                 self._changed_keys.add(src.key)
@@ -235,8 +258,13 @@ class FileAgent:
         self._waiting = False
         now = time.monotonic()
         dirs: dict[str, bool] = {}
+        probed: list[str] = []
+        self._probed = set()
         for key, row in rows.items():
-            path = _locate(row, sessions_dir, present, dirs)
+            path = _locate(row, sessions_dir, present, dirs, probed)
+            if probed:
+                self._probed.add(key)
+                probed.clear()
             if path is None:
                 first = self._missing_since.setdefault(key, now)
                 if now - first >= self.row_grace_s:
@@ -247,6 +275,7 @@ class FileAgent:
                 self._missing_since.pop(key, None)
                 claimed.add(path)
             sources[key] = Source(key, source.agent_id, row, path)
+        self._outside = dirs
         for name, path in live.items():
             if path not in claimed:
                 sid = name[: -len(".jsonl")]
@@ -373,20 +402,28 @@ class FileAgent:
 
 
 def _locate(
-    row: IndexRow, sessions_dir: str, present: frozenset[str], dirs: dict[str, bool] | None = None
+    row: IndexRow,
+    sessions_dir: str,
+    present: frozenset[str],
+    dirs: dict[str, bool] | None = None,
+    probed: list[str] | None = None,
 ) -> str | None:
     """§2.3: the row's sessionFile if it exists, else its name or ``<sessionId>.jsonl`` here.
 
     ``dirs`` (kept over one plan) remembers whether a directory other than ``sessions_dir``
     exists: a store copied from another machine names a sessionFile under a home directory that
-    is not here in every row, and one stat of that directory answers for all of them."""
+    is not here in every row, and one stat of that directory answers for all of them. ``probed``
+    gets each file stat'ed (not in the listing ``present``): the plan looks at those rows again."""
     candidates: list[str] = []
     session_file = row.sessionFile
     if session_file:
         if os.path.isabs(session_file):
             folder, name = os.path.split(session_file)
-            if folder != sessions_dir and _dir_exists(folder, dirs) and os.path.isfile(session_file):
-                return session_file
+            if folder != sessions_dir and _dir_exists(folder, dirs):
+                if probed is not None:
+                    probed.append(session_file)
+                if os.path.isfile(session_file):
+                    return session_file
             candidates.append(name)
         else:
             candidates.append(session_file)
@@ -396,8 +433,11 @@ def _locate(
         if os.sep not in name:
             if name in present:
                 return os.path.join(sessions_dir, name)
-        elif os.path.isfile(os.path.join(sessions_dir, name)):
-            return os.path.join(sessions_dir, name)
+        else:
+            if probed is not None:
+                probed.append(name)
+            if os.path.isfile(os.path.join(sessions_dir, name)):
+                return os.path.join(sessions_dir, name)
     return None
 
 

@@ -15,6 +15,8 @@ from _collections_abc import dict_items, dict_keys, dict_values
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from clawstats.core.snapshot import Snapshot
 from clawstats.watch.file_agent import FileAgent
 from clawstats.watch.sqlite_store import SqliteAgent
@@ -151,6 +153,48 @@ def test_index_rewrites_that_move_a_transcript_plan_every_row_again(small_state:
         assert snap.by_key[archive].archived_from == reset_key, change
         assert (made[3][0] in snap.by_key) == (change != "removed row"), change
         assert ("agent:ops:brand-new" in snap.by_key) == (change != "reset"), change
+
+
+@pytest.mark.parametrize("change", ["file gone", "folder made"])
+def test_index_rewrite_locates_again_a_row_whose_transcript_is_elsewhere(small_state: Path, change: str) -> None:
+    """A row whose sessionFile is outside the sessions dir is found by a stat, not by the
+    listing: a rewrite of sessions.json that changes only another row still looks at it again
+    (its file gone, or its folder made), as the whole plan does, so it is served as a cold read
+    serves it."""
+    made = _many_sessions(small_state)
+    index_path = small_state / "agents/ops/sessions/sessions.json"
+    index = json.loads(index_path.read_text())
+    elsewhere = small_state.parent / "elsewhere"
+    key, path = made[7]
+    moved = elsewhere / path.name
+    if change == "file gone":
+        elsewhere.mkdir()
+        shutil.copyfile(path, moved)
+        with open(moved, "ab") as fh:
+            fh.write(_assistant_line(0.25))  # not the copy in sessions/, which it falls back to
+    index[key]["sessionFile"] = str(moved)
+    _rewrite(index_path, index)
+    store = make_store(small_state)
+    first = store.scan()
+    assert (first.by_key[key].total_cost - first.by_key[made[8][0]].total_cost > 0.24) == (change == "file gone")
+    if change == "file gone":
+        moved.unlink()
+    else:
+        elsewhere.mkdir()
+        shutil.copyfile(path, moved)
+        with open(moved, "ab") as fh:
+            fh.write(_assistant_line(0.25))
+    index[made[5][0]]["updatedAt"] = 1795541000000  # another row's turn
+    _rewrite(index_path, index)
+    snap = store.scan()
+    assert snap.rows == make_store(small_state).scan().rows
+    assert (snap.by_key[key].total_cost - snap.by_key[made[8][0]].total_cost > 0.24) == (change == "folder made")
+
+
+def _rewrite(index_path: Path, index: dict[str, object]) -> None:
+    tmp = index_path.with_name("sessions.json.4.abc.tmp")
+    tmp.write_text(json.dumps(index, indent=2))
+    os.replace(tmp, index_path)
 
 
 def test_sqlite_new_event_rebuilds_only_its_session(tmp_path: Path) -> None:
