@@ -27,7 +27,8 @@ class IndexFile:
         self.file_id: FileId | None = None
         self.revision = 0
         self.rejected: dict[str, str] = {}
-        #: the keys added, changed or removed by the last reload that changed the rows
+        #: the keys added, changed or removed by the last reload that changed the rows (until
+        #: the agent's plan has looked at them)
         self.changed: set[str] = set()
 
     def poll(self, health: HealthLog) -> bool:

@@ -115,6 +115,24 @@ def test_index_rewrite_reapplies_only_changed_rows(small_state: Path) -> None:
     assert snap.rows == make_store(small_state).scan().rows
 
 
+def test_a_planned_index_reload_keeps_no_set_of_its_keys(small_state: Path) -> None:
+    """The keys a reload changed are for the next plan only: after a cold load they are every
+    key (2 MiB at 50,000 sessions), kept while the store is idle if the plan left them."""
+    made = _many_sessions(small_state)
+    store = make_store(small_state)
+    store.scan()
+    agent = store.agents["ops"]
+    assert isinstance(agent, FileAgent)
+    assert agent.index.rows and not agent.index.changed
+    index_path = small_state / "agents/ops/sessions/sessions.json"
+    index = json.loads(index_path.read_text())
+    index[made[5][0]]["updatedAt"] = 1795540999999
+    _rewrite(index_path, index)
+    planned = _planned(store)
+    store.scan()
+    assert _planned(store) == planned + 1 and not agent.index.changed
+
+
 def _planned(store: StatsStore) -> int:
     agent = store.agents["ops"]
     assert isinstance(agent, FileAgent)
