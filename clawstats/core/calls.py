@@ -62,7 +62,7 @@ def is_bookkeeping(msg: Message) -> bool:
         return False
     try:
         marker = _marker.decode(msg.openclawDeliveryMirror)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return False
     return marker is not None and marker.kind in _MIRROR_KINDS
 
@@ -92,7 +92,7 @@ def tool_blocks(raw: bytes) -> tuple[int, int, int]:
         return calls, 0, 0
     try:
         blocks = _blocks.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return 0, 0, 0
     if not isinstance(blocks, list):
         return 0, 0, 0

@@ -123,6 +123,8 @@ def _decoded(decode: Callable[[Any], T], raw: Any, wrong_type: str, malformed: s
         raise BadRecord("badValue" if out_of_range and wrong_type == "wrongType" else wrong_type, message) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
         raise BadRecord(malformed, str(exc)) from None
+    except RecursionError:  # nested past the interpreter's recursion limit (a tool call's arguments can be any JSON)
+        raise BadRecord(malformed, "nested too deeply") from None
 
 
 #: A UTF-8 byte order mark some editors and Windows tools put before the first line.
@@ -161,7 +163,7 @@ def decode_spawn_child(raw: Raw) -> str | None:
         return None
     try:
         details = _spawn_decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     key = details.childSessionKey
     if key is None and details.toolName == "sessions_spawn" and details.result is not None:
@@ -234,7 +236,7 @@ def parse_index(
     try:
         # One C call for the whole document (a bad row or document: the path below names it).
         rows = _rows_decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         pass
     else:
         previous = previous or {}

@@ -38,6 +38,6 @@ def owner_from_trajectory(path: str) -> str | None:
         return None
     try:
         key = _decoder.decode(line).sessionKey
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
         return None
     return key if key and key.startswith("agent:") else None

@@ -230,3 +230,26 @@ def test_state_dir_removed_and_recreated(small_state: Path, tmp_path: Path) -> N
     after = store.scan()
     assert after.health.status == "ok"
     assert math.isclose(after.totals.total_cost, before.totals.total_cost, abs_tol=1e-12)
+
+
+def test_json_nested_deeper_than_the_decoder_goes_is_a_bad_record_not_a_crash(small_state: Path) -> None:
+    """msgspec refuses nesting past the interpreter's recursion limit with RecursionError: a
+    transcript line, a sessions.json or a trajectory's first line nested that deep (a tool call's
+    arguments can be any JSON) is counted like any malformed record; it failed every scan."""
+    deep = b"[" * 5000 + b"]" * 5000
+    sessions = small_state / "agents/ops/sessions"
+    (sessions / "orphan.jsonl").write_bytes((small_state / OPS_TRANSCRIPT).read_bytes())
+    (sessions / "orphan.trajectory.jsonl").write_bytes(b'{"sessionKey": "agent:ops:x", "x": ' + deep + b"}\n")
+    store = make_store(small_state)
+    first = store.scan()
+    with open(small_state / OPS_TRANSCRIPT, "ab") as fh:
+        fh.write(b'{"type":"message","message":{"role":"assistant","content":' + deep + b"}}\n")
+    index_path = sessions / "sessions.json"
+    tmp = index_path.with_name("sessions.json.5.abc.tmp")
+    tmp.write_bytes(index_path.read_bytes().rstrip()[:-1] + b', "agent:ops:deep": {"x": ' + deep + b"}}")
+    os.replace(tmp, index_path)
+    warm, cold = store.scan(), make_store(small_state).scan()
+    for snap in (warm, cold):
+        assert snap.health.counters["malformed"] == 1 and snap.health.counters["indexMalformed"] == 1
+        assert snap.by_key["agent:ops:orphan"].archived_from is None  # no owner from its trace
+    assert warm.rows == first.rows  # the last good index, the line skipped
