@@ -14,7 +14,6 @@ poll given the paths named by file-system events stats only those.
 from __future__ import annotations
 
 import os
-import re
 import time
 
 from clawstats.core.health import HealthLog
@@ -23,6 +22,7 @@ from clawstats.core.usage import Pricer
 from clawstats.watch.cache import IndexCache
 from clawstats.watch.index import IndexFile
 from clawstats.watch.layout import AgentSource, list_regular
+from clawstats.watch.locate import classify, is_transcript_name, locate
 from clawstats.watch.sessionkeys import owner_from_trajectory
 from clawstats.watch.source import AgentScan, Source
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail
@@ -32,27 +32,6 @@ RACY_S = 2.0
 #: OpenClaw writes a new session's row moments before its transcript: normal, not a fault. A row
 #: still without its transcript after this long is counted (and logged) as rowWithoutTranscript.
 ROW_GRACE_S = 5.0
-#: Usage-counted archives, as OpenClaw names them (artifacts.ts): ``<sid>.jsonl.<reset|deleted>.<ISO
-#: stamp with - for :>Z`` with an optional ``.<32 hex>`` suffix and ``.zst``; older writers used an
-#: epoch-ms stamp (ccusage and tokscale read those too) and ``.gz``.
-ARCHIVE_RE = re.compile(
-    r"^(?P<sid>.+?)\.jsonl\.(?P<why>reset|deleted)"
-    r"\.(?:\d{4}-\d{2}-\d{2}T[0-9:\-]+(?:\.\d{1,3})?Z(?:\.[0-9a-f]{32})?|\d{10,16})"
-    r"(?:\.(?:gz|zst))?$"
-)
-
-
-def is_live_transcript(name: str) -> bool:
-    return (
-        name.endswith(".jsonl")
-        and not name.endswith(".trajectory.jsonl")
-        and ".checkpoint." not in name
-        and not name.startswith(".")
-    )
-
-
-def _is_transcript_name(name: str) -> bool:
-    return is_live_transcript(name) or ARCHIVE_RE.match(name) is not None
 
 
 class FileAgent:
@@ -152,7 +131,7 @@ class FileAgent:
         if mtime_ns == self._dir_mtime_ns and not racy and self._names is not None:
             return False
         self._dir_mtime_ns = mtime_ns
-        names = frozenset(n for n in self._list() if _is_transcript_name(n))
+        names = frozenset(n for n in self._list() if is_transcript_name(n))
         if names == self._names:
             return False  # e.g. sessions.json replaced by rename: no transcript came or went
         self._names = names
@@ -175,7 +154,7 @@ class FileAgent:
     def _irregular_files(self, others: list[str]) -> None:
         """A FIFO, directory or symlink loop named like a transcript: never opened (a FIFO would
         block the scanner), counted, and a condition (degraded) while it is there."""
-        found = {os.path.join(self.sessions_dir, n) for n in others if _is_transcript_name(n)}
+        found = {os.path.join(self.sessions_dir, n) for n in others if is_transcript_name(n)}
         for path in self._irregular - found:
             self.health.clear_condition(path)
         for path in found:
@@ -225,7 +204,7 @@ class FileAgent:
             row, old = rows.get(key), sources.get(key)
             if row is None or old is None or old.row is None or old.stats_id is None:
                 return False
-            if row.sessionId != old.row.sessionId or _locate(row, sessions_dir, present, dirs, probed) != old.stats_id:
+            if row.sessionId != old.row.sessionId or locate(row, sessions_dir, present, dirs, probed) != old.stats_id:
                 return False
             planned.append((Source(key, agent_id, row, old.stats_id), bool(probed)))
             probed.clear()
@@ -233,7 +212,7 @@ class FileAgent:
             row, old = rows.get(key), sources.get(key)
             if row is None or old is None or old.row is not row:
                 return False
-            if _locate(row, sessions_dir, present, dirs) != old.stats_id:
+            if locate(row, sessions_dir, present, dirs) != old.stats_id:
                 return False
         outside.update(dirs)
         self.rows_planned += len(planned)
@@ -263,7 +242,7 @@ class FileAgent:
         probed: list[str] = []
         self._probed = set()
         for key, row in rows.items():
-            path = _locate(row, sessions_dir, present, dirs, probed)
+            path = locate(row, sessions_dir, present, dirs, probed)
             if probed:
                 self._probed.add(key)
                 probed.clear()
@@ -401,67 +380,3 @@ class FileAgent:
         self._restored = {}  # only the first plan adopts restored tails
         self._read_now = set()
         return result
-
-
-def _locate(
-    row: IndexRow,
-    sessions_dir: str,
-    present: frozenset[str],
-    dirs: dict[str, bool] | None = None,
-    probed: list[str] | None = None,
-) -> str | None:
-    """§2.3: the row's sessionFile if it exists, else its name or ``<sessionId>.jsonl`` here.
-
-    ``dirs`` (kept over one plan) remembers whether a directory other than ``sessions_dir``
-    exists: a store copied from another machine names a sessionFile under a home directory that
-    is not here in every row, and one stat of that directory answers for all of them. ``probed``
-    gets each file stat'ed (not in the listing ``present``): the plan looks at those rows again."""
-    candidates: list[str] = []
-    session_file = row.sessionFile
-    if session_file:
-        if os.path.isabs(session_file):
-            folder, name = os.path.split(session_file)
-            if folder != sessions_dir and _dir_exists(folder, dirs):
-                if probed is not None:
-                    probed.append(session_file)
-                if os.path.isfile(session_file):
-                    return session_file
-            candidates.append(name)
-        else:
-            candidates.append(session_file)
-    if row.sessionId:
-        candidates.append(f"{row.sessionId}.jsonl")
-    for name in candidates:
-        if os.sep not in name:
-            if name in present:
-                return os.path.join(sessions_dir, name)
-        else:
-            if probed is not None:
-                probed.append(name)
-            if os.path.isfile(os.path.join(sessions_dir, name)):
-                return os.path.join(sessions_dir, name)
-    return None
-
-
-def _dir_exists(folder: str, dirs: dict[str, bool] | None) -> bool:
-    if dirs is None:
-        return True  # not remembered: the file's own stat decides
-    found = dirs.get(folder)
-    if found is None:
-        found = dirs[folder] = os.path.isdir(folder)
-    return found
-
-
-def classify(sessions_dir: str, names: frozenset[str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """({live transcript name: path}, [(archived sessionId, path)])."""
-    live: dict[str, str] = {}
-    archives: list[tuple[str, str]] = []
-    here = os.path.join(sessions_dir, "")  # + a listed name (no separator): os.path.join's result
-    for name in sorted(names):
-        if is_live_transcript(name):  # never an archive name too: those end in a stamp, .gz or .zst
-            live[name] = here + name
-            continue
-        match = ARCHIVE_RE.match(name)
-        if match:
-            archives.append((match.group("sid"), here + name))
-    return live, archives

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from clawstats.core.health import HealthLog
 from clawstats.core.usage import Pricer
-from clawstats.watch.file_agent import classify
+from clawstats.watch.locate import classify
 from clawstats.watch.sessionkeys import owner_from_trajectory
 from clawstats.watch.source import Source
 from clawstats.watch.tail import Tail

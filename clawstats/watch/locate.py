@@ -1,0 +1,97 @@
+"""Which transcript a ``sessions.json`` row reads, and which names in a sessions directory are
+transcripts (live, topic, ``.reset``/``.deleted`` archives): the file layout's naming rules,
+shared by :class:`~clawstats.watch.file_agent.FileAgent` and the archives beside a SQLite store.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from clawstats.core.records import IndexRow
+
+#: Usage-counted archives, as OpenClaw names them (artifacts.ts): ``<sid>.jsonl.<reset|deleted>.<ISO
+#: stamp with - for :>Z`` with an optional ``.<32 hex>`` suffix and ``.zst``; older writers used an
+#: epoch-ms stamp (ccusage and tokscale read those too) and ``.gz``.
+ARCHIVE_RE = re.compile(
+    r"^(?P<sid>.+?)\.jsonl\.(?P<why>reset|deleted)"
+    r"\.(?:\d{4}-\d{2}-\d{2}T[0-9:\-]+(?:\.\d{1,3})?Z(?:\.[0-9a-f]{32})?|\d{10,16})"
+    r"(?:\.(?:gz|zst))?$"
+)
+
+
+def is_live_transcript(name: str) -> bool:
+    return (
+        name.endswith(".jsonl")
+        and not name.endswith(".trajectory.jsonl")
+        and ".checkpoint." not in name
+        and not name.startswith(".")
+    )
+
+
+def is_transcript_name(name: str) -> bool:
+    return is_live_transcript(name) or ARCHIVE_RE.match(name) is not None
+
+
+def locate(
+    row: IndexRow,
+    sessions_dir: str,
+    present: frozenset[str],
+    dirs: dict[str, bool] | None = None,
+    probed: list[str] | None = None,
+) -> str | None:
+    """§2.3: the row's sessionFile if it exists, else its name or ``<sessionId>.jsonl`` here.
+
+    ``dirs`` (kept over one plan) remembers whether a directory other than ``sessions_dir``
+    exists: a store copied from another machine names a sessionFile under a home directory that
+    is not here in every row, and one stat of that directory answers for all of them. ``probed``
+    gets each file stat'ed (not in the listing ``present``): the plan looks at those rows again."""
+    candidates: list[str] = []
+    session_file = row.sessionFile
+    if session_file:
+        if os.path.isabs(session_file):
+            folder, name = os.path.split(session_file)
+            if folder != sessions_dir and dir_exists(folder, dirs):
+                if probed is not None:
+                    probed.append(session_file)
+                if os.path.isfile(session_file):
+                    return session_file
+            candidates.append(name)
+        else:
+            candidates.append(session_file)
+    if row.sessionId:
+        candidates.append(f"{row.sessionId}.jsonl")
+    for name in candidates:
+        if os.sep not in name:
+            if name in present:
+                return os.path.join(sessions_dir, name)
+        else:
+            if probed is not None:
+                probed.append(name)
+            if os.path.isfile(os.path.join(sessions_dir, name)):
+                return os.path.join(sessions_dir, name)
+    return None
+
+
+def dir_exists(folder: str, dirs: dict[str, bool] | None) -> bool:
+    if dirs is None:
+        return True  # not remembered: the file's own stat decides
+    found = dirs.get(folder)
+    if found is None:
+        found = dirs[folder] = os.path.isdir(folder)
+    return found
+
+
+def classify(sessions_dir: str, names: frozenset[str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """({live transcript name: path}, [(archived sessionId, path)])."""
+    live: dict[str, str] = {}
+    archives: list[tuple[str, str]] = []
+    here = os.path.join(sessions_dir, "")  # + a listed name (no separator): os.path.join's result
+    for name in sorted(names):
+        if is_live_transcript(name):  # never an archive name too: those end in a stamp, .gz or .zst
+            live[name] = here + name
+            continue
+        match = ARCHIVE_RE.match(name)
+        if match:
+            archives.append((match.group("sid"), here + name))
+    return live, archives
