@@ -22,6 +22,7 @@ from clawstats.core.snapshot import Snapshot
 from clawstats.settings import Settings
 from clawstats.watch import cold, file_agent
 from clawstats.watch.engine import open_store
+from clawstats.watch.locate import is_transcript_name
 from clawstats.watch.publisher import Publisher
 from clawstats.watch.rows import RowTable
 from clawstats.watch.store import StatsStore
@@ -185,7 +186,7 @@ def test_listed_transcripts_are_read_while_the_store_plans(
         str(p)
         for agent in ("main", "ops")
         for p in (small_state / "agents" / agent / "sessions").iterdir()
-        if file_agent._is_transcript_name(p.name)
+        if is_transcript_name(p.name)
     }
     # the second batch is one file: read by the scan itself, as any single cold file is
     assert asked == [listed, {str(elsewhere)}] and started == [listed, frozenset()]
