@@ -118,9 +118,6 @@ class RowTable:
         """The order now, for a snapshot (its chunks are never changed: a change makes new ones)."""
         return RowOrder(tuple(self._ordered))
 
-    def newest_first(self) -> tuple[SessionRow, ...]:
-        return self.order().newest_first()
-
     def _sort(self) -> None:
         ordered = sorted(self.rows.values(), key=_order_key)
         self._ordered = [tuple(ordered[at : at + CHUNK]) for at in range(0, len(ordered), CHUNK)]
