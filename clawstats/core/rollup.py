@@ -38,9 +38,6 @@ class Members:
     def __init__(self, blocks: tuple[dict[str, Member], ...]) -> None:
         self._blocks = blocks
 
-    def __len__(self) -> int:
-        return sum(map(len, self._blocks))
-
     def all(self) -> tuple[Member, ...]:
         return tuple(chain.from_iterable(block.values() for block in self._blocks))
 

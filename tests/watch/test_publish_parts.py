@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from clawstats.core.rollup import Rollup
 from clawstats.core.snapshot import Snapshot
 from clawstats.watch import rows as rows_module
 from tests.conftest import make_store
@@ -62,3 +63,8 @@ def test_snapshots_share_their_parts_and_each_keeps_its_own(small_state: Path, m
     costs = [_cost(snap) for snap in [first, *held]]
     assert all(math.isclose(b - a, 0.5, abs_tol=1e-9) for a, b in zip(costs, costs[1:], strict=False))
     assert first.rows is first.rows  # made once per snapshot
+    # the totals kept by delta over these changes are those of the transcripts summed at once
+    fresh = Rollup()
+    for n, member in enumerate(last.transcripts):
+        fresh.put(str(n), member)
+    assert last.totals == fresh.totals(len(last.rows), last.totals.unknown_sessions)
