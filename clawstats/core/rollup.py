@@ -16,7 +16,6 @@ costs a change one block's copy, not a copy of every transcript.
 from __future__ import annotations
 
 import zlib
-from itertools import chain
 
 from clawstats.core.exact import Sum, exact
 from clawstats.core.figures import HasBuckets, figure_of
@@ -39,7 +38,10 @@ class Members:
         self._blocks = blocks
 
     def all(self) -> tuple[Member, ...]:
-        return tuple(chain.from_iterable(block.values() for block in self._blocks))
+        joined: list[Member] = []
+        for block in self._blocks:
+            joined.extend(block.values())
+        return tuple(joined)
 
 
 class Rollup:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable
-from itertools import chain
 
 from clawstats.core.session import SessionRow
 from clawstats.core.snapshot import TranscriptView
@@ -41,8 +40,9 @@ class RowOrder:
         self.chunks = chunks  # (tuples: never changed)
 
     def newest_first(self) -> tuple[SessionRow, ...]:
-        rows = list(chain.from_iterable(self.chunks))
-        rows.reverse()
+        rows: list[SessionRow] = []
+        for chunk in reversed(self.chunks):
+            rows.extend(reversed(chunk))
         return tuple(rows)
 
 
