@@ -296,7 +296,7 @@ class Routes:
             "version": __version__,
             **self._otlp_health(snapshot.health.status),
             "revision": snapshot.revision,
-            "sessions": len(snapshot.rows),
+            "sessions": len(snapshot.by_key),  # (the rows in order are made only for a reader of them)
             "eventClients": len(self.hub.subscribers),
             "eventClientsDropped": self.hub.dropped_total,
             "auth": self.token is not None,

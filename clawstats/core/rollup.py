@@ -1,122 +1,152 @@
-"""``Rollup``: the totals kept by delta, so a change to one transcript does not regroup all.
+"""``Rollup``: the totals kept by delta, so a change to one transcript costs its own buckets.
 
-Transcripts are spread over a fixed number of blocks by a hash of their id; each block keeps
-its buckets summed per (agent, day, model). A change re-sums only its block (a few hundred
-transcripts at 50,000) and re-adds, over the blocks, only the (agent, day, model) sums that
-block holds; the totals and their three groupings fold the few hundred (agent, day, model)
-sums with :func:`figure_of`, as :func:`compute_totals` does over every transcript. A grouping
-(one agent, one day, one model) is folded again only when one of its sums changed: a change to
-one transcript of one day re-folds three groups, not the hundreds a long history has. Block
-membership and the order of every sum depend only on the set of transcripts and their values,
-never on the order of changes.
+Each (day, model) bucket of a counted transcript is added to four exact sums
+(:class:`~clawstats.core.exact.Sum`): the total's, its agent's, its day's and its model's. A
+change takes the transcript's previous buckets out and adds its new ones, so an append costs a
+few bucket additions whatever the number of transcripts. The sums are exact (money in units of
+2**-1074 USD, rounded to a float once per published figure), so the totals are those of a rollup
+given the same transcripts at once, whatever the order of changes; only the groups a change
+touched are figured again.
+
+The rollup also keeps the counted transcripts, in ``BLOCKS`` dicts by a hash of their id, copied on
+write once :meth:`Rollup.members` handed them to a snapshot: a snapshot's "every transcript once"
+costs a change one block's copy, not a copy of every transcript.
 """
 
 from __future__ import annotations
 
 import zlib
 
-from clawstats.core.figures import HasBuckets, figure_of, summed
+from clawstats.core.exact import Sum, exact
+from clawstats.core.figures import HasBuckets, figure_of
 from clawstats.core.totals import GROUP_BY, Totals, UsageGroup, totals_of
-from clawstats.core.usage import Bucket
 
 BLOCKS = 256
-_Combo = tuple[str, ...]  # (agent, day, model)
-_BY = ("agent", "day", "model")
+Member = tuple[str, HasBuckets]  # (agent id, buckets)
 
 
 def block_of(stats_id: str) -> int:
     return zlib.crc32(stats_id.encode()) % BLOCKS
 
 
+class Members:
+    """The counted transcripts at one publish (blocks never changed again): read on demand."""
+
+    __slots__ = ("_blocks",)
+
+    def __init__(self, blocks: tuple[dict[str, Member], ...]) -> None:
+        self._blocks = blocks
+
+    def all(self) -> tuple[Member, ...]:
+        joined: list[Member] = []
+        for block in self._blocks:
+            joined.extend(block.values())
+        return tuple(joined)
+
+
 class Rollup:
-    """Per-transcript buckets in, :class:`Totals` out; one writer (the store)."""
+    """Per-transcript buckets in, :class:`Totals` out; one writer (the store).
+
+    A member's buckets must not change once put (a frozen ``TranscriptView``'s do not): they are
+    taken out of the sums again by their values when the transcript changes or goes."""
 
     def __init__(self) -> None:
-        self._members: list[dict[str, tuple[str, HasBuckets]]] = [{} for _ in range(BLOCKS)]
-        self._sums: list[dict[_Combo, Bucket]] = [{} for _ in range(BLOCKS)]
-        self._dirty: set[int] = set()
-        self._combos: dict[_Combo, Bucket] = {}  # over all blocks, in block order
-        # Per grouping and name (e.g. "day", "2026-11-24"): the (agent, day, model) sums it folds,
-        # and its published figure, folded again only when one of those sums changed.
-        self._members_of: dict[str, dict[str, set[_Combo]]] = {by: {} for by in GROUP_BY}
-        self._groups: dict[str, dict[str, UsageGroup]] = {by: {} for by in GROUP_BY}
-        self.blocks_summed = 0  # lifetime count, for tests: a change re-sums one block
-        self.groups_folded = 0  # lifetime count, for tests: a change re-folds the groups it is in
+        self._members: list[dict[str, Member]] = [{} for _ in range(BLOCKS)]
+        self._owned: set[int] = set(range(BLOCKS))  # blocks no snapshot holds (written in place)
+        # stats id -> the member its buckets are summed as (None: none), for ids changed since
+        # the last totals
+        self._pending: dict[str, Member | None] = {}
+        self._total = Sum()
+        self._sums: dict[str, dict[str, Sum]] = {by: {} for by in GROUP_BY}
+        self._figures: dict[str, dict[str, UsageGroup]] = {by: {} for by in GROUP_BY}
+        self._total_figure = figure_of(self._total.bucket())
+        self.transcripts_summed = 0  # lifetime count, for tests: a change re-adds one transcript
+        self.buckets_summed = 0  # lifetime count of buckets added or taken out
+        self.groups_folded = 0  # lifetime count, for tests: a change re-figures the groups it is in
 
     @property
     def dirty(self) -> bool:
         """Whether a change is waiting to be summed (the totals would differ)."""
-        return bool(self._dirty)
+        return bool(self._pending)
 
-    def put(self, stats_id: str, member: tuple[str, HasBuckets]) -> None:
-        """Count ``member`` (agent id, buckets) for ``stats_id``; the caller's tuple is kept as it
-        is (the store keeps the same one for its snapshot: 56 bytes a transcript, not twice)."""
+    def _block(self, stats_id: str) -> dict[str, Member]:
         block = block_of(stats_id)
-        self._members[block][stats_id] = member
-        self._dirty.add(block)
+        members = self._members[block]
+        if block not in self._owned:  # a snapshot holds this one: it stays as it was
+            members = self._members[block] = dict(members)
+            self._owned.add(block)
+        return members
+
+    def put(self, stats_id: str, member: Member) -> None:
+        """Count ``member`` (agent id, buckets) for ``stats_id``; the caller's tuple is kept as it
+        is (the store keeps the same one: 56 bytes a transcript, not twice)."""
+        members = self._block(stats_id)
+        if stats_id not in self._pending:
+            self._pending[stats_id] = members.get(stats_id)
+        members[stats_id] = member
 
     def drop(self, stats_id: str) -> None:
-        block = block_of(stats_id)
-        if self._members[block].pop(stats_id, None) is not None:
-            self._dirty.add(block)
+        if stats_id not in self._members[block_of(stats_id)]:
+            return
+        members = self._block(stats_id)
+        if stats_id not in self._pending:
+            self._pending[stats_id] = members[stats_id]
+        del members[stats_id]
+
+    def members(self) -> Members:
+        """Every counted transcript now; the next change to a block copies it first."""
+        self._owned.clear()
+        return Members(tuple(self._members))
 
     def totals(self, sessions: int, unknown_sessions: int = 0) -> Totals:
         """Totals now, over every transcript put (each once)."""
-        touched: set[_Combo] = set()
-        for block in sorted(self._dirty):
-            old = self._sums[block]
-            members = self._members[block]
-            new = self._sums[block] = summed([members[sid] for sid in sorted(members)], _BY)
-            self.blocks_summed += 1
-            # Only the (agent, day, model) sums this block changed are re-added over the blocks.
-            touched.update(combo for combo in old.keys() | new.keys() if old.get(combo) != new.get(combo))
-        self._dirty.clear()
-        for combo in touched:
-            acc: Bucket | None = None
-            for sums in self._sums:
-                part = sums.get(combo)
-                if part is None:
-                    continue
-                if acc is None:
-                    acc = part.copy()
-                else:
-                    acc.add(part)
-            if acc is None:
-                self._combos.pop(combo, None)
-            else:
-                self._combos[combo] = acc
-        self._regroup(touched)
-        return self._fold(sessions, unknown_sessions)
-
-    def _regroup(self, touched: set[_Combo]) -> None:
-        """Fold again the groups holding a touched (agent, day, model) sum, each over its sums in
-        sorted order (the order a fold over every sum gives each group)."""
-        for by in GROUP_BY:
-            at = _BY.index(by)
-            members_of, groups = self._members_of[by], self._groups[by]
-            names: set[str] = set()
-            for combo in touched:
-                name = combo[at]
-                names.add(name)
-                if combo in self._combos:
-                    members_of.setdefault(name, set()).add(combo)
-                elif name in members_of:
-                    members_of[name].discard(combo)
+        touched: dict[str, set[str]] = {by: set() for by in GROUP_BY}
+        for stats_id, summed_as in self._pending.items():
+            now = self._members[block_of(stats_id)].get(stats_id)
+            if now is summed_as:
+                continue
+            if summed_as is not None:
+                self._move(summed_as, touched, adding=False)
+            if now is not None:
+                self._move(now, touched, adding=True)
+            self.transcripts_summed += 1
+        if self._pending:
+            self._pending.clear()
+            self._total_figure = figure_of(self._total.bucket())
+        for by, names in touched.items():
+            sums, figures = self._sums[by], self._figures[by]
             for name in names:
-                combos = sorted(members_of.get(name, ()))
-                if not combos:
-                    members_of.pop(name, None)
-                    groups.pop(name, None)
-                    continue
-                acc = self._combos[combos[0]].copy()
-                for combo in combos[1:]:
-                    acc.add(self._combos[combo])
-                groups[name] = figure_of(acc)
+                found = sums[name]
+                if found.buckets:
+                    figures[name] = figure_of(found.bucket())
+                else:
+                    del sums[name]
+                    figures.pop(name, None)  # (none when it came and went in this change)
                 self.groups_folded += 1
+        built = {by: {name: figures[name] for name in sorted(figures)} for by, figures in self._figures.items()}
+        return totals_of(self._total_figure, built, sessions, unknown_sessions)
 
-    def _fold(self, sessions: int, unknown_sessions: int) -> Totals:
-        total = Bucket()
-        for _combo, bucket in sorted(self._combos.items()):
-            total.add(bucket)
-        built = {by: {name: groups[name] for name in sorted(groups)} for by, groups in self._groups.items()}
-        return totals_of(figure_of(total), built, sessions, unknown_sessions)
+    def _move(self, member: Member, touched: dict[str, set[str]], adding: bool) -> None:
+        """Add a member's buckets to (or take them out of) the total and its three groups."""
+        agent, stats = member
+        by_agent, by_day, by_model = self._sums["agent"], self._sums["day"], self._sums["model"]
+        for (day, model), bucket in stats.buckets.items():
+            recorded, computed = exact(bucket.recorded_usd), exact(bucket.computed_usd)
+            for sums, name, names in (
+                (by_agent, agent, touched["agent"]),
+                (by_day, day, touched["day"]),
+                (by_model, model, touched["model"]),
+            ):
+                found = sums.get(name)
+                if found is None:
+                    found = sums[name] = Sum()
+                names.add(name)
+                if adding:
+                    found.add(bucket, recorded, computed)
+                else:
+                    found.take(bucket, recorded, computed)
+            if adding:
+                self._total.add(bucket, recorded, computed)
+            else:
+                self._total.take(bucket, recorded, computed)
+            self.buckets_summed += 1

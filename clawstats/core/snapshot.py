@@ -2,14 +2,16 @@
 
 The writer mutates ``TranscriptStats``; readers only ever see :class:`Snapshot` objects built
 from frozen copies (:class:`TranscriptView`), so no locks are needed and a request is always
-answered from one consistent scan.
+answered from one consistent scan. Its rows in order and its transcripts are made on the first
+read (:class:`Lazy`) from parts the writer never changes again, so a publish copies neither.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import msgspec
 
@@ -22,6 +24,8 @@ from clawstats.core.session import SessionRow, iso_ms
 from clawstats.core.totals import Totals, UsageGroup, group_usage
 from clawstats.core.transcript import Compaction, TranscriptStats
 from clawstats.core.usage import Bucket
+
+T = TypeVar("T")
 
 #: the burn rate looks back at most a day (the last 24 h; today is within it)
 BURN_HORIZON_MS = DAY_MS
@@ -93,15 +97,36 @@ class SessionDetail(msgspec.Struct, frozen=True, rename="camel"):
     children: list[ChildCost] = []
 
 
+class Lazy(Generic[T]):
+    """A tuple made on first read from parts that never change (then kept): a publish copies no
+    row and no transcript; the reader that asks pays once per snapshot."""
+
+    __slots__ = ("_make", "_made")
+
+    def __init__(self, make: Callable[[], tuple[T, ...]]) -> None:
+        self._make = make
+        self._made: tuple[T, ...] | None = None
+
+    @property
+    def made(self) -> bool:
+        return self._made is not None
+
+    def get(self) -> tuple[T, ...]:
+        made = self._made
+        if made is None:  # two readers at once both make it: the same tuple, one kept
+            made = self._made = self._make()
+        return made
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     revision: int
     generated_ms: float
     state_dir: str
-    rows: tuple[SessionRow, ...]
+    ordered: Lazy[SessionRow]  # :attr:`rows`, made on first read
     by_key: Mapping[str, SessionRow]
     views: Mapping[str, TranscriptView]  # by row key
-    transcripts: tuple[tuple[str, TranscriptView], ...]  # every transcript once: (agent, view)
+    counted: Lazy[tuple[str, TranscriptView]]  # :attr:`transcripts`, made on first read
     totals: Totals
     health: Health
     catalog: Catalog
@@ -112,6 +137,16 @@ class Snapshot:
     #: Row keys changed or added / removed since the previous revision (the event stream's delta).
     changed: frozenset[str] = frozenset()
     removed: frozenset[str] = frozenset()
+
+    @property
+    def rows(self) -> tuple[SessionRow, ...]:
+        """Every row, newest first (``updated`` descending, ties by key descending)."""
+        return self.ordered.get()
+
+    @property
+    def transcripts(self) -> tuple[tuple[str, TranscriptView], ...]:
+        """Every transcript some row reads, once: (agent, view)."""
+        return self.counted.get()
 
     def detail(self, key: str) -> SessionDetail | None:
         row = self.by_key.get(key)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import time
 from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
+from typing import cast
 
 import msgspec
 
@@ -23,8 +25,9 @@ from clawstats.core.catalog import Catalog
 from clawstats.core.enricher import Enricher
 from clawstats.core.health import Health, HealthLog
 from clawstats.core.layered import Layered
+from clawstats.core.rollup import Members
 from clawstats.core.session import SessionRow, build_row
-from clawstats.core.snapshot import Snapshot, TranscriptView
+from clawstats.core.snapshot import Lazy, Snapshot, TranscriptView
 from clawstats.watch.base_prompts import BasePrompts
 from clawstats.watch.joins import Joins
 from clawstats.watch.rows import RowTable
@@ -220,10 +223,10 @@ class Publisher:
             revision=self.revision,
             generated_ms=time.time() * 1000.0,
             state_dir=str(self.state_dir),
-            rows=table.newest_first(),
+            ordered=Lazy(table.order().newest_first),
             by_key=self._by_key,
             views=self._views,
-            transcripts=tuple(joins.counted.values()),
+            counted=Lazy(partial(_transcripts, joins.rollup.members())),
             totals=joins.rollup.totals(len(table.rows), len(table.unknown)),
             health=health,
             catalog=self.catalog,
@@ -231,6 +234,11 @@ class Publisher:
             removed=frozenset(removed),
         )
         return self.snapshot
+
+
+def _transcripts(members: Members) -> tuple[tuple[str, TranscriptView], ...]:
+    """The counted transcripts, read when a reader asks (the store counts frozen views only)."""
+    return cast(tuple[tuple[str, TranscriptView], ...], members.all())
 
 
 def _same_health(a: Health, b: Health) -> bool:

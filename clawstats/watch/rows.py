@@ -1,8 +1,11 @@
 """``RowTable``: the served rows between scans, patched for the keys that changed.
 
-Rows are kept by key and in order (newest first for readers) by inserting at their bisected
-place, so an append to one of 50,000 sessions moves one row instead of sorting all; a change to
-more than ``RESORT_SHARE`` of the rows (a cold start) sorts once instead.
+Rows are kept by key and in order (oldest first, read newest first) by inserting at their
+bisected place, so an append to one of 50,000 sessions moves one row instead of sorting all; a
+change to more than ``RESORT_SHARE`` of the rows (a cold start) sorts once instead. The order is
+held in chunks of about ``CHUNK`` rows, each a tuple never changed once made: a change makes its
+chunk again, and a snapshot's row order (:meth:`RowTable.order`) is the list of chunks of its
+publish (~100 references at 50,000 rows), joined into one tuple only when a reader asks.
 """
 
 from __future__ import annotations
@@ -16,12 +19,31 @@ from clawstats.watch.source import Source
 
 #: A change touching more rows than this share of all rows re-sorts instead of patching.
 RESORT_SHARE = 0.1
+#: Rows per chunk of the order (a chunk that grows past twice this is split in two).
+CHUNK = 512
+
+_Key = tuple[float, str]
 
 
-def _order_key(row: SessionRow) -> tuple[float, str]:
-    """Oldest first here; :meth:`RowTable.newest_first` reverses it (``sort=updated``'s order,
+def _order_key(row: SessionRow) -> _Key:
+    """Oldest first here; :meth:`RowOrder.newest_first` reverses it (``sort=updated``'s order,
     ties by key descending), so the default page of ``/api/sessions`` is a slice, not a sort."""
     return (row.updated_at_ms or 0.0, row.key)
+
+
+class RowOrder:
+    """The rows' order at one publish: chunks that never change, joined on demand."""
+
+    __slots__ = ("chunks",)
+
+    def __init__(self, chunks: tuple[tuple[SessionRow, ...], ...]) -> None:
+        self.chunks = chunks  # (tuples: never changed)
+
+    def newest_first(self) -> tuple[SessionRow, ...]:
+        rows: list[SessionRow] = []
+        for chunk in reversed(self.chunks):
+            rows.extend(reversed(chunk))
+        return tuple(rows)
 
 
 class RowTable:
@@ -31,8 +53,9 @@ class RowTable:
         self.rows: dict[str, SessionRow] = {}
         self.views: dict[str, TranscriptView] = {}  # by row key
         self.unknown: set[str] = set()  # rows whose cost is unknown (no readable transcript)
-        self._order: list[tuple[float, str]] = []  # rows' sort keys, oldest first
-        self._ordered: list[SessionRow] = []  # rows in that order
+        self._order: list[list[_Key]] = []  # chunks of the rows' sort keys, oldest first
+        self._ordered: list[tuple[SessionRow, ...]] = []  # the rows of each chunk, in that order
+        self._lasts: list[_Key] = []  # each chunk's last sort key (which chunk holds a key)
 
     def update(
         self,
@@ -68,13 +91,10 @@ class RowTable:
             if row.total_cost is None:
                 self.unknown.add(key)
             if not bulk:
-                at = bisect_left(self._order, _order_key(row))
-                self._order.insert(at, _order_key(row))
-                self._ordered.insert(at, row)
+                self._insert(row)
             changed.add(key)
         if bulk:
-            self._ordered = sorted(self.rows.values(), key=_order_key)
-            self._order = [_order_key(row) for row in self._ordered]
+            self._sort()
         return changed, removed
 
     def load(self, rows: dict[str, SessionRow], views: dict[str, TranscriptView]) -> None:
@@ -82,24 +102,60 @@ class RowTable:
         assert not self.rows
         self.rows, self.views = rows, views
         self.unknown = {key for key, row in rows.items() if row.total_cost is None}
-        self._ordered = sorted(rows.values(), key=_order_key)
-        self._order = [_order_key(row) for row in self._ordered]
+        self._sort()
 
     def replace(self, row: SessionRow) -> None:
         """Put ``row`` in place of the row of its key (same sort key: the order is unchanged)."""
         old = self.rows[row.key]
-        assert _order_key(old) == _order_key(row)
+        key = _order_key(row)
+        assert _order_key(old) == key
         self.rows[row.key] = row
-        at = bisect_left(self._order, _order_key(row))
-        self._ordered[at] = row
+        at, i = self._find(key)
+        rows = self._ordered[at]
+        self._ordered[at] = rows[:i] + (row,) + rows[i + 1 :]
 
-    def newest_first(self) -> tuple[SessionRow, ...]:
-        return tuple(self._ordered[::-1])  # two C copies; tuple(reversed(...)) iterates in Python
+    def order(self) -> RowOrder:
+        """The order now, for a snapshot (its chunks are never changed: a change makes new ones)."""
+        return RowOrder(tuple(self._ordered))
+
+    def _sort(self) -> None:
+        ordered = sorted(self.rows.values(), key=_order_key)
+        self._ordered = [tuple(ordered[at : at + CHUNK]) for at in range(0, len(ordered), CHUNK)]
+        self._order = [[_order_key(row) for row in chunk] for chunk in self._ordered]
+        self._lasts = [keys[-1] for keys in self._order]
+
+    def _find(self, key: _Key) -> tuple[int, int]:
+        """(chunk, place in it) of a sort key in the order."""
+        at = min(bisect_left(self._lasts, key), len(self._lasts) - 1)
+        return at, bisect_left(self._order[at], key)
+
+    def _insert(self, row: SessionRow) -> None:
+        key = _order_key(row)
+        if not self._order:
+            self._order, self._ordered, self._lasts = [[key]], [(row,)], [key]
+            return
+        at, i = self._find(key)
+        keys, rows = self._order[at], self._ordered[at]
+        keys.insert(i, key)
+        rows = rows[:i] + (row,) + rows[i:]
+        if len(keys) > 2 * CHUNK:  # split in two
+            self._order[at : at + 1] = [keys[:CHUNK], keys[CHUNK:]]
+            self._ordered[at : at + 1] = [rows[:CHUNK], rows[CHUNK:]]
+            self._lasts[at : at + 1] = [keys[CHUNK - 1], keys[-1]]
+        else:
+            self._ordered[at] = rows
+            self._lasts[at] = keys[-1]
 
     def _drop(self, row: SessionRow, bulk: bool) -> None:
         del self.rows[row.key]
         self.unknown.discard(row.key)
-        if not bulk:
-            at = bisect_left(self._order, _order_key(row))
-            del self._order[at]
-            del self._ordered[at]
+        if bulk:
+            return
+        at, i = self._find(_order_key(row))
+        keys, rows = self._order[at], self._ordered[at]
+        del keys[i]
+        if not keys:
+            del self._order[at], self._ordered[at], self._lasts[at]
+            return
+        self._ordered[at] = rows[:i] + rows[i + 1 :]
+        self._lasts[at] = keys[-1]

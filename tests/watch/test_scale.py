@@ -70,7 +70,7 @@ def _assistant_line(cost: float) -> bytes:
 
 
 def _built(store: StatsStore) -> tuple[int, int]:
-    return store.rows_built, store.rollup.blocks_summed
+    return store.rows_built, store.rollup.transcripts_summed
 
 
 def test_append_rebuilds_only_its_own_row(small_state: Path) -> None:
@@ -83,7 +83,7 @@ def test_append_rebuilds_only_its_own_row(small_state: Path) -> None:
     with open(path, "ab") as fh:
         fh.write(_assistant_line(0.5))
     hinted = store.scan({str(path)})  # as the poller calls it: the path a file-system event named
-    assert _built(store) == (before[0] + 1, before[1] + 1)  # one row built, one totals block re-summed
+    assert _built(store) == (before[0] + 1, before[1] + 1)  # one row built, one transcript's buckets re-summed
     assert hinted.changed == {key} and not hinted.removed
     assert abs(hinted.totals.total_cost - first.totals.total_cost - 0.5) < 1e-9
     assert hinted.by_key[key].total_cost - first.by_key[key].total_cost > 0.49
