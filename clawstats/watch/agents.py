@@ -37,8 +37,16 @@ def make_agent(
     return files
 
 
-def read_cold(agents: dict[str, Agent], catalog: Catalog, workers: int, max_line_bytes: int, health: HealthLog) -> None:
-    """Every agent plans (``prepare``); the files never read are read in one batch over all agents.
+def read_cold(
+    agents: dict[str, Agent],
+    catalog: Catalog,
+    workers: int,
+    max_line_bytes: int,
+    health: HealthLog,
+    hint: set[str] | None = None,
+) -> None:
+    """Every agent plans (``prepare``, given the scan's ``hint``); the files never read are read
+    in one batch over all agents.
 
     On a store read from nothing, the transcripts the directories list are all read whole: that
     read starts before the plans (a third of a second at 50,000 sessions, on a core the workers
@@ -50,7 +58,7 @@ def read_cold(agents: dict[str, Agent], catalog: Catalog, workers: int, max_line
     price = {agent_id: catalog.pricer(agent_id) for agent_id in agents}
     price_of: PriceOf = lambda path: price[owner[path]]  # noqa: E731
     with ColdRead(list(owner), workers, max_line_bytes, price_of) as early:
-        cold = {agent_id: agent.prepare() for agent_id, agent in agents.items()}
+        cold = {agent_id: agent.prepare(hint) for agent_id, agent in agents.items()}
         read = early.collect(health)
     late = {p: agent_id for agent_id, paths in cold.items() for p in paths if p not in early.paths}
     owner.update(late)

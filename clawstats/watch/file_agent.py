@@ -29,6 +29,9 @@ from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail
 
 #: A directory listing is trusted for reuse only once its mtime is this old (see _list_if_changed).
 RACY_S = 2.0
+#: A directory change the file-system events explain (sessions.json replaced) is listed again at
+#: most this much later all the same (see _list_if_changed).
+RELIST_S = 10.0
 #: OpenClaw writes a new session's row moments before its transcript: normal, not a fault. A row
 #: still without its transcript after this long is counted (and logged) as rowWithoutTranscript.
 ROW_GRACE_S = 5.0
@@ -80,18 +83,22 @@ class FileAgent:
         # and dropped for each of 50,000 transcripts on a cold start.
         self._cold: dict[str, Tail | None] = {}
         self.rows_planned = 0  # lifetime count of rows located by a plan (a test pins a rewrite's work)
+        self.listings = 0  # lifetime count of directory listings (a test pins a rewrite's work)
+        self._listed_at = 0.0  # monotonic time of the last listing
+        self._relist = False  # a listed transcript was found gone: list again at the next plan
 
     # -- planning ----------------------------------------------------------------------------
 
-    def prepare(self) -> list[str]:
-        """Bring the plan up to date; returns the transcripts never read (for a batch read)."""
+    def prepare(self, hint: set[str] | None = None) -> list[str]:
+        """Bring the plan up to date; returns the transcripts never read (for a batch read).
+        ``hint``: the paths file-system events named (and the safety sweep's slice), or None."""
         self._settle()
         source, health = self.source, self.health
         try:
             self.index.poll(health)
         except OSError as exc:
             health.set_condition(source.store, f"cannot read: {exc.strerror or exc}")
-        names_changed = self._list_if_changed()
+        names_changed = self._list_if_changed(hint)
         if names_changed or self.index.revision != self._index_revision or self._waiting:
             one_reload = self.index.revision == self._index_revision + 1
             self._index_revision = self.index.revision
@@ -120,21 +127,46 @@ class FileAgent:
                 self.tails[path] = tail if tail is not None else Tail(path, self.price)
             self._cold = {}
 
-    def _list_if_changed(self) -> bool:
+    def _list_if_changed(self, hint: set[str] | None = None) -> bool:
         """Relist when the directory's mtime moved (or is too recent to trust: a file created in
-        the same timestamp tick leaves it unchanged); True when the transcript names changed."""
+        the same timestamp tick leaves it unchanged); True when the transcript names changed.
+
+        OpenClaw replaces ``sessions.json`` by a rename after every turn, which moves the mtime:
+        when the events (``hint``) name no transcript this listing lacks, the listing is taken
+        as it is (17 ms of a 33 ms turn at 50,000 sessions) and the mtime left unrecorded, so the
+        directory is listed again within ``RELIST_S`` anyway (an event the kernel dropped), and
+        at once when an event names a new transcript or a read finds a listed one gone."""
         try:
             mtime_ns = os.stat(self.sessions_dir).st_mtime_ns
         except OSError:
             mtime_ns = -1
         racy = time.time_ns() - mtime_ns <= RACY_S * 1e9
-        if mtime_ns == self._dir_mtime_ns and not racy and self._names is not None:
+        if mtime_ns == self._dir_mtime_ns and not racy and self._names is not None and not self._relist:
+            return False
+        now = time.monotonic()
+        if self._explained(hint) and now - self._listed_at < RELIST_S:
             return False
         self._dir_mtime_ns = mtime_ns
+        self._listed_at, self._relist = now, False
+        self.listings += 1
         names = frozenset(n for n in self._list() if is_transcript_name(n))
         if names == self._names:
             return False  # e.g. sessions.json replaced by rename: no transcript came or went
         self._names = names
+        return True
+
+    def _explained(self, hint: set[str] | None) -> bool:
+        """Whether the events in ``hint`` name no transcript the last listing lacks (the safety
+        scan, None, explains nothing)."""
+        names = self._names
+        if hint is None or names is None or self._relist:
+            return False
+        here = os.path.join(self.sessions_dir, "")
+        for path in hint:
+            if path.startswith(here):
+                name = path[len(here) :]
+                if name not in names and os.sep not in name and is_transcript_name(name):
+                    return False
         return True
 
     def _list(self) -> list[str]:
@@ -368,7 +400,8 @@ class FileAgent:
                 tail.poll(health, self.max_line_bytes)
                 health.clear_condition(path)
             except FileNotFoundError:
-                continue  # gone between listing and reading: the next listing settles it
+                self._relist = True  # gone since the listing: the next plan lists again
+                continue
             except OSError as exc:
                 health.set_condition(path, f"cannot read: {exc.strerror or exc}")
             if tail.revision != before:

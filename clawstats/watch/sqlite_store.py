@@ -137,7 +137,7 @@ class SqliteAgent:
             full = True
         raise sqlite3.OperationalError(f"the database changed during each of {READ_ATTEMPTS} reads")
 
-    def prepare(self) -> list[str]:
+    def prepare(self, hint: set[str] | None = None) -> list[str]:
         """Nothing to read in bulk: events are read by ``seq`` in ``scan``."""
         return []
 

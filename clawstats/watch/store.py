@@ -199,7 +199,7 @@ class StatsStore:
             self.health.clear_condition(state_dir)
         elif self.discovery is None or self.agents:  # with no agent yet, discovery says "waiting for state dir"
             self.health.set_condition(state_dir, "state dir is missing")
-        read_cold(self.agents, self.catalog, self.workers, self.max_line_bytes, self.health)
+        read_cold(self.agents, self.catalog, self.workers, self.max_line_bytes, self.health, changed)
         joins = self._joins
         keys, self._pending = self._pending, set()
         bases_moved: set[str] = set()

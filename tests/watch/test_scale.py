@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from clawstats.core.snapshot import Snapshot
+from clawstats.watch import file_agent
 from clawstats.watch.file_agent import FileAgent
 from clawstats.watch.sqlite_store import SqliteAgent
 from clawstats.watch.store import StatsStore
@@ -433,3 +434,48 @@ def test_sqlite_write_to_another_table_reads_no_session(tmp_path: Path) -> None:
     snap = store.scan(set())
     assert snap.revision == first.revision and agent.events_read == events
     assert agent.counts == counts + 1 and walked == [0]
+
+
+def test_a_sessions_json_replaced_by_rename_is_not_a_reason_to_list_the_directory(
+    small_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenClaw's rename of sessions.json after every turn moves the directory's mtime: with the
+    events naming nothing new, the listing stands (it is 17 ms of a turn at 50,000 sessions). A
+    transcript an event names, one found gone, the safety scan and ``RELIST_S`` list it again."""
+    made = _many_sessions(small_state)
+    store = make_store(small_state)
+    store.scan()
+    agent = store.agents["ops"]
+    assert isinstance(agent, FileAgent)
+    index_path = small_state / "agents/ops/sessions/sessions.json"
+    tmp = index_path.with_name("sessions.json.4.abc.tmp")
+
+    def rewrite(n: int) -> set[str]:
+        index = json.loads(index_path.read_text())
+        index[made[n][0]]["updatedAt"] = 1795541000000 + n
+        tmp.write_text(json.dumps(index, indent=2))
+        os.replace(tmp, index_path)
+        return {str(index_path), str(tmp)}  # what the events name
+
+    listings = agent.listings
+    snap = store.scan(rewrite(1))
+    assert agent.listings == listings and snap.changed == {made[1][0]}
+    # a new transcript the events name: listed at once (an orphan row)
+    new = index_path.with_name("11111111-2222-4333-8444-555555555555.jsonl")
+    shutil.copyfile(made[0][1], new)
+    snap = store.scan(rewrite(2) | {str(new)})
+    assert agent.listings == listings + 1 and f"agent:ops:{new.stem}" in snap.by_key
+    # one no event named (dropped by the kernel): seen by the safety scan, or after RELIST_S
+    other = index_path.with_name("22222222-2222-4333-8444-555555555555.jsonl")
+    shutil.copyfile(made[0][1], other)
+    assert f"agent:ops:{other.stem}" not in store.scan(rewrite(3)).by_key
+    monkeypatch.setattr(file_agent, "RELIST_S", 0.0)
+    assert f"agent:ops:{other.stem}" in store.scan(rewrite(4)).by_key
+    monkeypatch.setattr(file_agent, "RELIST_S", 3600.0)
+    # a listed transcript deleted (its event names a listed name): the read finds it gone and
+    # the next plan lists again: its row is gone
+    new.unlink()
+    store.scan(rewrite(5) | {str(new)})
+    snap = store.scan(rewrite(6))
+    assert f"agent:ops:{new.stem}" not in snap.by_key
+    assert snap.rows == make_store(small_state).scan().rows
