@@ -124,7 +124,11 @@ class FileAgent:
         """Every transcript of the plan has its Tail: the one a worker read, else a new one."""
         if self._cold:
             for path, tail in self._cold.items():
-                self.tails[path] = tail if tail is not None else Tail(path, self.price)
+                if tail is None:
+                    tail = Tail(path, self.price)
+                else:
+                    tail.path = path  # the plan's string (often the row's sessionFile), not the worker's copy
+                self.tails[path] = tail
             self._cold = {}
 
     def _list_if_changed(self, hint: set[str] | None = None) -> bool:

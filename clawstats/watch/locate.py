@@ -51,6 +51,10 @@ def locate(
     if session_file:
         if os.path.isabs(session_file):
             folder, name = os.path.split(session_file)
+            if folder == sessions_dir and name in present and len(session_file) == len(folder) + 1 + len(name):
+                # A live store's own path (OpenClaw writes it absolute), exactly as the listing
+                # spells it: the row's string is the tail's path too, one object, not two.
+                return session_file
             if folder != sessions_dir and dir_exists(folder, dirs):
                 if probed is not None:
                     probed.append(session_file)

@@ -192,3 +192,33 @@ def test_listed_transcripts_are_read_while_the_store_plans(
     assert asked == [listed, {str(elsewhere)}] and started == [listed, frozenset()]
     assert _served(read) == _served(in_process)
     assert read.by_key["agent:main:moved"].total_cost == in_process.by_key["agent:main:moved"].total_cost
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_live_stores_session_file_is_the_tails_path_object(
+    small_state: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """A live store's rows name their transcripts by absolute path in the sessions directory:
+    that string is the tail's path, one object (~150 bytes a session), whoever read the file; a
+    path spelled otherwise (``//``) is not taken for the listed one (it would be read twice)."""
+    sessions = small_state / "agents/main/sessions"
+    index = json.loads((sessions / "sessions.json").read_text())
+    for row in index.values():
+        if row.get("sessionFile"):
+            row["sessionFile"] = str(sessions / Path(row["sessionFile"]).name)
+    odd_key = next(k for k, r in index.items() if r.get("sessionFile"))
+    index[odd_key]["sessionFile"] = str(sessions) + "//" + Path(index[odd_key]["sessionFile"]).name
+    (sessions / "sessions.json").write_text(json.dumps(index))
+    store = _worker_store(small_state, monkeypatch) if workers == 2 else make_store(small_state)
+    snap = store.scan()
+    agent = store.agents["main"]
+    assert isinstance(agent, file_agent.FileAgent)
+    shared = 0
+    for key, row in agent.index.rows.items():
+        src = agent.sources[key]
+        if key != odd_key and row.sessionFile and src.stats_id is not None:
+            assert src.stats_id is row.sessionFile and agent.tails[src.stats_id].path is row.sessionFile
+            shared += 1
+    assert shared >= 3
+    assert agent.sources[odd_key].stats_id == os.path.join(str(sessions), Path(index[odd_key]["sessionFile"]).name)
+    assert _served(snap) == _served(make_store(small_state).scan())
