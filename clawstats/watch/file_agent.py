@@ -412,6 +412,8 @@ class FileAgent:
                 self._changed_stats.add(path)
             if tail.file_id is not None:
                 self._unread.discard(path)
+        if not self._unread:
+            self._unread = set()  # emptied by discards, a set keeps its table: 0.5 MB after a cold read
         result = AgentScan(self._changed_keys, self._changed_stats)
         self._changed_keys, self._changed_stats = set(), set()
         self._restored = {}  # only the first plan adopts restored tails

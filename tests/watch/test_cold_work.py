@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -144,6 +145,8 @@ def test_worker_read_equals_the_in_process_read_and_makes_no_empty_tail(
     store = _worker_store(small_state, monkeypatch)
     read = store.scan()
     assert made == [] and len(store.tails) > 5
+    for agent in store.agents.values():  # every tail read: no emptied table of them kept
+        assert isinstance(agent, file_agent.FileAgent) and sys.getsizeof(agent._unread) == sys.getsizeof(set())
     assert _served(read) == _served(in_process)
     # a transcript that appears later is read in the scanning process, with a Tail of its own
     ops = small_state / "agents/ops/sessions"
