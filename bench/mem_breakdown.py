@@ -77,7 +77,14 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
         out.append((name, sum(deep(o, seen, stop) for o in objs) / rows))
 
     tails = [tail for agent in store.agents.values() for tail in agent.tails.values()]
-    stats = [tail.stats for tail in tails]
+    # an idle transcript keeps its statistics packed (their dump): read as kept, never unpacked here
+    states = [getattr(tail, "_state", None) or tail.stats for tail in tails]
+    stats = [s for s in states if isinstance(s, TranscriptStats)]
+    packed = [s for s in states if isinstance(s, bytes)]
+    out.append(
+        (f"packed statistics (bytes; {len(packed)} of {len(tails)} tails)", sum(map(sys.getsizeof, packed)) / rows)
+    )
+    seen.update(id(s) for s in packed)
     out.append(("TranscriptStats object (slots)", sum(sys.getsizeof(s) for s in stats) / rows))
     seen.update(id(s) for s in stats)
     arrays = [f for f in _fields(type(stats[0])) if isinstance(getattr(stats[0], f), array)] if stats else []
@@ -92,7 +99,10 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
     add("  .head", [t.head for t in tails])
     add("  .path", [t.path for t in tails])
     add("  .file_id (FileId)", [t.file_id for t in tails])
-    add("  other (pending, ints)", [getattr(t, f) for t in tails for f in _fields(type(t)) if f != "stats"])
+    add(
+        "  other (pending, ints)",
+        [getattr(t, f) for t in tails for f in _fields(type(t)) if f not in ("stats", "_state")],
+    )
     sources = [src for agent in store.agents.values() for src in agent.sources.values()]
     add("Source (object, key, ids)", [(s.key, s.agent_id, s.stats_id, s.archived_from) for s in sources])
     out.append(("  Source objects", sum(sys.getsizeof(s) for s in sources) / rows))

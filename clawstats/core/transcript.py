@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 
 from clawstats.core.calls import ERROR_STOP_REASONS, TOOL_MARK, is_bookkeeping, is_true, recorded_cost, tool_blocks
+from clawstats.core.peek import Peek
 from clawstats.core.records import (
     MAX_COUNT,
     Cost,
@@ -124,6 +125,7 @@ class TranscriptStats:
         "current_provider",
         "current_model_id",
         "spawned",
+        "blob",
     )
 
     def __init__(self, price: Pricer | None = None) -> None:
@@ -165,11 +167,15 @@ class TranscriptStats:
         self.current_provider: str | None = None
         self.current_model_id: str | None = None
         self.spawned: tuple[str, ...] = ()  # child session keys named by sessions_spawn results, in order
+        #: the dump this state was loaded from while nothing changed it (``dump()`` returns it): a
+        #: transcript unpacked only to be read is packed again without a dump
+        self.blob: bytes | None = None
 
     # -- feeding ---------------------------------------------------------------------------
 
     def apply(self, line: Line) -> None:
         """Fold one decoded entry into the statistics."""
+        self.blob = None
         self.entries += 1
         ts = line.timestamp
         if isinstance(ts, str):
@@ -446,6 +452,10 @@ class TranscriptStats:
         tl_f, tl_i = self.tl_f, self.tl_i
         return tl_f[0:end:2], tl_i[0:end:2], tl_f[1:end:2], tl_i[1:end:2]
 
+    def timeline_at(self, generation: int, calls: int) -> tuple[array[float], array[int], array[float], array[int]]:
+        """:meth:`timeline` for a view made of these statistics (their generation is theirs alone)."""
+        return self.timeline(calls)
+
     def share_buckets(self) -> dict[tuple[str, str], Bucket]:
         """The buckets for a frozen view: this dict and its Buckets are never changed again (the
         next call copies them first), so an idle transcript's view costs no copy."""
@@ -459,7 +469,12 @@ class TranscriptStats:
     # -- persistence (the index cache and worker processes) ---------------------------------
 
     def dump(self) -> bytes:
-        return _state_encoder.encode(
+        if self.blob is not None:
+            return self.blob
+        # Encoded into a buffer and copied out: ``encode()`` returns its grown buffer shrunk in
+        # place, which keeps up to a quarter more than its size (~110 bytes a packed transcript).
+        buffer = bytearray()
+        _state_encoder.encode_into(
             _State(
                 version=_STATE_VERSION,
                 session_id=self.session_id,
@@ -487,19 +502,15 @@ class TranscriptStats:
                 current_model_id=self.current_model_id,
                 spawned=self.spawned,
                 base_prompt=self.base_prompt,
-            )
+            ),
+            buffer,
         )
+        return bytes(buffer)
 
     @classmethod
     def load(cls, blob: bytes, price: Pricer | None = None) -> TranscriptStats:
         """Inverse of :meth:`dump`; raises ValueError on a blob of another version."""
-        try:
-            version = msgspec.msgpack.decode(blob, type=_Version).version
-            if version != _STATE_VERSION:
-                raise ValueError("transcript state of another version")
-            state = _state_decoder.decode(blob)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
-            raise ValueError(str(exc)) from None
+        state = _decode(blob)
         self = cls(price)
         self.session_id, self.version, self.entries = state.session_id, state.transcript_version, state.entries
         self.last_ts, self.cost = state.last_ts, state.cost
@@ -519,7 +530,28 @@ class TranscriptStats:
         self.current_model_id = shared(state.current_model_id) if state.current_model_id else None
         self.spawned = state.spawned
         self.base_prompt = state.base_prompt
+        self.blob = blob
         return self
+
+    @staticmethod
+    def check(blob: bytes) -> None:
+        """Raise ValueError when :meth:`load` would (another version, not a state): a blob kept
+        packed is checked once, when it is adopted, not when it is next needed."""
+        _decode(blob)
+
+    def peek(self) -> Peek:
+        """The few figures :func:`~clawstats.core.peek.peek` reads from a dump, from the live state."""
+        return Peek(self.entries, self.cost, self.last_call_ms, self.tl_f, self.tl_i, self.base_prompt)
+
+
+def _decode(blob: bytes) -> _State:
+    try:
+        version = msgspec.msgpack.decode(blob, type=_Version).version
+        if version != _STATE_VERSION:
+            raise ValueError("transcript state of another version")
+        return _state_decoder.decode(blob)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
+        raise ValueError(str(exc)) from None
 
 
 class _DayModel(msgspec.Struct, array_like=True):

@@ -35,7 +35,7 @@ from clawstats.watch.source import AgentScan, Source
 from clawstats.watch.sqlite_access import connect, event_at, event_bytes, file_mark, marker
 from clawstats.watch.sqlite_archives import ArchivesBeside
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES as TAIL_MAX_LINE_BYTES
-from clawstats.watch.tail import FileId, Tail
+from clawstats.watch.tail import IDLE_POLLS, FileId, Tail
 
 READ_ATTEMPTS = 3
 #: OpenClaw creates an agent's database file, then its tables: "no such table" in a database never
@@ -363,6 +363,7 @@ class SqliteAgent:
             changed = True
         if tail.offset == 0:
             known = 0
+        whole = known == 0  # read from the first event (first read, or again)
         read, more = self._read_session(db, sid, tail, top)
         changed |= more
         if known is not None and known + read != count:
@@ -370,10 +371,13 @@ class SqliteAgent:
             # added above it: read the session again, in this same read transaction.
             tail.restart()
             self._read_session(db, sid, tail, top)
-            changed = True
+            changed = whole = True
         self.below[sid] = count
         if changed:
             tail.stats.settle()  # as a file tail does when a read ends: an idle session keeps less
+            # A whole read is packed once its readers are done (Tail.release), as most of a store
+            # is idle; a session read on from its cursor is being written to: it stays unpacked.
+            tail.idle = IDLE_POLLS if whole else 0
             tail.revision += 1
             self.changed_stats.add(tail.path)
 

@@ -5,6 +5,10 @@ partial line (OpenClaw may be mid-write), the file's identity (device, inode, a 
 first bytes) and the :class:`TranscriptStats` it feeds. A shrunk file, a new inode
 or a changed head means the file was replaced: it is re-read alone, from zero. Compressed
 archives (``.gz``/``.zst``) are immutable and read whole once.
+
+An idle transcript is kept *packed*: its statistics as their dump (``TranscriptStats.dump()``,
+a third of the objects' size), unpacked when new bytes come (``stats``) and read meanwhile by
+:meth:`Tail.peek` (a few figures) or :meth:`Tail.current` (a temporary copy).
 """
 
 from __future__ import annotations
@@ -14,21 +18,38 @@ import gzip
 import hashlib
 import os
 import stat
-from typing import Any, BinaryIO
+from array import array
+from typing import Any, BinaryIO, ClassVar
 
 import msgspec
 import zstandard
 
 from clawstats.core.health import HealthLog
+from clawstats.core.peek import Peek, peek
 from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, decode_line, decode_lines
 from clawstats.core.transcript import TranscriptStats
 from clawstats.core.usage import Pricer
 from clawstats.watch.layout import NotRegularFile
 
-__all__ = ["DEFAULT_MAX_LINE_BYTES", "FileId", "Tail", "TailImage", "adopt", "export", "head_digest", "read_whole"]
+__all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
+    "IDLE_POLLS",
+    "FileId",
+    "Tail",
+    "TailImage",
+    "adopt",
+    "export",
+    "head_digest",
+    "read_whole",
+]
 
 CHUNK_BYTES = 4 << 20
 HEAD_BYTES = 256
+#: Polls finding a file unchanged before its statistics are packed. The safety sweep stats every
+#: transcript once a sweep (and an event names a file as it is written), so two such polls mean
+#: no write for at least a sweep: a session being written to is polled with new bytes far more
+#: often and stays unpacked (an append never pays a dump and a load), an idle one packs.
+IDLE_POLLS = 2
 
 
 def head_digest(head: bytes) -> bytes:
@@ -59,10 +80,16 @@ class FileId(msgspec.Struct, frozen=True, array_like=True, gc=False):
 class Tail:
     """Reader state of one transcript file; ``poll()`` folds new complete lines into ``stats``."""
 
+    #: lifetime count of statistics loaded from a packed state, by every tail (tests pin it)
+    unpacks: ClassVar[int] = 0
+
     __slots__ = (
         "path",
         "compressed",
-        "stats",
+        "_state",
+        "price",
+        "idle",
+        "generation",
         "offset",
         "head",
         "file_id",
@@ -73,10 +100,15 @@ class Tail:
         "open_line",
     )
 
-    def __init__(self, path: str, price: Pricer | None = None, stats: TranscriptStats | None = None) -> None:
+    def __init__(self, path: str, price: Pricer | None = None, state: TranscriptStats | bytes | None = None) -> None:
         self.path = path
         self.compressed = path.endswith((".gz", ".zst"))
-        self.stats = stats if stats is not None else TranscriptStats(price)
+        # The statistics, or their dump while the transcript is idle (packed). One slot, so a
+        # reader in another thread (a view's timeline) always sees one or the other.
+        self._state: TranscriptStats | bytes = state if state is not None else TranscriptStats(price)
+        self.price = price
+        self.idle = 0  # polls that found the file unchanged since it last changed (up to IDLE_POLLS)
+        self.generation = 0  # bumped when the statistics start over: a view of older ones reads none
         self.offset = 0  # end of the last complete line consumed
         self.head = b""  # head_digest() of the first bytes; empty until some were read
         self.file_id: FileId | None = None
@@ -88,12 +120,73 @@ class Tail:
         # its newline, when it comes, is skipped, not counted as a second line.
         self.open_line = False
 
+    # -- the statistics, packed or not ------------------------------------------------------------
+
+    @property
+    def stats(self) -> TranscriptStats:
+        """The live statistics, unpacked (and kept so) if packed: for the writer about to change
+        them. Readers use :meth:`peek` or :meth:`current`."""
+        state = self._state
+        if type(state) is bytes:
+            state = self._state = self._load(state)
+        assert isinstance(state, TranscriptStats)
+        return state
+
+    @property
+    def packed(self) -> bool:
+        return type(self._state) is bytes
+
+    def current(self) -> TranscriptStats:
+        """The statistics to read now: the live ones, or a temporary copy of packed ones."""
+        state = self._state
+        return state if isinstance(state, TranscriptStats) else self._load(state)
+
+    def peek(self) -> Peek:
+        """Cost, entries, base prompt, last call and timeline, without unpacking."""
+        state = self._state
+        return state.peek() if isinstance(state, TranscriptStats) else peek(state)
+
+    def timeline_at(self, generation: int, calls: int) -> tuple[array[float], array[int], array[float], array[int]]:
+        """The first ``calls`` calls of the statistics of ``generation`` (a view's; none once the
+        file was read again from the start)."""
+        if generation != self.generation:
+            return array("d"), array("I"), array("d"), array("I")
+        return self.peek().timeline(calls)
+
+    def dump(self) -> bytes:
+        """The statistics' dump (packed: as kept, no load and dump)."""
+        state = self._state
+        return state if type(state) is bytes else self.stats.dump()
+
+    def pack(self) -> None:
+        """Keep the statistics as their dump (free when they were loaded from it, unchanged)."""
+        state = self._state
+        if isinstance(state, TranscriptStats):
+            self._state = state.dump()
+
+    def release(self) -> None:
+        """A reader is done with the statistics: pack them again when they were only unpacked to
+        be read, or the transcript is idle (a whole read counts as idle: most of a store is)."""
+        state = self._state
+        if isinstance(state, TranscriptStats) and (state.blob is not None or self.idle >= IDLE_POLLS):
+            self._state = state.dump()
+
+    def _load(self, blob: bytes) -> TranscriptStats:
+        Tail.unpacks += 1
+        return TranscriptStats.load(blob, self.price)
+
+    # -- reading ------------------------------------------------------------------------------
+
     def use_price(self, price: Pricer | None) -> None:
         """Price the calls read from now on with ``price`` (a tail restored from the cache)."""
-        self.stats.price = price
+        self.price = price
+        state = self._state
+        if isinstance(state, TranscriptStats):
+            state.price = price
 
     def restart(self) -> None:
-        self.stats = TranscriptStats(self.stats.price)
+        self._state = TranscriptStats(self.price)
+        self.generation += 1
         self.offset = 0
         self.head = b""
         self.pending = b""
@@ -108,16 +201,25 @@ class Tail:
             raise NotRegularFile(errno.EINVAL, "not a regular file", self.path)
         file_id = FileId.of(st)
         if file_id == self.file_id:
+            if self.idle < IDLE_POLLS:
+                self.idle += 1
+            if self.idle >= IDLE_POLLS:
+                self.pack()
             return False
+        self.idle = 0
         if self.compressed:
             self.restart()
             self._read_compressed(health, max_line_bytes)
             self.file_id = file_id
+            self.idle = IDLE_POLLS  # an archive never changes: packed when its readers are done
             return True
         # O_NONBLOCK: if the path was swapped for a FIFO since the stat, open and read return at once.
         with _open_nonblocking(self.path) as fh:
             if self._replaced(fh, file_id) or not self._close_open_line(fh):
                 self.restart()
+            if self.offset == 0 and not self.pending:
+                # a whole read (first or again): packed once its readers are done (see release)
+                self.idle = IDLE_POLLS
             fh.seek(self.offset + len(self.pending))
             changed = self._consume(fh, health, max_line_bytes)
             changed |= self._last_line(health)
@@ -128,6 +230,9 @@ class Tail:
         self.file_id = file_id
         if changed:
             self.revision += 1
+        state = self._state
+        if isinstance(state, TranscriptStats) and state.blob is not None:
+            self._state = state.blob  # unpacked for new bytes that held no new line (a partial one)
         return changed
 
     def _replaced(self, fh: BinaryIO, file_id: FileId) -> bool:
@@ -293,7 +398,7 @@ class TailImage(msgspec.Struct, frozen=True, array_like=True):
 def export(tail: Tail) -> TailImage:
     return TailImage(
         tail.path,
-        tail.stats.dump(),
+        tail.dump(),
         tail.offset,
         tail.head,
         tail.file_id,
@@ -305,8 +410,10 @@ def export(tail: Tail) -> TailImage:
 
 
 def adopt(image: TailImage, price: Pricer | None = None) -> Tail:
-    """Inverse of :func:`export`."""
-    tail = Tail(image.path, price, TranscriptStats.load(image.state, price))
+    """Inverse of :func:`export`: the tail starts packed (its state is the image's dump), as a
+    transcript read whole is idle until new bytes come."""
+    tail = Tail(image.path, price, image.state)
+    tail.idle = IDLE_POLLS
     tail.offset = image.offset
     tail.head = image.head
     tail.file_id = image.file_id
