@@ -15,7 +15,7 @@ from pathlib import Path
 
 from clawstats.core.health import HealthLog
 from clawstats.core.transcript import TranscriptStats
-from clawstats.watch.tail import IDLE_POLLS, FileId, Tail
+from clawstats.watch.tail import FileId, Tail
 
 #: 2: per-call costs in the state, a meta table naming the prices used; 3: ``head`` holds
 #: :func:`~clawstats.watch.tail.head_digest` of the first bytes, not the bytes
@@ -120,8 +120,7 @@ class IndexCache:
             TranscriptStats.check(state)
         except ValueError:
             return None
-        tail = Tail(path, state=state)  # packed: unpacked when new bytes come (or a reader needs it)
-        tail.idle = IDLE_POLLS
+        tail = Tail(path, state=state)  # packed: unpacked when new bytes come
         tail.offset = offset
         tail.head = head or b""
         tail.open_line = bool(open_line)

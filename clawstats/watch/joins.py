@@ -61,10 +61,9 @@ class Joins:
             self.tviews.pop(stats_id, None)
         else:
             self.tails[stats_id] = (agent_id, current)
-            # unpacked (and kept so) for the view and the row built next: the publisher releases
-            # it once built (Tail.release), so a transcript unpacked only to be read is packed again
-            stats = current.stats
-            self.tviews[stats_id] = TranscriptView.of(agent_id, stats, current, current.generation)
+            # A packed (idle) transcript's view is read from its dump: never unpacked here, so a
+            # cold start over 50,000 adopted transcripts never holds all their statistics at once.
+            self.tviews[stats_id] = current.view(agent_id)
 
     def drop_tail(self, stats_id: str) -> None:
         """A transcript of an agent no longer followed."""

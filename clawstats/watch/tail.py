@@ -27,7 +27,8 @@ import zstandard
 from clawstats.core.health import HealthLog
 from clawstats.core.peek import Peek, peek
 from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, decode_line, decode_lines
-from clawstats.core.transcript import TranscriptStats
+from clawstats.core.snapshot import TranscriptView
+from clawstats.core.transcript import TranscriptStats, shape_of
 from clawstats.core.usage import Pricer
 from clawstats.watch.layout import NotRegularFile
 
@@ -146,6 +147,17 @@ class Tail:
         state = self._state
         return state.peek() if isinstance(state, TranscriptStats) else peek(state)
 
+    def view(self, agent_id: str) -> TranscriptView:
+        """The frozen view of the statistics as they are now (packed: from the dump, unpacked
+        for no longer than that)."""
+        state = self._state
+        if isinstance(state, TranscriptStats):
+            return TranscriptView.of(agent_id, state, self, self.generation)
+        shape = shape_of(state)
+        return TranscriptView(
+            agent_id, shape.buckets, shape.compactions, self, shape.calls, shape.spawned, self.generation
+        )
+
     def timeline_at(self, generation: int, calls: int) -> tuple[array[float], array[int], array[float], array[int]]:
         """The first ``calls`` calls of the statistics of ``generation`` (a view's; none once the
         file was read again from the start)."""
@@ -166,7 +178,7 @@ class Tail:
 
     def release(self) -> None:
         """A reader is done with the statistics: pack them again when they were only unpacked to
-        be read, or the transcript is idle (a whole read counts as idle: most of a store is)."""
+        be read, or the transcript is idle."""
         state = self._state
         if isinstance(state, TranscriptStats) and (state.blob is not None or self.idle >= IDLE_POLLS):
             self._state = state.dump()
@@ -211,15 +223,13 @@ class Tail:
             self.restart()
             self._read_compressed(health, max_line_bytes)
             self.file_id = file_id
-            self.idle = IDLE_POLLS  # an archive never changes: packed when its readers are done
+            self.pack()  # an archive never changes
             return True
         # O_NONBLOCK: if the path was swapped for a FIFO since the stat, open and read return at once.
         with _open_nonblocking(self.path) as fh:
             if self._replaced(fh, file_id) or not self._close_open_line(fh):
                 self.restart()
-            if self.offset == 0 and not self.pending:
-                # a whole read (first or again): packed once its readers are done (see release)
-                self.idle = IDLE_POLLS
+            whole = self.offset == 0 and not self.pending  # first read, or again from the start
             fh.seek(self.offset + len(self.pending))
             changed = self._consume(fh, health, max_line_bytes)
             changed |= self._last_line(health)
@@ -231,7 +241,12 @@ class Tail:
         if changed:
             self.revision += 1
         state = self._state
-        if isinstance(state, TranscriptStats) and state.blob is not None:
+        if whole:
+            # Most of a store is idle: packed at once, so a cold read over 50,000 transcripts
+            # never holds all their statistics (their memory is reused by the next read instead
+            # of left in holes); one being written to is unpacked by its next append, once.
+            self.pack()
+        elif isinstance(state, TranscriptStats) and state.blob is not None:
             self._state = state.blob  # unpacked for new bytes that held no new line (a partial one)
         return changed
 
@@ -413,7 +428,6 @@ def adopt(image: TailImage, price: Pricer | None = None) -> Tail:
     """Inverse of :func:`export`: the tail starts packed (its state is the image's dump), as a
     transcript read whole is idle until new bytes come."""
     tail = Tail(image.path, price, image.state)
-    tail.idle = IDLE_POLLS
     tail.offset = image.offset
     tail.head = image.head
     tail.file_id = image.file_id
