@@ -96,12 +96,15 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
     add("  other fields (ints, floats)", [getattr(s, f) for s in stats for f in _fields(type(s)) if f != "price"])
     out.append(("Tail object (slots)", sum(sys.getsizeof(t) for t in tails) / rows))
     seen.update(id(t) for t in tails)
-    add("  .head", [t.head for t in tails])
+    if tails and hasattr(tails[0], "identity"):  # file id and head digest in one bytes object
+        add("  .identity (file id + head digest)", [t.identity for t in tails])
+    else:
+        add("  .head", [t.head for t in tails])
+        add("  .file_id (FileId)", [t.file_id for t in tails])
     add("  .path", [t.path for t in tails])
-    add("  .file_id (FileId)", [t.file_id for t in tails])
     add(
         "  other (pending, ints)",
-        [getattr(t, f) for t in tails for f in _fields(type(t)) if f not in ("stats", "_state")],
+        [getattr(t, f) for t in tails for f in _fields(type(t)) if f not in ("stats", "_state", "identity")],
     )
     sources = [src for agent in store.agents.values() for src in agent.sources.values()]
     add("Source (object, key, ids)", [(s.key, s.agent_id, s.stats_id, s.archived_from) for s in sources])

@@ -1,8 +1,9 @@
-"""Reading a few figures of a transcript's dump (``TranscriptStats.dump()``) without loading it.
+"""Reading parts of a transcript's dump (``TranscriptStats.dump()``) without loading it.
 
 An idle transcript is kept packed (its dump, not its ``TranscriptStats``); the readers that only
-need its cost, entry count, base prompt, last call or timeline read them here: the other fields
-are skipped undecoded (``msgspec.Raw``) and nothing is kept.
+need its cost, entry count, base prompt, last call or timeline (:func:`peek`), or what its view
+keeps (:func:`shape_of`), read them here: the other fields are skipped undecoded
+(``msgspec.Raw``), and only what is asked for is built.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ from array import array
 
 import msgspec
 
-__all__ = ["Peek", "peek"]
+from clawstats.core.records import shared
+from clawstats.core.transcript import Compaction, TranscriptStats, _DayModel
+from clawstats.core.usage import Bucket
+
+__all__ = ["Peek", "Shape", "peek", "shape_of"]
 
 
 def peek(blob: bytes) -> Peek:
@@ -30,6 +35,11 @@ class Peek(msgspec.Struct, frozen=True, gc=False):
     tl_f: bytes | array[float]  # the timeline as dumped (native-endian doubles, 32-bit ints)
     tl_i: bytes | array[int]
     base_prompt: int | None
+
+    @classmethod
+    def of(cls, stats: TranscriptStats) -> Peek:
+        """The same figures of live statistics (the timeline's arrays themselves, no copy)."""
+        return cls(stats.entries, stats.cost, stats.last_call_ms, stats.tl_f, stats.tl_i, stats.base_prompt)
 
     @property
     def calls(self) -> int:
@@ -81,4 +91,53 @@ class _Peeked(msgspec.Struct, array_like=True):
         return Peek(self.entries, self.cost, self.last_call_ms, self.tl_f, self.tl_i, self.base_prompt)
 
 
+class Shape(msgspec.Struct, frozen=True, gc=False):
+    """What a transcript's view keeps (:func:`shape_of`): buckets, compactions, spawned
+    children, the number of calls."""
+
+    buckets: dict[tuple[str, str], Bucket]
+    compactions: tuple[Compaction, ...]
+    spawned: tuple[str, ...]
+    calls: int
+
+
+def shape_of(blob: bytes) -> Shape:
+    """The view's part of a dump, the rest skipped undecoded (the segment, the timeline's
+    values, the scalars): a packed transcript's view without loading it."""
+    state = _shape_decoder.decode(blob)
+    buckets = {(shared(b.day), shared(b.model)): b.bucket.bucket() for b in state.buckets}
+    return Shape(buckets, state.compactions, state.spawned, len(state.tl_i) // 8)
+
+
+class _Shaped(msgspec.Struct, array_like=True):
+    """:class:`~clawstats.core.transcript._State` with only what :func:`shape_of` reads decoded."""
+
+    version: int
+    session_id: msgspec.Raw
+    transcript_version: msgspec.Raw
+    entries: msgspec.Raw
+    last_ts: msgspec.Raw
+    cost: msgspec.Raw
+    buckets: list[_DayModel]
+    messages: msgspec.Raw
+    model: msgspec.Raw
+    compactions: tuple[Compaction, ...]
+    resets: msgspec.Raw
+    seg: msgspec.Raw
+    last_prompt: msgspec.Raw
+    last_output: msgspec.Raw
+    last_call_ms: msgspec.Raw
+    compacted_after_call: msgspec.Raw
+    estimate_at_compaction: msgspec.Raw
+    chars_after_compaction: msgspec.Raw
+    summary_chars: msgspec.Raw
+    branch_lost: msgspec.Raw
+    tl_f: msgspec.Raw
+    tl_i: bytes
+    current_provider: msgspec.Raw
+    current_model_id: msgspec.Raw
+    spawned: tuple[str, ...]
+
+
 _peek_decoder = msgspec.msgpack.Decoder(_Peeked)
+_shape_decoder = msgspec.msgpack.Decoder(_Shaped)

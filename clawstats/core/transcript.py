@@ -27,7 +27,6 @@ from typing import Any
 import msgspec
 
 from clawstats.core.calls import ERROR_STOP_REASONS, TOOL_MARK, is_bookkeeping, is_true, recorded_cost, tool_blocks
-from clawstats.core.peek import Peek
 from clawstats.core.records import (
     MAX_COUNT,
     Cost,
@@ -539,28 +538,6 @@ class TranscriptStats:
         packed is checked once, when it is adopted, not when it is next needed."""
         _decode(blob)
 
-    def peek(self) -> Peek:
-        """The few figures :func:`~clawstats.core.peek.peek` reads from a dump, from the live state."""
-        return Peek(self.entries, self.cost, self.last_call_ms, self.tl_f, self.tl_i, self.base_prompt)
-
-
-class Shape(msgspec.Struct, frozen=True, gc=False):
-    """What a transcript's view keeps (:func:`shape_of`): buckets, compactions, spawned
-    children, the number of calls."""
-
-    buckets: dict[tuple[str, str], Bucket]
-    compactions: tuple[Compaction, ...]
-    spawned: tuple[str, ...]
-    calls: int
-
-
-def shape_of(blob: bytes) -> Shape:
-    """The view's part of a dump, the rest skipped undecoded (the segment, the timeline's
-    values, the scalars): a packed transcript's view without a :meth:`TranscriptStats.load`."""
-    state = _shape_decoder.decode(blob)
-    buckets = {(shared(b.day), shared(b.model)): b.bucket.bucket() for b in state.buckets}
-    return Shape(buckets, state.compactions, state.spawned, len(state.tl_i) // 8)
-
 
 def _decode(blob: bytes) -> _State:
     try:
@@ -615,39 +592,8 @@ class _State(msgspec.Struct, array_like=True):
     base_prompt: int | None
 
 
-class _Shaped(msgspec.Struct, array_like=True):
-    """:class:`_State` with only what :func:`shape_of` reads decoded."""
-
-    version: int
-    session_id: msgspec.Raw
-    transcript_version: msgspec.Raw
-    entries: msgspec.Raw
-    last_ts: msgspec.Raw
-    cost: msgspec.Raw
-    buckets: list[_DayModel]
-    messages: msgspec.Raw
-    model: msgspec.Raw
-    compactions: tuple[Compaction, ...]
-    resets: msgspec.Raw
-    seg: msgspec.Raw
-    last_prompt: msgspec.Raw
-    last_output: msgspec.Raw
-    last_call_ms: msgspec.Raw
-    compacted_after_call: msgspec.Raw
-    estimate_at_compaction: msgspec.Raw
-    chars_after_compaction: msgspec.Raw
-    summary_chars: msgspec.Raw
-    branch_lost: msgspec.Raw
-    tl_f: msgspec.Raw
-    tl_i: bytes
-    current_provider: msgspec.Raw
-    current_model_id: msgspec.Raw
-    spawned: tuple[str, ...]
-
-
 _state_encoder = msgspec.msgpack.Encoder()
 _state_decoder = msgspec.msgpack.Decoder(_State)
-_shape_decoder = msgspec.msgpack.Decoder(_Shaped)
 
 
 def _day_of(line: Line) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import gzip
-import hashlib
 import os
 import stat
 from array import array
@@ -25,11 +24,12 @@ import msgspec
 import zstandard
 
 from clawstats.core.health import HealthLog
-from clawstats.core.peek import Peek, peek
+from clawstats.core.peek import Peek, peek, shape_of
 from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, decode_line, decode_lines
 from clawstats.core.snapshot import TranscriptView
-from clawstats.core.transcript import TranscriptStats, shape_of
+from clawstats.core.transcript import TranscriptStats
 from clawstats.core.usage import Pricer
+from clawstats.watch.identity import HEAD_BYTES, FileId, Identified, head_digest
 from clawstats.watch.layout import NotRegularFile
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 CHUNK_BYTES = 4 << 20
-HEAD_BYTES = 256
 #: Polls finding a file unchanged before its statistics are packed. The safety sweep stats every
 #: transcript once a sweep (and an event names a file as it is written), so two such polls mean
 #: no write for at least a sweep: a session being written to is polled with new bytes far more
@@ -53,32 +52,7 @@ HEAD_BYTES = 256
 IDLE_POLLS = 2
 
 
-def head_digest(head: bytes) -> bytes:
-    """What a tail keeps of a file's first bytes (up to ``HEAD_BYTES``): their length (2 bytes,
-    big-endian) and a 16-byte BLAKE2b digest. 18 bytes instead of 256 per transcript; a file
-    rewritten in place is still told from one that only grew."""
-    return len(head).to_bytes(2, "big") + hashlib.blake2b(head, digest_size=16).digest()
-
-
-#: One int object per device number (a new one per stat otherwise: 32 bytes a tail).
-_DEVICES: dict[int, int] = {}
-
-
-class FileId(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """What identifies one version of a file: a change in any field means "look again"."""
-
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> FileId:
-        dev = _DEVICES.setdefault(st.st_dev, st.st_dev)  # every file of a store is on one or two devices
-        return cls(dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-class Tail:
+class Tail(Identified):
     """Reader state of one transcript file; ``poll()`` folds new complete lines into ``stats``."""
 
     #: lifetime count of statistics loaded from a packed state, by every tail (tests pin it)
@@ -92,8 +66,6 @@ class Tail:
         "idle",
         "generation",
         "offset",
-        "head",
-        "file_id",
         "pending",
         "skipping",
         "revision",
@@ -111,8 +83,7 @@ class Tail:
         self.idle = 0  # polls that found the file unchanged since it last changed (up to IDLE_POLLS)
         self.generation = 0  # bumped when the statistics start over: a view of older ones reads none
         self.offset = 0  # end of the last complete line consumed
-        self.head = b""  # head_digest() of the first bytes; empty until some were read
-        self.file_id: FileId | None = None
+        super().__init__()  # identity: file id and head digest (see watch/identity.py)
         self.pending = b""
         self.skipping = False  # inside an oversized line: drop bytes up to its newline
         self.revision = 0  # bumped whenever stats change
@@ -145,7 +116,7 @@ class Tail:
     def peek(self) -> Peek:
         """Cost, entries, base prompt, last call and timeline, without unpacking."""
         state = self._state
-        return state.peek() if isinstance(state, TranscriptStats) else peek(state)
+        return Peek.of(state) if isinstance(state, TranscriptStats) else peek(state)
 
     def view(self, agent_id: str) -> TranscriptView:
         """The frozen view of the statistics as they are now (packed: from the dump, unpacked
@@ -211,14 +182,14 @@ class Tail:
         st = os.stat(self.path)
         if not stat.S_ISREG(st.st_mode):  # a FIFO would block open() and read() forever
             raise NotRegularFile(errno.EINVAL, "not a regular file", self.path)
-        file_id = FileId.of(st)
-        if file_id == self.file_id:
+        if self.identity.startswith(FileId.packed_of(st)):  # the packed FileId comes first
             if self.idle < IDLE_POLLS:
                 self.idle += 1
             if self.idle >= IDLE_POLLS:
                 self.pack()
             return False
         self.idle = 0
+        file_id = FileId.of(st)
         if self.compressed:
             self.restart()
             self._read_compressed(health, max_line_bytes)

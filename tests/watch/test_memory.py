@@ -24,7 +24,7 @@ from clawstats.core.snapshot import TranscriptView
 from clawstats.core.transcript import iso_to_ms
 from clawstats.watch import store as store_module
 from clawstats.watch.publisher import BuiltRows
-from clawstats.watch.tail import IDLE_POLLS, Tail
+from clawstats.watch.tail import IDLE_POLLS, FileId, Tail, head_digest
 from tests.conftest import OPS_TRANSCRIPT, REAL_SQLITE, SMALL_STATE, make_store
 from tests.core.lines import assistant, stats_of, usage, user, with_ids
 from tests.openclaw.attrib_data import ATTRIB_STATE
@@ -290,3 +290,29 @@ def test_a_warm_start_adopts_the_index_packed_and_flushes_without_unpacking(tmp_
     warm.close()
     again = make_store(state, no_cache=False, cache_dir=str(cache)).scan()
     assert abs(again.totals.total_cost - restored.totals.total_cost - 0.5) < 1e-9
+
+
+def test_a_tail_keeps_its_file_id_and_head_digest_as_one_bytes_object(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in _three_turns()))
+    tail = Tail(str(path))
+    assert tail.identity == b"" and tail.file_id is None and tail.head == b""
+    tail.poll(HealthLog())
+    assert tail.file_id == FileId.of(path.stat())
+    assert tail.head == head_digest(path.read_bytes()[:256])
+    assert tail.identity == FileId.of(path.stat()).packed() + tail.head  # no FileId, no ints kept
+    assert sys.getsizeof(tail.identity) < 100
+    tail.file_id = None  # as a reprice does: the next poll reads it again, the digest stays
+    assert tail.file_id is None and tail.head == head_digest(path.read_bytes()[:256])
+
+
+def test_sqlite_cursors_share_their_database_identity(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    store = make_store(state)
+    store.scan()
+    by_db: dict[str, set[int]] = {}
+    for sid, tail in store.tails.items():
+        if "#" in sid:
+            by_db.setdefault(sid.split("#")[0], set()).add(id(tail.identity))
+    assert len(by_db) == 2 and all(len(ids) == 1 for ids in by_db.values())  # one object per database
