@@ -205,10 +205,11 @@ class Tail(Identified):
             changed = self._consume(fh, health, max_line_bytes)
             changed |= self._last_line(health)
             self.stats.settle()
-            if not self.head and self.offset:
+            head = self.head
+            if not head and self.offset:
                 fh.seek(0)
-                self.head = head_digest(fh.read(HEAD_BYTES))
-        self.file_id = file_id
+                head = head_digest(fh.read(HEAD_BYTES))
+        self._identify(file_id.packed(), head)  # file id and head in one go (one bytes object)
         if changed:
             self.revision += 1
         state = self._state
