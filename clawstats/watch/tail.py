@@ -83,7 +83,7 @@ class Tail(Identified):
         self.idle = 0  # polls that found the file unchanged since it last changed (up to IDLE_POLLS)
         self.generation = 0  # bumped when the statistics start over: a view of older ones reads none
         self.offset = 0  # end of the last complete line consumed
-        super().__init__()  # identity: file id and head digest (see watch/identity.py)
+        self.identity = b""  # file id and head digest (see watch/identity.py)
         self.pending = b""
         self.skipping = False  # inside an oversized line: drop bytes up to its newline
         self.revision = 0  # bumped whenever stats change
@@ -182,23 +182,23 @@ class Tail(Identified):
         st = os.stat(self.path)
         if not stat.S_ISREG(st.st_mode):  # a FIFO would block open() and read() forever
             raise NotRegularFile(errno.EINVAL, "not a regular file", self.path)
-        if self.identity.startswith(FileId.packed_of(st)):  # the packed FileId comes first
+        file_id = FileId.packed_of(st)
+        if self.identity.startswith(file_id):  # the packed FileId comes first
             if self.idle < IDLE_POLLS:
                 self.idle += 1
             if self.idle >= IDLE_POLLS:
                 self.pack()
             return False
         self.idle = 0
-        file_id = FileId.of(st)
         if self.compressed:
             self.restart()
             self._read_compressed(health, max_line_bytes)
-            self.file_id = file_id
+            self._identify(file_id, b"")
             self.pack()  # an archive never changes
             return True
         # O_NONBLOCK: if the path was swapped for a FIFO since the stat, open and read return at once.
         with _open_nonblocking(self.path) as fh:
-            if self._replaced(fh, file_id) or not self._close_open_line(fh):
+            if self._replaced(fh, st) or not self._close_open_line(fh):
                 self.restart()
             whole = self.offset == 0 and not self.pending  # first read, or again from the start
             fh.seek(self.offset + len(self.pending))
@@ -209,7 +209,7 @@ class Tail(Identified):
             if not head and self.offset:
                 fh.seek(0)
                 head = head_digest(fh.read(HEAD_BYTES))
-        self._identify(file_id.packed(), head)  # file id and head in one go (one bytes object)
+        self._identify(file_id, head)  # file id and head in one go (one bytes object)
         if changed:
             self.revision += 1
         state = self._state
@@ -222,17 +222,20 @@ class Tail(Identified):
             self._state = state.blob  # unpacked for new bytes that held no new line (a partial one)
         return changed
 
-    def _replaced(self, fh: BinaryIO, file_id: FileId) -> bool:
+    def _replaced(self, fh: BinaryIO, st: os.stat_result) -> bool:
+        if not self.identity:  # never read
+            return False
         old = self.file_id
         if old is None:
             return False
-        if (old.dev, old.ino) != (file_id.dev, file_id.ino):
+        if (old.dev, old.ino) != (st.st_dev, st.st_ino):
             return True
-        if file_id.size < self.offset + len(self.pending):
+        if st.st_size < self.offset + len(self.pending):
             return True
-        if self.head:
+        head = self.head
+        if head:
             fh.seek(0)
-            if head_digest(fh.read(int.from_bytes(self.head[:2], "big"))) != self.head:
+            if head_digest(fh.read(int.from_bytes(head[:2], "big"))) != head:
                 return True
         return False
 
@@ -374,8 +377,7 @@ class TailImage(msgspec.Struct, frozen=True, array_like=True):
     path: str
     state: bytes
     offset: int
-    head: bytes
-    file_id: FileId | None
+    identity: bytes  # file id and head digest (see watch/identity.py)
     pending: bytes
     skipping: bool
     bytes_read: int
@@ -387,8 +389,7 @@ def export(tail: Tail) -> TailImage:
         tail.path,
         tail.dump(),
         tail.offset,
-        tail.head,
-        tail.file_id,
+        tail.identity,
         tail.pending,
         tail.skipping,
         tail.bytes_read,
@@ -401,8 +402,7 @@ def adopt(image: TailImage, price: Pricer | None = None) -> Tail:
     transcript read whole is idle until new bytes come."""
     tail = Tail(image.path, price, image.state)
     tail.offset = image.offset
-    tail.head = image.head
-    tail.file_id = image.file_id
+    tail.identity = image.identity
     tail.pending = image.pending
     tail.skipping = image.skipping
     tail.bytes_read = image.bytes_read
