@@ -21,8 +21,7 @@ __all__ = ["Peek", "Shape", "peek", "shape_of"]
 
 def peek(blob: bytes) -> Peek:
     """The figures readers of an idle transcript need (cost, entries, the base prompt, the last
-    call, the timeline) read from its dump, every other field skipped undecoded: about a third
-    of a :meth:`~clawstats.core.transcript.TranscriptStats.load`, and nothing kept."""
+    call, the timeline) read from the start of its dump, the rest never looked at; nothing kept."""
     return _peek_decoder.decode(blob).figures()
 
 
@@ -56,41 +55,6 @@ class Peek(msgspec.Struct, frozen=True, gc=False):
         return tl_f[0:end:2], tl_i[0:end:2], tl_f[1:end:2], tl_i[1:end:2]
 
 
-class _Peeked(msgspec.Struct, array_like=True):
-    """:class:`~clawstats.core.transcript._State` with the fields :func:`peek` skips left undecoded (``Raw``); its last
-    field is ``base_prompt``, the state's last (trailing fields would be ignored)."""
-
-    version: int
-    session_id: msgspec.Raw
-    transcript_version: msgspec.Raw
-    entries: int
-    last_ts: msgspec.Raw
-    cost: float
-    buckets: msgspec.Raw
-    messages: msgspec.Raw
-    model: msgspec.Raw
-    compactions: msgspec.Raw
-    resets: msgspec.Raw
-    seg: msgspec.Raw
-    last_prompt: msgspec.Raw
-    last_output: msgspec.Raw
-    last_call_ms: float | None
-    compacted_after_call: msgspec.Raw
-    estimate_at_compaction: msgspec.Raw
-    chars_after_compaction: msgspec.Raw
-    summary_chars: msgspec.Raw
-    branch_lost: msgspec.Raw
-    tl_f: bytes
-    tl_i: bytes
-    current_provider: msgspec.Raw
-    current_model_id: msgspec.Raw
-    spawned: msgspec.Raw
-    base_prompt: int | None
-
-    def figures(self) -> Peek:
-        return Peek(self.entries, self.cost, self.last_call_ms, self.tl_f, self.tl_i, self.base_prompt)
-
-
 class Shape(msgspec.Struct, frozen=True, gc=False):
     """What a transcript's view keeps (:func:`shape_of`): buckets, compactions, spawned
     children, the number of calls."""
@@ -102,41 +66,54 @@ class Shape(msgspec.Struct, frozen=True, gc=False):
 
 
 def shape_of(blob: bytes) -> Shape:
-    """The view's part of a dump, the rest skipped undecoded (the segment, the timeline's
-    values, the scalars): a packed transcript's view without loading it."""
+    """The view's part of a dump (the timeline's values skipped undecoded, the fields after it
+    never looked at): a packed transcript's view without loading it."""
     state = _shape_decoder.decode(blob)
     buckets = {(shared(b.day), shared(b.model)): b.bucket.bucket() for b in state.buckets}
-    return Shape(buckets, state.compactions, state.spawned, len(state.tl_i) // 8)
+    return Shape(buckets, state.compactions, state.spawned, _bin_size(state.tl_i) // 8)
+
+
+class _Peeked(msgspec.Struct, array_like=True):
+    """The first fields of :class:`~clawstats.core.transcript._State`: what :func:`peek` reads
+    (the state's other fields follow: an array-like struct ignores trailing items)."""
+
+    version: int
+    entries: int
+    cost: float
+    last_call_ms: float | None
+    base_prompt: int | None
+    tl_f: bytes
+    tl_i: bytes
+
+    def figures(self) -> Peek:
+        return Peek(self.entries, self.cost, self.last_call_ms, self.tl_f, self.tl_i, self.base_prompt)
 
 
 class _Shaped(msgspec.Struct, array_like=True):
-    """:class:`~clawstats.core.transcript._State` with only what :func:`shape_of` reads decoded."""
+    """The first fields of :class:`~clawstats.core.transcript._State` up to what :func:`shape_of`
+    reads; the timeline's values are skipped undecoded."""
 
     version: int
-    session_id: msgspec.Raw
-    transcript_version: msgspec.Raw
-    entries: msgspec.Raw
-    last_ts: msgspec.Raw
-    cost: msgspec.Raw
-    buckets: list[_DayModel]
-    messages: msgspec.Raw
-    model: msgspec.Raw
-    compactions: tuple[Compaction, ...]
-    resets: msgspec.Raw
-    seg: msgspec.Raw
-    last_prompt: msgspec.Raw
-    last_output: msgspec.Raw
-    last_call_ms: msgspec.Raw
-    compacted_after_call: msgspec.Raw
-    estimate_at_compaction: msgspec.Raw
-    chars_after_compaction: msgspec.Raw
-    summary_chars: msgspec.Raw
-    branch_lost: msgspec.Raw
+    entries: int
+    cost: float
+    last_call_ms: float | None
+    base_prompt: int | None
     tl_f: msgspec.Raw
-    tl_i: bytes
-    current_provider: msgspec.Raw
-    current_model_id: msgspec.Raw
+    tl_i: msgspec.Raw
+    buckets: list[_DayModel]
+    compactions: tuple[Compaction, ...]
     spawned: tuple[str, ...]
+
+
+def _bin_size(raw: msgspec.Raw) -> int:
+    """The length of the msgpack ``bin`` value ``raw`` holds, from its header (bin 8/16/32)."""
+    data = memoryview(raw)
+    head = data[0]
+    if head == 0xC4:
+        return int(data[1])
+    if head == 0xC5:
+        return int.from_bytes(data[1:3], "big")
+    return int.from_bytes(data[1:5], "big")
 
 
 _peek_decoder = msgspec.msgpack.Decoder(_Peeked)

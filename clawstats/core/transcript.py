@@ -45,7 +45,7 @@ _INF = float("inf")
 _NOT_A_CALL = frozenset({"error", "aborted"})
 CHARS_PER_TOKEN = 4
 _SPAWN_MARK = b'"sessions_spawn"'
-_STATE_VERSION = 9  # bump when dump() changes: older cached states are then re-read
+_STATE_VERSION = 10  # bump when dump() changes: older cached states are then re-read
 #: One ``seg`` entry: (id hash, characters, prompt tokens); one timeline call: ``tl_f`` (call ms,
 #: cumulative cost) and ``tl_i`` (context tokens, output tokens).
 SEG_WIDTH = 3
@@ -562,34 +562,39 @@ class _Version(msgspec.Struct, array_like=True):
 
 
 class _State(msgspec.Struct, array_like=True):
-    """The persisted image of a :class:`TranscriptStats` (index cache, worker processes)."""
+    """The persisted image of a :class:`TranscriptStats` (index cache, worker processes).
+
+    What a packed transcript's readers read without loading it comes first, in this order
+    (``core/peek.py`` decodes a prefix: the fields after it are never looked at): the figures of
+    :func:`~clawstats.core.peek.peek`, then the view's part (:func:`~clawstats.core.peek.shape_of`).
+    """
 
     version: int
+    entries: int
+    cost: float
+    last_call_ms: float | None
+    base_prompt: int | None
+    tl_f: bytes
+    tl_i: bytes
+    buckets: list[_DayModel]
+    compactions: tuple[Compaction, ...]
+    spawned: tuple[str, ...]
     session_id: str | None
     transcript_version: int | None
-    entries: int
     last_ts: str | float | None
-    cost: float
-    buckets: list[_DayModel]
     messages: tuple[int, int, int, int, int]
     model: str | None
-    compactions: tuple[Compaction, ...]
     resets: int
     seg: bytes
     last_prompt: int | None
     last_output: int
-    last_call_ms: float | None
     compacted_after_call: bool
     estimate_at_compaction: int | None
     chars_after_compaction: int
     summary_chars: int
     branch_lost: bool
-    tl_f: bytes
-    tl_i: bytes
     current_provider: str | None
     current_model_id: str | None
-    spawned: tuple[str, ...]
-    base_prompt: int | None
 
 
 _state_encoder = msgspec.msgpack.Encoder()

@@ -19,9 +19,10 @@ import pytest
 
 from clawstats.core import records
 from clawstats.core.health import HealthLog
+from clawstats.core.peek import Peek, peek, shape_of
 from clawstats.core.records import decode_line, shared
 from clawstats.core.snapshot import TranscriptView
-from clawstats.core.transcript import iso_to_ms
+from clawstats.core.transcript import TranscriptStats, iso_to_ms
 from clawstats.watch import store as store_module
 from clawstats.watch.publisher import BuiltRows
 from clawstats.watch.tail import IDLE_POLLS, FileId, Tail, head_digest
@@ -316,3 +317,23 @@ def test_sqlite_cursors_share_their_database_identity(tmp_path: Path) -> None:
         if "#" in sid:
             by_db.setdefault(sid.split("#")[0], set()).add(id(tail.identity))
     assert len(by_db) == 2 and all(len(ids) == 1 for ids in by_db.values())  # one object per database
+
+
+@pytest.mark.parametrize("calls", [0, 3, 40, 9000])  # timelines of no bytes, bin 8, bin 16, bin 32
+def test_peek_and_shape_read_what_a_load_gives(calls: int) -> None:
+    turns: list[dict[str, object]] = []
+    for n in range(calls):
+        turns += [user(ts="2026-11-24T10:00:00.000Z"), assistant(use=usage(100 + n, 10, cost=0.01))]
+    stats = stats_of(with_ids(turns)) if turns else TranscriptStats()
+    blob = stats.dump()
+    figures, shape, loaded = peek(blob), shape_of(blob), TranscriptStats.load(blob)
+    assert (figures.entries, figures.cost, figures.base_prompt, figures.last_call_ms) == (
+        loaded.entries,
+        loaded.cost,
+        loaded.base_prompt,
+        loaded.last_call_ms,
+    )
+    assert figures.calls == shape.calls == loaded.calls == calls
+    assert figures.timeline(calls) == loaded.timeline() == Peek.of(loaded).timeline(calls)
+    assert shape.buckets == loaded.buckets and shape.compactions == loaded.compactions
+    assert shape.spawned == loaded.spawned
