@@ -134,7 +134,7 @@ class Publisher:
         )
         self.bases.shown(src.agent_id, src.key, not src.archived and (stats is None or stats.last_prompt is None))
         if tail is not None:
-            tail.release()  # packed again when it was unpacked only to be read (Joins.put_tail)
+            tail.release()  # one unpacked only to be read (or idle) is packed again
         self._built[src.key] = row
         if row.parent_key is not None or row.channel is not None:
             self._links[src.key] = (row.parent_key, row.channel)

@@ -7,8 +7,9 @@ or a changed head means the file was replaced: it is re-read alone, from zero. C
 archives (``.gz``/``.zst``) are immutable and read whole once.
 
 An idle transcript is kept *packed*: its statistics as their dump (``TranscriptStats.dump()``,
-a third of the objects' size), unpacked when new bytes come (``stats``) and read meanwhile by
-:meth:`Tail.peek` (a few figures) or :meth:`Tail.current` (a temporary copy).
+about half the objects' size), unpacked when new bytes come (``stats``) and read meanwhile by
+:meth:`Tail.peek` (a few figures), :meth:`Tail.view` (the view's part) or :meth:`Tail.current`
+(a temporary copy).
 """
 
 from __future__ import annotations
@@ -119,8 +120,8 @@ class Tail(Identified):
         return Peek.of(state) if isinstance(state, TranscriptStats) else peek(state)
 
     def view(self, agent_id: str) -> TranscriptView:
-        """The frozen view of the statistics as they are now (packed: from the dump, unpacked
-        for no longer than that)."""
+        """The frozen view of the statistics as they are now (packed: its part of the dump read,
+        nothing unpacked)."""
         state = self._state
         if isinstance(state, TranscriptStats):
             return TranscriptView.of(agent_id, state, self, self.generation)
@@ -398,9 +399,10 @@ def export(tail: Tail) -> TailImage:
 
 
 def adopt(image: TailImage, price: Pricer | None = None) -> Tail:
-    """Inverse of :func:`export`: the tail starts packed (its state is the image's dump), as a
-    transcript read whole is idle until new bytes come."""
-    tail = Tail(image.path, price, image.state)
+    """Inverse of :func:`export`. The statistics are loaded, keeping the image's dump: a cold
+    read's rows and views are built from them next (one load, as a one-shot CLI read needs),
+    and each is packed again as its row is built (:meth:`Tail.release`, no dump)."""
+    tail = Tail(image.path, price, TranscriptStats.load(image.state, price))
     tail.offset = image.offset
     tail.identity = image.identity
     tail.pending = image.pending

@@ -23,7 +23,10 @@ from clawstats.core.peek import Peek, peek, shape_of
 from clawstats.core.records import decode_line, shared
 from clawstats.core.snapshot import TranscriptView
 from clawstats.core.transcript import TranscriptStats, iso_to_ms
+from clawstats.settings import Settings
+from clawstats.watch import cold
 from clawstats.watch import store as store_module
+from clawstats.watch.engine import open_store
 from clawstats.watch.publisher import BuiltRows
 from clawstats.watch.tail import IDLE_POLLS, FileId, Tail, head_digest
 from tests.conftest import OPS_TRANSCRIPT, REAL_SQLITE, SMALL_STATE, make_store
@@ -337,3 +340,17 @@ def test_peek_and_shape_read_what_a_load_gives(calls: int) -> None:
     assert figures.timeline(calls) == loaded.timeline() == Peek.of(loaded).timeline(calls)
     assert shape.buckets == loaded.buckets and shape.compactions == loaded.compactions
     assert shape.spawned == loaded.spawned
+
+
+def test_transcripts_read_by_workers_are_loaded_once_and_packed_once_their_rows_are_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    _store_of(state, 20)
+    monkeypatch.setattr(cold, "PARALLEL_MIN_BYTES", 0)
+    store = open_store(Settings(state_dir=str(state), no_cache=True), {}, workers=2)
+    before = Tail.unpacks
+    snap = store.scan()
+    assert Tail.unpacks == before  # an image is loaded once when adopted, never again for its row
+    assert all(_packed(store).values())
+    assert snap.totals == make_store(state).scan().totals
