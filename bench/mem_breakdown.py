@@ -77,7 +77,14 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
         out.append((name, sum(deep(o, seen, stop) for o in objs) / rows))
 
     tails = [tail for agent in store.agents.values() for tail in agent.tails.values()]
-    stats = [tail.stats for tail in tails]
+    # an idle transcript keeps its statistics packed (their dump): read as kept, never unpacked here
+    states = [getattr(tail, "_state", None) or tail.stats for tail in tails]
+    stats = [s for s in states if isinstance(s, TranscriptStats)]
+    packed = [s for s in states if isinstance(s, bytes)]
+    out.append(
+        (f"packed statistics (bytes; {len(packed)} of {len(tails)} tails)", sum(map(sys.getsizeof, packed)) / rows)
+    )
+    seen.update(id(s) for s in packed)
     out.append(("TranscriptStats object (slots)", sum(sys.getsizeof(s) for s in stats) / rows))
     seen.update(id(s) for s in stats)
     arrays = [f for f in _fields(type(stats[0])) if isinstance(getattr(stats[0], f), array)] if stats else []
@@ -89,10 +96,16 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
     add("  other fields (ints, floats)", [getattr(s, f) for s in stats for f in _fields(type(s)) if f != "price"])
     out.append(("Tail object (slots)", sum(sys.getsizeof(t) for t in tails) / rows))
     seen.update(id(t) for t in tails)
-    add("  .head", [t.head for t in tails])
+    if tails and hasattr(tails[0], "identity"):  # file id and head digest in one bytes object
+        add("  .identity (file id + head digest)", [t.identity for t in tails])
+    else:
+        add("  .head", [t.head for t in tails])
+        add("  .file_id (FileId)", [t.file_id for t in tails])
     add("  .path", [t.path for t in tails])
-    add("  .file_id (FileId)", [t.file_id for t in tails])
-    add("  other (pending, ints)", [getattr(t, f) for t in tails for f in _fields(type(t)) if f != "stats"])
+    add(
+        "  other (pending, ints)",
+        [getattr(t, f) for t in tails for f in _fields(type(t)) if f not in ("stats", "_state", "identity")],
+    )
     sources = [src for agent in store.agents.values() for src in agent.sources.values()]
     add("Source (object, key, ids)", [(s.key, s.agent_id, s.stats_id, s.archived_from) for s in sources])
     out.append(("  Source objects", sum(sys.getsizeof(s) for s in sources) / rows))

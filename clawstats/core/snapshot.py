@@ -11,7 +11,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -33,38 +33,52 @@ BURN_HORIZON_MS = DAY_MS
 BURN_REFRESH_MS = 60_000.0
 
 
+class TimelineSource(Protocol):
+    """Where a view reads its calls: the transcript's tail (its statistics, packed or not)."""
+
+    def timeline_at(self, generation: int, calls: int) -> tuple[array[float], array[int], array[float], array[int]]:
+        """The first ``calls`` calls of the statistics of ``generation`` (none of another)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class TranscriptView:
     """A frozen copy of what totals and the detail view need from one transcript.
 
-    The per-call timelines are not copied: they only ever grow (a replaced file gets a new
-    ``TranscriptStats``), so the view keeps a reference and how many points it covers, and
-    :meth:`timeline` reads that prefix on demand (a detail request, an OTLP export). Nor are the
-    buckets: the transcript copies them before its next call changes one
+    The per-call timelines are not copied: they only ever grow (a replaced file gets new
+    statistics, of a new ``generation``), so the view keeps where to read them (the tail: it
+    does not hold the statistics, which an idle transcript keeps packed) and how many points it
+    covers, and :meth:`timeline` reads that prefix on demand (a detail request, an OTLP export).
+    Nor are the buckets: the transcript copies them before its next call changes one
     (:meth:`TranscriptStats.share_buckets`), so an idle transcript's view costs no copy.
     """
 
     agent_id: str
     buckets: Mapping[tuple[str, str], Bucket]
     compactions: tuple[Compaction, ...]
-    stats: TranscriptStats
+    source: TimelineSource
     points: int
     spawned: tuple[str, ...] = ()  # child session keys this transcript spawned
+    generation: int = 0  # of the statistics in ``source`` this view was made of
 
     @classmethod
-    def of(cls, agent_id: str, stats: TranscriptStats) -> TranscriptView:
+    def of(
+        cls, agent_id: str, stats: TranscriptStats, source: TimelineSource | None = None, generation: int = 0
+    ) -> TranscriptView:
+        """The view of ``stats``, their timeline read from ``source`` (default: ``stats``)."""
         return cls(
             agent_id=agent_id,
             buckets=stats.share_buckets(),
             compactions=tuple(stats.compactions),
-            stats=stats,
+            source=source if source is not None else stats,
             points=stats.calls,
             spawned=tuple(stats.spawned),
+            generation=generation,
         )
 
     def timeline(self) -> tuple[array[float], array[int], array[float], array[int]]:
         """(call ms, context tokens, cumulative cost, output tokens) of the first ``points`` calls."""
-        return self.stats.timeline(self.points)
+        return self.source.timeline_at(self.generation, self.points)
 
 
 class CompactionInfo(msgspec.Struct, frozen=True, rename="camel"):

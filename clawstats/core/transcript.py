@@ -45,7 +45,7 @@ _INF = float("inf")
 _NOT_A_CALL = frozenset({"error", "aborted"})
 CHARS_PER_TOKEN = 4
 _SPAWN_MARK = b'"sessions_spawn"'
-_STATE_VERSION = 9  # bump when dump() changes: older cached states are then re-read
+_STATE_VERSION = 10  # bump when dump() changes: older cached states are then re-read
 #: One ``seg`` entry: (id hash, characters, prompt tokens); one timeline call: ``tl_f`` (call ms,
 #: cumulative cost) and ``tl_i`` (context tokens, output tokens).
 SEG_WIDTH = 3
@@ -124,6 +124,7 @@ class TranscriptStats:
         "current_provider",
         "current_model_id",
         "spawned",
+        "blob",
     )
 
     def __init__(self, price: Pricer | None = None) -> None:
@@ -165,11 +166,15 @@ class TranscriptStats:
         self.current_provider: str | None = None
         self.current_model_id: str | None = None
         self.spawned: tuple[str, ...] = ()  # child session keys named by sessions_spawn results, in order
+        #: the dump this state was loaded from while nothing changed it (``dump()`` returns it): a
+        #: transcript unpacked only to be read is packed again without a dump
+        self.blob: bytes | None = None
 
     # -- feeding ---------------------------------------------------------------------------
 
     def apply(self, line: Line) -> None:
         """Fold one decoded entry into the statistics."""
+        self.blob = None
         self.entries += 1
         ts = line.timestamp
         if isinstance(ts, str):
@@ -446,6 +451,10 @@ class TranscriptStats:
         tl_f, tl_i = self.tl_f, self.tl_i
         return tl_f[0:end:2], tl_i[0:end:2], tl_f[1:end:2], tl_i[1:end:2]
 
+    def timeline_at(self, generation: int, calls: int) -> tuple[array[float], array[int], array[float], array[int]]:
+        """:meth:`timeline` for a view made of these statistics (their generation is theirs alone)."""
+        return self.timeline(calls)
+
     def share_buckets(self) -> dict[tuple[str, str], Bucket]:
         """The buckets for a frozen view: this dict and its Buckets are never changed again (the
         next call copies them first), so an idle transcript's view costs no copy."""
@@ -459,7 +468,12 @@ class TranscriptStats:
     # -- persistence (the index cache and worker processes) ---------------------------------
 
     def dump(self) -> bytes:
-        return _state_encoder.encode(
+        if self.blob is not None:
+            return self.blob
+        # Encoded into a buffer and copied out: ``encode()`` returns its grown buffer shrunk in
+        # place, which keeps up to a quarter more than its size (~110 bytes a packed transcript).
+        buffer = bytearray()
+        _state_encoder.encode_into(
             _State(
                 version=_STATE_VERSION,
                 session_id=self.session_id,
@@ -487,19 +501,15 @@ class TranscriptStats:
                 current_model_id=self.current_model_id,
                 spawned=self.spawned,
                 base_prompt=self.base_prompt,
-            )
+            ),
+            buffer,
         )
+        return bytes(buffer)
 
     @classmethod
     def load(cls, blob: bytes, price: Pricer | None = None) -> TranscriptStats:
         """Inverse of :meth:`dump`; raises ValueError on a blob of another version."""
-        try:
-            version = msgspec.msgpack.decode(blob, type=_Version).version
-            if version != _STATE_VERSION:
-                raise ValueError("transcript state of another version")
-            state = _state_decoder.decode(blob)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
-            raise ValueError(str(exc)) from None
+        state = _decode(blob)
         self = cls(price)
         self.session_id, self.version, self.entries = state.session_id, state.transcript_version, state.entries
         self.last_ts, self.cost = state.last_ts, state.cost
@@ -519,7 +529,24 @@ class TranscriptStats:
         self.current_model_id = shared(state.current_model_id) if state.current_model_id else None
         self.spawned = state.spawned
         self.base_prompt = state.base_prompt
+        self.blob = blob
         return self
+
+    @staticmethod
+    def check(blob: bytes) -> None:
+        """Raise ValueError when :meth:`load` would (another version, not a state): a blob kept
+        packed is checked once, when it is adopted, not when it is next needed."""
+        _decode(blob)
+
+
+def _decode(blob: bytes) -> _State:
+    try:
+        version = msgspec.msgpack.decode(blob, type=_Version).version
+        if version != _STATE_VERSION:
+            raise ValueError("transcript state of another version")
+        return _state_decoder.decode(blob)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
+        raise ValueError(str(exc)) from None
 
 
 class _DayModel(msgspec.Struct, array_like=True):
@@ -535,34 +562,39 @@ class _Version(msgspec.Struct, array_like=True):
 
 
 class _State(msgspec.Struct, array_like=True):
-    """The persisted image of a :class:`TranscriptStats` (index cache, worker processes)."""
+    """The persisted image of a :class:`TranscriptStats` (index cache, worker processes).
+
+    What a packed transcript's readers read without loading it comes first, in this order
+    (``core/peek.py`` decodes a prefix: the fields after it are never looked at): the figures of
+    :func:`~clawstats.core.peek.peek`, then the view's part (:func:`~clawstats.core.peek.shape_of`).
+    """
 
     version: int
+    entries: int
+    cost: float
+    last_call_ms: float | None
+    base_prompt: int | None
+    tl_f: bytes
+    tl_i: bytes
+    buckets: list[_DayModel]
+    compactions: tuple[Compaction, ...]
+    spawned: tuple[str, ...]
     session_id: str | None
     transcript_version: int | None
-    entries: int
     last_ts: str | float | None
-    cost: float
-    buckets: list[_DayModel]
     messages: tuple[int, int, int, int, int]
     model: str | None
-    compactions: tuple[Compaction, ...]
     resets: int
     seg: bytes
     last_prompt: int | None
     last_output: int
-    last_call_ms: float | None
     compacted_after_call: bool
     estimate_at_compaction: int | None
     chars_after_compaction: int
     summary_chars: int
     branch_lost: bool
-    tl_f: bytes
-    tl_i: bytes
     current_provider: str | None
     current_model_id: str | None
-    spawned: tuple[str, ...]
-    base_prompt: int | None
 
 
 _state_encoder = msgspec.msgpack.Encoder()

@@ -27,9 +27,10 @@ class BasePrompts:
     def note(self, agent_id: str, stats_id: str, tail: Tail | None) -> bool:
         """A transcript changed (``tail`` None: gone); True when the agent's value changed."""
         best = self._latest.get(agent_id)
-        base = tail.stats.base_prompt if tail is not None else None
-        if tail is not None and base is not None:
-            at = tail.stats.last_call_ms or 0.0
+        figures = tail.peek() if tail is not None else None  # a packed transcript stays packed
+        base = figures.base_prompt if figures is not None else None
+        if figures is not None and base is not None:
+            at = figures.last_call_ms or 0.0
             if best is None or at > best[0] or (best[2] == stats_id and at == best[0]):
                 self._latest[agent_id] = (at, base, stats_id)
                 return best is None or best[1] != base
@@ -40,9 +41,10 @@ class BasePrompts:
         # The latest one lost its base prompt or went back in time: look again over the agent's.
         latest: tuple[float, int, str] | None = None
         for sid, other in self._tails_of(agent_id):
-            found = other.stats.base_prompt
+            figures = other.peek()
+            found = figures.base_prompt
             if found is not None:
-                at = other.stats.last_call_ms or 0.0
+                at = figures.last_call_ms or 0.0
                 if latest is None or at > latest[0]:
                     latest = (at, found, sid)
         if latest is None:

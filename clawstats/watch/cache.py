@@ -36,7 +36,7 @@ class IndexCache:
         self.identity = identity
         self.health = health
         self.min_interval_s = min_interval_s
-        self._saved: dict[str, tuple[FileId | None, int, int]] = {}
+        self._saved: dict[str, tuple[bytes, int, int]] = {}  # path -> (identity, revision, offset)
         self._owners_saved: dict[tuple[str, str], str] = {}
         self._db: sqlite3.Connection | None = None
         self.failure: str | None = None  # why it became unavailable, when it did
@@ -117,16 +117,16 @@ class IndexCache:
         open_line: int,
     ) -> Tail | None:
         try:
-            stats = TranscriptStats.load(state)
+            TranscriptStats.check(state)
         except ValueError:
             return None
-        tail = Tail(path, stats=stats)
+        tail = Tail(path, state=state)  # packed: unpacked when new bytes come
         tail.offset = offset
         tail.head = head or b""
         tail.open_line = bool(open_line)
         # A trailing partial line was not persisted: make the next poll read past the offset.
         tail.file_id = FileId(dev, ino, size, mtime_ns) if size == offset else FileId(dev, ino, -1, -1)
-        self._saved[path] = (tail.file_id, tail.revision, offset)
+        self._saved[path] = (tail.identity, tail.revision, offset)
         return tail
 
     def owners(self, agent_id: str) -> dict[str, str]:
@@ -148,7 +148,7 @@ class IndexCache:
             return
         changed = []
         for tail in tails:
-            mark = (tail.file_id, tail.revision, tail.offset)
+            mark = (tail.identity, tail.revision, tail.offset)  # the tail's own bytes: no copy kept
             if self._saved.get(tail.path) != mark and tail.file_id is not None:
                 changed.append((tail.path, tail, mark))
         new_owners = [
@@ -177,7 +177,7 @@ class IndexCache:
                             fid.mtime_ns,
                             tail.offset,
                             tail.head,
-                            tail.stats.dump(),
+                            tail.dump(),  # a packed transcript's as kept
                             tail.open_line,
                         ),
                     )

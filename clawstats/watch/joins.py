@@ -61,7 +61,9 @@ class Joins:
             self.tviews.pop(stats_id, None)
         else:
             self.tails[stats_id] = (agent_id, current)
-            self.tviews[stats_id] = TranscriptView.of(agent_id, current.stats)
+            # A packed (idle) transcript's view is read from its dump: never unpacked here, so a
+            # cold start over 50,000 adopted transcripts never holds all their statistics at once.
+            self.tviews[stats_id] = current.view(agent_id)
 
     def drop_tail(self, stats_id: str) -> None:
         """A transcript of an agent no longer followed."""
@@ -96,7 +98,7 @@ class Joins:
             src = self.sources[archive]
             found = self.tails.get(src.stats_id or "")
             if found is not None:
-                total += found[1].stats.cost
+                total += found[1].peek().cost  # archives are idle: packed, never unpacked here
         return total
 
     def source_of(self, key: str) -> Source | None:
@@ -104,6 +106,6 @@ class Joins:
         src = self.sources.get(key)
         if src is not None and src.row is None and not src.archived:
             found = self.tails.get(src.stats_id or "")
-            if found is None or found[1].stats.entries == 0:
+            if found is None or found[1].peek().entries == 0:
                 return None  # a transcript without a row and without one valid record (binary) is no session
         return src

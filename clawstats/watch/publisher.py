@@ -121,7 +121,8 @@ class Publisher:
 
     def _build(self, src: Source) -> SessionRow:
         found = self.joins.tails.get(src.stats_id or "")
-        stats = found[1].stats if found is not None else None
+        tail = found[1] if found is not None else None
+        stats = tail.current() if tail is not None else None  # an idle transcript: a temporary copy
         self.rows_built += 1
         row = build_row(
             src.key,
@@ -135,6 +136,8 @@ class Publisher:
             base_prompt=self.bases.of(src.agent_id),
         )
         self.bases.shown(src.agent_id, src.key, not src.archived and (stats is None or stats.last_prompt is None))
+        if tail is not None:
+            tail.release()  # one unpacked only to be read (or idle) is packed again
         self._built[src.key] = row
         if row.parent_key is not None or row.channel is not None:
             self._links[src.key] = (row.parent_key, row.channel)

@@ -363,6 +363,7 @@ class SqliteAgent:
             changed = True
         if tail.offset == 0:
             known = 0
+        whole = known == 0  # read from the first event (first read, or again)
         read, more = self._read_session(db, sid, tail, top)
         changed |= more
         if known is not None and known + read != count:
@@ -370,10 +371,13 @@ class SqliteAgent:
             # added above it: read the session again, in this same read transaction.
             tail.restart()
             self._read_session(db, sid, tail, top)
-            changed = True
+            changed = whole = True
         self.below[sid] = count
         if changed:
             tail.stats.settle()  # as a file tail does when a read ends: an idle session keeps less
+            tail.idle = 0
+            if whole:  # most of a store is idle: packed at once, as a file tail's whole read
+                tail.pack()
             tail.revision += 1
             self.changed_stats.add(tail.path)
 

@@ -5,67 +5,68 @@ partial line (OpenClaw may be mid-write), the file's identity (device, inode, a 
 first bytes) and the :class:`TranscriptStats` it feeds. A shrunk file, a new inode
 or a changed head means the file was replaced: it is re-read alone, from zero. Compressed
 archives (``.gz``/``.zst``) are immutable and read whole once.
+
+An idle transcript is kept *packed*: its statistics as their dump (``TranscriptStats.dump()``,
+about half the objects' size), unpacked when new bytes come (``stats``) and read meanwhile by
+:meth:`Tail.peek` (a few figures), :meth:`Tail.view` (the view's part) or :meth:`Tail.current`
+(a temporary copy).
 """
 
 from __future__ import annotations
 
 import errno
 import gzip
-import hashlib
 import os
 import stat
-from typing import Any, BinaryIO
+from array import array
+from typing import Any, BinaryIO, ClassVar
 
 import msgspec
 import zstandard
 
 from clawstats.core.health import HealthLog
+from clawstats.core.peek import Peek, peek, shape_of
 from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, decode_line, decode_lines
+from clawstats.core.snapshot import TranscriptView
 from clawstats.core.transcript import TranscriptStats
 from clawstats.core.usage import Pricer
+from clawstats.watch.identity import HEAD_BYTES, FileId, Identified, head_digest
 from clawstats.watch.layout import NotRegularFile
 
-__all__ = ["DEFAULT_MAX_LINE_BYTES", "FileId", "Tail", "TailImage", "adopt", "export", "head_digest", "read_whole"]
+__all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
+    "IDLE_POLLS",
+    "FileId",
+    "Tail",
+    "TailImage",
+    "adopt",
+    "export",
+    "head_digest",
+    "read_whole",
+]
 
 CHUNK_BYTES = 4 << 20
-HEAD_BYTES = 256
+#: Polls finding a file unchanged before its statistics are packed. The safety sweep stats every
+#: transcript once a sweep (and an event names a file as it is written), so two such polls mean
+#: no write for at least a sweep: a session being written to is polled with new bytes far more
+#: often and stays unpacked (an append never pays a dump and a load), an idle one packs.
+IDLE_POLLS = 2
 
 
-def head_digest(head: bytes) -> bytes:
-    """What a tail keeps of a file's first bytes (up to ``HEAD_BYTES``): their length (2 bytes,
-    big-endian) and a 16-byte BLAKE2b digest. 18 bytes instead of 256 per transcript; a file
-    rewritten in place is still told from one that only grew."""
-    return len(head).to_bytes(2, "big") + hashlib.blake2b(head, digest_size=16).digest()
-
-
-#: One int object per device number (a new one per stat otherwise: 32 bytes a tail).
-_DEVICES: dict[int, int] = {}
-
-
-class FileId(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """What identifies one version of a file: a change in any field means "look again"."""
-
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> FileId:
-        dev = _DEVICES.setdefault(st.st_dev, st.st_dev)  # every file of a store is on one or two devices
-        return cls(dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-class Tail:
+class Tail(Identified):
     """Reader state of one transcript file; ``poll()`` folds new complete lines into ``stats``."""
+
+    #: lifetime count of statistics loaded from a packed state, by every tail (tests pin it)
+    unpacks: ClassVar[int] = 0
 
     __slots__ = (
         "path",
         "compressed",
-        "stats",
+        "_state",
+        "price",
+        "idle",
+        "generation",
         "offset",
-        "head",
-        "file_id",
         "pending",
         "skipping",
         "revision",
@@ -73,13 +74,17 @@ class Tail:
         "open_line",
     )
 
-    def __init__(self, path: str, price: Pricer | None = None, stats: TranscriptStats | None = None) -> None:
+    def __init__(self, path: str, price: Pricer | None = None, state: TranscriptStats | bytes | None = None) -> None:
         self.path = path
         self.compressed = path.endswith((".gz", ".zst"))
-        self.stats = stats if stats is not None else TranscriptStats(price)
+        # The statistics, or their dump while the transcript is idle (packed). One slot, so a
+        # reader in another thread (a view's timeline) always sees one or the other.
+        self._state: TranscriptStats | bytes = state if state is not None else TranscriptStats(price)
+        self.price = price
+        self.idle = 0  # polls that found the file unchanged since it last changed (up to IDLE_POLLS)
+        self.generation = 0  # bumped when the statistics start over: a view of older ones reads none
         self.offset = 0  # end of the last complete line consumed
-        self.head = b""  # head_digest() of the first bytes; empty until some were read
-        self.file_id: FileId | None = None
+        self.identity = b""  # file id and head digest (see watch/identity.py)
         self.pending = b""
         self.skipping = False  # inside an oversized line: drop bytes up to its newline
         self.revision = 0  # bumped whenever stats change
@@ -88,12 +93,84 @@ class Tail:
         # its newline, when it comes, is skipped, not counted as a second line.
         self.open_line = False
 
+    # -- the statistics, packed or not ------------------------------------------------------------
+
+    @property
+    def stats(self) -> TranscriptStats:
+        """The live statistics, unpacked (and kept so) if packed: for the writer about to change
+        them. Readers use :meth:`peek` or :meth:`current`."""
+        state = self._state
+        if type(state) is bytes:
+            state = self._state = self._load(state)
+        assert isinstance(state, TranscriptStats)
+        return state
+
+    @property
+    def packed(self) -> bool:
+        return type(self._state) is bytes
+
+    def current(self) -> TranscriptStats:
+        """The statistics to read now: the live ones, or a temporary copy of packed ones."""
+        state = self._state
+        return state if isinstance(state, TranscriptStats) else self._load(state)
+
+    def peek(self) -> Peek:
+        """Cost, entries, base prompt, last call and timeline, without unpacking."""
+        state = self._state
+        return Peek.of(state) if isinstance(state, TranscriptStats) else peek(state)
+
+    def view(self, agent_id: str) -> TranscriptView:
+        """The frozen view of the statistics as they are now (packed: its part of the dump read,
+        nothing unpacked)."""
+        state = self._state
+        if isinstance(state, TranscriptStats):
+            return TranscriptView.of(agent_id, state, self, self.generation)
+        shape = shape_of(state)
+        return TranscriptView(
+            agent_id, shape.buckets, shape.compactions, self, shape.calls, shape.spawned, self.generation
+        )
+
+    def timeline_at(self, generation: int, calls: int) -> tuple[array[float], array[int], array[float], array[int]]:
+        """The first ``calls`` calls of the statistics of ``generation`` (a view's; none once the
+        file was read again from the start)."""
+        if generation != self.generation:
+            return array("d"), array("I"), array("d"), array("I")
+        return self.peek().timeline(calls)
+
+    def dump(self) -> bytes:
+        """The statistics' dump (packed: as kept, no load and dump)."""
+        state = self._state
+        return state if type(state) is bytes else self.stats.dump()
+
+    def pack(self) -> None:
+        """Keep the statistics as their dump (free when they were loaded from it, unchanged)."""
+        state = self._state
+        if isinstance(state, TranscriptStats):
+            self._state = state.dump()
+
+    def release(self) -> None:
+        """A reader is done with the statistics: pack them again when they were only unpacked to
+        be read, or the transcript is idle."""
+        state = self._state
+        if isinstance(state, TranscriptStats) and (state.blob is not None or self.idle >= IDLE_POLLS):
+            self._state = state.dump()
+
+    def _load(self, blob: bytes) -> TranscriptStats:
+        Tail.unpacks += 1
+        return TranscriptStats.load(blob, self.price)
+
+    # -- reading ------------------------------------------------------------------------------
+
     def use_price(self, price: Pricer | None) -> None:
         """Price the calls read from now on with ``price`` (a tail restored from the cache)."""
-        self.stats.price = price
+        self.price = price
+        state = self._state
+        if isinstance(state, TranscriptStats):
+            state.price = price
 
     def restart(self) -> None:
-        self.stats = TranscriptStats(self.stats.price)
+        self._state = TranscriptStats(self.price)
+        self.generation += 1
         self.offset = 0
         self.head = b""
         self.pending = b""
@@ -106,41 +183,60 @@ class Tail:
         st = os.stat(self.path)
         if not stat.S_ISREG(st.st_mode):  # a FIFO would block open() and read() forever
             raise NotRegularFile(errno.EINVAL, "not a regular file", self.path)
-        file_id = FileId.of(st)
-        if file_id == self.file_id:
+        file_id = FileId.packed_of(st)
+        if self.identity.startswith(file_id):  # the packed FileId comes first
+            if self.idle < IDLE_POLLS:
+                self.idle += 1
+            if self.idle >= IDLE_POLLS:
+                self.pack()
             return False
+        self.idle = 0
         if self.compressed:
             self.restart()
             self._read_compressed(health, max_line_bytes)
-            self.file_id = file_id
+            self._identify(file_id, b"")
+            self.pack()  # an archive never changes
             return True
         # O_NONBLOCK: if the path was swapped for a FIFO since the stat, open and read return at once.
         with _open_nonblocking(self.path) as fh:
-            if self._replaced(fh, file_id) or not self._close_open_line(fh):
+            if self._replaced(fh, st) or not self._close_open_line(fh):
                 self.restart()
+            whole = self.offset == 0 and not self.pending  # first read, or again from the start
             fh.seek(self.offset + len(self.pending))
             changed = self._consume(fh, health, max_line_bytes)
             changed |= self._last_line(health)
             self.stats.settle()
-            if not self.head and self.offset:
+            head = self.head
+            if not head and self.offset:
                 fh.seek(0)
-                self.head = head_digest(fh.read(HEAD_BYTES))
-        self.file_id = file_id
+                head = head_digest(fh.read(HEAD_BYTES))
+        self._identify(file_id, head)  # file id and head in one go (one bytes object)
         if changed:
             self.revision += 1
+        state = self._state
+        if whole:
+            # Most of a store is idle: packed at once, so a cold read over 50,000 transcripts
+            # never holds all their statistics (their memory is reused by the next read instead
+            # of left in holes); one being written to is unpacked by its next append, once.
+            self.pack()
+        elif isinstance(state, TranscriptStats) and state.blob is not None:
+            self._state = state.blob  # unpacked for new bytes that held no new line (a partial one)
         return changed
 
-    def _replaced(self, fh: BinaryIO, file_id: FileId) -> bool:
+    def _replaced(self, fh: BinaryIO, st: os.stat_result) -> bool:
+        if not self.identity:  # never read
+            return False
         old = self.file_id
         if old is None:
             return False
-        if (old.dev, old.ino) != (file_id.dev, file_id.ino):
+        if (old.dev, old.ino) != (st.st_dev, st.st_ino):
             return True
-        if file_id.size < self.offset + len(self.pending):
+        if st.st_size < self.offset + len(self.pending):
             return True
-        if self.head:
+        head = self.head
+        if head:
             fh.seek(0)
-            if head_digest(fh.read(int.from_bytes(self.head[:2], "big"))) != self.head:
+            if head_digest(fh.read(int.from_bytes(head[:2], "big"))) != head:
                 return True
         return False
 
@@ -282,8 +378,7 @@ class TailImage(msgspec.Struct, frozen=True, array_like=True):
     path: str
     state: bytes
     offset: int
-    head: bytes
-    file_id: FileId | None
+    identity: bytes  # file id and head digest (see watch/identity.py)
     pending: bytes
     skipping: bool
     bytes_read: int
@@ -293,10 +388,9 @@ class TailImage(msgspec.Struct, frozen=True, array_like=True):
 def export(tail: Tail) -> TailImage:
     return TailImage(
         tail.path,
-        tail.stats.dump(),
+        tail.dump(),
         tail.offset,
-        tail.head,
-        tail.file_id,
+        tail.identity,
         tail.pending,
         tail.skipping,
         tail.bytes_read,
@@ -305,11 +399,12 @@ def export(tail: Tail) -> TailImage:
 
 
 def adopt(image: TailImage, price: Pricer | None = None) -> Tail:
-    """Inverse of :func:`export`."""
+    """Inverse of :func:`export`. The statistics are loaded, keeping the image's dump: a cold
+    read's rows and views are built from them next (one load, as a one-shot CLI read needs),
+    and each is packed again as its row is built (:meth:`Tail.release`, no dump)."""
     tail = Tail(image.path, price, TranscriptStats.load(image.state, price))
     tail.offset = image.offset
-    tail.head = image.head
-    tail.file_id = image.file_id
+    tail.identity = image.identity
     tail.pending = image.pending
     tail.skipping = image.skipping
     tail.bytes_read = image.bytes_read

@@ -19,12 +19,16 @@ import pytest
 
 from clawstats.core import records
 from clawstats.core.health import HealthLog
+from clawstats.core.peek import Peek, peek, shape_of
 from clawstats.core.records import decode_line, shared
 from clawstats.core.snapshot import TranscriptView
-from clawstats.core.transcript import iso_to_ms
+from clawstats.core.transcript import TranscriptStats, iso_to_ms
+from clawstats.settings import Settings
+from clawstats.watch import cold
 from clawstats.watch import store as store_module
+from clawstats.watch.engine import open_store
 from clawstats.watch.publisher import BuiltRows
-from clawstats.watch.tail import Tail
+from clawstats.watch.tail import IDLE_POLLS, FileId, Tail, head_digest
 from tests.conftest import OPS_TRANSCRIPT, REAL_SQLITE, SMALL_STATE, make_store
 from tests.core.lines import assistant, stats_of, usage, user, with_ids
 from tests.openclaw.attrib_data import ATTRIB_STATE
@@ -175,3 +179,178 @@ def test_sqlite_sessions_are_settled_after_a_read_as_file_tails_are(tmp_path: Pa
     store.scan()
     read = [tail.stats for sid, tail in store.tails.items() if "#" in sid and tail.stats.entries]
     assert read and all(s.last_id is None and type(s.last_ts) is float for s in read)
+
+
+# -- packed idle transcripts -------------------------------------------------------------------
+
+
+def _append(path: Path, cost: float) -> None:
+    line = assistant(ts="2026-11-24T17:09:00.000Z", use=usage(10, 1, cost=cost))
+    with path.open("ab") as fh:
+        fh.write(json.dumps({**line, "id": "feedf00d", "parentId": None}).encode() + b"\n")
+
+
+def _packed(store: object) -> dict[str, bool]:
+    return {sid: tail.packed for sid, tail in store.tails.items()}  # type: ignore[attr-defined]
+
+
+def test_idle_transcripts_are_packed_after_a_cold_scan_and_an_append_unpacks_only_its_own(tmp_path: Path) -> None:
+    """After the first scan every transcript holds its dump, not its TranscriptStats. An append
+    unpacks the one it changed, once: the next appends find it unpacked (no dump and load each);
+    the others stay packed, and the totals and rows are those a cold scan gives."""
+    state = tmp_path / "state"
+    _store_of(state, 40)
+    store = make_store(state)
+    first = store.scan()
+    assert all(_packed(store).values()), [sid for sid, packed in _packed(store).items() if not packed]
+    path = state / "agents/ops/sessions/00000000-0000-4000-8000-000000000007.jsonl"
+    before = Tail.unpacks
+    _append(path, 0.5)
+    after = store.scan({str(path)})
+    assert Tail.unpacks == before + 1  # the appended transcript's, and nobody else's
+    assert after.changed == {"agent:ops:copy-7"}
+    assert [sid for sid, packed in _packed(store).items() if not packed] == [str(path)]
+    assert abs(after.totals.total_cost - first.totals.total_cost - 0.5) < 1e-9
+    _append(path, 0.25)
+    store.scan({str(path)})
+    assert Tail.unpacks == before + 1  # still unpacked: an append pays no dump and load
+    cold = make_store(state).scan()
+    assert after.totals != cold.totals and store.scan().totals == cold.totals
+    assert {k: r.total_cost for k, r in store.snapshot.by_key.items()} == {  # type: ignore[union-attr]
+        k: r.total_cost for k, r in cold.by_key.items()
+    }
+
+
+def test_a_transcript_packs_after_idle_polls_and_its_view_keeps_its_timeline(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in _three_turns()))
+    tail, health = Tail(str(path)), HealthLog()
+    tail.poll(health)
+    tail.stats  # noqa: B018 (as a scan's reader: unpacked, then released)
+    tail.release()
+    assert tail.packed  # a whole read: idle, packed once its readers are done
+    _append(path, 0.5)
+    tail.poll(health)
+    assert not tail.packed  # new bytes: unpacked, and kept so while written to
+    view = TranscriptView.of("main", tail.stats, tail, tail.generation)
+    tail.release()
+    assert not tail.packed
+    expected = tuple(list(part) for part in view.timeline())
+    assert len(expected[0]) == 4
+    for _ in range(IDLE_POLLS - 1):
+        tail.poll(health)
+        assert not tail.packed
+    tail.poll(health)  # IDLE_POLLS polls found nothing new: packed
+    assert tail.packed and tail.peek().cost == view.source.timeline_at(view.generation, 4)[2][-1]
+    assert tuple(list(part) for part in view.timeline()) == expected  # read from the dump
+    assert tail.dump() is tail._state  # what the index flush writes: as kept, no load and dump
+    _append(path, 0.25)
+    tail.poll(health)
+    assert tuple(list(part) for part in view.timeline()) == expected  # the view's first 4 calls
+    path.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in _three_turns()[:2]))
+    tail.poll(health)  # shrunk: read again from zero, new statistics
+    assert tail.stats.calls == 1 and view.timeline()[0] == array("d")  # not the new file's calls
+
+
+def test_readers_of_idle_transcripts_peek_and_a_whole_tree_pass_unpacks_none(tmp_path: Path) -> None:
+    """Base prompts, archive costs, the orphan check and lineage/forecast enrichment read packed
+    transcripts without unpacking them: a change of one row's lineage (a whole-tree pass over
+    every row) unpacks that row's transcript only, for the time its row is built."""
+    state = tmp_path / "state"
+    shutil.copytree(ATTRIB_STATE, state)
+    store = make_store(state)
+    first = store.scan()
+    assert all(_packed(store).values())
+    index_path = state / "agents/main/sessions/sessions.json"
+    index = json.loads(index_path.read_text())
+    leaf = next(k for k, r in first.by_key.items() if k in index and r.parent_key is None and not r.archived)
+    index[leaf]["spawnedBy"] = next(k for k in index if k != leaf)
+    index_path.write_text(json.dumps(index))
+    passes, built, before = store._enricher.full_passes, store.rows_built, Tail.unpacks
+    after = store.scan(set())
+    assert store._enricher.full_passes == passes + 1 and store.rows_built == built + 1
+    assert Tail.unpacks <= before + 1 and all(_packed(store).values())
+    assert after.by_key[leaf].parent_key is not None
+
+
+def test_a_warm_start_adopts_the_index_packed_and_flushes_without_unpacking(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _store_of(state, 10)
+    cache = tmp_path / "cache"
+    cold = make_store(state, no_cache=False, cache_dir=str(cache))
+    cold.scan()
+    cold.close()
+    warm = make_store(state, no_cache=False, cache_dir=str(cache))
+    restored = warm.scan()
+    assert all(_packed(warm).values())
+    path = state / "agents/ops/sessions/00000000-0000-4000-8000-000000000003.jsonl"
+    (_agent, tail) = warm._joins.tails[str(path)]
+    _append(path, 0.5)
+    warm.scan({str(path)})
+    assert not tail.packed
+    before = Tail.unpacks
+    warm.flush(force=True)  # the changed transcript's state as is; nothing packed is loaded to dump it
+    assert Tail.unpacks == before
+    warm.close()
+    again = make_store(state, no_cache=False, cache_dir=str(cache)).scan()
+    assert abs(again.totals.total_cost - restored.totals.total_cost - 0.5) < 1e-9
+
+
+def test_a_tail_keeps_its_file_id_and_head_digest_as_one_bytes_object(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in _three_turns()))
+    tail = Tail(str(path))
+    assert tail.identity == b"" and tail.file_id is None and tail.head == b""
+    tail.poll(HealthLog())
+    assert tail.file_id == FileId.of(path.stat())
+    assert tail.head == head_digest(path.read_bytes()[:256])
+    assert tail.identity == FileId.of(path.stat()).packed() + tail.head  # no FileId, no ints kept
+    assert sys.getsizeof(tail.identity) < 100
+    tail.file_id = None  # as a reprice does: the next poll reads it again, the digest stays
+    assert tail.file_id is None and tail.head == head_digest(path.read_bytes()[:256])
+
+
+def test_sqlite_cursors_share_their_database_identity(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    store = make_store(state)
+    store.scan()
+    by_db: dict[str, set[int]] = {}
+    for sid, tail in store.tails.items():
+        if "#" in sid:
+            by_db.setdefault(sid.split("#")[0], set()).add(id(tail.identity))
+    assert len(by_db) == 2 and all(len(ids) == 1 for ids in by_db.values())  # one object per database
+
+
+@pytest.mark.parametrize("calls", [0, 3, 40, 9000])  # timelines of no bytes, bin 8, bin 16, bin 32
+def test_peek_and_shape_read_what_a_load_gives(calls: int) -> None:
+    turns: list[dict[str, object]] = []
+    for n in range(calls):
+        turns += [user(ts="2026-11-24T10:00:00.000Z"), assistant(use=usage(100 + n, 10, cost=0.01))]
+    stats = stats_of(with_ids(turns)) if turns else TranscriptStats()
+    blob = stats.dump()
+    figures, shape, loaded = peek(blob), shape_of(blob), TranscriptStats.load(blob)
+    assert (figures.entries, figures.cost, figures.base_prompt, figures.last_call_ms) == (
+        loaded.entries,
+        loaded.cost,
+        loaded.base_prompt,
+        loaded.last_call_ms,
+    )
+    assert figures.calls == shape.calls == loaded.calls == calls
+    assert figures.timeline(calls) == loaded.timeline() == Peek.of(loaded).timeline(calls)
+    assert shape.buckets == loaded.buckets and shape.compactions == loaded.compactions
+    assert shape.spawned == loaded.spawned
+
+
+def test_transcripts_read_by_workers_are_loaded_once_and_packed_once_their_rows_are_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    _store_of(state, 20)
+    monkeypatch.setattr(cold, "PARALLEL_MIN_BYTES", 0)
+    store = open_store(Settings(state_dir=str(state), no_cache=True), {}, workers=2)
+    before = Tail.unpacks
+    snap = store.scan()
+    assert Tail.unpacks == before  # an image is loaded once when adopted, never again for its row
+    assert all(_packed(store).values())
+    assert snap.totals == make_store(state).scan().totals

@@ -1,0 +1,120 @@
+"""Reading parts of a transcript's dump (``TranscriptStats.dump()``) without loading it.
+
+An idle transcript is kept packed (its dump, not its ``TranscriptStats``); the readers that only
+need its cost, entry count, base prompt, last call or timeline (:func:`peek`), or what its view
+keeps (:func:`shape_of`), read them here: the other fields are skipped undecoded
+(``msgspec.Raw``), and only what is asked for is built.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+import msgspec
+
+from clawstats.core.records import shared
+from clawstats.core.transcript import Compaction, TranscriptStats, _DayModel
+from clawstats.core.usage import Bucket
+
+__all__ = ["Peek", "Shape", "peek", "shape_of"]
+
+
+def peek(blob: bytes) -> Peek:
+    """The figures readers of an idle transcript need (cost, entries, the base prompt, the last
+    call, the timeline) read from the start of its dump, the rest never looked at; nothing kept."""
+    return _peek_decoder.decode(blob).figures()
+
+
+class Peek(msgspec.Struct, frozen=True, gc=False):
+    """What :func:`peek` reads of a transcript's state."""
+
+    entries: int
+    cost: float
+    last_call_ms: float | None
+    tl_f: bytes | array[float]  # the timeline as dumped (native-endian doubles, 32-bit ints)
+    tl_i: bytes | array[int]
+    base_prompt: int | None
+
+    @classmethod
+    def of(cls, stats: TranscriptStats) -> Peek:
+        """The same figures of live statistics (the timeline's arrays themselves, no copy)."""
+        return cls(stats.entries, stats.cost, stats.last_call_ms, stats.tl_f, stats.tl_i, stats.base_prompt)
+
+    @property
+    def calls(self) -> int:
+        return len(self.tl_i) // (2 if isinstance(self.tl_i, array) else 8)
+
+    def timeline(self, calls: int) -> tuple[array[float], array[int], array[float], array[int]]:
+        """(call ms, context tokens, cumulative cost, output tokens) of the first ``calls`` calls."""
+        tl_f, tl_i = self.tl_f, self.tl_i
+        if not isinstance(tl_f, array):
+            tl_f = array("d", tl_f[: 16 * calls])
+        if not isinstance(tl_i, array):
+            tl_i = array("I", tl_i[: 8 * calls])
+        end = 2 * calls
+        return tl_f[0:end:2], tl_i[0:end:2], tl_f[1:end:2], tl_i[1:end:2]
+
+
+class Shape(msgspec.Struct, frozen=True, gc=False):
+    """What a transcript's view keeps (:func:`shape_of`): buckets, compactions, spawned
+    children, the number of calls."""
+
+    buckets: dict[tuple[str, str], Bucket]
+    compactions: tuple[Compaction, ...]
+    spawned: tuple[str, ...]
+    calls: int
+
+
+def shape_of(blob: bytes) -> Shape:
+    """The view's part of a dump (the timeline's values skipped undecoded, the fields after it
+    never looked at): a packed transcript's view without loading it."""
+    state = _shape_decoder.decode(blob)
+    buckets = {(shared(b.day), shared(b.model)): b.bucket.bucket() for b in state.buckets}
+    return Shape(buckets, state.compactions, state.spawned, _bin_size(state.tl_i) // 8)
+
+
+class _Peeked(msgspec.Struct, array_like=True):
+    """The first fields of :class:`~clawstats.core.transcript._State`: what :func:`peek` reads
+    (the state's other fields follow: an array-like struct ignores trailing items)."""
+
+    version: int
+    entries: int
+    cost: float
+    last_call_ms: float | None
+    base_prompt: int | None
+    tl_f: bytes
+    tl_i: bytes
+
+    def figures(self) -> Peek:
+        return Peek(self.entries, self.cost, self.last_call_ms, self.tl_f, self.tl_i, self.base_prompt)
+
+
+class _Shaped(msgspec.Struct, array_like=True):
+    """The first fields of :class:`~clawstats.core.transcript._State` up to what :func:`shape_of`
+    reads; the timeline's values are skipped undecoded."""
+
+    version: int
+    entries: int
+    cost: float
+    last_call_ms: float | None
+    base_prompt: int | None
+    tl_f: msgspec.Raw
+    tl_i: msgspec.Raw
+    buckets: list[_DayModel]
+    compactions: tuple[Compaction, ...]
+    spawned: tuple[str, ...]
+
+
+def _bin_size(raw: msgspec.Raw) -> int:
+    """The length of the msgpack ``bin`` value ``raw`` holds, from its header (bin 8/16/32)."""
+    data = memoryview(raw)
+    head = data[0]
+    if head == 0xC4:
+        return int(data[1])
+    if head == 0xC5:
+        return int.from_bytes(data[1:3], "big")
+    return int.from_bytes(data[1:5], "big")
+
+
+_peek_decoder = msgspec.msgpack.Decoder(_Peeked)
+_shape_decoder = msgspec.msgpack.Decoder(_Shaped)
