@@ -21,17 +21,13 @@ from clawstats.core.records import IndexRow
 from clawstats.core.usage import Pricer
 from clawstats.watch.cache import IndexCache
 from clawstats.watch.index import IndexFile
-from clawstats.watch.layout import AgentSource, list_regular
-from clawstats.watch.locate import classify, is_transcript_name, locate
+from clawstats.watch.layout import AgentSource
+from clawstats.watch.listing import Listing
+from clawstats.watch.locate import classify, locate
 from clawstats.watch.sessionkeys import owner_from_trajectory
 from clawstats.watch.source import AgentScan, Source
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail
 
-#: A directory listing is trusted for reuse only once its mtime is this old (see _list_if_changed).
-RACY_S = 2.0
-#: A directory change the file-system events explain (sessions.json replaced) is listed again at
-#: most this much later all the same (see _list_if_changed).
-RELIST_S = 10.0
 #: OpenClaw writes a new session's row moments before its transcript: normal, not a fault. A row
 #: still without its transcript after this long is counted (and logged) as rowWithoutTranscript.
 ROW_GRACE_S = 5.0
@@ -61,8 +57,7 @@ class FileAgent:
         self.owners: dict[str, str] = cache.owners(source.agent_id) if cache is not None else {}
         self._restored = restored if restored is not None else {}
         self._last_ids: dict[str, str] = {}  # key -> sessionId at the last plan
-        self._names: frozenset[str] | None = None  # transcript names at the last listing
-        self._dir_mtime_ns = -2
+        self.listing = Listing(self.sessions_dir, health, self._note)
         self._index_revision = -1
         self._noted: set[tuple[str, str]] = set()
         self.row_grace_s = ROW_GRACE_S
@@ -73,7 +68,6 @@ class FileAgent:
         self._probed: set[str] = set()
         self._missing_since: dict[str, float] = {}  # key -> when its row was first seen without transcript
         self._waiting = False  # a row waits for its transcript: plan again every scan until settled
-        self._irregular: set[str] = set()  # non-regular paths named like transcripts
         self._changed_keys: set[str] = set()
         self._changed_stats: set[str] = set()
         self._read_now: set[str] = set()  # read whole by a worker in this scan: no poll needed
@@ -83,9 +77,6 @@ class FileAgent:
         # and dropped for each of 50,000 transcripts on a cold start.
         self._cold: dict[str, Tail | None] = {}
         self.rows_planned = 0  # lifetime count of rows located by a plan (a test pins a rewrite's work)
-        self.listings = 0  # lifetime count of directory listings (a test pins a rewrite's work)
-        self._listed_at = 0.0  # monotonic time of the last listing
-        self._relist = False  # a listed transcript was found gone: list again at the next plan
 
     # -- planning ----------------------------------------------------------------------------
 
@@ -98,7 +89,7 @@ class FileAgent:
             self.index.poll(health)
         except OSError as exc:
             health.set_condition(source.store, f"cannot read: {exc.strerror or exc}")
-        names_changed = self._list_if_changed(hint)
+        names_changed = self.listing.refresh(hint)
         if names_changed or self.index.revision != self._index_revision or self._waiting:
             one_reload = self.index.revision == self._index_revision + 1
             self._index_revision = self.index.revision
@@ -113,10 +104,10 @@ class FileAgent:
         """Before the first plan of an agent read from nothing (no tail, none restored from the
         index): every transcript its directory lists, each of which that plan names a row for
         and reads whole, so the store can start reading them before it plans; [] otherwise."""
-        if self._names is not None or self.tails or self._cold or self._restored:
+        if self.listing.names is not None or self.tails or self._cold or self._restored:
             return []
-        self._list_if_changed()
-        names: frozenset[str] = self._names or frozenset()
+        self.listing.refresh()
+        names: frozenset[str] = self.listing.names or frozenset()
         here = os.path.join(self.sessions_dir, "")
         return [here + name for name in sorted(names)]
 
@@ -130,73 +121,6 @@ class FileAgent:
                     tail.path = path  # the plan's string (often the row's sessionFile), not the worker's copy
                 self.tails[path] = tail
             self._cold = {}
-
-    def _list_if_changed(self, hint: set[str] | None = None) -> bool:
-        """Relist when the directory's mtime moved (or is too recent to trust: a file created in
-        the same timestamp tick leaves it unchanged); True when the transcript names changed.
-
-        OpenClaw replaces ``sessions.json`` by a rename after every turn, which moves the mtime:
-        when the events (``hint``) name no transcript this listing lacks, the listing is taken
-        as it is (17 ms of a 33 ms turn at 50,000 sessions) and the mtime left unrecorded, so the
-        directory is listed again within ``RELIST_S`` anyway (an event the kernel dropped), and
-        at once when an event names a new transcript or a read finds a listed one gone."""
-        try:
-            mtime_ns = os.stat(self.sessions_dir).st_mtime_ns
-        except OSError:
-            mtime_ns = -1
-        racy = time.time_ns() - mtime_ns <= RACY_S * 1e9
-        if mtime_ns == self._dir_mtime_ns and not racy and self._names is not None and not self._relist:
-            return False
-        now = time.monotonic()
-        if self._explained(hint) and now - self._listed_at < RELIST_S:
-            return False
-        self._dir_mtime_ns = mtime_ns
-        self._listed_at, self._relist = now, False
-        self.listings += 1
-        names = frozenset(n for n in self._list() if is_transcript_name(n))
-        if names == self._names:
-            return False  # e.g. sessions.json replaced by rename: no transcript came or went
-        self._names = names
-        return True
-
-    def _explained(self, hint: set[str] | None) -> bool:
-        """Whether the events in ``hint`` name no transcript the last listing lacks (the safety
-        scan, None, explains nothing)."""
-        names = self._names
-        if hint is None or names is None or self._relist:
-            return False
-        here = os.path.join(self.sessions_dir, "")
-        for path in hint:
-            if path.startswith(here):
-                name = path[len(here) :]
-                if name not in names and os.sep not in name and is_transcript_name(name):
-                    return False
-        return True
-
-    def _list(self) -> list[str]:
-        health, sessions_dir = self.health, self.sessions_dir
-        try:
-            names, others = list_regular(sessions_dir)
-            self._irregular_files(others)
-            health.clear_condition(sessions_dir)
-        except FileNotFoundError:
-            names = []
-            health.clear_condition(sessions_dir)
-        except OSError as exc:
-            names = []
-            health.set_condition(sessions_dir, f"cannot list: {exc.strerror or exc}")
-        return names
-
-    def _irregular_files(self, others: list[str]) -> None:
-        """A FIFO, directory or symlink loop named like a transcript: never opened (a FIFO would
-        block the scanner), counted, and a condition (degraded) while it is there."""
-        found = {os.path.join(self.sessions_dir, n) for n in others if is_transcript_name(n)}
-        for path in self._irregular - found:
-            self.health.clear_condition(path)
-        for path in found:
-            self._note(path, "notRegularFile", self.sessions_dir)
-            self.health.set_condition(path, "cannot read: not a regular file (FIFO, directory or symlink loop)")
-        self._irregular = found
 
     def _replan(self) -> None:
         """Rebuild the sources; record the keys whose source changed and adopt new transcripts."""
@@ -226,7 +150,7 @@ class FileAgent:
         row added or removed, a new transcript or session id (a reset), so the full plan decides
         claims, orphans and archive owners as always. The rows the listing does not locate
         (a sessionFile elsewhere) are located again too: their file may have come or gone."""
-        rows, sources, present = self.index.rows, self.sources, self._names or frozenset()
+        rows, sources, present = self.index.rows, self.sources, self.listing.names or frozenset()
         outside, probed_keys = self._outside, self._probed
         if not keys or len(keys) + len(probed_keys) + len(outside) > max(len(rows) // 8, 64):
             return False  # nothing, or so much that the full plan costs about the same
@@ -265,7 +189,7 @@ class FileAgent:
     def _build_plan(self) -> dict[str, Source]:
         source = self.source
         sessions_dir = source.sessions_dir
-        present = self._names or frozenset()
+        present = self.listing.names or frozenset()
         rows = self.index.rows
         self.rows_planned += len(rows)
         self._learn_owners(rows)
@@ -404,7 +328,7 @@ class FileAgent:
                 tail.poll(health, self.max_line_bytes)
                 health.clear_condition(path)
             except FileNotFoundError:
-                self._relist = True  # gone since the listing: the next plan lists again
+                self.listing.relist = True  # gone since the listing: the next plan lists again
                 continue
             except OSError as exc:
                 health.set_condition(path, f"cannot read: {exc.strerror or exc}")

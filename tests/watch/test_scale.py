@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from clawstats.core.snapshot import Snapshot
-from clawstats.watch import file_agent
+from clawstats.watch import listing
 from clawstats.watch.file_agent import FileAgent
 from clawstats.watch.sqlite_store import SqliteAgent
 from clawstats.watch.store import StatsStore
@@ -457,21 +457,21 @@ def test_a_sessions_json_replaced_by_rename_is_not_a_reason_to_list_the_director
         os.replace(tmp, index_path)
         return {str(index_path), str(tmp)}  # what the events name
 
-    listings = agent.listings
+    listings = agent.listing.listings
     snap = store.scan(rewrite(1))
-    assert agent.listings == listings and snap.changed == {made[1][0]}
+    assert agent.listing.listings == listings and snap.changed == {made[1][0]}
     # a new transcript the events name: listed at once (an orphan row)
     new = index_path.with_name("11111111-2222-4333-8444-555555555555.jsonl")
     shutil.copyfile(made[0][1], new)
     snap = store.scan(rewrite(2) | {str(new)})
-    assert agent.listings == listings + 1 and f"agent:ops:{new.stem}" in snap.by_key
+    assert agent.listing.listings == listings + 1 and f"agent:ops:{new.stem}" in snap.by_key
     # one no event named (dropped by the kernel): seen by the safety scan, or after RELIST_S
     other = index_path.with_name("22222222-2222-4333-8444-555555555555.jsonl")
     shutil.copyfile(made[0][1], other)
     assert f"agent:ops:{other.stem}" not in store.scan(rewrite(3)).by_key
-    monkeypatch.setattr(file_agent, "RELIST_S", 0.0)
+    monkeypatch.setattr(listing, "RELIST_S", 0.0)
     assert f"agent:ops:{other.stem}" in store.scan(rewrite(4)).by_key
-    monkeypatch.setattr(file_agent, "RELIST_S", 3600.0)
+    monkeypatch.setattr(listing, "RELIST_S", 3600.0)
     # a listed transcript deleted (its event names a listed name): the read finds it gone and
     # the next plan lists again: its row is gone
     new.unlink()
