@@ -35,7 +35,7 @@ from clawstats.watch.source import AgentScan, Source
 from clawstats.watch.sqlite_access import connect, event_at, event_bytes, file_mark, marker
 from clawstats.watch.sqlite_archives import ArchivesBeside
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES as TAIL_MAX_LINE_BYTES
-from clawstats.watch.tail import IDLE_POLLS, FileId, Tail
+from clawstats.watch.tail import FileId, Tail
 
 READ_ATTEMPTS = 3
 #: OpenClaw creates an agent's database file, then its tables: "no such table" in a database never
@@ -376,8 +376,8 @@ class SqliteAgent:
         if changed:
             tail.stats.settle()  # as a file tail does when a read ends: an idle session keeps less
             tail.idle = 0
-            if whole:  # most of a store is idle: packed once its row is built, as a file tail's whole read
-                tail.idle = IDLE_POLLS
+            if whole:  # most of a store is idle: packed at once, as a file tail's whole read
+                tail.pack()
             tail.revision += 1
             self.changed_stats.add(tail.path)
 
