@@ -152,7 +152,7 @@ class AlertManager:
             )
         for alert in new:
             log.warning("alert %s: %s", alert.severity, alert.message)
-            self.hub.broadcast(self.hub.alert_event(snapshot.revision, _encoder.encode(alert).decode()))
+            self.hub.broadcast(self.hub.alert_event(snapshot.revision, _encoder.encode(alert)))
             self.sender.submit(alert)
         if self.state is not None and self.book.fired != before:
             self.state.save(self.book.fired)

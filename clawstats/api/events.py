@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import anyio
 import msgspec
-from sse_starlette import ServerSentEvent
 
 from clawstats.core.session import SessionRow, iso_ms
 from clawstats.core.snapshot import Snapshot
@@ -37,8 +36,27 @@ _encoder = msgspec.json.Encoder()
 class Event:
     revision: int  # the snapshot revision it belongs to (replay order)
     name: str
-    data: str
     id: str  # the SSE id: "<epoch>-<revision>" (alerts: "<epoch>-<revision>-a<n>")
+    #: The whole SSE frame, encoded once for every subscriber and sent as it is. (Through
+    #: ``ServerSentEvent`` each subscriber's copy went through a str, a line split and a
+    #: StringIO: at 50,000 rows a first snapshot held ~5 copies of its 49 MB at once.)
+    frame: bytes
+
+    @property
+    def data(self) -> str:
+        """The event's JSON (one ``data:`` line)."""
+        start = self.frame.index(b"\r\ndata: ") + len(b"\r\ndata: ")
+        return self.frame[start : -len(_END)].decode()
+
+
+_END = b"\r\n\r\n"
+
+
+def make_event(revision: int, name: str, event_id: str, data: bytes) -> Event:
+    """An event whose data is one JSON document: msgspec's JSON holds no raw line break (they
+    are escaped inside strings), so it is one ``data:`` line as it is."""
+    head = f"id: {event_id}\r\nevent: {name}\r\ndata: ".encode()
+    return Event(revision, name, event_id, b"".join((head, data, _END)))
 
 
 def process_epoch() -> str:
@@ -61,7 +79,7 @@ def snapshot_event(snapshot: Snapshot, epoch: str) -> Event:
         "totals": snapshot.totals,
         "generatedAt": iso_ms(snapshot.generated_ms),
     }
-    return Event(snapshot.revision, "snapshot", _encoder.encode(body).decode(), f"{epoch}-{snapshot.revision}")
+    return make_event(snapshot.revision, "snapshot", f"{epoch}-{snapshot.revision}", _encoder.encode(body))
 
 
 class Hub:
@@ -94,10 +112,10 @@ class Hub:
             except Exception:  # an exporter's bug must not stop the event stream
                 log.exception("snapshot listener failed")
 
-    def alert_event(self, revision: int, data: str) -> Event:
+    def alert_event(self, revision: int, data: bytes) -> Event:
         """An ``alert`` event with an id of its own (``<epoch>-<revision>-a<n>``)."""
         self.alerts_sent += 1
-        return Event(revision, "alert", data, f"{self.epoch}-{revision}-a{self.alerts_sent}")
+        return make_event(revision, "alert", f"{self.epoch}-{revision}-a{self.alerts_sent}", data)
 
     def broadcast(self, event: Event) -> None:
         for sub in list(self.subscribers):
@@ -130,8 +148,7 @@ class Hub:
             "totals": snapshot.totals,
             "generatedAt": iso_ms(snapshot.generated_ms),
         }
-        data = _encoder.encode(body).decode()
-        return Event(snapshot.revision, "sessions", data, f"{self.epoch}-{snapshot.revision}")
+        return make_event(snapshot.revision, "sessions", f"{self.epoch}-{snapshot.revision}", _encoder.encode(body))
 
     def close_all(self) -> None:
         """End every stream (shutdown): each generator sees its end marker and returns."""
@@ -165,9 +182,7 @@ class Hub:
             return None
         return [e for e in events if e.revision > last_revision]
 
-    async def stream(
-        self, last_event_id: str | None, shutdown: anyio.Event | None = None
-    ) -> AsyncIterator[ServerSentEvent]:
+    async def stream(self, last_event_id: str | None, shutdown: anyio.Event | None = None) -> AsyncIterator[bytes]:
         """The event stream of one client: snapshot or replay first, then live events. When
         ``shutdown`` is set (the server stops) the stream ends cleanly: its response completes
         instead of being cut off mid-stream."""
@@ -180,12 +195,16 @@ class Hub:
             if replay is None or last_revision is None:
                 assert self.current is not None
                 first = snapshot_event(self.current, self.epoch)
-                yield ServerSentEvent(first.data, event=first.name, id=first.id)
                 seen = first.revision
+                yield first.frame
+                del first
+                # The response loop holds the last chunk it sent until the next one comes: an
+                # empty one (nothing is written) so an idle client does not pin the snapshot.
+                yield b""
             else:
                 seen = last_revision
                 for event in replay:
-                    yield ServerSentEvent(event.data, event=event.name, id=event.id)
+                    yield event.frame
                     seen = event.revision
             while True:
                 queued = await sub.queue.get()
@@ -193,7 +212,7 @@ class Hub:
                     return
                 if queued.name == "sessions" and queued.revision <= seen:
                     continue  # already sent in the snapshot or the replay
-                yield ServerSentEvent(queued.data, event=queued.name, id=queued.id)
+                yield queued.frame
         finally:
             if watcher is not None:
                 watcher.cancel()

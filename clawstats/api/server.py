@@ -15,7 +15,7 @@ from clawstats.api.app import create_app
 from clawstats.api.auth import MAX_HEADER_BYTES, is_loopback
 from clawstats.settings import IOFailure, Settings, UsageError
 from clawstats.watch.engine import describe_layouts, open_store
-from clawstats.watch.store import StatsStore
+from clawstats.watch.store import StatsStore, tune_allocator
 
 SEND_BUFFER_BYTES = 256 * 1024
 
@@ -59,6 +59,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def run_app(settings: Settings, store: StatsStore, label: str = "serving") -> int:
     """Bind, print the startup line (with the real port), serve until SIGINT/SIGTERM."""
+    tune_allocator()  # before the first scan (it runs in the app)
     try:
         sock = bind_socket(settings.host, settings.port)
     except OSError as exc:

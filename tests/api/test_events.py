@@ -27,6 +27,18 @@ def _append_call(state: Path, n: int) -> None:
         fh.write(json.dumps(line) + "\n")
 
 
+def _parse(frame: bytes) -> dict[str, str]:
+    """One SSE frame as an EventSource reads it: its field lines up to the blank line."""
+    text = frame.decode()
+    assert text.endswith("\r\n\r\n") and text.count("\r\n\r\n") == 1, "one whole frame"
+    fields = {}
+    for line in text[:-4].split("\r\n"):
+        name, _, value = line.partition(": ")
+        assert name not in fields, f"one {name} line"
+        fields[name] = value
+    return fields
+
+
 def test_deltas_replay_and_slow_client_dropped(small_state: Path) -> None:
     async def run() -> None:
         store = make_store(small_state)
@@ -46,8 +58,10 @@ def test_deltas_replay_and_slow_client_dropped(small_state: Path) -> None:
         assert body["sessions"][0]["contextTokens"] == 1002
         assert hub.replay_after(-5) is None  # unknown id: the client gets a fresh snapshot
         stream = hub.stream(f"{hub.epoch}-{first.revision + 1}")
-        replayed = [await anext(stream), await anext(stream)]
-        assert [e.id for e in replayed] == [f"{hub.epoch}-{first.revision + 2}", f"{hub.epoch}-{first.revision + 3}"]
+        replayed = [_parse(await anext(stream)), _parse(await anext(stream))]
+        assert [e["id"] for e in replayed] == [f"{hub.epoch}-{first.revision + 2}", f"{hub.epoch}-{first.revision + 3}"]
+        assert [e["event"] for e in replayed] == ["sessions", "sessions"]
+        assert json.loads(replayed[-1]["data"]) == body
         await stream.aclose()
 
     asyncio.run(run())
@@ -67,10 +81,12 @@ def test_last_event_id_of_a_previous_process_gets_a_fresh_snapshot(small_state: 
         assert after.current is not None and after.current.revision == before.current.revision
         assert after.epoch != before.epoch
         stream = after.stream(old_id)
-        first = await anext(stream)
+        first = _parse(await anext(stream))
+        # An empty chunk (nothing is sent) releases the snapshot's frame while the client idles.
+        assert await anext(stream) == b""
         await stream.aclose()
-        assert first.event == "snapshot" and first.id == f"{after.epoch}-{after.current.revision}"
-        rows = {r["key"]: r for r in json.loads(str(first.data))["sessions"]}
+        assert first["event"] == "snapshot" and first["id"] == f"{after.epoch}-{after.current.revision}"
+        rows = {r["key"]: r for r in json.loads(first["data"])["sessions"]}
         assert rows["agent:ops:incident-long"]["contextTokens"] == 1007
 
     asyncio.run(run())
@@ -83,8 +99,8 @@ def test_alert_ids_never_reuse_a_delta_id(small_state: Path) -> None:
     _append_call(small_state, 1)
     hub.publish(store.scan())
     assert hub.current is not None
-    alert = hub.alert_event(hub.current.revision, "{}")
+    alert = hub.alert_event(hub.current.revision, b"{}")
     delta_ids = {e.id for e in hub.history}
     assert alert.id not in delta_ids and alert.id.startswith(f"{hub.epoch}-{hub.current.revision}-")
     assert hub.revision_of(alert.id) == hub.current.revision  # a reconnect after it resumes there
-    assert hub.alert_event(hub.current.revision, "{}").id != alert.id
+    assert hub.alert_event(hub.current.revision, b"{}").id != alert.id
