@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import anyio
@@ -72,14 +72,25 @@ class Subscriber:
         self.dropped = False
 
 
-def snapshot_event(snapshot: Snapshot, epoch: str) -> Event:
-    body = {
-        "revision": snapshot.revision,
-        "sessions": snapshot.rows,
-        "totals": snapshot.totals,
-        "generatedAt": iso_ms(snapshot.generated_ms),
-    }
-    return make_event(snapshot.revision, "snapshot", f"{epoch}-{snapshot.revision}", _encoder.encode(body))
+#: Rows per piece of a first snapshot (~1 MB of JSON at ~1 KB a row).
+SNAPSHOT_PIECE_ROWS = 1000
+#: A comment line: EventSource clients ignore it; proxies see the connection is alive.
+KEEP_ALIVE = b": ping\r\n\r\n"
+
+
+def snapshot_frame(snapshot: Snapshot, epoch: str) -> Iterator[bytes]:
+    """The ``snapshot`` event a new client gets first, as the pieces of one frame: the rows are
+    encoded ``SNAPSHOT_PIECE_ROWS`` at a time, so 50,000 rows never sit in memory as one 49 MB
+    document (nor in the copies the HTTP layer makes of each chunk it sends). The pieces joined
+    are byte for byte the frame of the whole body encoded at once."""
+    rows = snapshot.rows
+    head = f"id: {epoch}-{snapshot.revision}\r\nevent: snapshot\r\ndata: "
+    yield (head + f'{{"revision":{snapshot.revision},"sessions":[').encode()
+    for start in range(0, len(rows), SNAPSHOT_PIECE_ROWS):
+        piece = _encoder.encode(rows[start : start + SNAPSHOT_PIECE_ROWS])[1:-1]
+        yield b"," + piece if start else piece
+    tail = b'],"totals":' + _encoder.encode(snapshot.totals)
+    yield tail + b',"generatedAt":' + _encoder.encode(iso_ms(snapshot.generated_ms)) + b"}" + _END
 
 
 class Hub:
@@ -182,10 +193,14 @@ class Hub:
             return None
         return [e for e in events if e.revision > last_revision]
 
-    async def stream(self, last_event_id: str | None, shutdown: anyio.Event | None = None) -> AsyncIterator[bytes]:
-        """The event stream of one client: snapshot or replay first, then live events. When
-        ``shutdown`` is set (the server stops) the stream ends cleanly: its response completes
-        instead of being cut off mid-stream."""
+    async def stream(
+        self, last_event_id: str | None, shutdown: anyio.Event | None = None, keep_alive_s: float = 15.0
+    ) -> AsyncIterator[bytes]:
+        """The event stream of one client, as the bytes to send: snapshot or replay first, then
+        live events, and a comment after ``keep_alive_s`` without one. It is the response's only
+        writer (the SSE library's own pings are off), so a snapshot sent in pieces is never cut
+        by a ping. When ``shutdown`` is set (the server stops) the stream ends cleanly: its
+        response completes instead of being cut off mid-stream."""
         await self.ready.wait()
         sub = self.subscribe()
         watcher = asyncio.create_task(self._end_on(shutdown, sub)) if shutdown is not None else None
@@ -193,11 +208,12 @@ class Hub:
             last_revision = self.revision_of(last_event_id)
             replay = self.replay_after(last_revision) if last_revision is not None else None
             if replay is None or last_revision is None:
-                assert self.current is not None
-                first = snapshot_event(self.current, self.epoch)
-                seen = first.revision
-                yield first.frame
-                del first
+                current = self.current
+                assert current is not None
+                seen = current.revision
+                for piece in snapshot_frame(current, self.epoch):
+                    yield piece
+                del current, piece
                 # The response loop holds the last chunk it sent until the next one comes: an
                 # empty one (nothing is written) so an idle client does not pin the snapshot.
                 yield b""
@@ -207,7 +223,11 @@ class Hub:
                     yield event.frame
                     seen = event.revision
             while True:
-                queued = await sub.queue.get()
+                try:
+                    queued = await asyncio.wait_for(sub.queue.get(), keep_alive_s)
+                except TimeoutError:
+                    yield KEEP_ALIVE
+                    continue
                 if queued is None:
                     return
                 if queued.name == "sessions" and queued.revision <= seen:

@@ -47,6 +47,9 @@ NO_CACHE = {"Cache-Control": "no-cache"}
 GZIP_MIN_BYTES = 1024
 STATIC = Path(str(files("clawstats") / "static"))
 HEARTBEAT_S = 15.0
+#: The stream sends its own keep-alive comments (see ``Hub.stream``); the library's ping task
+#: would write between the pieces of a frame. (Not 0: older sse-starlette releases spun on it.)
+NO_LIBRARY_PING_S = 1e9
 SEND_TIMEOUT_S = 10.0
 #: How long a stream may take to end by itself at shutdown (under uvicorn's 3 s graceful limit).
 SHUTDOWN_GRACE_S = 1.0
@@ -312,8 +315,8 @@ class Routes:
         last = request.headers.get("last-event-id")
         shutdown = anyio.Event()  # set by sse-starlette when the server stops: the stream ends
         return EventSourceResponse(
-            self.hub.stream(last, shutdown),
-            ping=HEARTBEAT_S,
+            self.hub.stream(last, shutdown, HEARTBEAT_S),
+            ping=NO_LIBRARY_PING_S,
             send_timeout=SEND_TIMEOUT_S,
             shutdown_event=shutdown,
             shutdown_grace_period=SHUTDOWN_GRACE_S,

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
+import pytest
+
+from clawstats.api import events
 from clawstats.api.events import Hub
+from clawstats.core.session import iso_ms
 from tests.conftest import OPS_TRANSCRIPT, make_store
 
 
@@ -37,6 +43,57 @@ def _parse(frame: bytes) -> dict[str, str]:
         assert name not in fields, f"one {name} line"
         fields[name] = value
     return fields
+
+
+async def _snapshot(stream: AsyncIterator[bytes]) -> bytes:
+    """The first frame's pieces, up to the empty chunk that follows them (nothing is sent for it:
+    it releases the last piece while the client idles)."""
+    pieces = []
+    while (piece := await anext(stream)) != b"":
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
+def test_a_first_snapshot_is_sent_in_pieces_of_one_frame(small_state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(events, "SNAPSHOT_PIECE_ROWS", 2)
+
+    async def run() -> None:
+        hub = Hub()
+        hub.publish(make_store(small_state).scan())
+        snapshot = hub.current
+        assert snapshot is not None and len(snapshot.rows) > 4
+        stream = hub.stream(None)
+        pieces = []
+        while (piece := await anext(stream)) != b"":
+            pieces.append(piece)
+        await stream.aclose()
+        assert len(pieces) == 2 + (len(snapshot.rows) + 1) // 2  # head, a piece per two rows, tail
+        whole = {
+            "revision": snapshot.revision,
+            "sessions": snapshot.rows,
+            "totals": snapshot.totals,
+            "generatedAt": iso_ms(snapshot.generated_ms),
+        }
+        one_go = events.make_event(
+            snapshot.revision, "snapshot", f"{hub.epoch}-{snapshot.revision}", msgspec.json.encode(whole)
+        )
+        assert b"".join(pieces) == one_go.frame
+        assert json.loads(_parse(b"".join(pieces))["data"])["sessions"][0]["key"] == snapshot.rows[0].key
+
+    asyncio.run(run())
+
+
+def test_an_idle_stream_sends_keep_alive_comments(small_state: Path) -> None:
+    async def run() -> None:
+        hub = Hub()
+        hub.publish(make_store(small_state).scan())
+        stream = hub.stream(None, keep_alive_s=0.05)
+        await _snapshot(stream)
+        assert await anext(stream) == events.KEEP_ALIVE  # nothing happened: a comment
+        assert await anext(stream) == events.KEEP_ALIVE
+        await stream.aclose()
+
+    asyncio.run(run())
 
 
 def test_deltas_replay_and_slow_client_dropped(small_state: Path) -> None:
@@ -81,9 +138,7 @@ def test_last_event_id_of_a_previous_process_gets_a_fresh_snapshot(small_state: 
         assert after.current is not None and after.current.revision == before.current.revision
         assert after.epoch != before.epoch
         stream = after.stream(old_id)
-        first = _parse(await anext(stream))
-        # An empty chunk (nothing is sent) releases the snapshot's frame while the client idles.
-        assert await anext(stream) == b""
+        first = _parse(await _snapshot(stream))
         await stream.aclose()
         assert first["event"] == "snapshot" and first["id"] == f"{after.epoch}-{after.current.revision}"
         rows = {r["key"]: r for r in json.loads(first["data"])["sessions"]}
