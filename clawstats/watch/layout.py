@@ -169,6 +169,8 @@ def load_config(state_dir: Path, env: Mapping[str, str]) -> tuple[dict[str, Any]
         doc = json5.loads(text)
     except ValueError as exc:
         return None, f"cannot parse {path} as JSON5: {exc}"
+    except RecursionError:  # json5 parses by recursion: a document nested past the limit
+        return None, f"cannot parse {path} as JSON5: nested too deeply"
     return (doc if isinstance(doc, dict) else None), None
 
 
@@ -235,6 +237,6 @@ def load_catalog(
         path = state_dir / "agents" / agent_id / "agent" / "models.json"
         try:
             agent_models[agent_id] = json5.loads(read_regular(str(path), MAX_CONFIG_BYTES).decode("utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError):
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError):
             continue
     return catalog_from_config(config, agent_models, fallback_price, fallback_id)

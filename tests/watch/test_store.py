@@ -253,3 +253,17 @@ def test_json_nested_deeper_than_the_decoder_goes_is_a_bad_record_not_a_crash(sm
         assert snap.health.counters["malformed"] == 1 and snap.health.counters["indexMalformed"] == 1
         assert snap.by_key["agent:ops:orphan"].archived_from is None  # no owner from its trace
     assert warm.rows == first.rows  # the last good index, the line skipped
+
+
+def test_a_config_nested_deeper_than_json5_goes_is_a_condition_not_a_crash(small_state: Path) -> None:
+    """json5 parses by recursion: ``openclaw.json`` or an agent's ``models.json`` nested past the
+    interpreter's limit raised RecursionError out of every command."""
+    deep = "[" * 3000 + "]" * 3000
+    (small_state / "openclaw.json").write_text('{"x": ' + deep + "}")
+    models = small_state / "agents/ops/agent/models.json"
+    models.parent.mkdir(parents=True, exist_ok=True)
+    models.write_text('{"providers": ' + deep + "}")
+    snap = make_store(small_state).scan()
+    assert snap.health.status == "degraded"
+    assert any("nested too deeply" in reason for reason in snap.health.conditions.values())
+    assert "agent:ops:incident-long" in snap.by_key  # the sessions are still read
