@@ -36,7 +36,7 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from clawstats import cli
-from clawstats.watch import cold, file_agent, publisher, store, tail
+from clawstats.watch import cold, file_agent, publisher, sqlite_store, store, tail
 
 WORK = Path(__file__).resolve().parent / ".work"
 
@@ -104,6 +104,8 @@ def phased() -> Iterator[Phases]:
     phases = Phases()
     undo = [
         phases.wrap(file_agent.FileAgent, "prepare", "plan"),
+        phases.wrap(sqlite_store.SqliteAgent, "prepare", "plan"),
+        phases.wrap(sqlite_store.SqliteAgent, "scan", "SQLite read (its agents' scan)"),
         phases.wrap(cold.ColdRead, "collect", "wait for and adopt the workers' images"),
         phases.wrap(store, "read_cold", "read_cold (plan + read + adopt)"),  # as store.py named it
         phases.wrap(publisher.Publisher, "publish", "publish (rows, enrichment, totals)"),
@@ -128,9 +130,11 @@ def cli_run(state: Path) -> dict[str, float]:
     scan = out.pop("scan (all of the read)")
     read = out["read_cold (plan + read + adopt)"]
     out["read_cold: rest (stat for batch sizes, fork, second batch)"] = (
-        read - out["plan"] - out["wait for and adopt the workers' images"]
+        read - out.get("plan", 0.0) - out.get("wait for and adopt the workers' images", 0.0)
     )
-    out["joins loop (scan minus read_cold and publish)"] = scan - read - out["publish (rows, enrichment, totals)"]
+    out["joins loop (scan minus read_cold, SQLite read and publish)"] = (
+        scan - read - out.get("SQLite read (its agents' scan)", 0.0) - out["publish (rows, enrichment, totals)"]
+    )
     out["output, store set-up, close (CLI minus scan)"] = total - scan
     out["this process, all"] = total
     out["workers (children), all"] = children.ru_utime + children.ru_stime - before
@@ -164,7 +168,7 @@ def main() -> None:
     state = WORK / (f"sweep-{args.sessions}" + ("-sqlite" if args.layout == "sqlite" else ""))
     runs = [cli_run(state) for _ in range(args.runs)]
     print(f"cold CLI, {state.name}: CPU seconds by phase (min of {args.runs} runs)")
-    for label in runs[0]:
+    for label in sorted({label for r in runs for label in r}, key=list(runs[0]).index):
         print(f"  {min(r.get(label, 0.0) for r in runs):7.2f}  {label}")
     if args.layout == "file":
         figures = [per_file(state, args.sample) for _ in range(args.runs)]

@@ -28,10 +28,12 @@ def make_agent(
     price: Pricer,
     max_line_bytes: int,
     row_grace_s: float,
+    workers: int = 1,
 ) -> Agent:
-    """The reader of one agent, by its layout."""
+    """The reader of one agent, by its layout (``workers`` > 1: a SQLite agent's first read of
+    many events fans out to worker processes; files are read in :func:`read_cold`)."""
     if agent.layout == "sqlite":
-        return SqliteAgent(agent, health, restored, price, max_line_bytes)
+        return SqliteAgent(agent, health, restored, price, max_line_bytes, workers)
     files = FileAgent(agent, health, cache, restored, max_line_bytes, price)
     files.row_grace_s = row_grace_s
     return files

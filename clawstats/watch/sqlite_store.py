@@ -34,8 +34,9 @@ from clawstats.watch.layout import AgentSource
 from clawstats.watch.source import AgentScan, Source
 from clawstats.watch.sqlite_access import connect, event_at, event_bytes, file_mark, marker
 from clawstats.watch.sqlite_archives import ArchivesBeside
+from clawstats.watch.sqlite_cold import PARALLEL_MIN_EVENTS, read_sessions
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES as TAIL_MAX_LINE_BYTES
-from clawstats.watch.tail import FileId, Tail
+from clawstats.watch.tail import FileId, Tail, adopt
 
 READ_ATTEMPTS = 3
 #: OpenClaw creates an agent's database file, then its tables: "no such table" in a database never
@@ -62,8 +63,10 @@ class SqliteAgent:
         restored: dict[str, Tail] | None = None,
         price: Pricer | None = None,
         max_line_bytes: int = TAIL_MAX_LINE_BYTES,
+        workers: int = 1,
     ) -> None:
         self.source = source
+        self.workers = workers  # > 1: a first read of many events fans out to worker processes
         self.price = price  # prices calls without a recorded cost, one call at a time
         self.health = health
         self.marker: tuple[object, ...] | None = None  # db and wal identity/size/mtime, wal-index header
@@ -74,6 +77,7 @@ class SqliteAgent:
         self.tails: dict[str, Tail] = {}
         self.sources: dict[str, Source] = {}
         self.events_read = 0  # lifetime total, for tests and benchmarks
+        self.adopted = 0  # lifetime count of sessions read by worker processes, for tests
         # Per sessionId, how many events lie below the cursor: fewer in the database means some
         # were deleted under it (a new one above may hide that from max(seq)).
         self.below: dict[str, int] = {}
@@ -351,8 +355,39 @@ class SqliteAgent:
                     newest[sid] = (top, count)
         self._last_rowid = top_rowid
         self._last_event = event_at(db, top_rowid)
+        adopted = self._read_fresh(sids, newest, db_id)
         for sid in sorted(sids):
-            self._follow(db, sid, self._cursor(sid, db_id), newest.get(sid))
+            if sid not in adopted:
+                self._follow(db, sid, self._cursor(sid, db_id), newest.get(sid))
+
+    def _read_fresh(self, sids: Collection[str], newest: dict[str, tuple[int, int]], db_id: FileId) -> set[str]:
+        """The sessions never read, read by worker processes when they hold enough events
+        (:mod:`.sqlite_cold`); the ones adopted. A session whose events the worker found other
+        than this read transaction counted is left to it."""
+        if self.workers < 2:
+            return set()
+        tails, restored = self.tails, self._restored
+        fresh = {
+            sid: newest[sid]
+            for sid in sids
+            if sid in newest and self._stats_id(sid) not in tails and self._stats_id(sid) not in restored
+        }
+        if sum(count for _top, count in fresh.values()) < PARALLEL_MIN_EVENTS:
+            return set()
+        adopted: set[str] = set()
+        for read in read_sessions(self.source.store, fresh, self.workers, db_id, self.price):
+            if read.events != fresh[read.sid][1]:
+                continue  # deleted or rewritten meanwhile: read again in this transaction
+            tail = adopt(read.image, self.price)
+            tails[tail.path] = tail
+            self.below[read.sid] = read.events
+            self.events_read += read.events
+            self.changed_stats.add(tail.path)
+            for kind, (n, detail) in read.skipped.items():
+                self.health.count(self.source.store, kind, detail, n)
+            adopted.add(read.sid)
+        self.adopted += len(adopted)
+        return adopted
 
     def _follow(self, db: sqlite3.Connection, sid: str, tail: Tail, newest: tuple[int, int] | None) -> None:
         top, count = newest if newest is not None else (None, 0)

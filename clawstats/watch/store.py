@@ -163,7 +163,7 @@ class StatsStore:
         price = self.catalog.pricer(agent.agent_id)
         restored = self._restored if self._restored is not None else {}
         self.agents[agent.agent_id] = make_agent(
-            agent, self.health, self.cache, restored, price, self.max_line_bytes, self._row_grace_s
+            agent, self.health, self.cache, restored, price, self.max_line_bytes, self._row_grace_s, self.workers
         )
 
     def _drop_agent(self, agent: Agent) -> None:

@@ -1,0 +1,98 @@
+"""A first read of a SQLite store's events in worker processes: the file layout's cold read
+(:mod:`clawstats.watch.cold`), for ``transcript_events``.
+
+The agent's own read transaction lists every session's newest ``seq`` and event count; the
+sessions it has never read are split into batches of about equal event counts; each worker
+opens the database itself (:func:`~clawstats.watch.sqlite_access.connect`), reads its sessions'
+events up to that newest ``seq``, folds them and returns each session's packed statistics. The
+agent adopts a session only if the worker read as many events as its own transaction counted;
+any other (a deletion or a rewrite in between) it reads again itself, in that transaction. One
+process read 50,000 sessions' events at a core's pace while the other core idled.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+import msgspec
+import zstandard
+
+from clawstats.core.health import HealthLog
+from clawstats.core.records import BadRecord, decode_line
+from clawstats.core.usage import Pricer
+from clawstats.watch.cold import BATCHES_PER_WORKER, batches
+from clawstats.watch.sqlite_access import connect, event_bytes
+from clawstats.watch.tail import FileId, Tail, TailImage, export
+
+#: An agent with fewer never-read events than this (~25 MB of JSON) reads them in its own
+#: process: forking would cost more than it saves.
+PARALLEL_MIN_EVENTS = 50_000
+_EVENTS_UP_TO = (
+    "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq <= ? ORDER BY seq"
+)
+#: How the forked workers price calls: set before the pool forks, inherited, never pickled.
+_price: Pricer | None = None
+
+
+class SessionImage(msgspec.Struct, frozen=True, array_like=True):
+    """One session as a worker read it: its session id, the events read, the cursor (a
+    :class:`TailImage`), and what was skipped (kind -> (count, the first one's detail))."""
+
+    sid: str
+    events: int
+    image: TailImage
+    skipped: dict[str, tuple[int, str]]
+
+
+def read_sessions(
+    store: str, newest: dict[str, tuple[int, int]], workers: int, db_id: FileId, price: Pricer | None
+) -> list[SessionImage]:
+    """The sessions of ``newest`` (session id -> (newest seq, events)) read by ``workers``
+    processes, in batch order."""
+    global _price
+    _price = price
+    groups = batches({sid: count for sid, (_top, count) in newest.items()}, workers * BATCHES_PER_WORKER)
+    work = [[(sid, newest[sid][0]) for sid in group] for group in groups]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return [
+            image
+            for images in pool.map(_read_batch, [store] * len(work), work, [db_id] * len(work))
+            for image in images
+        ]
+
+
+def _read_batch(store: str, sessions: list[tuple[str, int]], db_id: FileId) -> list[SessionImage]:
+    zstd = zstandard.ZstdDecompressor()
+    health = HealthLog()
+    images: list[SessionImage] = []
+    db, _immutable = connect(store)
+    try:
+        db.execute("BEGIN")
+        for sid, top in sessions:
+            tail = Tail(f"{store}#{sid}", _price)
+            tail.file_id = db_id
+            stats = tail.stats
+            skipped_before = sum(health.counters.values())
+            events = 0
+            for seq, event_json, event_zstd in db.execute(_EVENTS_UP_TO, (sid, top)):
+                tail.offset = seq + 1
+                events += 1
+                raw = event_bytes(zstd, health, store, sid, event_json, event_zstd)
+                if raw is None:
+                    continue
+                try:
+                    stats.apply(decode_line(raw))
+                except BadRecord as bad:
+                    health.count(store, bad.kind, f"{sid} seq {seq}: {bad.detail}")
+            stats.settle()
+            tail.pack()
+            skipped: dict[str, tuple[int, str]] = {}
+            if sum(health.counters.values()) != skipped_before:
+                skipped = {kind: (n, f"{sid} (read by a worker)") for kind, n in health.counters.items()}
+                health = HealthLog()
+            images.append(SessionImage(sid, events, export(tail), skipped))
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    return images

@@ -1,0 +1,71 @@
+"""A SQLite store's first read in worker processes (``watch/sqlite_cold.py``) against the same
+read in one process: the same rows, totals and skips, and the cursors go on from there."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from clawstats.core.snapshot import Snapshot
+from clawstats.settings import Settings
+from clawstats.watch import sqlite_store
+from clawstats.watch.engine import open_store
+from clawstats.watch.sqlite_store import SqliteAgent
+from clawstats.watch.store import StatsStore
+from tests.conftest import REAL_SQLITE
+from tests.core.lines import append_events, current_session_id, live_call, octet_length
+
+KEY = "agent:ops:incident-long"
+
+
+def _store(state: Path, workers: int) -> StatsStore:
+    return open_store(Settings(state_dir=str(state), no_cache=True), {}, workers=workers)
+
+
+def _adopted(store: StatsStore) -> int:
+    return sum(a.adopted for a in store.agents.values() if isinstance(a, SqliteAgent))
+
+
+def _same(a: Snapshot, b: Snapshot) -> None:
+    assert a.rows == b.rows
+    assert a.totals == b.totals
+    assert a.health.counters == b.health.counters and a.health.by_file == b.health.by_file
+
+
+def test_a_first_read_in_workers_equals_one_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_store, "PARALLEL_MIN_EVENTS", 0)  # the real fixture is small
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    with sqlite3.connect(state / "agents/ops/agent/openclaw-agent.sqlite") as db:
+        db.create_function("octet_length", 1, octet_length)
+        sid = current_session_id(db, KEY)
+        top = db.execute("SELECT max(seq) FROM transcript_events WHERE session_id = ?", (sid,)).fetchone()[0]
+        db.execute(
+            "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?, ?, '{not json', 1)",
+            (sid, top + 1),
+        )
+        # A compressed event as the gateway writes one (its navigation record), whose zstd is garbage.
+        db.execute(
+            "INSERT INTO transcript_events (session_id, seq, event_zstd, event_utf8_bytes, navigation_json, created_at)"
+            " SELECT ?, ?, X'6E6F74207A737464', event_utf8_bytes, navigation_json, 1 FROM transcript_events"
+            " WHERE event_zstd IS NOT NULL LIMIT 1",
+            (sid, top + 2),
+        )
+        append_events(db, sid, [live_call("w1", 0.5)])
+    serial_store, parallel_store = _store(state, 1), _store(state, 2)
+    serial, parallel = serial_store.scan(), parallel_store.scan()
+    assert _adopted(serial_store) == 0
+    sessions = sum(len(a.below) for a in parallel_store.agents.values() if isinstance(a, SqliteAgent))
+    assert _adopted(parallel_store) == sessions > 5  # every session read by a worker
+    assert parallel.health.counters.get("malformed") == 1 and parallel.health.counters.get("corruptEvent") == 1
+    _same(parallel, serial)
+    assert parallel.by_key[KEY].context_tokens == 20000
+    with sqlite3.connect(state / "agents/ops/agent/openclaw-agent.sqlite") as db:
+        db.create_function("octet_length", 1, octet_length)
+        append_events(db, sid, [live_call("w2", 0.25)])
+    later = parallel_store.scan()
+    _same(later, serial_store.scan())  # the adopted cursors go on from the first read
+    assert later.by_key[KEY].total_cost == pytest.approx(parallel.by_key[KEY].total_cost + 0.25)
