@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from statistics import median
 from typing import Any
 
 #: deltas of recent calls the growth is the median of
@@ -70,6 +69,14 @@ def compaction_config(config: Mapping[str, Any] | None) -> CompactionConfig:
         reserve_tokens_floor=floor,
         legacy="reserveTokens" in section or "reserveTokensFloor" in section,
     )
+
+
+def median(values: Sequence[int]) -> float:
+    """``statistics.median`` of a non-empty sequence (that module costs more to import than a
+    one-shot CLI spends on every forecast)."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def growth_per_turn(after_turn: Sequence[int], compacted_before: Sequence[bool]) -> int | None:

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import json5
-
 from clawstats.core.catalog import Catalog, PriceFallback, catalog_from_config
 
 SQLITE_NAME = "openclaw-agent.sqlite"
@@ -165,6 +163,8 @@ def load_config(state_dir: Path, env: Mapping[str, str]) -> tuple[dict[str, Any]
         return None, None
     except (OSError, UnicodeDecodeError) as exc:
         return None, f"cannot read {path}: {exc}"
+    import json5  # only with a config to read (~5 ms of imports a one-shot CLI need not pay)
+
     try:
         doc = json5.loads(text)
     except ValueError as exc:
@@ -236,7 +236,10 @@ def load_catalog(
     for agent_id in agent_ids:
         path = state_dir / "agents" / agent_id / "agent" / "models.json"
         try:
-            agent_models[agent_id] = json5.loads(read_regular(str(path), MAX_CONFIG_BYTES).decode("utf-8"))
+            text = read_regular(str(path), MAX_CONFIG_BYTES).decode("utf-8")
+            import json5  # (see load_config)
+
+            agent_models[agent_id] = json5.loads(text)
         except (OSError, ValueError, UnicodeDecodeError, RecursionError):
             continue
     return catalog_from_config(config, agent_models, fallback_price, fallback_id)

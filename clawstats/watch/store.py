@@ -13,7 +13,6 @@ snapshot names the keys that changed for the event stream.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import os
 import time
@@ -42,6 +41,8 @@ def release_free_heap() -> None:
     """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``; a no-op where
     there is none). The first scan frees what it decoded between what it keeps: ~13 MiB of RSS
     at 50,000 sessions that a long-running server would otherwise hold for good."""
+    import ctypes  # here: a one-shot CLI that reads a small store need not import it
+
     try:
         trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
@@ -61,6 +62,8 @@ def tune_allocator() -> bool:
     so the 1-32 MiB buffers of encoding and compressing 49 MB bodies at 50,000 sessions then
     came from the heap and left it fragmented: 293 vs 268 MiB RSS after the sweep's appends and
     requests). True when set (glibc)."""
+    import ctypes
+
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
