@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from clawstats.core import peek as peek_module
 from clawstats.core import records
 from clawstats.core.health import HealthLog
-from clawstats.core.peek import Peek, peek, shape_of
+from clawstats.core.peek import Peek, buckets_of, peek, shape_of
 from clawstats.core.records import decode_line, shared
 from clawstats.core.snapshot import TranscriptView
 from clawstats.core.transcript import TranscriptStats, iso_to_ms
@@ -221,6 +222,31 @@ def test_idle_transcripts_are_packed_after_a_cold_scan_and_an_append_unpacks_onl
     }
 
 
+def test_an_idle_transcripts_view_keeps_its_dump_and_decodes_buckets_only_when_read(tmp_path: Path) -> None:
+    """A packed transcript's view holds the tail's own dump (no copy), no decoded buckets: the
+    totals decode each once at the first scan, and an append decodes only the changed
+    transcript's old buckets (to take them out of the sums); a usage query decodes each once."""
+    state = tmp_path / "state"
+    _store_of(state, 20)
+    store = make_store(state)
+    started = peek_module.decoded_buckets
+    first = store.scan()
+    views = store._joins.tviews
+    assert views and all(view.held is store.tails[sid]._state for sid, view in views.items())
+    assert peek_module.decoded_buckets - started == len(first.transcripts)  # the first totals' sums
+    path = state / "agents/ops/sessions/00000000-0000-4000-8000-000000000007.jsonl"
+    _append(path, 0.5)
+    before = peek_module.decoded_buckets
+    after = store.scan({str(path)})
+    assert peek_module.decoded_buckets == before + 1  # the changed transcript's old buckets, once
+    assert not isinstance(views[str(path)].held, bytes)  # being written to: live buckets, shared
+    assert sum(isinstance(view.held, bytes) for view in views.values()) == len(views) - 1
+    assert abs(after.totals.total_cost - first.totals.total_cost - 0.5) < 1e-9
+    before = peek_module.decoded_buckets
+    assert after.usage("agent") == after.totals.by_agent
+    assert peek_module.decoded_buckets == before + len(after.transcripts) - 1
+
+
 def test_a_transcript_packs_after_idle_polls_and_its_view_keeps_its_timeline(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
     path.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in _three_turns()))
@@ -338,7 +364,7 @@ def test_peek_and_shape_read_what_a_load_gives(calls: int) -> None:
     )
     assert figures.calls == shape.calls == loaded.calls == calls
     assert figures.timeline(calls) == loaded.timeline() == Peek.of(loaded).timeline(calls)
-    assert shape.buckets == loaded.buckets and shape.compactions == loaded.compactions
+    assert buckets_of(blob) == loaded.buckets and shape.compactions == loaded.compactions
     assert shape.spawned == loaded.spawned
 
 
