@@ -121,7 +121,7 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
         "enriched rows (RowTable.rows, order)", [publisher.table.rows, publisher.table._order, publisher.table._ordered]
     )
     add("TranscriptView (joins.tviews)", [store._joins.tviews], (TranscriptStats,))
-    add("join maps (refs, counted, tails, sources, rollup)", [store._joins.__dict__], (TranscriptStats, Tail))
+    add("join maps (refs, sources, rollup)", [store._joins.__dict__], (TranscriptStats, Tail))
     add("RowTable views/unknown", [publisher.table.__dict__], (TranscriptStats, Tail))
     add("Layered by_key / views", [publisher._by_key, publisher._views], (TranscriptStats, Tail))
     add("enricher", [publisher.enricher], (TranscriptStats, Tail))

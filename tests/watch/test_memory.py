@@ -247,6 +247,29 @@ def test_an_idle_transcripts_view_keeps_its_dump_and_decodes_buckets_only_when_r
     assert peek_module.decoded_buckets == before + len(after.transcripts) - 1
 
 
+def test_the_joins_keep_one_map_entry_per_transcript_and_a_row_change_sums_nothing_again(tmp_path: Path) -> None:
+    """Per transcript the joins keep its view (whose source is its tail: no map of tails), the one
+    key reading it as a string (no tuple) and the rollup's membership (no map of the counted); a
+    row whose index fields change counts its idle transcript as it was: no sum, no decode."""
+    state = tmp_path / "state"
+    _store_of(state, 10)
+    store = make_store(state)
+    store.scan()
+    joins = store._joins
+    assert set(vars(joins)) == {"sources", "refs", "archives", "tviews", "tails", "rollup"}
+    assert all(type(keys) is str for keys in joins.refs.values())
+    path = str(state / "agents/ops/sessions/00000000-0000-4000-8000-000000000003.jsonl")
+    assert joins.tails[path] == ("ops", store.tails[path]) and len(joins.tails) == len(joins.tviews)
+    index_path = state / "agents/ops/sessions/sessions.json"
+    index = json.loads(index_path.read_text())
+    index["agent:ops:copy-3"]["updatedAt"] += 1000
+    index_path.write_text(json.dumps(index))
+    summed, decoded = joins.rollup.transcripts_summed, peek_module.decoded_buckets
+    after = store.scan(set())
+    assert after.changed == {"agent:ops:copy-3"}
+    assert joins.rollup.transcripts_summed == summed and peek_module.decoded_buckets == decoded
+
+
 def test_a_transcript_packs_after_idle_polls_and_its_view_keeps_its_timeline(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
     path.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in _three_turns()))
