@@ -270,6 +270,18 @@ def test_the_joins_keep_one_map_entry_per_transcript_and_a_row_change_sums_nothi
     assert joins.rollup.transcripts_summed == summed and peek_module.decoded_buckets == decoded
 
 
+def test_the_row_order_keeps_no_sort_key_per_row(tmp_path: Path) -> None:
+    """The order is the chunks of rows (bisected by the rows' own sort keys) and each chunk's last
+    key: no second list of (updated, key) tuples, one per row."""
+    state = tmp_path / "state"
+    _store_of(state, 30)
+    store = make_store(state)
+    store.scan()
+    table = store._publisher.table
+    assert set(vars(table)) == {"rows", "views", "unknown", "_ordered", "_lasts"}
+    assert sum(map(len, table._ordered)) == len(table.rows) and len(table._lasts) == len(table._ordered)
+
+
 def test_a_transcript_packs_after_idle_polls_and_its_view_keeps_its_timeline(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
     path.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in _three_turns()))
