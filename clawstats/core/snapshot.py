@@ -42,8 +42,7 @@ class TimelineSource(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class TranscriptView:
+class TranscriptView(msgspec.Struct, frozen=True, gc=False):
     """A frozen copy of what totals and the detail view need from one transcript.
 
     The per-call timelines are not copied: they only ever grow (a replaced file gets new
@@ -56,7 +55,8 @@ class TranscriptView:
     a change unpacks into new statistics) and reads its buckets from it on demand
     (:attr:`buckets`): ~410 bytes less per idle session, the price a decode per reader of every
     transcript's buckets (a usage query, a metrics scrape; the totals read a view's buckets
-    only when its transcript changes).
+    only when its transcript changes). ``gc=False``: it is in no cycle (its tail never refers to
+    a view), so 16 bytes less each and never walked by the collector.
     """
 
     agent_id: str

@@ -162,6 +162,14 @@ def test_shared_strings_are_one_object_and_their_table_is_capped(monkeypatch: py
     assert shared(odd) is odd and "never-seen" not in records._SHARED
 
 
+def test_index_rows_share_their_context_window_int() -> None:
+    doc = {f"agent:main:s{n}": {"sessionId": f"s{n}", "contextTokens": 128000 + n % 2} for n in range(6)}
+    doc["agent:main:f"] = {"sessionId": "f", "contextTokens": 128000.0}
+    rows, _ = records.parse_index(json.dumps(doc).encode())
+    assert len({id(rows[f"agent:main:s{n}"].contextTokens) for n in range(6)}) == 2  # one object per value
+    assert type(rows["agent:main:f"].contextTokens) is float  # a float stays itself (128000.0 == 128000)
+
+
 def test_the_first_scan_hands_free_heap_back_once(small_state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = store_module.release_free_heap
     calls: list[None] = []
