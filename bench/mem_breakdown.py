@@ -123,7 +123,7 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
     )
     add("TranscriptView (joins.tviews)", [store._joins.tviews], (TranscriptStats,))
     add("join maps (refs, sources, rollup)", [store._joins.__dict__], (TranscriptStats, Tail))
-    add("RowTable views/unknown", [publisher.table.__dict__], (TranscriptStats, Tail))
+    add("RowTable unknown (views: read through the joins)", [publisher.table.__dict__], (TranscriptStats, Tail))
     add("Layered by_key / views", [publisher._by_key, publisher._views], (TranscriptStats, Tail))
     add("enricher", [publisher.enricher], (TranscriptStats, Tail))
     add("base prompts", [store._bases], (TranscriptStats, Tail))

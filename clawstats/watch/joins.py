@@ -104,6 +104,11 @@ class Joins:
         self.tviews.pop(stats_id, None)
         self.count(stats_id)
 
+    def row_view(self, key: str) -> TranscriptView | None:
+        """The view of the transcript a row's source reads (None: it reads none, or none read)."""
+        src = self.sources.get(key)
+        return self.tviews.get(src.stats_id) if src is not None and src.stats_id is not None else None
+
     def add_readers(self, stats_id: str, keys: set[str]) -> None:
         """Add the rows reading this transcript, and the rows they are archives of, to ``keys``."""
         for key in self.readers(stats_id):

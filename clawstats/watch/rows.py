@@ -16,7 +16,6 @@ from bisect import bisect_left
 from collections.abc import Callable
 
 from clawstats.core.session import SessionRow
-from clawstats.core.snapshot import TranscriptView
 from clawstats.watch.source import Source
 
 #: A change touching more rows than this share of all rows re-sorts instead of patching.
@@ -49,11 +48,11 @@ class RowOrder:
 
 
 class RowTable:
-    """Rows, their transcript views and their order; one writer (the store)."""
+    """Rows and their order; one writer (the store). (A row's transcript view is read through the
+    joins: :class:`~clawstats.watch.publisher.RowViews`, no map here.)"""
 
     def __init__(self) -> None:
         self.rows: dict[str, SessionRow] = {}
-        self.views: dict[str, TranscriptView] = {}  # by row key
         self.unknown: set[str] = set()  # rows whose cost is unknown (no readable transcript)
         self._ordered: list[tuple[SessionRow, ...]] = []  # chunks of the rows, oldest first
         self._lasts: list[_Key] = []  # each chunk's last sort key (which chunk holds a key)
@@ -63,7 +62,6 @@ class RowTable:
         keys: set[str],
         source_of: Callable[[str], Source | None],
         build: Callable[[Source], SessionRow],
-        view_of: Callable[[Source], TranscriptView | None],
     ) -> tuple[set[str], set[str]]:
         """Rebuild the rows of ``keys``; returns (keys whose row changed or came, keys removed)."""
         changed: set[str] = set()
@@ -75,15 +73,9 @@ class RowTable:
             if src is None:
                 if old is not None:
                     self._drop(old, bulk)
-                    self.views.pop(key, None)
                     removed.add(key)
                 continue
             row = build(src)
-            view = view_of(src)
-            if view is not None:
-                self.views[key] = view
-            else:
-                self.views.pop(key, None)
             if old is not None and old == row:
                 continue
             if old is not None:
@@ -98,10 +90,10 @@ class RowTable:
             self._sort()
         return changed, removed
 
-    def load(self, rows: dict[str, SessionRow], views: dict[str, TranscriptView]) -> None:
-        """Fill an empty table with ``rows`` (their final form) and their views; sorts once."""
+    def load(self, rows: dict[str, SessionRow]) -> None:
+        """Fill an empty table with ``rows`` (their final form); sorts once."""
         assert not self.rows
-        self.rows, self.views = rows, views
+        self.rows = rows
         self.unknown = {key for key, row in rows.items() if row.total_cost is None}
         self._sort()
 

@@ -278,7 +278,7 @@ def test_the_joins_keep_one_map_entry_per_transcript_and_a_row_change_sums_nothi
     assert joins.rollup.transcripts_summed == summed and peek_module.decoded_buckets == decoded
 
 
-def test_the_row_order_keeps_no_sort_key_per_row(tmp_path: Path) -> None:
+def test_the_row_table_keeps_no_sort_key_and_no_view_per_row(tmp_path: Path) -> None:
     """The order is the chunks of rows (bisected by the rows' own sort keys) and each chunk's last
     key: no second list of (updated, key) tuples, one per row."""
     state = tmp_path / "state"
@@ -286,8 +286,15 @@ def test_the_row_order_keeps_no_sort_key_per_row(tmp_path: Path) -> None:
     store = make_store(state)
     store.scan()
     table = store._publisher.table
-    assert set(vars(table)) == {"rows", "views", "unknown", "_ordered", "_lasts"}
+    assert set(vars(table)) == {"rows", "unknown", "_ordered", "_lasts"}  # views: read through the joins
     assert sum(map(len, table._ordered)) == len(table.rows) and len(table._lasts) == len(table._ordered)
+    views = store._publisher.views  # each row's view, read through the joins
+    assert dict(views) == dict(store.snapshot.views) and len(views) == len(table.rows)
+    path = state / "agents/ops/sessions/00000000-0000-4000-8000-000000000003.jsonl"
+    _append(path, 0.5)
+    after = store.scan({str(path)})
+    assert views["agent:ops:copy-3"] is after.views["agent:ops:copy-3"] is store._joins.tviews[str(path)]
+    assert dict(views) == dict(after.views)
 
 
 def test_a_transcript_packs_after_idle_polls_and_its_view_keeps_its_timeline(tmp_path: Path) -> None:
