@@ -297,6 +297,28 @@ def test_the_row_table_keeps_no_sort_key_and_no_view_per_row(tmp_path: Path) -> 
     assert dict(views) == dict(after.views)
 
 
+def test_a_reset_archive_is_owned_by_the_key_whose_id_moved_on_with_no_map_of_ids_kept(tmp_path: Path) -> None:
+    """The ids of the last plan are read from its sources' rows (no key -> sessionId map per
+    agent): an alias row reading the same session first, the key whose id then changed still
+    owns the archive."""
+    sessions = tmp_path / "state/agents/main/sessions"
+    sessions.mkdir(parents=True)
+    old_sid, new_sid = "00000000-0000-4000-8000-0000000000aa", "00000000-0000-4000-8000-0000000000bb"
+    lines = b"".join(json.dumps(line).encode() + b"\n" for line in _three_turns())
+    (sessions / f"{old_sid}.jsonl").write_bytes(lines)
+    index = {"agent:main:alias": {"sessionId": old_sid}, "agent:main:live": {"sessionId": old_sid}}
+    (sessions / "sessions.json").write_text(json.dumps(index))
+    store = make_store(tmp_path / "state")
+    store.scan()
+    agent = store.agents["main"]
+    assert agent.owners[old_sid] == "agent:main:alias" and not hasattr(agent, "_last_ids")
+    (sessions / f"{old_sid}.jsonl").rename(sessions / f"{old_sid}.jsonl.reset.2026-11-24T18-00-00.000Z")
+    (sessions / f"{new_sid}.jsonl").write_bytes(lines)
+    (sessions / "sessions.json").write_text(json.dumps({"agent:main:live": {"sessionId": new_sid}}))
+    after = store.scan()
+    assert after.by_key[f"agent:main:{old_sid}"].archived_from == "agent:main:live"
+
+
 def test_a_transcript_packs_after_idle_polls_and_its_view_keeps_its_timeline(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
     path.write_bytes(b"".join(json.dumps(line).encode() + b"\n" for line in _three_turns()))
