@@ -118,11 +118,12 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
     kept = getattr(publisher, "_base_rows", None)
     add("built rows (Publisher._base_rows / _links)", [kept if kept is not None else publisher._links])
     add(
-        "enriched rows (RowTable.rows, order)", [publisher.table.rows, publisher.table._order, publisher.table._ordered]
+        "enriched rows (RowTable.rows, order)",
+        [publisher.table.rows, getattr(publisher.table, "_order", None), publisher.table._ordered],
     )
     add("TranscriptView (joins.tviews)", [store._joins.tviews], (TranscriptStats,))
-    add("join maps (refs, counted, tails, sources, rollup)", [store._joins.__dict__], (TranscriptStats, Tail))
-    add("RowTable views/unknown", [publisher.table.__dict__], (TranscriptStats, Tail))
+    add("join maps (refs, sources, rollup)", [store._joins.__dict__], (TranscriptStats, Tail))
+    add("RowTable unknown (views: read through the joins)", [publisher.table.__dict__], (TranscriptStats, Tail))
     add("Layered by_key / views", [publisher._by_key, publisher._views], (TranscriptStats, Tail))
     add("enricher", [publisher.enricher], (TranscriptStats, Tail))
     add("base prompts", [store._bases], (TranscriptStats, Tail))

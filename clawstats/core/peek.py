@@ -1,9 +1,10 @@
 """Reading parts of a transcript's dump (``TranscriptStats.dump()``) without loading it.
 
 An idle transcript is kept packed (its dump, not its ``TranscriptStats``); the readers that only
-need its cost, entry count, base prompt, last call or timeline (:func:`peek`), or what its view
-keeps (:func:`shape_of`), read them here: the other fields are skipped undecoded
-(``msgspec.Raw``), and only what is asked for is built.
+need its cost, entry count, base prompt, last call or timeline (:func:`peek`), what its view
+keeps (:func:`shape_of`) or its buckets (:func:`buckets_of`, read on demand: a view of an idle
+transcript keeps the dump, not the buckets) read them here: the other fields are skipped
+undecoded (``msgspec.Raw``), and only what is asked for is built.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from array import array
 
 import msgspec
 
-from clawstats.core.records import shared
-from clawstats.core.transcript import Compaction, TranscriptStats, _DayModel
+from clawstats.core.transcript import Compaction, TranscriptStats
 from clawstats.core.usage import Bucket
 
-__all__ = ["Peek", "Shape", "peek", "shape_of"]
+__all__ = ["Peek", "Shape", "buckets_of", "peek", "shape_of"]
 
 
 def peek(blob: bytes) -> Peek:
@@ -56,21 +56,35 @@ class Peek(msgspec.Struct, frozen=True, gc=False):
 
 
 class Shape(msgspec.Struct, frozen=True, gc=False):
-    """What a transcript's view keeps (:func:`shape_of`): buckets, compactions, spawned
-    children, the number of calls."""
+    """What a packed transcript's view keeps decoded (:func:`shape_of`): compactions, spawned
+    children (the lineage reads them of every view), the number of calls. Not its buckets."""
 
-    buckets: dict[tuple[str, str], Bucket]
     compactions: tuple[Compaction, ...]
     spawned: tuple[str, ...]
     calls: int
 
 
 def shape_of(blob: bytes) -> Shape:
-    """The view's part of a dump (the timeline's values skipped undecoded, the fields after it
-    never looked at): a packed transcript's view without loading it."""
+    """The view's part of a dump but its buckets (the timeline's values and the buckets skipped
+    undecoded, the fields after them never looked at): a packed transcript's view without loading it."""
     state = _shape_decoder.decode(blob)
-    buckets = {(shared(b.day), shared(b.model)): b.bucket.bucket() for b in state.buckets}
-    return Shape(buckets, state.compactions, state.spawned, _bin_size(state.tl_i) // 8)
+    return Shape(state.compactions, state.spawned, _bin_size(state.tl_i) // 8)
+
+
+def buckets_of(blob: bytes) -> dict[tuple[str, str], Bucket]:
+    """A dump's (day, model) buckets, built anew on each call (the timeline skipped undecoded, the
+    fields after the buckets never looked at). Readers of every transcript's buckets (a usage
+    query, a metrics scrape, the totals taking a changed transcript's old buckets out) pay a
+    decode each; an idle transcript's view keeps none (~410 of its ~630 bytes)."""
+    global decoded_buckets
+    decoded_buckets += 1
+    # Each bucket's values as a plain tuple (no BucketImage, no __iter__), the day and model not
+    # looked up in the shared table: the dict is a reader's, dropped after it (~0.5 us a transcript).
+    return {(b.day, b.model): Bucket(*b.values) for b in _buckets_decoder.decode(blob).buckets}
+
+
+#: lifetime count of :func:`buckets_of` calls (tests pin that an idle view decodes none)
+decoded_buckets = 0
 
 
 class _Peeked(msgspec.Struct, array_like=True):
@@ -91,7 +105,7 @@ class _Peeked(msgspec.Struct, array_like=True):
 
 class _Shaped(msgspec.Struct, array_like=True):
     """The first fields of :class:`~clawstats.core.transcript._State` up to what :func:`shape_of`
-    reads; the timeline's values are skipped undecoded."""
+    reads; the timeline's values and the buckets are skipped undecoded."""
 
     version: int
     entries: int
@@ -100,9 +114,32 @@ class _Shaped(msgspec.Struct, array_like=True):
     base_prompt: int | None
     tl_f: msgspec.Raw
     tl_i: msgspec.Raw
-    buckets: list[_DayModel]
+    buckets: msgspec.Raw
     compactions: tuple[Compaction, ...]
     spawned: tuple[str, ...]
+
+
+class _DayBucket(msgspec.Struct, array_like=True, gc=False):
+    """A :class:`~clawstats.core.transcript._DayModel` with its bucket's values as a tuple (in
+    :class:`~clawstats.core.usage.BucketImage`'s order, which is :class:`Bucket`'s)."""
+
+    day: str
+    model: str
+    values: tuple[int, int, int, int, int, int, float, int, float, int]
+
+
+class _Bucketed(msgspec.Struct, array_like=True):
+    """The first fields of :class:`~clawstats.core.transcript._State` up to the buckets
+    (:func:`buckets_of`); the timeline's values are skipped undecoded."""
+
+    version: int
+    entries: int
+    cost: float
+    last_call_ms: float | None
+    base_prompt: int | None
+    tl_f: msgspec.Raw
+    tl_i: msgspec.Raw
+    buckets: list[_DayBucket]
 
 
 def _bin_size(raw: msgspec.Raw) -> int:
@@ -118,3 +155,4 @@ def _bin_size(raw: msgspec.Raw) -> int:
 
 _peek_decoder = msgspec.msgpack.Decoder(_Peeked)
 _shape_decoder = msgspec.msgpack.Decoder(_Shaped)
+_buckets_decoder = msgspec.msgpack.Decoder(_Bucketed)

@@ -267,8 +267,8 @@ def parse_index_row(raw: bytes | str | Raw) -> IndexRow:
 
 
 def _share(row: IndexRow) -> IndexRow:
-    """50,000 rows name a handful of models and statuses: one string object each, not one per
-    row (~170 bytes a row; under a microsecond)."""
+    """50,000 rows name a handful of models, statuses and context windows: one object each, not
+    one per row (~200 bytes a row; under a microsecond)."""
     if row.model is not None:
         row.model = shared(row.model)
     if row.modelProvider is not None:
@@ -279,7 +279,23 @@ def _share(row: IndexRow) -> IndexRow:
         row.channel = shared(row.channel)
     if row.lastChannel is not None:
         row.lastChannel = shared(row.lastChannel)
+    context = row.contextTokens
+    if type(context) is int:  # a model's window: a few values over every row (32 bytes a row)
+        row.contextTokens = _shared_int(context)
     return row
+
+
+#: Ints many rows hold the same of (context windows), as :data:`_SHARED`; capped the same way.
+_SHARED_INTS: dict[int, int] = {}
+
+
+def _shared_int(value: int) -> int:
+    found = _SHARED_INTS.get(value)
+    if found is not None:
+        return found
+    if len(_SHARED_INTS) < SHARED_MAX:
+        _SHARED_INTS[value] = value
+    return value
 
 
 #: Longest transcript line (or SQLite event) read; longer ones are skipped and counted.

@@ -85,6 +85,10 @@ class Rollup:
             self._pending[stats_id] = members.get(stats_id)
         members[stats_id] = member
 
+    def member(self, stats_id: str) -> Member | None:
+        """What ``stats_id`` is counted as now (None: it is not)."""
+        return self._members[block_of(stats_id)].get(stats_id)
+
     def drop(self, stats_id: str) -> None:
         if stats_id not in self._members[block_of(stats_id)]:
             return
@@ -103,8 +107,8 @@ class Rollup:
         touched: dict[str, set[str]] = {by: set() for by in GROUP_BY}
         for stats_id, summed_as in self._pending.items():
             now = self._members[block_of(stats_id)].get(stats_id)
-            if now is summed_as:
-                continue
+            if now is summed_as or (now is not None and summed_as is not None and _same(now, summed_as)):
+                continue  # e.g. a row read again: its transcript taken out and put back as it was
             if summed_as is not None:
                 self._move(summed_as, touched, adding=False)
             if now is not None:
@@ -150,3 +154,8 @@ class Rollup:
             else:
                 self._total.take(bucket, recorded, computed)
             self.buckets_summed += 1
+
+
+def _same(a: Member, b: Member) -> bool:
+    """The same agent's same buckets object (a member's buckets never change once put)."""
+    return a[1] is b[1] and a[0] == b[0]

@@ -56,7 +56,6 @@ class FileAgent:
         self.tails: dict[str, Tail] = {}  # transcript path -> Tail
         self.owners: dict[str, str] = cache.owners(source.agent_id) if cache is not None else {}
         self._restored = restored if restored is not None else {}
-        self._last_ids: dict[str, str] = {}  # key -> sessionId at the last plan
         self.listing = Listing(self.sessions_dir, health, self._note)
         self._index_revision = -1
         self._noted: set[tuple[str, str]] = set()
@@ -242,15 +241,18 @@ class FileAgent:
         return owner
 
     def _learn_owners(self, rows: dict[str, IndexRow]) -> None:
-        """A key whose sessionId changed owned the old one (its reset archive)."""
-        current = {key: row.sessionId for key, row in rows.items() if row.sessionId}
-        for key, old in self._last_ids.items():
-            new = current.get(key)
-            if new is not None and new != old:
-                self.owners[old] = key
-        for key, sid in current.items():
-            self.owners.setdefault(sid, key)
-        self._last_ids = current
+        """A key whose sessionId changed owned the old one (its reset archive). The ids at the last
+        plan are those of its sources' rows (a plan of the changed rows alone keeps each row's
+        id), not a map of every key kept for it (~40 bytes a session)."""
+        owners, planned = self.owners, self.sources
+        for key, row in rows.items():
+            new, src = row.sessionId, planned.get(key)
+            old = src.row.sessionId if src is not None and src.row is not None else None
+            if new and old and new != old:
+                owners[old] = key
+        for key, row in rows.items():
+            if row.sessionId:
+                owners.setdefault(row.sessionId, key)
 
     def _adopt(self, path: str, by_inode: dict[tuple[int, int], Tail], vanished: dict[str, Tail]) -> None:
         """A new path: a renamed file we already read (reset archive), a cached one, or new."""

@@ -4,9 +4,16 @@ Each row key has a :class:`Source` (its index row, the stats id of the transcrip
 key it is an archive of); each transcript an agent reports has its tail and a frozen
 :class:`TranscriptView`. The totals (:class:`Rollup`) count a transcript once while some row
 reads it, however many do. One writer: the store.
+
+Every map here holds an entry per session (at 50,000 sessions a map's table is ~2.6 MB, ~50
+bytes a session), so none is kept twice: a transcript's tail is its view's ``source`` (no map
+of its own), and which transcripts are counted is the rollup's membership.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import cast
 
 from clawstats.core.rollup import Rollup
 from clawstats.core.snapshot import TranscriptView
@@ -14,18 +21,38 @@ from clawstats.watch.source import Source
 from clawstats.watch.tail import Tail
 
 
+class Tails(Mapping[str, tuple[str, Tail]]):
+    """stats id -> (agent, tail), read from the views (a view's ``source`` is its tail): no
+    second map of every transcript."""
+
+    __slots__ = ("_views",)
+
+    def __init__(self, views: dict[str, TranscriptView]) -> None:
+        self._views = views
+
+    def __getitem__(self, stats_id: str) -> tuple[str, Tail]:
+        view = self._views[stats_id]
+        return view.agent_id, cast(Tail, view.source)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._views)
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+
 class Joins:
     """Sources by row key, transcripts by stats id, and the references between them."""
 
     def __init__(self) -> None:
         self.sources: dict[str, Source] = {}
-        # stats id -> row keys reading it: a tuple (48 bytes for the usual one key, a set is 216)
-        self.refs: dict[str, tuple[str, ...]] = {}
+        # stats id -> the row key reading it (the usual one: the key itself, no 48-byte tuple), or
+        # a tuple of the keys when several do (a set would be 216 bytes)
+        self.refs: dict[str, str | tuple[str, ...]] = {}
         self.archives: dict[str, set[str]] = {}  # row key -> keys of its archived transcripts
-        self.tails: dict[str, tuple[str, Tail]] = {}  # stats id -> (agent, tail)
-        self.tviews: dict[str, TranscriptView] = {}  # stats id -> frozen view
-        self.counted: dict[str, tuple[str, TranscriptView]] = {}  # referenced transcripts
-        self.rollup = Rollup()
+        self.tviews: dict[str, TranscriptView] = {}  # stats id -> frozen view (its source: the tail)
+        self.tails = Tails(self.tviews)  # stats id -> (agent, tail)
+        self.rollup = Rollup()  # counts the referenced transcripts
 
     def set_source(self, key: str, src: Source | None, keys: set[str]) -> None:
         """A row's source changed (None: the row is gone); ``keys`` collects the rows to rebuild."""
@@ -33,11 +60,7 @@ class Joins:
         old = self.sources.pop(key, None)
         if old is not None:
             if old.stats_id is not None:
-                rest = tuple(k for k in self.refs[old.stats_id] if k != key)
-                if rest:
-                    self.refs[old.stats_id] = rest
-                else:
-                    del self.refs[old.stats_id]
+                self._set_readers(old.stats_id, tuple(k for k in self.readers(old.stats_id) if k != key))
                 self.count(old.stats_id)
             if old.archived_from is not None:
                 self.archives[old.archived_from].discard(key)
@@ -46,34 +69,49 @@ class Joins:
             return
         self.sources[key] = src
         if src.stats_id is not None:
-            readers = self.refs.get(src.stats_id, ())
+            readers = self.readers(src.stats_id)
             if key not in readers:
-                self.refs[src.stats_id] = (*readers, key)
+                self._set_readers(src.stats_id, (*readers, key))
             self.count(src.stats_id)
         if src.archived_from is not None:
             self.archives.setdefault(src.archived_from, set()).add(key)
             keys.add(src.archived_from)
 
+    def readers(self, stats_id: str) -> tuple[str, ...]:
+        """The row keys reading this transcript."""
+        found = self.refs.get(stats_id, ())
+        return (found,) if isinstance(found, str) else found
+
+    def _set_readers(self, stats_id: str, keys: tuple[str, ...]) -> None:
+        if len(keys) > 1:
+            self.refs[stats_id] = keys
+        elif keys:
+            self.refs[stats_id] = keys[0]
+        else:
+            self.refs.pop(stats_id, None)
+
     def put_tail(self, agent_id: str, stats_id: str, current: Tail | None) -> None:
         """A transcript's statistics changed (``current`` None: it is gone)."""
         if current is None:
-            self.tails.pop(stats_id, None)
             self.tviews.pop(stats_id, None)
         else:
-            self.tails[stats_id] = (agent_id, current)
             # A packed (idle) transcript's view is read from its dump: never unpacked here, so a
             # cold start over 50,000 adopted transcripts never holds all their statistics at once.
             self.tviews[stats_id] = current.view(agent_id)
 
     def drop_tail(self, stats_id: str) -> None:
         """A transcript of an agent no longer followed."""
-        self.tails.pop(stats_id, None)
         self.tviews.pop(stats_id, None)
         self.count(stats_id)
 
+    def row_view(self, key: str) -> TranscriptView | None:
+        """The view of the transcript a row's source reads (None: it reads none, or none read)."""
+        src = self.sources.get(key)
+        return self.tviews.get(src.stats_id) if src is not None and src.stats_id is not None else None
+
     def add_readers(self, stats_id: str, keys: set[str]) -> None:
         """Add the rows reading this transcript, and the rows they are archives of, to ``keys``."""
-        for key in self.refs.get(stats_id, ()):
+        for key in self.readers(stats_id):
             keys.add(key)
             owner_key = self.sources[key].archived_from
             if owner_key is not None:
@@ -83,10 +121,13 @@ class Joins:
         """Totals count a transcript once while some row reads it."""
         view = self.tviews.get(stats_id)
         if view is not None and stats_id in self.refs:
-            member = self.counted[stats_id] = (view.agent_id, view)
-            self.rollup.put(stats_id, member)
-        elif self.counted.pop(stats_id, None) is not None:
-            self.rollup.drop(stats_id)
+            counted = self.rollup.member(stats_id)
+            # The same view counted again (another row reads it, a row's index fields changed):
+            # nothing to sum again (its buckets, of an idle transcript, are not decoded twice).
+            if counted is None or counted[1] is not view:
+                self.rollup.put(stats_id, (view.agent_id, view))
+        else:
+            self.rollup.drop(stats_id)  # (nothing when it was not counted)
 
     def earlier(self, key: str) -> float:
         """The cost of a row's archived transcripts (its earlier resets)."""

@@ -96,6 +96,31 @@ class BuiltRows(Mapping[str, SessionRow]):
         return len(self.served)
 
 
+class RowViews(Mapping[str, TranscriptView]):
+    """Each served row's transcript view by row key, read through the joins (its source's stats
+    id): no map of its own (~50 bytes a session). A row is rebuilt whenever its source or its
+    transcript's view changes, so this is the view it was built with."""
+
+    __slots__ = ("_table", "_joins")
+
+    def __init__(self, table: RowTable, joins: Joins) -> None:
+        self._table = table
+        self._joins = joins
+
+    def __getitem__(self, key: str) -> TranscriptView:
+        view = self._joins.row_view(key) if key in self._table.rows else None
+        if view is None:
+            raise KeyError(key)
+        return view
+
+    def __iter__(self) -> Iterator[str]:
+        row_view = self._joins.row_view
+        return (key for key in self._table.rows if row_view(key) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class Publisher:
     """The served rows, the revision and the last snapshot; one writer (the store)."""
 
@@ -106,6 +131,8 @@ class Publisher:
         self.joins = joins
         self.bases = bases
         self.table = RowTable()
+        self.views = RowViews(self.table, joins)
+        self._cold_views: dict[str, TranscriptView] | None = None  # a cold start's, for its snapshot
         self._built: dict[str, SessionRow] = {}  # rows built in this publish, before enrichment
         self._links: dict[str, tuple[str | None, str | None]] = {}  # see BuiltRows
         self.enricher = Enricher()
@@ -148,9 +175,7 @@ class Publisher:
     def _patch(self, keys: set[str]) -> tuple[set[str], set[str]]:
         """Rebuild the rows of ``keys`` in the table; (keys changed or added, keys removed)."""
         table, joins = self.table, self.joins
-        changed, removed = table.update(
-            keys, joins.source_of, self._build, lambda src: joins.tviews.get(src.stats_id or "")
-        )
+        changed, removed = table.update(keys, joins.source_of, self._build)
         for key in removed:
             self._links.pop(key, None)
             self.bases.forget(key)
@@ -158,7 +183,7 @@ class Publisher:
             # lineage, tree cost, forecast: the rebuilt rows, and any other whose lineage moved
             built = BuiltRows(table.rows, self._built, self._links)
             enriched = self.enricher.update(
-                built, table.views, set(self._built), removed, table.rows, self.catalog.compaction
+                built, self.views, set(self._built), removed, table.rows, self.catalog.compaction
             )
             for key, row in enriched.items():
                 if table.rows.get(key) != row:
@@ -186,7 +211,8 @@ class Publisher:
             return set()
         # Every row is built in this publish and none is served: the enricher reads them as built.
         enriched = self.enricher.update(self._built, views, set(self._built), set(), {}, self.catalog.compaction)
-        self.table.load({key: enriched[key] for key in order}, views)
+        self.table.load({key: enriched[key] for key in order})
+        self._cold_views = views  # the first snapshot's views as they are (no copy of RowViews)
         return set(order)
 
     def publish(self, keys: set[str]) -> Snapshot:
@@ -200,12 +226,17 @@ class Publisher:
             changed, removed = self._patch(keys)
         self._built = {}  # the served rows are the only ones kept
         # Frozen mappings for readers that share all but this change with the previous snapshot.
+        cold, self._cold_views = self._cold_views, None
         if self._by_key is None or self._views is None:
-            self._by_key, self._views = Layered.of(table.rows), Layered.of(table.views)
+            self._by_key = Layered.of(table.rows)
+            if cold is not None:  # the cold start's own dict, no other holder: not copied
+                self._views = Layered(cast(dict[str, TranscriptView | object], cold), None, len(cold))
+            else:
+                self._views = Layered.of(dict(self.views))
         elif changed or removed or keys:
             self._by_key = self._by_key.updated({k: table.rows[k] for k in changed}, removed)
-            views = {k: table.views[k] for k in keys if k in table.views}
-            self._views = self._views.updated(views, {k for k in keys if k not in table.views})
+            views = {k: view for k in keys if (view := joins.row_view(k)) is not None and k in table.rows}
+            self._views = self._views.updated(views, {k for k in keys if k not in views})
         health = self.health.freeze()
         if self.snapshot is not None and not changed and not removed and not joins.rollup.dirty:
             if not _same_health(health, self.snapshot.health):

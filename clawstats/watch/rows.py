@@ -5,7 +5,9 @@ bisected place, so an append to one of 50,000 sessions moves one row instead of 
 change to more than ``RESORT_SHARE`` of the rows (a cold start) sorts once instead. The order is
 held in chunks of about ``CHUNK`` rows, each a tuple never changed once made: a change makes its
 chunk again, and a snapshot's row order (:meth:`RowTable.order`) is the list of chunks of its
-publish (~100 references at 50,000 rows), joined into one tuple only when a reader asks.
+publish (~100 references at 50,000 rows), joined into one tuple only when a reader asks. A row's
+place is bisected in its chunk by the rows' own sort keys (``bisect``'s ``key``), not in a second
+list of keys (a tuple and a slot per row: ~3 MB at 50,000 rows).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from bisect import bisect_left
 from collections.abc import Callable
 
 from clawstats.core.session import SessionRow
-from clawstats.core.snapshot import TranscriptView
 from clawstats.watch.source import Source
 
 #: A change touching more rows than this share of all rows re-sorts instead of patching.
@@ -47,14 +48,13 @@ class RowOrder:
 
 
 class RowTable:
-    """Rows, their transcript views and their order; one writer (the store)."""
+    """Rows and their order; one writer (the store). (A row's transcript view is read through the
+    joins: :class:`~clawstats.watch.publisher.RowViews`, no map here.)"""
 
     def __init__(self) -> None:
         self.rows: dict[str, SessionRow] = {}
-        self.views: dict[str, TranscriptView] = {}  # by row key
         self.unknown: set[str] = set()  # rows whose cost is unknown (no readable transcript)
-        self._order: list[list[_Key]] = []  # chunks of the rows' sort keys, oldest first
-        self._ordered: list[tuple[SessionRow, ...]] = []  # the rows of each chunk, in that order
+        self._ordered: list[tuple[SessionRow, ...]] = []  # chunks of the rows, oldest first
         self._lasts: list[_Key] = []  # each chunk's last sort key (which chunk holds a key)
 
     def update(
@@ -62,7 +62,6 @@ class RowTable:
         keys: set[str],
         source_of: Callable[[str], Source | None],
         build: Callable[[Source], SessionRow],
-        view_of: Callable[[Source], TranscriptView | None],
     ) -> tuple[set[str], set[str]]:
         """Rebuild the rows of ``keys``; returns (keys whose row changed or came, keys removed)."""
         changed: set[str] = set()
@@ -74,15 +73,9 @@ class RowTable:
             if src is None:
                 if old is not None:
                     self._drop(old, bulk)
-                    self.views.pop(key, None)
                     removed.add(key)
                 continue
             row = build(src)
-            view = view_of(src)
-            if view is not None:
-                self.views[key] = view
-            else:
-                self.views.pop(key, None)
             if old is not None and old == row:
                 continue
             if old is not None:
@@ -97,10 +90,10 @@ class RowTable:
             self._sort()
         return changed, removed
 
-    def load(self, rows: dict[str, SessionRow], views: dict[str, TranscriptView]) -> None:
-        """Fill an empty table with ``rows`` (their final form) and their views; sorts once."""
+    def load(self, rows: dict[str, SessionRow]) -> None:
+        """Fill an empty table with ``rows`` (their final form); sorts once."""
         assert not self.rows
-        self.rows, self.views = rows, views
+        self.rows = rows
         self.unknown = {key for key, row in rows.items() if row.total_cost is None}
         self._sort()
 
@@ -121,30 +114,27 @@ class RowTable:
     def _sort(self) -> None:
         ordered = sorted(self.rows.values(), key=_order_key)
         self._ordered = [tuple(ordered[at : at + CHUNK]) for at in range(0, len(ordered), CHUNK)]
-        self._order = [[_order_key(row) for row in chunk] for chunk in self._ordered]
-        self._lasts = [keys[-1] for keys in self._order]
+        self._lasts = [_order_key(chunk[-1]) for chunk in self._ordered]
 
     def _find(self, key: _Key) -> tuple[int, int]:
         """(chunk, place in it) of a sort key in the order."""
         at = min(bisect_left(self._lasts, key), len(self._lasts) - 1)
-        return at, bisect_left(self._order[at], key)
+        return at, bisect_left(self._ordered[at], key, key=_order_key)
 
     def _insert(self, row: SessionRow) -> None:
         key = _order_key(row)
-        if not self._order:
-            self._order, self._ordered, self._lasts = [[key]], [(row,)], [key]
+        if not self._ordered:
+            self._ordered, self._lasts = [(row,)], [key]
             return
         at, i = self._find(key)
-        keys, rows = self._order[at], self._ordered[at]
-        keys.insert(i, key)
+        rows = self._ordered[at]
         rows = rows[:i] + (row,) + rows[i:]
-        if len(keys) > 2 * CHUNK:  # split in two
-            self._order[at : at + 1] = [keys[:CHUNK], keys[CHUNK:]]
+        if len(rows) > 2 * CHUNK:  # split in two
             self._ordered[at : at + 1] = [rows[:CHUNK], rows[CHUNK:]]
-            self._lasts[at : at + 1] = [keys[CHUNK - 1], keys[-1]]
+            self._lasts[at : at + 1] = [_order_key(rows[CHUNK - 1]), _order_key(rows[-1])]
         else:
             self._ordered[at] = rows
-            self._lasts[at] = keys[-1]
+            self._lasts[at] = _order_key(rows[-1])
 
     def _drop(self, row: SessionRow, bulk: bool) -> None:
         del self.rows[row.key]
@@ -152,10 +142,9 @@ class RowTable:
         if bulk:
             return
         at, i = self._find(_order_key(row))
-        keys, rows = self._order[at], self._ordered[at]
-        del keys[i]
-        if not keys:
-            del self._order[at], self._ordered[at], self._lasts[at]
+        rows = self._ordered[at]
+        if len(rows) == 1:
+            del self._ordered[at], self._lasts[at]
             return
-        self._ordered[at] = rows[:i] + rows[i + 1 :]
-        self._lasts[at] = keys[-1]
+        rows = self._ordered[at] = rows[:i] + rows[i + 1 :]
+        self._lasts[at] = _order_key(rows[-1])

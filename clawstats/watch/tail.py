@@ -25,7 +25,7 @@ import msgspec
 import zstandard
 
 from clawstats.core.health import HealthLog
-from clawstats.core.peek import Peek, peek, shape_of
+from clawstats.core.peek import Peek, peek
 from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, decode_line, decode_lines
 from clawstats.core.snapshot import TranscriptView
 from clawstats.core.transcript import TranscriptStats
@@ -125,10 +125,7 @@ class Tail(Identified):
         state = self._state
         if isinstance(state, TranscriptStats):
             return TranscriptView.of(agent_id, state, self, self.generation)
-        shape = shape_of(state)
-        return TranscriptView(
-            agent_id, shape.buckets, shape.compactions, self, shape.calls, shape.spawned, self.generation
-        )
+        return TranscriptView.packed(agent_id, state, self, self.generation)
 
     def timeline_at(self, generation: int, calls: int) -> tuple[array[float], array[int], array[float], array[int]]:
         """The first ``calls`` calls of the statistics of ``generation`` (a view's; none once the
