@@ -85,6 +85,13 @@ class Rollup:
             self._pending[stats_id] = members.get(stats_id)
         members[stats_id] = member
 
+    def swap(self, stats_id: str, member: Member) -> None:
+        """Count ``stats_id`` as ``member``, whose buckets equal those it is counted with now (the
+        same statistics held otherwise): no sum moves, nothing is pending."""
+        members = self._block(stats_id)
+        if stats_id in members:
+            members[stats_id] = member
+
     def member(self, stats_id: str) -> Member | None:
         """What ``stats_id`` is counted as now (None: it is not)."""
         return self._members[block_of(stats_id)].get(stats_id)

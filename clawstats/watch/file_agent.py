@@ -323,9 +323,10 @@ class FileAgent:
             paths = [p for p in changed if p in tails]
             paths.extend(p for p in self._unread if p not in changed and p in tails)
         health = self.health
+        packed: set[str] = set()
         for path in paths:
             tail = tails[path]
-            before = tail.revision
+            before, was_packed = tail.revision, tail.packed
             try:
                 tail.poll(health, self.max_line_bytes)
                 health.clear_condition(path)
@@ -336,11 +337,13 @@ class FileAgent:
                 health.set_condition(path, f"cannot read: {exc.strerror or exc}")
             if tail.revision != before:
                 self._changed_stats.add(path)
+            elif tail.packed and not was_packed:
+                packed.add(path)  # idle since it was written to: its view can be read from the dump
             if tail.file_id is not None:
                 self._unread.discard(path)
         if not self._unread:
             self._unread = set()  # emptied by discards, a set keeps its table: 0.5 MB after a cold read
-        result = AgentScan(self._changed_keys, self._changed_stats)
+        result = AgentScan(self._changed_keys, self._changed_stats, packed)
         self._changed_keys, self._changed_stats = set(), set()
         self._restored = {}  # only the first plan adopts restored tails
         self._read_now = set()

@@ -99,6 +99,26 @@ class Joins:
             # cold start over 50,000 adopted transcripts never holds all their statistics at once.
             self.tviews[stats_id] = current.view(agent_id)
 
+    def repack(self, stats_id: str) -> bool:
+        """A transcript idle since it was written to packed its statistics: its view is read from
+        the dump from now on (~400 bytes of decoded buckets less), in the totals' members too.
+        The statistics are the same, so nothing is summed again and no row is rebuilt. True when
+        the view was swapped (the rows reading it then show the new one)."""
+        view = self.tviews.get(stats_id)
+        if view is None or isinstance(view.held, bytes):
+            return False
+        tail = cast(Tail, view.source)
+        if not tail.packed or tail.generation != view.generation:
+            return False
+        packed = tail.view(view.agent_id)
+        if packed.points != view.points:  # (not the statistics this view was made of)
+            return False
+        self.tviews[stats_id] = packed
+        counted = self.rollup.member(stats_id)
+        if counted is not None and counted[1] is view:
+            self.rollup.swap(stats_id, (view.agent_id, packed))
+        return True
+
     def drop_tail(self, stats_id: str) -> None:
         """A transcript of an agent no longer followed."""
         self.tviews.pop(stats_id, None)

@@ -13,7 +13,7 @@ bytes a session.
 from __future__ import annotations
 
 import time
-from collections.abc import ItemsView, Iterator, Mapping, ValuesView
+from collections.abc import Collection, ItemsView, Iterator, Mapping, ValuesView
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -215,8 +215,10 @@ class Publisher:
         self._cold_views = views  # the first snapshot's views as they are (no copy of RowViews)
         return set(order)
 
-    def publish(self, keys: set[str]) -> Snapshot:
-        """Rebuild the rows of ``keys`` and publish what changed."""
+    def publish(self, keys: set[str], repacked: Collection[str] = ()) -> Snapshot:
+        """Rebuild the rows of ``keys`` and publish what changed. ``repacked``: rows whose
+        transcript's view is now read from its dump (the same figures: the next snapshot holds
+        the new view, none is published for it)."""
         table, joins = self.table, self.joins
         self._built = {}
         removed: set[str] = set()
@@ -233,9 +235,13 @@ class Publisher:
                 self._views = Layered(cast(dict[str, TranscriptView | object], cold), None, len(cold))
             else:
                 self._views = Layered.of(dict(self.views))
-        elif changed or removed or keys:
-            self._by_key = self._by_key.updated({k: table.rows[k] for k in changed}, removed)
+        elif changed or removed or keys or repacked:
+            if changed or removed or keys:
+                self._by_key = self._by_key.updated({k: table.rows[k] for k in changed}, removed)
             views = {k: view for k in keys if (view := joins.row_view(k)) is not None and k in table.rows}
+            for key in repacked:
+                if key not in keys and key in table.rows and (view := joins.row_view(key)) is not None:
+                    views[key] = view
             self._views = self._views.updated(views, {k for k in keys if k not in views})
         health = self.health.freeze()
         if self.snapshot is not None and not changed and not removed and not joins.rollup.dirty:

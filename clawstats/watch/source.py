@@ -3,7 +3,7 @@ transcript) and ``AgentScan`` (what changed in one scan)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from clawstats.core.records import IndexRow
 
@@ -21,7 +21,9 @@ class Source:
 @dataclass(frozen=True, slots=True)
 class AgentScan:
     """Since the agent's previous scan: row keys whose :class:`Source` was added, changed or
-    removed, and transcripts (stats ids) whose statistics changed, appeared or vanished."""
+    removed, transcripts (stats ids) whose statistics changed, appeared or vanished, and
+    transcripts whose unchanged statistics were packed (idle since they were written to)."""
 
     keys: set[str]
     stats: set[str]
+    packed: set[str] = field(default_factory=set)

@@ -225,6 +225,7 @@ class StatsStore:
         joins = self._joins
         keys, self._pending = self._pending, set()
         bases_moved: set[str] = set()
+        repacked: set[str] = set()  # rows whose transcript's view is now read from its dump
         for agent_id, agent in self.agents.items():
             result = agent.scan(changed)
             for key in result.keys:
@@ -237,11 +238,14 @@ class StatsStore:
                 self._index.note(stats_id)
                 joins.count(stats_id)
                 joins.add_readers(stats_id, keys)
+            for stats_id in result.packed:
+                if joins.repack(stats_id):
+                    repacked.update(joins.readers(stats_id))
         for agent_id in bases_moved:
             keys.update(self._bases.rows_showing(agent_id))
         self.health.last_scan_ms = time.time() * 1000.0
         self.health.last_scan_s = time.perf_counter() - started
-        snapshot = self._publisher.publish(keys)
+        snapshot = self._publisher.publish(keys, repacked)
         if self._restored is not None:
             self._index.forget_unused(self._restored, self.agents.values())
             self._restored = None

@@ -457,3 +457,32 @@ def test_transcripts_read_by_workers_are_adopted_packed_and_loaded_once_for_thei
     assert tails > 20 and Tail.unpacks - before == tails  # one load each, for its row
     assert all(_packed(store).values())
     assert snap.totals == make_store(state).scan().totals
+
+
+def test_a_transcript_idle_after_being_written_to_has_its_view_read_from_its_dump_again(tmp_path: Path) -> None:
+    """A session written to while served keeps live buckets while written to; once idle its tail
+    packs and its view (in the joins, the totals' members and the next snapshot) is read from the
+    dump again: the same figures, nothing summed again, no revision for it."""
+    state = tmp_path / "state"
+    _store_of(state, 10)
+    store = make_store(state)
+    store.scan()
+    path = str(state / "agents/ops/sessions/00000000-0000-4000-8000-000000000004.jsonl")
+    key = "agent:ops:copy-4"
+    _append(Path(path), 0.5)
+    written = store.scan({path})
+    joins = store._joins
+    assert not isinstance(joins.tviews[path].held, bytes)  # being written to: live buckets
+    summed = joins.rollup.transcripts_summed
+    for _ in range(IDLE_POLLS):
+        idle = store.scan({path})
+    view = joins.tviews[path]
+    assert isinstance(view.held, bytes) and view.held is store.tails[path]._state
+    assert joins.rollup.member(path) == ("ops", view)  # the totals count the packed view
+    assert idle.revision == written.revision and joins.rollup.transcripts_summed == summed
+    other = state / "agents/ops/sessions/00000000-0000-4000-8000-000000000001.jsonl"
+    _append(other, 0.25)  # the next change publishes the packed view with it
+    later = store.scan({str(other)})
+    assert later.views[key] is view and any(counted is view for _agent, counted in later.transcripts)
+    fresh = make_store(state).scan()
+    assert later.totals == fresh.totals and later.by_key[key] == fresh.by_key[key]
