@@ -42,6 +42,9 @@ READ_ATTEMPTS = 3
 #: OpenClaw creates an agent's database file, then its tables: "no such table" in a database never
 #: read before is normal for a moment. Only one that lasts this long is reported (health, log).
 SCHEMA_GRACE_S = 5.0
+#: A session's statistics unpacked by new events are packed again once none came for this long
+#: (a file transcript's after two idle polls): the next event unpacks them, one load.
+IDLE_PACK_S = 30.0
 #: Deletions are found by counting every node and event, in C over the smallest index: O(rows),
 #: so at most this often, not per commit (50,000 sessions hold millions of events).
 DELETION_CHECK_S = 5.0
@@ -103,6 +106,9 @@ class SqliteAgent:
         # Since the last scan (the archives beside the database add theirs): what ``scan`` reports.
         self.changed_keys: set[str] = set()
         self.changed_stats: set[str] = set()
+        self.idle_pack_s = IDLE_PACK_S
+        self._written: dict[str, float] = {}  # stats id -> when new events last unpacked it
+        self._oldest_written = 0.0  # no entry of ``_written`` is older (it is walked only when due)
 
     def _discard(self) -> None:
         """Forget what was read: the next read starts over (from the index cache where it has it).
@@ -164,10 +170,28 @@ class SqliteAgent:
             if not creating:
                 self.health.set_condition(path, f"cannot read the SQLite store: {exc}")
         self.archives.scan(changed, self._named, self, self._restored)
-        result = AgentScan(self.changed_keys, self.changed_stats)
+        result = AgentScan(self.changed_keys, self.changed_stats, self._pack_idle())
         self.changed_keys, self.changed_stats = set(), set()
         self._restored = {}
         return result
+
+    def _pack_idle(self) -> set[str]:
+        """Pack the statistics of sessions no event came to for ``idle_pack_s`` (only those new
+        events unpacked are looked at); their stats ids."""
+        now = time.monotonic()
+        if not self._written or now - self._oldest_written < self.idle_pack_s:
+            return set()
+        packed = set()
+        for stats_id, at in list(self._written.items()):
+            if now - at < self.idle_pack_s:
+                continue
+            del self._written[stats_id]
+            tail = self.tails.get(stats_id)
+            if tail is not None and not tail.packed:
+                tail.pack()
+                packed.add(stats_id)
+        self._oldest_written = min(self._written.values(), default=now)
+        return packed
 
     def _being_created(self, exc: Exception) -> bool:
         """A database never read that has no tables yet, for less than ``schema_grace_s``."""
@@ -413,6 +437,10 @@ class SqliteAgent:
             tail.idle = 0
             if whole:  # most of a store is idle: packed at once, as a file tail's whole read
                 tail.pack()
+            else:
+                if not self._written:
+                    self._oldest_written = time.monotonic()
+                self._written[tail.path] = time.monotonic()
             tail.revision += 1
             self.changed_stats.add(tail.path)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import json
 import shutil
+import sqlite3
 import sys
 import tracemalloc
 from array import array
@@ -29,9 +30,20 @@ from clawstats.watch import cold
 from clawstats.watch import store as store_module
 from clawstats.watch.engine import open_store
 from clawstats.watch.publisher import BuiltRows
+from clawstats.watch.sqlite_store import SqliteAgent
 from clawstats.watch.tail import IDLE_POLLS, FileId, Tail, head_digest
 from tests.conftest import OPS_TRANSCRIPT, REAL_SQLITE, SMALL_STATE, make_store
-from tests.core.lines import assistant, stats_of, usage, user, with_ids
+from tests.core.lines import (
+    append_events,
+    assistant,
+    current_session_id,
+    live_call,
+    octet_length,
+    stats_of,
+    usage,
+    user,
+    with_ids,
+)
 from tests.openclaw.attrib_data import ATTRIB_STATE
 
 FEW, MANY = 100, 400
@@ -486,3 +498,28 @@ def test_a_transcript_idle_after_being_written_to_has_its_view_read_from_its_dum
     assert later.views[key] is view and any(counted is view for _agent, counted in later.transcripts)
     fresh = make_store(state).scan()
     assert later.totals == fresh.totals and later.by_key[key] == fresh.by_key[key]
+
+
+def test_a_sqlite_session_idle_after_new_events_is_packed_again(tmp_path: Path) -> None:
+    """New events unpack a SQLite session's statistics; once none came for ``idle_pack_s`` they
+    are packed again and its view is read from the dump (the totals as they were, no revision)."""
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    store = make_store(state)
+    store.scan()
+    with sqlite3.connect(state / "agents/ops/agent/openclaw-agent.sqlite") as db:
+        db.create_function("octet_length", 1, octet_length)
+        sid = current_session_id(db, "agent:ops:incident-long")
+        append_events(db, sid, [live_call("p1", 0.5)])
+    written = store.scan(set())
+    agent = store.agents["ops"]
+    assert isinstance(agent, SqliteAgent)
+    stats_id = f"{agent.source.store}#{sid}"
+    assert not store.tails[stats_id].packed and not isinstance(store._joins.tviews[stats_id].held, bytes)
+    assert store.scan(set()).revision == written.revision and not store.tails[stats_id].packed  # not idle yet
+    agent.idle_pack_s = 0.0
+    idle = store.scan(set())
+    view = store._joins.tviews[stats_id]
+    assert store.tails[stats_id].packed and isinstance(view.held, bytes)
+    assert store._joins.rollup.member(stats_id) == ("ops", view)
+    assert idle.revision == written.revision and idle.totals == written.totals
