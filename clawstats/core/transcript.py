@@ -31,6 +31,7 @@ from clawstats.core.records import (
     MAX_COUNT,
     Cost,
     Line,
+    Message,
     Usage,
     as_int,
     decode_snapshot_data,
@@ -42,6 +43,7 @@ from clawstats.core.usage import Bucket, BucketImage, Pricer
 #: Assistant messages that are not model calls (OpenClaw's delivery mirrors, injected text).
 _SYNTHETIC_PROVIDER = "openclaw"
 _INF = float("inf")
+_crc32 = zlib.crc32
 _NOT_A_CALL = frozenset({"error", "aborted"})
 CHARS_PER_TOKEN = 4
 _SPAWN_MARK = b'"sessions_spawn"'
@@ -174,44 +176,73 @@ class TranscriptStats:
 
     def apply(self, line: Line) -> None:
         """Fold one decoded entry into the statistics."""
+        # The hot path of a cold read (~14 entries a transcript, 50,000 transcripts): the branch
+        # check, the segment push and the id hash are inline, not calls, as are the user message
+        # (a call costs about what the work it does); the rare kinds keep their methods.
         self.blob = None
         self.entries += 1
         ts = line.timestamp
         if isinstance(ts, str):
             self.last_ts = ts
         kind = line.type
+        chars = prompt = 0  # what the entry adds to the segment
+        if kind == "message":
+            parent = line.parentId
+            if parent is not None and parent != self.last_id:  # else the active branch goes on
+                self._follow_branch(parent)
+            msg = line.message
+            if msg is not None:
+                chars = len(msg.content) - 2  # raw JSON of the content, quotes off
+                if chars < 0:
+                    chars = 0
+                role = msg.role
+                if role == "assistant":
+                    prompt = self._assistant(line, msg)
+                elif role == "user":
+                    self.user += 1
+                else:
+                    self._other_message(msg, role)
+        elif not self._other_entry(kind, line):
+            return
+        # the segment push: (id hash, characters, prompt tokens)
+        entry_id = line.id
+        self.last_id = entry_id
+        seg = self.seg
+        if type(entry_id) is str:
+            seg.append(_crc32(entry_id.encode()) or 1)  # id_hash of a string id
+        else:
+            seg.append(id_hash(entry_id))
+        seg.append(chars)  # < 2**32: lines are capped far below (max_line_bytes)
+        seg.append(prompt)  # capped at 2**32 - 1 by _assistant
+        if prompt == 0 and self.compacted_after_call:
+            self.chars_after_compaction += chars
+
+    def _other_entry(self, kind: str | None, line: Line) -> bool:
+        """An entry other than a message; False when it adds nothing to the segment."""
         if kind == "session":
             if isinstance(line.id, str) and self.session_id is None:
                 self.session_id = line.id
             self.version = as_int(line.version) or None
-            return
-        self._follow_branch(line.parentId)
-        if kind == "message" and line.message is not None:
-            self._message(line)
-        elif kind == "compaction":
+            return False
+        parent = line.parentId
+        if parent is not None and parent != self.last_id:
+            self._follow_branch(parent)
+        if kind == "compaction":
             self._compaction(line)
         elif kind == "reset":
             self._reset()
-            return
+            return False
         elif kind == "model_change":
             self._switch_model(line.provider, line.modelId)
-            self._push(line.id, 0, 0)
         elif kind == "custom" and line.customType == "model-snapshot":
             snap = decode_snapshot_data(line.data)
             if snap is not None:
                 self._switch_model(snap.provider, snap.modelId)
-            self._push(line.id, 0, 0)
-        else:
-            self._push(line.id, 0, 0)
+        return True
 
-    def _message(self, line: Line) -> None:
-        msg = line.message
-        assert msg is not None
-        chars = max(len(msg.content) - 2, 0)  # raw JSON of the content, quotes off
-        role = msg.role
-        if role == "user":
-            self.user += 1
-        elif role in ("toolResult", "tool"):  # a standalone tool result (OpenClaw counts both)
+    def _other_message(self, msg: Message, role: str | None) -> None:
+        """A message neither the user's nor the assistant's: tool results, spawned children."""
+        if role in ("toolResult", "tool"):  # a standalone tool result (OpenClaw counts both)
             self.tool_results += 1
             if is_true(msg.isError) or is_true(msg.is_error):
                 self.errors += 1
@@ -219,9 +250,10 @@ class TranscriptStats:
                 self._spawned(decode_spawn_child(msg.details))
         elif role == "custom" and _SPAWN_MARK in bytes(msg.details):  # 2026.9: a nested tool's result
             self._spawned(decode_spawn_child(msg.details))
-        if role != "assistant":
-            self._push(line.id, chars, 0)
-            return
+
+    def _assistant(self, line: Line, msg: Message) -> int:
+        """Count one assistant message and add its call's usage to its bucket; return the call's
+        prompt size (0: not a call). One method for what were three calls (hot: half the entries)."""
         self.assistant += 1
         content = bytes(msg.content)
         if TOOL_MARK in content:  # most messages have no tool block: one pass, no call
@@ -229,61 +261,37 @@ class TranscriptStats:
             self.tool_calls += calls
             self.tool_results += results
             self.errors += failed
-        if msg.stopReason in ERROR_STOP_REASONS:
+        stop = msg.stopReason
+        if stop in ERROR_STOP_REASONS:
             self.errors += 1
         provider, model_id = msg.provider, msg.model
         # the common case first: the message names both (one format, no lookups)
         model = f"{provider}/{model_id}" if provider and model_id else self._attribute(provider, model_id)
-        bookkeeping = (provider == _SYNTHETIC_PROVIDER or len(msg.openclawDeliveryMirror) > 0) and is_bookkeeping(msg)
+        synthetic = provider == _SYNTHETIC_PROVIDER
+        bookkeeping = (synthetic or len(msg.openclawDeliveryMirror) > 0) and is_bookkeeping(msg)
+        if bookkeeping:
+            return 0
+        if provider or model_id:
+            if not synthetic:
+                self.model = model  # a string per message: settle() keeps a shared one
         usage = msg.usage
-        prompt = 0
-        if usage is not None and not bookkeeping:
-            prompt = self._account(line, usage, model)
-            synthetic = msg.provider == _SYNTHETIC_PROVIDER
-            if prompt > 0 and not synthetic and msg.stopReason not in _NOT_A_CALL:
-                if self.last_prompt is None and not self.compacted_after_call:  # first call of this context
-                    self.base_prompt = max(prompt - self.chars_since_reset() // CHARS_PER_TOKEN, 0)
-                self.last_prompt = prompt
-                self.last_output = as_int(usage.output)
-                self.last_call_ms = iso_to_ms(msg.timestamp) or iso_to_ms(line.timestamp)
-                self.compacted_after_call = False
-                tl_f, tl_i = self.tl_f, self.tl_i
-                tl_f.append(self.last_call_ms or 0.0)
-                tl_f.append(self.cost)
-                tl_i.append(prompt)
-                tl_i.append(self.last_output)
-            else:
-                prompt = 0
-        if (msg.provider or msg.model) and msg.provider != _SYNTHETIC_PROVIDER and not bookkeeping:
-            self.model = model  # a string per message: settle() keeps a shared one
-        self._push(line.id, chars, prompt)
-
-    def _attribute(self, provider: str | None, model_id: str | None) -> str:
-        """The "provider/model" a call is counted under: the message's own fields, completed by
-        the model the transcript last switched to (``model_change`` / ``model-snapshot``) when
-        the message names no model or the same one. Rows, groups and pricing all use it."""
-        if not model_id:
-            model_id, provider = self.current_model_id, provider or self.current_provider
-        elif not provider and model_id == self.current_model_id:
-            provider = self.current_provider
-        return f"{provider or 'unknown'}/{model_id or 'unknown'}"
-
-    def _switch_model(self, provider: str | None, model_id: str | None) -> None:
-        if not model_id:
-            return
-        self.current_provider = shared(provider) if provider else None
-        self.current_model_id = shared(model_id)
-        self.model = shared(f"{provider or 'unknown'}/{model_id}")
-
-    def _spawned(self, child: str | None) -> None:
-        if child is not None and child not in self.spawned:
-            self.spawned = (*self.spawned, child)
-
-    def _account(self, line: Line, usage: Usage, model: str) -> int:
-        """Add one call's usage to its bucket; return its prompt size."""
-        tin, tout = as_int(usage.input), as_int(usage.output)
-        tcr, tcw = as_int(usage.cacheRead), as_int(usage.cacheWrite)
-        day = _day_of(line)
+        if usage is None:
+            return 0
+        # -- the call's usage into its (day, model) bucket
+        tin, tout, tcr, tcw = usage.input, usage.output, usage.cacheRead, usage.cacheWrite
+        # as_int of each, in one test for the common case (four ints; an OR of non-negative ints
+        # is at most MAX_COUNT, all bits set, exactly when each is)
+        if not (
+            type(tin) is int
+            and type(tout) is int
+            and type(tcr) is int
+            and type(tcw) is int
+            and 0 <= tin | tout | tcr | tcw <= MAX_COUNT
+        ):
+            tin, tout, tcr, tcw = as_int(tin), as_int(tout), as_int(tcr), as_int(tcw)
+        ts = line.timestamp
+        # UTC ISO: the date is its prefix, no parsing needed
+        day = ts[:10] if isinstance(ts, str) and len(ts) >= 10 and ts.endswith("Z") else _day_of(line)
         if self.shared_buckets:
             self._unshare_buckets()
         bucket = self.buckets.get((day, model))
@@ -308,16 +316,62 @@ class TranscriptStats:
             self.cost += total
             bucket.recorded_usd += total
         else:
-            bucket.missing += 1
-            split_known = tin + tout + tcr + tcw > 0 or not usage.totalTokens
-            # Only a total and no split: no price applies (pricing would invent a split).
-            usd = self.price(model, (tin, tout, tcr, tcw)) if self.price is not None and split_known else None
-            if usd is None:
-                bucket.unpriced += 1
-            else:
-                self.cost += usd
-                bucket.computed_usd += usd
-        return min(tin + tcr + tcw, MAX_COUNT)
+            self._price(bucket, model, usage, (tin, tout, tcr, tcw))
+        # -- the call on the timeline
+        prompt = tin + tcr + tcw
+        if prompt <= 0 or synthetic or stop in _NOT_A_CALL:
+            return 0
+        return self._call(line, msg, prompt if prompt <= MAX_COUNT else MAX_COUNT, tout)
+
+    def _call(self, line: Line, msg: Message, prompt: int, tout: int) -> int:
+        """A model call (prompt > 0): the context it reports and its place on the timeline."""
+        if self.last_prompt is None and not self.compacted_after_call:  # first call of this context
+            self.base_prompt = max(prompt - self.chars_since_reset() // CHARS_PER_TOKEN, 0)
+        self.last_prompt = prompt
+        self.last_output = tout
+        at = msg.timestamp  # epoch ms as OpenClaw writes it: iso_to_ms inline
+        call_ms = float(at) if type(at) is int and 0 < at < 1e15 else iso_to_ms(at) or iso_to_ms(line.timestamp)
+        self.last_call_ms = call_ms
+        self.compacted_after_call = False
+        tl_f, tl_i = self.tl_f, self.tl_i
+        tl_f.append(call_ms or 0.0)
+        tl_f.append(self.cost)
+        tl_i.append(prompt)
+        tl_i.append(tout)
+        return prompt
+
+    def _price(self, bucket: Bucket, model: str, usage: Usage, counts: tuple[int, int, int, int]) -> None:
+        """A call without a recorded cost: priced when a price applies, else counted unpriced."""
+        bucket.missing += 1
+        split_known = sum(counts) > 0 or not usage.totalTokens
+        # Only a total and no split: no price applies (pricing would invent a split).
+        usd = self.price(model, counts) if self.price is not None and split_known else None
+        if usd is None:
+            bucket.unpriced += 1
+        else:
+            self.cost += usd
+            bucket.computed_usd += usd
+
+    def _attribute(self, provider: str | None, model_id: str | None) -> str:
+        """The "provider/model" a call is counted under: the message's own fields, completed by
+        the model the transcript last switched to (``model_change`` / ``model-snapshot``) when
+        the message names no model or the same one. Rows, groups and pricing all use it."""
+        if not model_id:
+            model_id, provider = self.current_model_id, provider or self.current_provider
+        elif not provider and model_id == self.current_model_id:
+            provider = self.current_provider
+        return f"{provider or 'unknown'}/{model_id or 'unknown'}"
+
+    def _switch_model(self, provider: str | None, model_id: str | None) -> None:
+        if not model_id:
+            return
+        self.current_provider = shared(provider) if provider else None
+        self.current_model_id = shared(model_id)
+        self.model = shared(f"{provider or 'unknown'}/{model_id}")
+
+    def _spawned(self, child: str | None) -> None:
+        if child is not None and child not in self.spawned:
+            self.spawned = (*self.spawned, child)
 
     def _compaction(self, line: Line) -> None:
         if self.compacted_after_call:
@@ -345,7 +399,6 @@ class TranscriptStats:
         self.compacted_after_call = True
         self.estimate_at_compaction = estimate
         self.chars_after_compaction = 0
-        self._push(line.id, 0, 0)
 
     def _reset(self) -> None:
         """SQLite store: a ``reset`` event starts a fresh context in the same session."""
@@ -356,15 +409,6 @@ class TranscriptStats:
         self.compacted_after_call = False
         self.estimate_at_compaction = None
         self.chars_after_compaction = self.summary_chars = 0
-
-    def _push(self, entry_id: str | int | None, chars: int, prompt: int) -> None:
-        self.last_id = entry_id
-        seg = self.seg
-        seg.append(id_hash(entry_id))
-        seg.append(chars)  # < 2**32: lines are capped far below (max_line_bytes)
-        seg.append(prompt)  # as_int caps each count at 2**32 - 1
-        if self.compacted_after_call and prompt == 0:
-            self.chars_after_compaction += chars
 
     def _follow_branch(self, parent: str | int | None) -> None:
         """A parent other than the previous entry moves the active branch back to it."""
