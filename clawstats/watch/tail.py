@@ -328,8 +328,7 @@ class Tail(Identified):
             except BadRecord:
                 pass  # some line is bad: the slow path below counts exactly those
             else:
-                for line in lines:
-                    stats.apply(line)
+                stats.fold(lines)
                 return bool(lines)
         changed = False
         for raw in data.split(b"\n"):
