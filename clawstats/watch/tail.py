@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 CHUNK_BYTES = 4 << 20
-#: The least a read asks for (a file that grew since its stat is read on in reads of this size).
+#: What a read asks for past the size the stat saw (bytes written since).
 MIN_READ_BYTES = 64 << 10
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 #: Polls finding a file unchanged before its statistics are packed. The safety sweep stats every
@@ -208,12 +208,12 @@ class Tail(Identified):
             if self._replaced(fd, st) or not self._close_open_line(fd):
                 self.restart()
             whole = self.offset == 0 and not self.pending  # first read, or again from the start
-            changed = self._consume(fd, st.st_size, health, max_line_bytes)
+            changed, first = self._consume(fd, st.st_size, health, max_line_bytes)
             changed |= self._last_line(health)
             self.stats.settle()
             head = self.head
-            if not head and self.offset:
-                head = head_digest(os.pread(fd, HEAD_BYTES, 0))
+            if not head and self.offset:  # the first bytes, as read from 0 now (else read again)
+                head = head_digest(first if len(first) == HEAD_BYTES else os.pread(fd, HEAD_BYTES, 0))
         finally:
             os.close(fd)
         self._identify(file_id, head)  # file id and head in one go (one bytes object)
@@ -276,22 +276,26 @@ class Tail(Identified):
         self.open_line = True
         return True
 
-    def _consume(self, fd: int, size: int, health: HealthLog, max_line_bytes: int) -> bool:
+    def _consume(self, fd: int, size: int, health: HealthLog, max_line_bytes: int) -> tuple[bool, bytes]:
         """Read from the end of what was consumed to the end of the file (``size`` bytes when it
         was stat'ed: each read asks for what is left of them and one more, so that a read coming
-        back short past them is the end, without one more read to see nothing)."""
+        back short past them is the end, without one more read to see nothing). Returns whether
+        the statistics changed and, for a read from the start, its first ``HEAD_BYTES``."""
         changed = False
         position = self.offset + len(self.pending)
+        first = b""
         while True:
-            want = min(max(size - position + 1, MIN_READ_BYTES), CHUNK_BYTES)
+            want = min(size - position + 1, CHUNK_BYTES) if position < size else MIN_READ_BYTES
             chunk = os.pread(fd, want, position)
             if not chunk:
-                return changed
+                return changed, first
+            if position == 0:
+                first = chunk[:HEAD_BYTES]
             position += len(chunk)
             self.bytes_read += len(chunk)
             changed |= self._feed(chunk, health, max_line_bytes)
             if len(chunk) < want and position >= size:
-                return changed  # the end as of the stat (bytes written since: the next poll)
+                return changed, first  # the end as of the stat (bytes written since: the next poll)
 
     def _feed(self, chunk: bytes, health: HealthLog, max_line_bytes: int) -> bool:
         """Split ``pending + chunk`` into complete lines; keep the unfinished tail."""

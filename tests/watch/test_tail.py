@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clawstats.core.health import HealthLog
-from clawstats.watch.identity import HEAD_BYTES
+from clawstats.watch.identity import HEAD_BYTES, head_digest
 from clawstats.watch.tail import Tail
 from tests.conftest import OPS_TRANSCRIPT, SMALL_STATE
 
@@ -158,11 +158,13 @@ def test_empty_file_and_compressed_archives(tmp_path: Path) -> None:
     assert health.counters.get("corruptArchive") == 1
 
 
-def test_a_whole_read_reads_the_file_once_and_its_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A cold read of a small file is two reads: its bytes, asked for with one to spare so the
-    short answer is the end (no read more to see nothing), then the head for its identity."""
+@pytest.mark.parametrize("lines", [3, None])
+def test_a_whole_read_is_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: int | None) -> None:
+    """A cold read of a file is one read: its bytes, asked for with one to spare so the short
+    answer is the end (no read more to see nothing); its head (identity) is taken from them."""
+    data = b"".join(REAL.splitlines(keepends=True)[:lines])
     path = tmp_path / "t.jsonl"
-    path.write_bytes(REAL)
+    path.write_bytes(data)
     reads: list[tuple[int, int]] = []
     real_pread = os.pread
 
@@ -173,9 +175,9 @@ def test_a_whole_read_reads_the_file_once_and_its_head(tmp_path: Path, monkeypat
     monkeypatch.setattr(os, "pread", pread)
     tail = Tail(str(path))
     assert tail.poll(HealthLog())
-    assert reads == [(len(REAL) + 1, 0), (HEAD_BYTES, 0)]
-    assert tail.offset == tail.bytes_read == len(REAL)
-    assert tail.stats.dump() == one_shot(REAL, tmp_path / "again")
+    assert reads == [(len(data) + 1, 0)]
+    assert tail.offset == tail.bytes_read == len(data) and tail.head == head_digest(data[:HEAD_BYTES])
+    assert tail.stats.dump() == one_shot(data, tmp_path / "again")
 
 
 def test_bytes_written_between_the_stat_and_the_read_are_read_once(
