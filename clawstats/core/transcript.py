@@ -45,6 +45,8 @@ from clawstats.core.usage import Bucket, BucketImage, Pricer
 _SYNTHETIC_PROVIDER = "openclaw"
 _INF = float("inf")
 _crc32 = zlib.crc32
+#: Entries other than messages that change more than the segment (with ``custom`` model snapshots).
+_STATEFUL_KINDS = frozenset({"compaction", "reset", "model_change"})
 _NOT_A_CALL = frozenset({"error", "aborted"})
 CHARS_PER_TOKEN = 4
 _SPAWN_MARK = b'"sessions_spawn"'
@@ -195,11 +197,14 @@ class TranscriptStats:
             if isinstance(ts, str):
                 self.last_ts = ts
             kind = line.type
+            if kind == "session":
+                self._session(line)
+                continue
+            parent = line.parentId
+            if parent is not None and parent != self.last_id:  # else the active branch goes on
+                self._follow_branch(parent)
             chars = prompt = 0  # what the entry adds to the segment
             if kind == "message":
-                parent = line.parentId
-                if parent is not None and parent != self.last_id:  # else the active branch goes on
-                    self._follow_branch(parent)
                 msg = line.message
                 if msg is not None:
                     chars = len(msg.content) - 2  # raw JSON of the content, quotes off
@@ -212,8 +217,10 @@ class TranscriptStats:
                         self.user += 1
                     else:
                         self._other_message(msg, role)
-            elif not self._other_entry(kind, line):
-                continue
+            elif kind in _STATEFUL_KINDS or (kind == "custom" and line.customType == "model-snapshot"):
+                if not self._other_entry(kind, line):
+                    continue
+            # (any other entry, e.g. a bootstrap or thinking-level one, only takes its place in the segment)
             # the segment push: (id hash, characters, prompt tokens)
             entry_id = line.id
             self.last_id = entry_id
@@ -223,16 +230,13 @@ class TranscriptStats:
             if prompt == 0 and self.compacted_after_call:
                 self.chars_after_compaction += chars
 
+    def _session(self, line: Line) -> None:
+        if isinstance(line.id, str) and self.session_id is None:
+            self.session_id = line.id
+        self.version = as_int(line.version) or None
+
     def _other_entry(self, kind: str | None, line: Line) -> bool:
-        """An entry other than a message; False when it adds nothing to the segment."""
-        if kind == "session":
-            if isinstance(line.id, str) and self.session_id is None:
-                self.session_id = line.id
-            self.version = as_int(line.version) or None
-            return False
-        parent = line.parentId
-        if parent is not None and parent != self.last_id:
-            self._follow_branch(parent)
+        """A compaction, reset or model switch; False when it adds nothing to the segment."""
         if kind == "compaction":
             self._compaction(line)
         elif kind == "reset":
@@ -240,7 +244,7 @@ class TranscriptStats:
             return False
         elif kind == "model_change":
             self._switch_model(line.provider, line.modelId)
-        elif kind == "custom" and line.customType == "model-snapshot":
+        else:  # a model-snapshot
             snap = decode_snapshot_data(line.data)
             if snap is not None:
                 self._switch_model(snap.provider, snap.modelId)
@@ -310,8 +314,11 @@ class TranscriptStats:
         bucket.cache_write += tcw
         # OpenClaw's rule: the recorded total when there is one (a call that recorded only
         # ``totalTokens`` counts it, its split unknown), else the sum of the four counts.
-        recorded_total = usage.totalTokens
-        bucket.total += tin + tout + tcr + tcw if recorded_total is None else as_int(recorded_total)
+        recorded = usage.totalTokens
+        if recorded is None:
+            bucket.total += tin + tout + tcr + tcw
+        else:
+            bucket.total += recorded if type(recorded) is int and 0 <= recorded <= MAX_COUNT else as_int(recorded)
         cost = usage.cost
         total = cost.total if type(cost) is Cost else cost
         if type(total) is float or type(total) is int:  # exact types: a bool is no cost
