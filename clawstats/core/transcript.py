@@ -378,9 +378,15 @@ class TranscriptStats:
     def _switch_model(self, provider: str | None, model_id: str | None) -> None:
         if not model_id:
             return
-        self.current_provider = shared(provider) if provider else None
-        self.current_model_id = shared(model_id)
-        self.model = shared(f"{provider or 'unknown'}/{model_id}")
+        provider = provider or None
+        # OpenClaw writes a model_change and then a model-snapshot of the same model: the second
+        # (and an equal model) keeps the strings it has, no lookups
+        if model_id != self.current_model_id or provider != self.current_provider:
+            self.current_provider = shared(provider) if provider else None
+            self.current_model_id = shared(model_id)
+        model = f"{provider or 'unknown'}/{model_id}"
+        if model != self.model:
+            self.model = shared(model)
 
     def _spawned(self, child: str | None) -> None:
         if child is not None and child not in self.spawned:
