@@ -573,25 +573,30 @@ class TranscriptStats:
     def load(cls, blob: bytes, price: Pricer | None = None) -> TranscriptStats:
         """Inverse of :meth:`dump`; raises ValueError on a blob of another version."""
         state = _decode(blob)
-        self = cls(price)
+        # Every slot set once, here, not first by __init__: a cold start loads each of 50,000
+        # transcripts (a temporary copy to build its row), ~40% of a load was the double setting.
+        self = cls.__new__(cls)
         self.session_id, self.version, self.entries = state.session_id, state.transcript_version, state.entries
         self.last_ts, self.cost = state.last_ts, state.cost
         self.buckets = {(shared(b.day), shared(b.model)): b.bucket.bucket() for b in state.buckets}
+        self.shared_buckets = False
         self.user, self.assistant, self.tool_calls, self.tool_results, self.errors = state.messages
         self.model = shared(state.model) if state.model is not None else None
         self.compactions, self.resets = state.compactions, state.resets
-        self.seg.frombytes(state.seg)
+        self.seg = array("I", state.seg)  # bytes: read as the machine's words (frombytes)
         self.last_prompt, self.last_output, self.last_call_ms = state.last_prompt, state.last_output, state.last_call_ms
+        self.base_prompt = state.base_prompt
         self.compacted_after_call = state.compacted_after_call
         self.estimate_at_compaction = state.estimate_at_compaction
         self.chars_after_compaction, self.summary_chars = state.chars_after_compaction, state.summary_chars
         self.branch_lost = state.branch_lost
-        self.tl_f.frombytes(state.tl_f)
-        self.tl_i.frombytes(state.tl_i)
+        self.last_id = None
+        self.tl_f = array("d", state.tl_f)
+        self.tl_i = array("I", state.tl_i)
+        self.price = price
         self.current_provider = shared(state.current_provider) if state.current_provider else None
         self.current_model_id = shared(state.current_model_id) if state.current_model_id else None
         self.spawned = state.spawned
-        self.base_prompt = state.base_prompt
         self.blob = blob
         return self
 
@@ -604,7 +609,7 @@ class TranscriptStats:
 
 def _decode(blob: bytes) -> _State:
     try:
-        version = msgspec.msgpack.decode(blob, type=_Version).version
+        version = _version_decoder.decode(blob).version
         if version != _STATE_VERSION:
             raise ValueError("transcript state of another version")
         return _state_decoder.decode(blob)
@@ -661,6 +666,7 @@ class _State(msgspec.Struct, array_like=True):
 
 
 _state_encoder = msgspec.msgpack.Encoder()
+_version_decoder = msgspec.msgpack.Decoder(_Version)
 _state_decoder = msgspec.msgpack.Decoder(_State)
 
 
