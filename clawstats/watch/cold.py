@@ -3,11 +3,8 @@ similar byte size, each worker reads a whole batch and returns one compact resul
 
 One future per file made a store of 20,000 small sessions pay the pickling and the inter-process
 round trip 20,000 times (25 of 35 s waiting on futures); per batch it is paid a few dozen times.
-A batch comes back as one msgpack document, not a pickled list of images: ~0.8 instead of ~3.6 us
-an image to make in the worker, ~0.6 instead of ~1.6 to read back. It is read back as it is
-unpickled, in the pool's result thread, as the pickled list was: the images are made in that
-thread's heap, apart from the scanning thread's (decoded by the scanning thread instead, the 2 MB
-documents and the transcripts kept between them left holes: peak RSS 10 MiB higher at 50,000).
+A batch comes back as one msgpack document, not a pickled list: ~0.8 instead of ~3.6 us an image
+to make in the worker, ~0.6 instead of ~1.6 to read back.
 The live tail never comes here: it reads in the writer's own process.
 """
 
@@ -18,7 +15,6 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from typing import cast
 
 import msgspec
 
@@ -34,24 +30,6 @@ BATCHES_PER_WORKER = 8
 Image = tuple[TailImage, dict[str, int]]  # (exported tail, skip counts by kind)
 _images_encoder = msgspec.msgpack.Encoder()
 _images_decoder = msgspec.msgpack.Decoder(list[Image])
-
-
-def _images(document: bytes) -> list[Image]:
-    return _images_decoder.decode(document)
-
-
-class _Batch:
-    """A worker's images as one msgpack document; unpickled, the images themselves."""
-
-    __slots__ = ("document",)
-
-    def __init__(self, images: list[Image]) -> None:
-        self.document = _images_encoder.encode(images)
-
-    def __reduce__(self) -> tuple[Callable[[bytes], list[Image]], tuple[bytes]]:
-        return _images, (self.document,)
-
-
 PriceOf = Callable[[str], Pricer | None]
 #: How the forked workers price a path's calls: set before the pool forks, inherited, never pickled.
 _price_of: PriceOf = lambda _path: None  # noqa: E731
@@ -78,7 +56,7 @@ class ColdRead:
         self.paths: frozenset[str] = frozenset()  # those being read
         self._price_of = price_of
         self._pool: ProcessPoolExecutor | None = None
-        self._results: Iterator[list[Image]] = iter(())
+        self._results: Iterator[bytes] = iter(())
         if workers < 2 or len(paths) < 2:
             return
         sizes: dict[str, int] = {}
@@ -93,9 +71,7 @@ class ColdRead:
         global _price_of
         _price_of = price_of
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
-        # a _Batch is unpickled as its images (see _Batch.__reduce__)
-        results = self._pool.map(_read_batch, groups, [max_line_bytes] * len(groups))
-        self._results = cast(Iterator[list[Image]], results)
+        self._results = self._pool.map(_read_batch, groups, [max_line_bytes] * len(groups))
         self.paths = frozenset(sizes)
 
     def __enter__(self) -> ColdRead:
@@ -108,8 +84,8 @@ class ColdRead:
         """The tails read (adopted here, as each batch comes), in batch order."""
         tails: list[Tail] = []
         try:
-            for images in self._results:
-                for image, counts in images:
+            for batch in self._results:
+                for image, counts in _images_decoder.decode(batch):
                     tail = adopt(image, self._price_of(image.path))
                     tails.append(tail)
                     for kind, n in counts.items():
@@ -134,8 +110,8 @@ def read_in_workers(
         return read.collect(health)
 
 
-def _read_batch(paths: list[str], max_line_bytes: int) -> _Batch:
-    """The images of a batch's whole reads (sent as one msgpack document)."""
+def _read_batch(paths: list[str], max_line_bytes: int) -> bytes:
+    """The images of a batch's whole reads, as one msgpack document."""
     images: list[Image] = []
     for path in paths:
         try:
@@ -143,4 +119,4 @@ def _read_batch(paths: list[str], max_line_bytes: int) -> _Batch:
         except OSError:
             continue  # vanished or unreadable: the ordinary poll after this reports it
         images.append((export(tail), dict(health.counters)))
-    return _Batch(images)
+    return _images_encoder.encode(images)
