@@ -28,7 +28,7 @@ from clawstats.watch.locate import is_transcript_name
 from clawstats.watch.publisher import Publisher
 from clawstats.watch.rows import RowTable
 from clawstats.watch.store import StatsStore
-from clawstats.watch.tail import Tail, export, read_whole
+from clawstats.watch.tail import Tail
 from tests.conftest import make_store
 from tests.openclaw.attrib_data import ATTRIB_STATE
 
@@ -247,14 +247,3 @@ def test_the_server_reads_a_cold_store_in_worker_processes_as_the_cli_does(
     snap = store.scan()
     assert started and len(started[0]) > 5  # the listed transcripts went to the workers
     assert _served(snap) == _served(make_store(small_state).scan())
-
-
-def test_a_worker_batch_comes_back_as_one_document(small_state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A worker hands back a batch as one msgpack document (one object to pickle and send, not
-    several per transcript); it decodes to the images of the in-process whole reads."""
-    monkeypatch.setattr(cold, "_price_of", lambda _path: None)  # as a forked worker inherits it
-    paths = sorted(str(p) for p in (small_state / "agents").rglob("*.jsonl"))
-    batch = cold._read_batch(paths, 1 << 20)
-    assert type(batch) is bytes
-    images = cold._images_decoder.decode(batch)
-    assert [image for image, _ in images] == [export(read_whole(path, 1 << 20)[0]) for path in paths]
