@@ -1,4 +1,4 @@
-"""Incremental statistics of one transcript: ``TranscriptStats.apply(line)`` per entry.
+"""Incremental statistics of one transcript: ``TranscriptStats.apply(line)`` per entry (``fold(lines)`` for many).
 
 The accumulator owns everything a transcript contributes: cumulative usage and cost per
 (day, model) bucket, message counts, the model that ran last, compactions, a per-call
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import zlib
 from array import array
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ from clawstats.core.records import (
     MAX_COUNT,
     Cost,
     Line,
+    Message,
     Usage,
     as_int,
     decode_snapshot_data,
@@ -42,6 +44,9 @@ from clawstats.core.usage import Bucket, BucketImage, Pricer
 #: Assistant messages that are not model calls (OpenClaw's delivery mirrors, injected text).
 _SYNTHETIC_PROVIDER = "openclaw"
 _INF = float("inf")
+_crc32 = zlib.crc32
+#: Entries other than messages that change more than the segment (with ``custom`` model snapshots).
+_STATEFUL_KINDS = frozenset({"compaction", "reset", "model_change"})
 _NOT_A_CALL = frozenset({"error", "aborted"})
 CHARS_PER_TOKEN = 4
 _SPAWN_MARK = b'"sessions_spawn"'
@@ -174,44 +179,80 @@ class TranscriptStats:
 
     def apply(self, line: Line) -> None:
         """Fold one decoded entry into the statistics."""
-        self.blob = None
-        self.entries += 1
-        ts = line.timestamp
-        if isinstance(ts, str):
-            self.last_ts = ts
-        kind = line.type
-        if kind == "session":
-            if isinstance(line.id, str) and self.session_id is None:
-                self.session_id = line.id
-            self.version = as_int(line.version) or None
+        self.fold((line,))
+
+    def fold(self, lines: Sequence[Line]) -> None:
+        """Fold decoded entries, in order, into the statistics (:meth:`apply` of each)."""
+        # The hot path of a cold read (~14 entries a transcript, 50,000 transcripts): one call
+        # for all the entries of a read, and in it the branch check, the segment push, the id
+        # hash and the user message inline, not calls (a call costs about what the work it does);
+        # the rare kinds keep their methods.
+        if not lines:
             return
-        self._follow_branch(line.parentId)
-        if kind == "message" and line.message is not None:
-            self._message(line)
-        elif kind == "compaction":
+        self.blob = None
+        self.entries += len(lines)
+        seg = self.seg  # changed in place only, never replaced
+        for line in lines:
+            ts = line.timestamp
+            if isinstance(ts, str):
+                self.last_ts = ts
+            kind = line.type
+            if kind == "session":
+                self._session(line)
+                continue
+            parent = line.parentId
+            if parent is not None and parent != self.last_id:  # else the active branch goes on
+                self._follow_branch(parent)
+            chars = prompt = 0  # what the entry adds to the segment
+            if kind == "message":
+                msg = line.message
+                if msg is not None:
+                    chars = len(msg.content) - 2  # raw JSON of the content, quotes off
+                    if chars < 0:
+                        chars = 0
+                    role = msg.role
+                    if role == "assistant":
+                        prompt = self._assistant(line, msg)
+                    elif role == "user":
+                        self.user += 1
+                    else:
+                        self._other_message(msg, role)
+            elif kind in _STATEFUL_KINDS or (kind == "custom" and line.customType == "model-snapshot"):
+                if not self._other_entry(kind, line):
+                    continue
+            # (any other entry, e.g. a bootstrap or thinking-level one, only takes its place in the segment)
+            # the segment push: (id hash, characters, prompt tokens)
+            entry_id = line.id
+            self.last_id = entry_id
+            seg.append(_crc32(entry_id.encode()) or 1 if type(entry_id) is str else id_hash(entry_id))
+            seg.append(chars)  # < 2**32: lines are capped far below (max_line_bytes)
+            seg.append(prompt)  # capped at 2**32 - 1 by _assistant
+            if prompt == 0 and self.compacted_after_call:
+                self.chars_after_compaction += chars
+
+    def _session(self, line: Line) -> None:
+        if isinstance(line.id, str) and self.session_id is None:
+            self.session_id = line.id
+        self.version = as_int(line.version) or None
+
+    def _other_entry(self, kind: str | None, line: Line) -> bool:
+        """A compaction, reset or model switch; False when it adds nothing to the segment."""
+        if kind == "compaction":
             self._compaction(line)
         elif kind == "reset":
             self._reset()
-            return
+            return False
         elif kind == "model_change":
             self._switch_model(line.provider, line.modelId)
-            self._push(line.id, 0, 0)
-        elif kind == "custom" and line.customType == "model-snapshot":
+        else:  # a model-snapshot
             snap = decode_snapshot_data(line.data)
             if snap is not None:
                 self._switch_model(snap.provider, snap.modelId)
-            self._push(line.id, 0, 0)
-        else:
-            self._push(line.id, 0, 0)
+        return True
 
-    def _message(self, line: Line) -> None:
-        msg = line.message
-        assert msg is not None
-        chars = max(len(msg.content) - 2, 0)  # raw JSON of the content, quotes off
-        role = msg.role
-        if role == "user":
-            self.user += 1
-        elif role in ("toolResult", "tool"):  # a standalone tool result (OpenClaw counts both)
+    def _other_message(self, msg: Message, role: str | None) -> None:
+        """A message neither the user's nor the assistant's: tool results, spawned children."""
+        if role in ("toolResult", "tool"):  # a standalone tool result (OpenClaw counts both)
             self.tool_results += 1
             if is_true(msg.isError) or is_true(msg.is_error):
                 self.errors += 1
@@ -219,9 +260,10 @@ class TranscriptStats:
                 self._spawned(decode_spawn_child(msg.details))
         elif role == "custom" and _SPAWN_MARK in bytes(msg.details):  # 2026.9: a nested tool's result
             self._spawned(decode_spawn_child(msg.details))
-        if role != "assistant":
-            self._push(line.id, chars, 0)
-            return
+
+    def _assistant(self, line: Line, msg: Message) -> int:
+        """Count one assistant message and add its call's usage to its bucket; return the call's
+        prompt size (0: not a call). One method for what were three calls (hot: half the entries)."""
         self.assistant += 1
         content = bytes(msg.content)
         if TOOL_MARK in content:  # most messages have no tool block: one pass, no call
@@ -229,34 +271,99 @@ class TranscriptStats:
             self.tool_calls += calls
             self.tool_results += results
             self.errors += failed
-        if msg.stopReason in ERROR_STOP_REASONS:
+        stop = msg.stopReason
+        if stop in ERROR_STOP_REASONS:
             self.errors += 1
         provider, model_id = msg.provider, msg.model
         # the common case first: the message names both (one format, no lookups)
         model = f"{provider}/{model_id}" if provider and model_id else self._attribute(provider, model_id)
-        bookkeeping = (provider == _SYNTHETIC_PROVIDER or len(msg.openclawDeliveryMirror) > 0) and is_bookkeeping(msg)
+        synthetic = provider == _SYNTHETIC_PROVIDER
+        bookkeeping = (synthetic or len(msg.openclawDeliveryMirror) > 0) and is_bookkeeping(msg)
+        if bookkeeping:
+            return 0
+        if provider or model_id:
+            if not synthetic:
+                self.model = model  # a string per message: settle() keeps a shared one
         usage = msg.usage
-        prompt = 0
-        if usage is not None and not bookkeeping:
-            prompt = self._account(line, usage, model)
-            synthetic = msg.provider == _SYNTHETIC_PROVIDER
-            if prompt > 0 and not synthetic and msg.stopReason not in _NOT_A_CALL:
-                if self.last_prompt is None and not self.compacted_after_call:  # first call of this context
-                    self.base_prompt = max(prompt - self.chars_since_reset() // CHARS_PER_TOKEN, 0)
-                self.last_prompt = prompt
-                self.last_output = as_int(usage.output)
-                self.last_call_ms = iso_to_ms(msg.timestamp) or iso_to_ms(line.timestamp)
-                self.compacted_after_call = False
-                tl_f, tl_i = self.tl_f, self.tl_i
-                tl_f.append(self.last_call_ms or 0.0)
-                tl_f.append(self.cost)
-                tl_i.append(prompt)
-                tl_i.append(self.last_output)
-            else:
-                prompt = 0
-        if (msg.provider or msg.model) and msg.provider != _SYNTHETIC_PROVIDER and not bookkeeping:
-            self.model = model  # a string per message: settle() keeps a shared one
-        self._push(line.id, chars, prompt)
+        if usage is None:
+            return 0
+        # -- the call's usage into its (day, model) bucket
+        tin, tout, tcr, tcw = usage.input, usage.output, usage.cacheRead, usage.cacheWrite
+        # as_int of each, in one test for the common case (four ints; an OR of non-negative ints
+        # is at most MAX_COUNT, all bits set, exactly when each is)
+        if not (
+            type(tin) is int
+            and type(tout) is int
+            and type(tcr) is int
+            and type(tcw) is int
+            and 0 <= tin | tout | tcr | tcw <= MAX_COUNT
+        ):
+            tin, tout, tcr, tcw = as_int(tin), as_int(tout), as_int(tcr), as_int(tcw)
+        ts = line.timestamp
+        # UTC ISO: the date is its prefix, no parsing needed
+        day = ts[:10] if isinstance(ts, str) and len(ts) >= 10 and ts.endswith("Z") else _day_of(line)
+        if self.shared_buckets:
+            self._unshare_buckets()
+        bucket = self.buckets.get((day, model))
+        if bucket is None:
+            bucket = self.buckets[(shared(day), shared(model))] = Bucket()
+        bucket.calls += 1
+        bucket.input += tin
+        bucket.output += tout
+        bucket.cache_read += tcr
+        bucket.cache_write += tcw
+        # OpenClaw's rule: the recorded total when there is one (a call that recorded only
+        # ``totalTokens`` counts it, its split unknown), else the sum of the four counts.
+        recorded = usage.totalTokens
+        if recorded is None:
+            bucket.total += tin + tout + tcr + tcw
+        else:
+            bucket.total += recorded if type(recorded) is int and 0 <= recorded <= MAX_COUNT else as_int(recorded)
+        cost = usage.cost
+        total = cost.total if type(cost) is Cost else cost
+        if type(total) is float or type(total) is int:  # exact types: a bool is no cost
+            total = float(total) if 0 <= total < _INF else None  # as OpenClaw: negative or inf is none
+        else:
+            total = recorded_cost(usage)  # the rare shapes
+        if total is not None:
+            self.cost += total
+            bucket.recorded_usd += total
+        else:
+            self._price(bucket, model, usage, (tin, tout, tcr, tcw))
+        # -- the call on the timeline
+        prompt = tin + tcr + tcw
+        if prompt <= 0 or synthetic or stop in _NOT_A_CALL:
+            return 0
+        return self._call(line, msg, prompt if prompt <= MAX_COUNT else MAX_COUNT, tout)
+
+    def _call(self, line: Line, msg: Message, prompt: int, tout: int) -> int:
+        """A model call (prompt > 0): the context it reports and its place on the timeline."""
+        if self.last_prompt is None and not self.compacted_after_call:  # first call of this context
+            self.base_prompt = max(prompt - self.chars_since_reset() // CHARS_PER_TOKEN, 0)
+        self.last_prompt = prompt
+        self.last_output = tout
+        at = msg.timestamp  # epoch ms as OpenClaw writes it: iso_to_ms inline
+        call_ms = float(at) if type(at) is int and 0 < at < 1e15 else iso_to_ms(at) or iso_to_ms(line.timestamp)
+        self.last_call_ms = call_ms
+        self.compacted_after_call = False
+        tl_f, tl_i = self.tl_f, self.tl_i
+        tl_f.append(call_ms or 0.0)
+        tl_f.append(self.cost)
+        tl_i.append(prompt)
+        tl_i.append(tout)
+        return prompt
+
+    def _price(self, bucket: Bucket, model: str, usage: Usage, counts: tuple[int, int, int, int]) -> None:
+        """A call without a recorded cost: priced when a price applies, else counted unpriced."""
+        bucket.missing += 1
+        split_known = sum(counts) > 0 or not usage.totalTokens
+        # Only a total and no split: no price applies (pricing would invent a split).
+        usd = self.price(model, counts) if self.price is not None and split_known else None
+        if usd is None:
+            bucket.unpriced += 1
+        else:
+            self.cost += usd
+            bucket.computed_usd += usd
 
     def _attribute(self, provider: str | None, model_id: str | None) -> str:
         """The "provider/model" a call is counted under: the message's own fields, completed by
@@ -271,53 +378,19 @@ class TranscriptStats:
     def _switch_model(self, provider: str | None, model_id: str | None) -> None:
         if not model_id:
             return
-        self.current_provider = shared(provider) if provider else None
-        self.current_model_id = shared(model_id)
-        self.model = shared(f"{provider or 'unknown'}/{model_id}")
+        provider = provider or None
+        # OpenClaw writes a model_change and then a model-snapshot of the same model: the second
+        # (and an equal model) keeps the strings it has, no lookups
+        if model_id != self.current_model_id or provider != self.current_provider:
+            self.current_provider = shared(provider) if provider else None
+            self.current_model_id = shared(model_id)
+        model = f"{provider or 'unknown'}/{model_id}"
+        if model != self.model:
+            self.model = shared(model)
 
     def _spawned(self, child: str | None) -> None:
         if child is not None and child not in self.spawned:
             self.spawned = (*self.spawned, child)
-
-    def _account(self, line: Line, usage: Usage, model: str) -> int:
-        """Add one call's usage to its bucket; return its prompt size."""
-        tin, tout = as_int(usage.input), as_int(usage.output)
-        tcr, tcw = as_int(usage.cacheRead), as_int(usage.cacheWrite)
-        day = _day_of(line)
-        if self.shared_buckets:
-            self._unshare_buckets()
-        bucket = self.buckets.get((day, model))
-        if bucket is None:
-            bucket = self.buckets[(shared(day), shared(model))] = Bucket()
-        bucket.calls += 1
-        bucket.input += tin
-        bucket.output += tout
-        bucket.cache_read += tcr
-        bucket.cache_write += tcw
-        # OpenClaw's rule: the recorded total when there is one (a call that recorded only
-        # ``totalTokens`` counts it, its split unknown), else the sum of the four counts.
-        recorded_total = usage.totalTokens
-        bucket.total += tin + tout + tcr + tcw if recorded_total is None else as_int(recorded_total)
-        cost = usage.cost
-        total = cost.total if type(cost) is Cost else cost
-        if type(total) is float or type(total) is int:  # exact types: a bool is no cost
-            total = float(total) if 0 <= total < _INF else None  # as OpenClaw: negative or inf is none
-        else:
-            total = recorded_cost(usage)  # the rare shapes
-        if total is not None:
-            self.cost += total
-            bucket.recorded_usd += total
-        else:
-            bucket.missing += 1
-            split_known = tin + tout + tcr + tcw > 0 or not usage.totalTokens
-            # Only a total and no split: no price applies (pricing would invent a split).
-            usd = self.price(model, (tin, tout, tcr, tcw)) if self.price is not None and split_known else None
-            if usd is None:
-                bucket.unpriced += 1
-            else:
-                self.cost += usd
-                bucket.computed_usd += usd
-        return min(tin + tcr + tcw, MAX_COUNT)
 
     def _compaction(self, line: Line) -> None:
         if self.compacted_after_call:
@@ -345,7 +418,6 @@ class TranscriptStats:
         self.compacted_after_call = True
         self.estimate_at_compaction = estimate
         self.chars_after_compaction = 0
-        self._push(line.id, 0, 0)
 
     def _reset(self) -> None:
         """SQLite store: a ``reset`` event starts a fresh context in the same session."""
@@ -356,15 +428,6 @@ class TranscriptStats:
         self.compacted_after_call = False
         self.estimate_at_compaction = None
         self.chars_after_compaction = self.summary_chars = 0
-
-    def _push(self, entry_id: str | int | None, chars: int, prompt: int) -> None:
-        self.last_id = entry_id
-        seg = self.seg
-        seg.append(id_hash(entry_id))
-        seg.append(chars)  # < 2**32: lines are capped far below (max_line_bytes)
-        seg.append(prompt)  # as_int caps each count at 2**32 - 1
-        if self.compacted_after_call and prompt == 0:
-            self.chars_after_compaction += chars
 
     def _follow_branch(self, parent: str | int | None) -> None:
         """A parent other than the previous entry moves the active branch back to it."""
@@ -510,25 +573,30 @@ class TranscriptStats:
     def load(cls, blob: bytes, price: Pricer | None = None) -> TranscriptStats:
         """Inverse of :meth:`dump`; raises ValueError on a blob of another version."""
         state = _decode(blob)
-        self = cls(price)
+        # Every slot set once, here, not first by __init__: a cold start loads each of 50,000
+        # transcripts (a temporary copy to build its row), ~40% of a load was the double setting.
+        self = cls.__new__(cls)
         self.session_id, self.version, self.entries = state.session_id, state.transcript_version, state.entries
         self.last_ts, self.cost = state.last_ts, state.cost
         self.buckets = {(shared(b.day), shared(b.model)): b.bucket.bucket() for b in state.buckets}
+        self.shared_buckets = False
         self.user, self.assistant, self.tool_calls, self.tool_results, self.errors = state.messages
         self.model = shared(state.model) if state.model is not None else None
         self.compactions, self.resets = state.compactions, state.resets
-        self.seg.frombytes(state.seg)
+        self.seg = array("I", state.seg)  # bytes: read as the machine's words (frombytes)
         self.last_prompt, self.last_output, self.last_call_ms = state.last_prompt, state.last_output, state.last_call_ms
+        self.base_prompt = state.base_prompt
         self.compacted_after_call = state.compacted_after_call
         self.estimate_at_compaction = state.estimate_at_compaction
         self.chars_after_compaction, self.summary_chars = state.chars_after_compaction, state.summary_chars
         self.branch_lost = state.branch_lost
-        self.tl_f.frombytes(state.tl_f)
-        self.tl_i.frombytes(state.tl_i)
+        self.last_id = None
+        self.tl_f = array("d", state.tl_f)
+        self.tl_i = array("I", state.tl_i)
+        self.price = price
         self.current_provider = shared(state.current_provider) if state.current_provider else None
         self.current_model_id = shared(state.current_model_id) if state.current_model_id else None
         self.spawned = state.spawned
-        self.base_prompt = state.base_prompt
         self.blob = blob
         return self
 
@@ -541,7 +609,7 @@ class TranscriptStats:
 
 def _decode(blob: bytes) -> _State:
     try:
-        version = msgspec.msgpack.decode(blob, type=_Version).version
+        version = _version_decoder.decode(blob).version
         if version != _STATE_VERSION:
             raise ValueError("transcript state of another version")
         return _state_decoder.decode(blob)
@@ -598,6 +666,7 @@ class _State(msgspec.Struct, array_like=True):
 
 
 _state_encoder = msgspec.msgpack.Encoder()
+_version_decoder = msgspec.msgpack.Decoder(_Version)
 _state_decoder = msgspec.msgpack.Decoder(_State)
 
 

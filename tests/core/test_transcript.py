@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import msgspec
@@ -11,7 +12,7 @@ from clawstats.core.catalog import Catalog
 from clawstats.core.figures import UNDATED, cost_source, figure_of, figures, in_range, money, summed
 from clawstats.core.pricing import genai_price
 from clawstats.core.query import QueryError, parse_day
-from clawstats.core.records import IndexRow
+from clawstats.core.records import IndexRow, decode_line
 from clawstats.core.session import build_row
 from clawstats.core.transcript import CHARS_PER_TOKEN, TranscriptStats
 from clawstats.core.usage import Bucket
@@ -217,6 +218,35 @@ def test_state_round_trip_and_other_versions_rejected() -> None:
     bucket = next(iter(stats.buckets.values()))
     assert msgspec.msgpack.decode(msgspec.msgpack.encode(bucket.image())) == list(bucket.image())
     assert bucket.image().bucket() == bucket and bucket.copy() == bucket and bucket.copy() is not bucket
+
+
+def test_a_loaded_state_is_the_folded_one_slot_for_slot_and_folds_on_alike() -> None:
+    """load() sets every slot itself (not __init__ first): each equals the folded state's, and
+    entries folded into it after give what folding them all into one state gives."""
+    lines = with_ids(
+        [
+            {"type": "model_change", "provider": "openai-codex", "modelId": "gpt-5.2"},
+            user("q" * 80),
+            assistant(None, None, usage(100, 20, 300, cost=0.1), ts=stamp(1)),
+            _compaction("e0001"),
+            user("r"),
+            assistant(use=usage(200, 30, cost=0.2), ts=stamp(2)),
+            {"type": "custom", "customType": "openclaw:bootstrap-context:full", "data": {}},
+        ]
+    )
+    head, rest = lines[:4], lines[4:]
+    folded = stats_of(head)
+    folded.settle()
+    loaded = TranscriptStats.load(folded.dump())
+    for slot in TranscriptStats.__slots__:
+        if slot not in ("blob", "price"):
+            assert getattr(loaded, slot) == getattr(folded, slot), slot
+    whole = stats_of(lines)
+    for line in rest:
+        loaded.apply(decode_line(json.dumps(line).encode()))
+    whole.settle()
+    loaded.settle()
+    assert loaded.dump() == whole.dump()
 
 
 @pytest.mark.parametrize(

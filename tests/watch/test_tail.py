@@ -6,12 +6,15 @@ import gzip
 import json
 import os
 from pathlib import Path
+from typing import Any
 
+import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clawstats.core.health import HealthLog
+from clawstats.watch.identity import HEAD_BYTES, head_digest
 from clawstats.watch.tail import Tail
 from tests.conftest import OPS_TRANSCRIPT, SMALL_STATE
 
@@ -33,6 +36,7 @@ UNICODE_LINE = (
 
 
 def one_shot(data: bytes, tmp: Path) -> bytes:
+    tmp.mkdir(exist_ok=True)
     path = tmp / "one.jsonl"
     path.write_bytes(data)
     tail = Tail(str(path))
@@ -152,3 +156,50 @@ def test_empty_file_and_compressed_archives(tmp_path: Path) -> None:
     broken.write_bytes(gzip.compress(REAL)[:500])
     Tail(str(broken)).poll(health)
     assert health.counters.get("corruptArchive") == 1
+
+
+@pytest.mark.parametrize("lines", [3, None])
+def test_a_whole_read_is_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: int | None) -> None:
+    """A cold read of a file is one read: its bytes, asked for with one to spare so the short
+    answer is the end (no read more to see nothing); its head (identity) is taken from them."""
+    data = b"".join(REAL.splitlines(keepends=True)[:lines])
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(data)
+    reads: list[tuple[int, int]] = []
+    real_pread = os.pread
+
+    def pread(fd: int, size: int, offset: int) -> bytes:
+        reads.append((size, offset))
+        return real_pread(fd, size, offset)
+
+    monkeypatch.setattr(os, "pread", pread)
+    tail = Tail(str(path))
+    assert tail.poll(HealthLog())
+    assert reads == [(len(data) + 1, 0)]
+    assert tail.offset == tail.bytes_read == len(data) and tail.head == head_digest(data[:HEAD_BYTES])
+    assert tail.stats.dump() == one_shot(data, tmp_path / "again")
+
+
+def test_bytes_written_between_the_stat_and_the_read_are_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = REAL.splitlines(keepends=True)
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"".join(lines[:-1]))
+    real_stat = os.stat
+    late = [lines[-1]]
+
+    def stat_then_write(name: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        st = real_stat(name, *args, **kwargs)
+        if name == str(path) and late:
+            with open(path, "ab") as fh:  # the writer appends right after our stat
+                fh.write(late.pop())
+        return st
+
+    monkeypatch.setattr(os, "stat", stat_then_write)
+    tail, health = Tail(str(path)), HealthLog()
+    assert tail.poll(health)
+    assert tail.offset == len(REAL)  # read past the size the stat saw, to the end
+    monkeypatch.setattr(os, "stat", real_stat)
+    assert not tail.poll(health)  # the new size: looked at again, nothing new
+    assert tail.stats.dump() == one_shot(REAL, tmp_path / "again") and health.counters == {}
