@@ -29,7 +29,7 @@ from clawstats.settings import SERVE, STORE, IOFailure, Settings, UsageError, ad
 from clawstats.watch.answers import Answer, fresh_health
 from clawstats.watch.engine import Answers, open_store
 from clawstats.watch.layout import StateDirError
-from clawstats.watch.store import StatsStore
+from clawstats.watch.store import StatsStore, tune_allocator
 
 _encoder = msgspec.json.Encoder()
 
@@ -150,6 +150,7 @@ def _problems(settings: Settings, store: StatsStore, snapshot: Snapshot) -> list
 def _read(settings: Settings) -> tuple[Snapshot, list[str], StatsStore]:
     """One scan; the reasons the data may be incomplete (also written to stderr); the store."""
     # One-shot and single-threaded here: a cold read may fork one worker per core.
+    tune_allocator()  # the workers' batches (~2 MB each) leave no holes: peak RSS ~330 vs ~345 MiB at 50k
     store = open_store(settings, os.environ, workers=os.cpu_count() or 1)
     snapshot = store.scan()
     store.close()
