@@ -9,14 +9,16 @@ The live tail never comes here: it reads in the writer's own process.
 from __future__ import annotations
 
 import heapq
-import multiprocessing
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
 
 from clawstats.core.health import HealthLog
 from clawstats.core.usage import Pricer
 from clawstats.watch.tail import Tail, TailImage, adopt, export, read_whole
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 #: Below this many bytes of cold reads, forking workers costs more than it saves.
 PARALLEL_MIN_BYTES = 32 << 20
@@ -27,6 +29,15 @@ Image = tuple[TailImage, dict[str, int]]  # (exported tail, skip counts by kind)
 PriceOf = Callable[[str], Pricer | None]
 #: How the forked workers price a path's calls: set before the pool forks, inherited, never pickled.
 _price_of: PriceOf = lambda _path: None  # noqa: E731
+
+
+def fork_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes forked from this one (they inherit what they read with). Imported here:
+    a read too small to fork (most CLI runs) need not import multiprocessing."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
 
 
 def batches(sizes: dict[str, int], count: int) -> list[list[str]]:
@@ -64,7 +75,7 @@ class ColdRead:
         groups = batches(sizes, workers * BATCHES_PER_WORKER)
         global _price_of
         _price_of = price_of
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+        self._pool = fork_pool(workers)
         self._results = self._pool.map(_read_batch, groups, [max_line_bytes] * len(groups))
         self.paths = frozenset(sizes)
 

@@ -216,6 +216,8 @@ class FileAgent:
                 claimed.add(path)
             sources[key] = Source(key, source.agent_id, row, path)
         self._outside = dirs
+        if self._missing_since:  # a row gone from sessions.json is not waited for any more
+            self._missing_since = {k: at for k, at in self._missing_since.items() if k in rows}
         for name, path in live.items():
             if path not in claimed:
                 sid = name[: -len(".jsonl")]

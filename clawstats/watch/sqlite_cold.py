@@ -12,16 +12,13 @@ process read 50,000 sessions' events at a core's pace while the other core idled
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-
 import msgspec
 import zstandard
 
 from clawstats.core.health import HealthLog
 from clawstats.core.records import BadRecord, decode_line
 from clawstats.core.usage import Pricer
-from clawstats.watch.cold import BATCHES_PER_WORKER, batches
+from clawstats.watch.cold import BATCHES_PER_WORKER, batches, fork_pool
 from clawstats.watch.sqlite_access import connect, event_bytes
 from clawstats.watch.tail import FileId, Tail, TailImage, export
 
@@ -54,7 +51,7 @@ def read_sessions(
     _price = price
     groups = batches({sid: count for sid, (_top, count) in newest.items()}, workers * BATCHES_PER_WORKER)
     work = [[(sid, newest[sid][0]) for sid in group] for group in groups]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    with fork_pool(workers) as pool:
         return [
             image
             for images in pool.map(_read_batch, [store] * len(work), work, [db_id] * len(work))

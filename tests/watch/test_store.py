@@ -9,6 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
+from clawstats.watch.file_agent import FileAgent
 from clawstats.watch.store import StatsStore
 from tests.conftest import OPS_TRANSCRIPT, make_store, scan
 
@@ -132,6 +133,22 @@ def test_row_before_its_transcript_is_not_a_fault_until_it_persists(small_state:
     assert later.health.counters == {"rowWithoutTranscript": 1}
     assert list(later.health.by_file.values()) == [{"rowWithoutTranscript": 1}]
     assert store.scan().health.counters == {"rowWithoutTranscript": 1}  # counted once, not per scan
+
+
+def test_a_row_removed_while_waiting_for_its_transcript_is_not_kept_waiting(small_state: Path) -> None:
+    """A row without a transcript is remembered (for its grace period) only while it is a row:
+    a gateway that writes and removes such rows must not grow the agent's memory for good."""
+    doc = _index(small_state)
+    doc["agent:main:gone-soon"] = {"sessionId": "gone-sid", "updatedAt": 1795540200000}
+    _replace_index(small_state, "main", doc)
+    store = make_store(small_state)
+    store.scan()
+    agent = store.agents["main"]
+    assert isinstance(agent, FileAgent) and set(agent._missing_since) == {"agent:main:gone-soon"}
+    del doc["agent:main:gone-soon"]
+    _replace_index(small_state, "main", doc)
+    assert "agent:main:gone-soon" not in store.scan().by_key
+    assert agent._missing_since == {}
 
 
 def test_config_windows_and_prices_fill_what_rows_and_entries_lack(small_state: Path) -> None:
