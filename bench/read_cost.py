@@ -6,8 +6,8 @@ Reads the first ``--files`` transcripts of a ``bench/sweep.py`` store whole ``--
 prints the minimum CPU time per file, and that of the fold alone (the entries decoded once before).
 CPU time still swings by a third on a shared machine: ``--count`` also prints what does not, the
 Python calls and bytecodes per file (``sys.settrace``, on 300 files). To compare with another commit,
-run its code on the same store: ``git archive <commit> clawstats | tar -x -C /tmp/ref`` then
-``PYTHONPATH=/tmp/ref python bench/read_cost.py`` (the first line names the code measured).
+run its code on the same store: ``git archive <commit> clawstats | tar -x -C <dir>`` then
+``PYTHONPATH=<dir> python bench/read_cost.py`` (the first line names the code measured).
 """
 
 from __future__ import annotations
