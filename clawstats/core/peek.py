@@ -103,9 +103,9 @@ class _Peeked(msgspec.Struct, array_like=True):
         return Peek(self.entries, self.cost, self.last_call_ms, self.tl_f, self.tl_i, self.base_prompt)
 
 
-class _Shaped(msgspec.Struct, array_like=True):
-    """The first fields of :class:`~clawstats.core.transcript._State` up to what :func:`shape_of`
-    reads; the timeline's values and the buckets are skipped undecoded."""
+class _Prefix(msgspec.Struct, array_like=True):
+    """The first fields of :class:`~clawstats.core.transcript._State` with the timeline's values
+    skipped undecoded: what the readers below add their fields to."""
 
     version: int
     entries: int
@@ -114,6 +114,11 @@ class _Shaped(msgspec.Struct, array_like=True):
     base_prompt: int | None
     tl_f: msgspec.Raw
     tl_i: msgspec.Raw
+
+
+class _Shaped(_Prefix, array_like=True):
+    """Up to what :func:`shape_of` reads; the buckets are skipped undecoded."""
+
     buckets: msgspec.Raw
     compactions: tuple[Compaction, ...]
     spawned: tuple[str, ...]
@@ -128,17 +133,9 @@ class _DayBucket(msgspec.Struct, array_like=True, gc=False):
     values: tuple[int, int, int, int, int, int, float, int, float, int]
 
 
-class _Bucketed(msgspec.Struct, array_like=True):
-    """The first fields of :class:`~clawstats.core.transcript._State` up to the buckets
-    (:func:`buckets_of`); the timeline's values are skipped undecoded."""
+class _Bucketed(_Prefix, array_like=True):
+    """Up to the buckets (:func:`buckets_of`)."""
 
-    version: int
-    entries: int
-    cost: float
-    last_call_ms: float | None
-    base_prompt: int | None
-    tl_f: msgspec.Raw
-    tl_i: msgspec.Raw
     buckets: list[_DayBucket]
 
 
