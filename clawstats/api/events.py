@@ -42,12 +42,6 @@ class Event:
     #: StringIO: at 50,000 rows a first snapshot held ~5 copies of its 49 MB at once.)
     frame: bytes
 
-    @property
-    def data(self) -> str:
-        """The event's JSON (one ``data:`` line)."""
-        start = self.frame.index(b"\r\ndata: ") + len(b"\r\ndata: ")
-        return self.frame[start : -len(_END)].decode()
-
 
 _END = b"\r\n\r\n"
 

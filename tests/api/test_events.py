@@ -110,7 +110,7 @@ def test_deltas_replay_and_slow_client_dropped(small_state: Path) -> None:
         assert slow.dropped and slow not in hub.subscribers and hub.dropped_total == 1
         events = hub.replay_after(first.revision)
         assert events is not None and [e.name for e in events] == ["sessions"] * 3
-        body = json.loads(events[-1].data)
+        body = json.loads(_parse(events[-1].frame)["data"])
         assert [r["key"] for r in body["sessions"]] == ["agent:ops:incident-long"]
         assert body["sessions"][0]["contextTokens"] == 1002
         assert hub.replay_after(-5) is None  # unknown id: the client gets a fresh snapshot
