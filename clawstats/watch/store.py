@@ -37,17 +37,24 @@ from clawstats.watch.sqlite_store import SqliteAgent
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail
 
 
+def _libc(name: str) -> Callable[..., int] | None:
+    """A glibc function of this process (None where there is none: another C library)."""
+    import ctypes  # here: only a read that tunes or trims the C heap imports it
+
+    try:
+        found: Callable[..., int] = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+    return found
+
+
 def release_free_heap() -> None:
     """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``; a no-op where
     there is none). The first scan frees what it decoded between what it keeps: ~13 MiB of RSS
     at 50,000 sessions that a long-running server would otherwise hold for good."""
-    import ctypes  # here: a one-shot CLI that reads a small store need not import it
-
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim(0)
+    trim = _libc("malloc_trim")
+    if trim is not None:
+        trim(0)
 
 
 #: glibc's ``M_MMAP_THRESHOLD`` parameter of ``mallopt``.
@@ -57,18 +64,13 @@ MMAP_THRESHOLD_BYTES = 1 << 20
 
 
 def tune_allocator() -> bool:
-    """A long-running server's C heap: blocks of ``MMAP_THRESHOLD_BYTES`` and more are mapped
-    on their own (glibc raises this threshold by itself up to 32 MiB after a big block is freed,
-    so the 1-32 MiB buffers of encoding and compressing 49 MB bodies at 50,000 sessions then
-    came from the heap and left it fragmented: 293 vs 268 MiB RSS after the sweep's appends and
-    requests). True when set (glibc)."""
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    """Blocks of ``MMAP_THRESHOLD_BYTES`` and more mapped on their own (glibc raises this
+    threshold by itself up to 32 MiB after a big block is freed, so the 1-32 MiB buffers of
+    encoding and compressing 49 MB bodies at 50,000 sessions, or of the workers' batches, then
+    came from the heap and left it fragmented: a server held 293 vs 268 MiB after the sweep's
+    appends and requests). True when set (glibc)."""
+    mallopt = _libc("mallopt")
+    return mallopt is not None and bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
 class StatsStore:
