@@ -1,21 +1,14 @@
-"""Where a cold ``clawstats sessions --json --no-cache`` spends its CPU, phase by phase, beside
-the floor of reading the same files in pure Python with msgspec.
+"""Where a cold ``clawstats sessions --json --no-cache`` spends its CPU, phase by phase.
 
-    python bench/cold_profile.py --sessions 50000 [--layout file] [--sample 5000] [--runs 3]
+    python bench/cold_profile.py --sessions 50000 [--layout file] [--runs 3]
 
-Three figures, each the minimum of ``--runs`` runs, in one process (run on a quiet machine:
-these are CPU seconds, not wall, but two busy cores still slow each other's caches):
-
-- **the CLI, by phase**: ``cli.main(["sessions", "--json", "--no-cache", ...])`` in this
-  process, with ``time.process_time`` around the plan (``FileAgent.prepare``), the cold read's
-  side in this process (waiting for and adopting the workers' images), the joins loop, the
-  publish (rows, enrichment, totals) and the JSON output; the workers' CPU from ``getrusage``
-  of the children. Wall time beside it.
-- **per file, in one process, over ``--sample`` transcripts** (file layout): the workers' path
-  (``tail.read_whole`` + ``tail.export``) against a floor that opens, reads and decodes each file
-  with msgspec into a three-field struct and sums its cost: what reading and decoding cost before
-  any statistics are kept. The difference, times the file count, is the fold's share.
-- **ccusage** is not run here (``bench/sweep.py`` does, in the same run as the CLI).
+The minimum of ``--runs`` runs of ``cli.main(["sessions", "--json", "--no-cache", ...])`` in
+this process (run on a quiet machine: CPU seconds, not wall, but two busy cores still slow each
+other's caches), with ``time.process_time`` around the plan (``FileAgent.prepare``), the cold
+read's side in this process (waiting for and adopting the workers' images), the SQLite agents'
+read, the joins loop, the publish (rows, enrichment, totals) and the JSON output; the workers'
+CPU from ``getrusage`` of the children; wall time beside it. What a worker spends per file, beside
+the floor of reading it: ``bench/read_cost.py``; ccusage: ``bench/sweep.py``.
 """
 
 from __future__ import annotations
@@ -24,7 +17,6 @@ import argparse
 import contextlib
 import io
 import logging
-import os
 import resource
 import sys
 import time
@@ -32,50 +24,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from clawstats import cli
-from clawstats.watch import cold, file_agent, publisher, sqlite_store, store, tail
+from clawstats.watch import cold, file_agent, publisher, sqlite_store, store
 
 WORK = Path(__file__).resolve().parent / ".work"
-
-
-class _Cost(msgspec.Struct):
-    total: float = 0.0
-
-
-class _Usage(msgspec.Struct):
-    totalTokens: int = 0
-    cost: _Cost | float | None = None
-
-
-class _Message(msgspec.Struct):
-    usage: _Usage | None = None
-
-
-class _Line(msgspec.Struct):
-    type: str = ""
-    timestamp: str | None = None
-    message: _Message | None = None
-
-
-_floor_decoder = msgspec.json.Decoder(_Line)
-
-
-def floor_read(path: str) -> float:
-    """Open, read, decode every line into a tiny struct, sum the cost: the pure-Python floor."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = os.read(fd, os.fstat(fd).st_size)
-    finally:
-        os.close(fd)
-    total = 0.0
-    for line in _floor_decoder.decode_lines(data):
-        message = line.message
-        if message is not None and message.usage is not None and isinstance(message.usage.cost, _Cost):
-            total += message.usage.cost.total
-    return total
 
 
 class Phases:
@@ -142,26 +95,10 @@ def cli_run(state: Path) -> dict[str, float]:
     return out
 
 
-def per_file(state: Path, sample: int) -> dict[str, float]:
-    paths = sorted(str(p) for p in (state / "agents").glob("*/sessions/*.jsonl"))
-    step = max(1, len(paths) // sample)
-    picked = paths[::step][:sample]
-    started = time.process_time()
-    for path in picked:
-        floor_read(path)
-    floor = time.process_time() - started
-    started = time.process_time()
-    for path in picked:
-        tail.export(tail.read_whole(path, 1 << 26)[0])
-    full = time.process_time() - started
-    return {"files": len(picked), "floor_us": floor / len(picked) * 1e6, "workers_path_us": full / len(picked) * 1e6}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=50000)
     parser.add_argument("--layout", choices=["file", "sqlite"], default="file")
-    parser.add_argument("--sample", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     logging.disable(logging.WARNING)
@@ -170,15 +107,6 @@ def main() -> None:
     print(f"cold CLI, {state.name}: CPU seconds by phase (min of {args.runs} runs)")
     for label in sorted({label for r in runs for label in r}, key=list(runs[0]).index):
         print(f"  {min(r.get(label, 0.0) for r in runs):7.2f}  {label}")
-    if args.layout == "file":
-        figures = [per_file(state, args.sample) for _ in range(args.runs)]
-        floor = min(f["floor_us"] for f in figures)
-        full = min(f["workers_path_us"] for f in figures)
-        files = len(list((state / "agents").glob("*/sessions/*.jsonl")))
-        print(f"per file over {figures[0]['files']:.0f} transcripts, one process (min of {args.runs}):")
-        print(f"  {floor:7.1f} us  floor: open, read, msgspec-decode into a 3-field struct, sum the cost")
-        print(f"  {full:7.1f} us  the workers' path: read_whole (decode, fold) + export")
-        print(f"  {(full - floor) * files / 1e6:7.2f} s   the fold's share over all {files:,} files (CPU, all workers)")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
     python bench/read_cost.py [--sessions 50000] [--files 2000] [--runs 15] [--count]
 
 Reads the first ``--files`` transcripts of a ``bench/sweep.py`` store whole ``--runs`` times and
-prints the minimum CPU time per file, and that of the fold alone (the entries decoded once before).
+prints the minimum CPU time per file, that of the fold alone (the entries decoded once before),
+and a floor: opening, reading and decoding each file into a three-field struct and summing its
+cost, what reading costs before any statistics are kept.
 CPU time still swings by a third on a shared machine: ``--count`` also prints what does not, the
 Python calls and bytecodes per file (``sys.settrace``, on 300 files). To compare with another commit,
 run its code on the same store: ``git archive <commit> clawstats | tar -x -C <dir>`` then
@@ -21,12 +23,51 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import msgspec
+
 import clawstats
 from clawstats.core.records import decode_lines
 from clawstats.core.transcript import TranscriptStats
 from clawstats.watch.tail import export, read_whole
 
 WORK = Path(__file__).resolve().parent / ".work"
+
+
+class _Cost(msgspec.Struct):
+    total: float = 0.0
+
+
+class _Usage(msgspec.Struct):
+    totalTokens: int = 0
+    cost: _Cost | float | None = None
+
+
+class _Message(msgspec.Struct):
+    usage: _Usage | None = None
+
+
+class _Line(msgspec.Struct):
+    type: str = ""
+    timestamp: str | None = None
+    message: _Message | None = None
+
+
+_floor_decoder = msgspec.json.Decoder(_Line)
+
+
+def floor_read(path: str) -> float:
+    """Open, read, decode every line into a tiny struct, sum the cost: the pure-Python floor."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+    total = 0.0
+    for line in _floor_decoder.decode_lines(data):
+        message = line.message
+        if message is not None and message.usage is not None and isinstance(message.usage.cost, _Cost):
+            total += message.usage.cost.total
+    return total
 
 
 def _fold(entries: list[Any]) -> None:
@@ -88,6 +129,10 @@ def main() -> None:
         for path in paths:
             export(read_whole(path, 1 << 26)[0])
 
+    def floors(paths: list[str] = paths) -> None:
+        for path in paths:
+            floor_read(path)
+
     def folds(decoded: list[list[Any]] = decoded) -> None:
         for entries in decoded:
             _fold(entries)
@@ -95,7 +140,9 @@ def main() -> None:
     print(f"code: {Path(clawstats.__file__).parent}")
     whole = _min_cpu_us(reads, args.runs, len(paths))
     fold = _min_cpu_us(folds, args.runs, len(paths))
+    floor = _min_cpu_us(floors, args.runs, len(paths))
     print(f"{len(paths)} files of sweep-{args.sessions}: whole read {whole:.1f} us CPU per file, fold {fold:.1f} us")
+    print(f"floor (open, read, msgspec-decode into a 3-field struct, sum the cost): {floor:.1f} us per file")
     if args.count:
         few = min(300, len(paths))
         print(f"whole read: {_counts(lambda: reads(paths[:few]), few)}")
