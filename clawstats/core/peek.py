@@ -88,7 +88,7 @@ decoded_buckets = 0
 
 
 class _Peeked(msgspec.Struct, array_like=True):
-    """The first fields of :class:`~clawstats.core.transcript._State`: what :func:`peek` reads
+    """The first fields of :class:`~clawstats.core.transcript_image._State`: what :func:`peek` reads
     (the state's other fields follow: an array-like struct ignores trailing items)."""
 
     version: int
@@ -104,7 +104,7 @@ class _Peeked(msgspec.Struct, array_like=True):
 
 
 class _Prefix(msgspec.Struct, array_like=True):
-    """The first fields of :class:`~clawstats.core.transcript._State` with the timeline's values
+    """The first fields of :class:`~clawstats.core.transcript_image._State` with the timeline's values
     skipped undecoded: what the readers below add their fields to."""
 
     version: int
@@ -125,7 +125,7 @@ class _Shaped(_Prefix, array_like=True):
 
 
 class _DayBucket(msgspec.Struct, array_like=True, gc=False):
-    """A :class:`~clawstats.core.transcript._DayModel` with its bucket's values as a tuple (in
+    """A :class:`~clawstats.core.transcript_image._DayModel` with its bucket's values as a tuple (in
     :class:`~clawstats.core.usage.BucketImage`'s order, which is :class:`Bucket`'s)."""
 
     day: str

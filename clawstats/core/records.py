@@ -9,6 +9,7 @@ type, raises :class:`BadRecord` with a ``kind`` the caller counts.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -312,3 +313,24 @@ def as_int(value: Any) -> int:
     if value != value or value < 0:
         return 0
     return int(min(value, MAX_COUNT))
+
+
+def iso_to_ms(value: Any) -> float | None:
+    """Epoch ms from an ISO-8601 string or an epoch-ms number; None when unusable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value == value and 0 <= value < 1e15 else None
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp() * 1000.0
+
+
+def ms_to_day(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000.0, UTC).strftime("%Y-%m-%d")

@@ -1,17 +1,14 @@
 """Incremental statistics of one transcript: ``TranscriptStats.apply(line)`` per entry (``fold(lines)`` for many).
 
 The accumulator owns everything a transcript contributes: cumulative usage and cost per
-(day, model) bucket, message counts, the model that ran last, compactions, a per-call
-timeline, and the *context segment*: the entries of the active branch since the last
-compaction, as (id hash, characters, prompt tokens) triples in one compact array. The segment is
-what lets us estimate the context right after a compaction (OpenClaw only reports a stale or
-missing number then) without keeping any message text.
+(day, model) bucket, message counts, the model that ran last, spawned children, a per-call
+timeline, and (its base, ``core/segment.py``) the context segment and compactions. Its packed
+image is ``core/transcript_image.py``'s.
 
-Memory matters more than elegance here (one accumulator per transcript, 50,000 in a server):
-the segment is one array of triples and the timeline two arrays of pairs (each array costs a
-64-byte header and its spare room), the bucket keys' strings are shared between transcripts,
-and a published :class:`~clawstats.core.snapshot.TranscriptView` shares the buckets until the
-next call copies them (:meth:`TranscriptStats.share_buckets`).
+Memory matters more than elegance here (one accumulator per transcript, 50,000 in a server): the
+timeline is two arrays of pairs, the bucket keys' strings are shared between transcripts, and a
+published :class:`~clawstats.core.snapshot.TranscriptView` shares the buckets until the next call
+copies them (:meth:`TranscriptStats.share_buckets`).
 
 Semantics follow ``shared/docs/openclaw-session-store.md`` §3-§4: cost is summed over every
 assistant message in file order (all branches); context comes from the active branch.
@@ -22,10 +19,6 @@ from __future__ import annotations
 import zlib
 from array import array
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
-
-import msgspec
 
 from clawstats.core.calls import ERROR_STOP_REASONS, TOOL_MARK, is_bookkeeping, is_true, recorded_cost, tool_blocks
 from clawstats.core.records import (
@@ -37,9 +30,15 @@ from clawstats.core.records import (
     as_int,
     decode_snapshot_data,
     decode_spawn_child,
+    iso_to_ms,
+    ms_to_day,
     shared,
 )
-from clawstats.core.usage import Bucket, BucketImage, Pricer
+from clawstats.core.segment import CHARS_PER_TOKEN, Compaction, ContextSegment, id_hash
+from clawstats.core.transcript_image import check, dump, load_into
+from clawstats.core.usage import Bucket, Pricer
+
+__all__ = ["CHARS_PER_TOKEN", "Compaction", "TranscriptStats", "iso_to_ms"]
 
 #: Assistant messages that are not model calls (OpenClaw's delivery mirrors, injected text).
 _SYNTHETIC_PROVIDER = "openclaw"
@@ -48,52 +47,11 @@ _crc32 = zlib.crc32
 #: Entries other than messages that change more than the segment (with ``custom`` model snapshots).
 _STATEFUL_KINDS = frozenset({"compaction", "reset", "model_change"})
 _NOT_A_CALL = frozenset({"error", "aborted"})
-CHARS_PER_TOKEN = 4
 _SPAWN_MARK = b'"sessions_spawn"'
-_STATE_VERSION = 10  # bump when dump() changes: older cached states are then re-read
-#: One ``seg`` entry: (id hash, characters, prompt tokens); one timeline call: ``tl_f`` (call ms,
-#: cumulative cost) and ``tl_i`` (context tokens, output tokens).
-SEG_WIDTH = 3
+#: One timeline call: ``tl_f`` (call ms, cumulative cost) and ``tl_i`` (context tokens, output tokens).
 
 
-def id_hash(value: str | int | None) -> int:
-    """A stable 32-bit key for an entry id (8-hex ids in 2026.7, UUIDs in 2026.9)."""
-    if value is None:
-        return 0
-    return zlib.crc32(value.encode() if type(value) is str else str(value).encode()) or 1
-
-
-def iso_to_ms(value: Any) -> float | None:
-    """Epoch ms from an ISO-8601 string or an epoch-ms number; None when unusable."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if value == value and 0 <= value < 1e15 else None
-    if not isinstance(value, str) or len(value) < 10:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp() * 1000.0
-
-
-def ms_to_day(ms: float) -> str:
-    return datetime.fromtimestamp(ms / 1000.0, UTC).strftime("%Y-%m-%d")
-
-
-class Compaction(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    at_ms: float | None
-    tokens_before: int | None
-    tokens_after: int | None
-    #: our estimate of the context right after it (system prompt and tools included)
-    estimate: int | None
-    from_hook: bool
-
-
-class TranscriptStats:
+class TranscriptStats(ContextSegment):
     """Mutable accumulator for one transcript; fed entries in order by its single owner."""
 
     __slots__ = (
@@ -110,19 +68,7 @@ class TranscriptStats:
         "tool_results",
         "errors",
         "model",
-        "compactions",
-        "resets",
-        "seg",
-        "last_prompt",
-        "base_prompt",
-        "last_output",
         "last_call_ms",
-        "compacted_after_call",
-        "estimate_at_compaction",
-        "chars_after_compaction",
-        "summary_chars",
-        "branch_lost",
-        "last_id",
         "tl_f",
         "tl_i",
         "price",
@@ -147,22 +93,8 @@ class TranscriptStats:
         self.shared_buckets = False
         self.user = self.assistant = self.tool_calls = self.tool_results = self.errors = 0
         self.model: str | None = None
-        # tuples, not lists: most transcripts never compact nor spawn, and () is one shared object
-        self.compactions: tuple[Compaction, ...] = ()
-        self.resets = 0
-        self.seg = array("I")  # SEG_WIDTH numbers per entry of the active branch since the last compaction
-        self.last_prompt: int | None = None
-        #: system prompt + tools + bootstrap: the first call's prompt minus what came before it
-        self.base_prompt: int | None = None
-        self.last_output = 0
+        super().__init__()
         self.last_call_ms: float | None = None
-        self.compacted_after_call = False
-        self.estimate_at_compaction: int | None = None
-        self.chars_after_compaction = 0
-        self.summary_chars = 0
-        self.branch_lost = False
-        # raw id of the last entry (fast path of _follow_branch; None after settle())
-        self.last_id: str | int | None = None
         self.tl_f = array("d")  # per call: call ms, cumulative cost
         self.tl_i = array("I")  # per call: context tokens, output tokens
         #: prices one call without a recorded cost (None: such calls stay unpriced); not persisted
@@ -170,6 +102,7 @@ class TranscriptStats:
         # the model the transcript last switched to (model_change / model-snapshot)
         self.current_provider: str | None = None
         self.current_model_id: str | None = None
+        # tuples, not lists: most transcripts never spawn, and () is one shared object
         self.spawned: tuple[str, ...] = ()  # child session keys named by sessions_spawn results, in order
         #: the dump this state was loaded from while nothing changed it (``dump()`` returns it): a
         #: transcript unpacked only to be read is packed again without a dump
@@ -392,81 +325,6 @@ class TranscriptStats:
         if child is not None and child not in self.spawned:
             self.spawned = (*self.spawned, child)
 
-    def _compaction(self, line: Line) -> None:
-        if self.compacted_after_call:
-            base = self.estimate_at_compaction
-            if base is not None:
-                base += self.chars_after_compaction // CHARS_PER_TOKEN
-        elif self.last_prompt is not None:
-            base = self.last_prompt + self.last_output + self._chars_since_call() // CHARS_PER_TOKEN
-        else:
-            base = as_int(line.tokensBefore) or None
-        seg = self.seg
-        keep_from = self._index_of(id_hash(line.firstKeptEntryId)) if line.firstKeptEntryId else -1
-        if keep_from < 0:
-            keep_from = len(seg) // SEG_WIDTH  # kept entries unknown: assume all dropped
-        dropped = sum(seg[1 : keep_from * SEG_WIDTH : SEG_WIDTH]) + self.summary_chars
-        self.summary_chars = max(len(line.summary) - 2, 0)
-        estimate = None
-        if base is not None:
-            estimate = max(base - (dropped - self.summary_chars) // CHARS_PER_TOKEN, 0)
-        del seg[: keep_from * SEG_WIDTH]
-        at_ms = iso_to_ms(line.timestamp)
-        after = as_int(line.tokensAfter) if line.tokensAfter is not None else None
-        before = as_int(line.tokensBefore) if line.tokensBefore is not None else None
-        self.compactions = (*self.compactions, Compaction(at_ms, before, after, estimate, bool(line.fromHook)))
-        self.compacted_after_call = True
-        self.estimate_at_compaction = estimate
-        self.chars_after_compaction = 0
-
-    def _reset(self) -> None:
-        """SQLite store: a ``reset`` event starts a fresh context in the same session."""
-        self.resets += 1
-        del self.seg[:]
-        self.last_prompt = None
-        self.last_output = 0
-        self.compacted_after_call = False
-        self.estimate_at_compaction = None
-        self.chars_after_compaction = self.summary_chars = 0
-
-    def _follow_branch(self, parent: str | int | None) -> None:
-        """A parent other than the previous entry moves the active branch back to it."""
-        if parent is None or parent == self.last_id:
-            return
-        seg = self.seg
-        if not seg:
-            return
-        parent_hash = id_hash(parent)
-        if seg[-SEG_WIDTH] == parent_hash:
-            return
-        index = self._index_of(parent_hash)
-        if index < 0:
-            self.branch_lost = True  # parent before the segment: context below is best effort
-            return
-        del seg[(index + 1) * SEG_WIDTH :]
-        for at in range(len(seg) - 1, -1, -SEG_WIDTH):  # the prompts, newest first
-            if seg[at]:
-                self.last_prompt = seg[at]
-                self.compacted_after_call = False
-                return
-
-    def _index_of(self, entry_hash: int) -> int:
-        """The segment index of the newest entry with this id hash, or -1."""
-        seg = self.seg
-        for at in range(len(seg) - SEG_WIDTH, -1, -SEG_WIDTH):
-            if seg[at] == entry_hash:
-                return at // SEG_WIDTH
-        return -1
-
-    def _chars_since_call(self) -> int:
-        seg = self.seg
-        total = 0
-        for at in range(len(seg) - 1, -1, -SEG_WIDTH):
-            if seg[at]:
-                break
-            total += seg[at - 1]
-        return total
-
     def settle(self) -> None:
         """Called when a read ends: keep the last timestamp as a number and the model as the one
         shared string, and drop what only speeds up the next entries of a read (the raw id of the
@@ -485,22 +343,6 @@ class TranscriptStats:
         self.shared_buckets = False
 
     # -- reading ---------------------------------------------------------------------------
-
-    def context(self) -> tuple[int | None, str]:
-        """Context in use per the transcript alone: (tokens, "transcript"|"estimate"|"unknown")."""
-        if self.compacted_after_call:
-            if self.estimate_at_compaction is None:
-                return None, "unknown"
-            return self.estimate_at_compaction + self.chars_after_compaction // CHARS_PER_TOKEN, "estimate"
-        if self.last_prompt is not None:
-            return self.last_prompt, "transcript"
-        if self.base_prompt is not None:  # reset (SQLite store), no call since: base + what was written
-            return self.base_prompt + self.chars_since_reset() // CHARS_PER_TOKEN, "estimate"
-        return None, "unknown"
-
-    def chars_since_reset(self) -> int:
-        """Characters of the entries of the current context (since the start or the last reset)."""
-        return sum(self.seg[1::SEG_WIDTH])
 
     @property
     def calls(self) -> int:
@@ -528,146 +370,24 @@ class TranscriptStats:
     def last_ms(self) -> float | None:
         return iso_to_ms(self.last_ts)
 
-    # -- persistence (the index cache and worker processes) ---------------------------------
+    # -- persistence (the index cache and worker processes: core/transcript_image.py) ---------
 
     def dump(self) -> bytes:
-        if self.blob is not None:
-            return self.blob
-        # Encoded into a buffer and copied out: ``encode()`` returns its grown buffer shrunk in
-        # place, which keeps up to a quarter more than its size (~110 bytes a packed transcript).
-        buffer = bytearray()
-        _state_encoder.encode_into(
-            _State(
-                version=_STATE_VERSION,
-                session_id=self.session_id,
-                transcript_version=self.version,
-                entries=self.entries,
-                last_ts=self.last_ts,
-                cost=self.cost,
-                buckets=[_DayModel(day, model, bucket.image()) for (day, model), bucket in self.buckets.items()],
-                messages=(self.user, self.assistant, self.tool_calls, self.tool_results, self.errors),
-                model=self.model,
-                compactions=self.compactions,
-                resets=self.resets,
-                seg=self.seg.tobytes(),
-                last_prompt=self.last_prompt,
-                last_output=self.last_output,
-                last_call_ms=self.last_call_ms,
-                compacted_after_call=self.compacted_after_call,
-                estimate_at_compaction=self.estimate_at_compaction,
-                chars_after_compaction=self.chars_after_compaction,
-                summary_chars=self.summary_chars,
-                branch_lost=self.branch_lost,
-                tl_f=self.tl_f.tobytes(),
-                tl_i=self.tl_i.tobytes(),
-                current_provider=self.current_provider,
-                current_model_id=self.current_model_id,
-                spawned=self.spawned,
-                base_prompt=self.base_prompt,
-            ),
-            buffer,
-        )
-        return bytes(buffer)
+        return dump(self)
 
     @classmethod
     def load(cls, blob: bytes, price: Pricer | None = None) -> TranscriptStats:
         """Inverse of :meth:`dump`; raises ValueError on a blob of another version."""
-        state = _decode(blob)
-        # Every slot set once, here, not first by __init__: a cold start loads each of 50,000
-        # transcripts (a temporary copy to build its row), ~40% of a load was the double setting.
+        # Every slot set once, by load_into, not first by __init__ (~40% of a load was that)
         self = cls.__new__(cls)
-        self.session_id, self.version, self.entries = state.session_id, state.transcript_version, state.entries
-        self.last_ts, self.cost = state.last_ts, state.cost
-        self.buckets = {(shared(b.day), shared(b.model)): b.bucket.bucket() for b in state.buckets}
-        self.shared_buckets = False
-        self.user, self.assistant, self.tool_calls, self.tool_results, self.errors = state.messages
-        self.model = shared(state.model) if state.model is not None else None
-        self.compactions, self.resets = state.compactions, state.resets
-        self.seg = array("I", state.seg)  # bytes: read as the machine's words (frombytes)
-        self.last_prompt, self.last_output, self.last_call_ms = state.last_prompt, state.last_output, state.last_call_ms
-        self.base_prompt = state.base_prompt
-        self.compacted_after_call = state.compacted_after_call
-        self.estimate_at_compaction = state.estimate_at_compaction
-        self.chars_after_compaction, self.summary_chars = state.chars_after_compaction, state.summary_chars
-        self.branch_lost = state.branch_lost
-        self.last_id = None
-        self.tl_f = array("d", state.tl_f)
-        self.tl_i = array("I", state.tl_i)
-        self.price = price
-        self.current_provider = shared(state.current_provider) if state.current_provider else None
-        self.current_model_id = shared(state.current_model_id) if state.current_model_id else None
-        self.spawned = state.spawned
-        self.blob = blob
+        load_into(self, blob, price)
         return self
 
     @staticmethod
     def check(blob: bytes) -> None:
-        """Raise ValueError when :meth:`load` would (another version, not a state): a blob kept
-        packed is checked once, when it is adopted, not when it is next needed."""
-        _decode(blob)
-
-
-def _decode(blob: bytes) -> _State:
-    try:
-        version = _version_decoder.decode(blob).version
-        if version != _STATE_VERSION:
-            raise ValueError("transcript state of another version")
-        return _state_decoder.decode(blob)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # invalid UTF-8 is a ValueError
-        raise ValueError(str(exc)) from None
-
-
-class _DayModel(msgspec.Struct, array_like=True):
-    day: str
-    model: str
-    bucket: BucketImage
-
-
-class _Version(msgspec.Struct, array_like=True):
-    """The first field of every persisted state: read alone to reject other versions cheaply."""
-
-    version: int
-
-
-class _State(msgspec.Struct, array_like=True):
-    """The persisted image of a :class:`TranscriptStats` (index cache, worker processes).
-
-    What a packed transcript's readers read without loading it comes first, in this order
-    (``core/peek.py`` decodes a prefix: the fields after it are never looked at): the figures of
-    :func:`~clawstats.core.peek.peek`, then the view's part (:func:`~clawstats.core.peek.shape_of`).
-    """
-
-    version: int
-    entries: int
-    cost: float
-    last_call_ms: float | None
-    base_prompt: int | None
-    tl_f: bytes
-    tl_i: bytes
-    buckets: list[_DayModel]
-    compactions: tuple[Compaction, ...]
-    spawned: tuple[str, ...]
-    session_id: str | None
-    transcript_version: int | None
-    last_ts: str | float | None
-    messages: tuple[int, int, int, int, int]
-    model: str | None
-    resets: int
-    seg: bytes
-    last_prompt: int | None
-    last_output: int
-    compacted_after_call: bool
-    estimate_at_compaction: int | None
-    chars_after_compaction: int
-    summary_chars: int
-    branch_lost: bool
-    current_provider: str | None
-    current_model_id: str | None
-
-
-_state_encoder = msgspec.msgpack.Encoder()
-_version_decoder = msgspec.msgpack.Decoder(_Version)
-_state_decoder = msgspec.msgpack.Decoder(_State)
+        """Raise ValueError when :meth:`load` would: a blob kept packed is checked once, when it
+        is adopted, not when it is next needed."""
+        check(blob)
 
 
 def _day_of(line: Line) -> str:

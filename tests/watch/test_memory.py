@@ -64,7 +64,8 @@ def _three_turns() -> list[dict[str, object]]:
 
 def test_an_idle_transcript_keeps_three_arrays_and_no_empty_lists() -> None:
     stats = stats_of(_three_turns())
-    arrays = [name for name in type(stats).__slots__ if isinstance(getattr(stats, name), array)]
+    slots = [name for klass in type(stats).__mro__ for name in getattr(klass, "__slots__", ())]
+    arrays = [name for name in slots if isinstance(getattr(stats, name), array)]
     assert len(arrays) == 3  # the segment, and the timeline as two arrays of pairs
     assert len(stats.seg) == 3 * 6 and stats.calls == 3
     # never compacted, never spawned: empty tuples (one shared object), not two lists each
