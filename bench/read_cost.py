@@ -28,7 +28,7 @@ import msgspec
 import clawstats
 from clawstats.core.records import decode_lines
 from clawstats.core.transcript import TranscriptStats
-from clawstats.watch.tail import export, read_whole
+from clawstats.watch.tail_image import export, read_whole
 
 WORK = Path(__file__).resolve().parent / ".work"
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from clawstats.core.health import HealthLog
 from clawstats.core.usage import Pricer
-from clawstats.watch.tail import Tail, TailImage, adopt, export, read_whole
+from clawstats.watch.tail import Tail
+from clawstats.watch.tail_image import TailImage, adopt, export, read_whole
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor

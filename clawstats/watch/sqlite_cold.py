@@ -20,7 +20,8 @@ from clawstats.core.records import BadRecord, decode_line
 from clawstats.core.usage import Pricer
 from clawstats.watch.cold import BATCHES_PER_WORKER, batches, fork_pool
 from clawstats.watch.sqlite_access import connect, event_bytes
-from clawstats.watch.tail import FileId, Tail, TailImage, export
+from clawstats.watch.tail import FileId, Tail
+from clawstats.watch.tail_image import TailImage, export
 
 #: An agent with fewer never-read events than this (~25 MB of JSON) reads them in its own
 #: process: forking would cost more than it saves.

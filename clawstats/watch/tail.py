@@ -9,7 +9,7 @@ archives (``.gz``/``.zst``) are immutable and read whole once.
 An idle transcript is kept *packed*: its statistics as their dump (``TranscriptStats.dump()``,
 about half the objects' size), unpacked when new bytes come (``stats``) and read meanwhile by
 :meth:`Tail.peek` (a few figures), :meth:`Tail.view` (the view's part) or :meth:`Tail.current`
-(a temporary copy).
+(a temporary copy). A worker's whole read and the image it hands back: ``watch/tail_image.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import stat
 from array import array
 from typing import Any, BinaryIO, ClassVar
 
-import msgspec
 import zstandard
 
 from clawstats.core.health import HealthLog
@@ -38,11 +37,7 @@ __all__ = [
     "IDLE_POLLS",
     "FileId",
     "Tail",
-    "TailImage",
-    "adopt",
-    "export",
     "head_digest",
-    "read_whole",
 ]
 
 CHUNK_BYTES = 4 << 20
@@ -374,52 +369,3 @@ class Tail(Identified):
 
 def _open_nonblocking(path: str) -> BinaryIO:
     return os.fdopen(os.open(path, _OPEN_FLAGS), "rb")
-
-
-def read_whole(path: str, max_line_bytes: int, price: Pricer | None = None) -> tuple[Tail, HealthLog]:
-    """Read one file from scratch into a new Tail (a worker process runs this on cold scans)."""
-    tail, health = Tail(path, price), HealthLog()
-    tail.poll(health, max_line_bytes)
-    return tail, health
-
-
-class TailImage(msgspec.Struct, frozen=True, array_like=True):
-    """A picklable image of a :class:`Tail` (its stats as their compact dump): what a worker
-    process hands back after a cold read."""
-
-    path: str
-    state: bytes
-    offset: int
-    identity: bytes  # file id and head digest (see watch/identity.py)
-    pending: bytes
-    skipping: bool
-    bytes_read: int
-    open_line: bool
-
-
-def export(tail: Tail) -> TailImage:
-    return TailImage(
-        tail.path,
-        tail.dump(),
-        tail.offset,
-        tail.identity,
-        tail.pending,
-        tail.skipping,
-        tail.bytes_read,
-        tail.open_line,
-    )
-
-
-def adopt(image: TailImage, price: Pricer | None = None) -> Tail:
-    """Inverse of :func:`export`, packed: the image's dump is the packed state (its view is read
-    from it, its row from a temporary copy), so a cold read of 50,000 never holds all their
-    statistics at once (RSS at ready 298 -> ~260 MiB for a server's first read)."""
-    tail = Tail(image.path, price, image.state)
-    tail.offset = image.offset
-    tail.identity = image.identity
-    tail.pending = image.pending
-    tail.skipping = image.skipping
-    tail.bytes_read = image.bytes_read
-    tail.open_line = image.open_line
-    tail.revision = 1
-    return tail

@@ -11,7 +11,7 @@ import pytest
 
 from clawstats.core.snapshot import Snapshot
 from clawstats.settings import Settings
-from clawstats.watch import sqlite_store
+from clawstats.watch import sqlite_events
 from clawstats.watch.engine import open_store
 from clawstats.watch.sqlite_store import SqliteAgent
 from clawstats.watch.store import StatsStore
@@ -36,7 +36,7 @@ def _same(a: Snapshot, b: Snapshot) -> None:
 
 
 def test_a_first_read_in_workers_equals_one_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sqlite_store, "PARALLEL_MIN_EVENTS", 0)  # the real fixture is small
+    monkeypatch.setattr(sqlite_events, "PARALLEL_MIN_EVENTS", 0)  # the real fixture is small
     state = tmp_path / "state"
     shutil.copytree(REAL_SQLITE / "state", state)
     with sqlite3.connect(state / "agents/ops/agent/openclaw-agent.sqlite") as db:

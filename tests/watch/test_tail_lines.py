@@ -7,7 +7,8 @@ from pathlib import Path
 from clawstats.core.catalog import Catalog, ModelFacts
 from clawstats.core.health import HealthLog
 from clawstats.watch.cache import IndexCache
-from clawstats.watch.tail import Tail, adopt, export
+from clawstats.watch.tail import Tail
+from clawstats.watch.tail_image import adopt, export
 from tests.core.lines import assistant, jsonl, stamp, usage, with_ids
 
 CALLS = with_ids([assistant(use=usage(10, 5, cost=0.01), ts=stamp(i)) for i in range(3)])
