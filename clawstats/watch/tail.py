@@ -209,6 +209,8 @@ class Tail(Identified):
         finally:
             os.close(fd)
         self._identify(file_id, head)  # file id and head in one go (one bytes object)
+        if self.bytes_read == self.offset:  # read once, from the start (most files): one int object, not two
+            self.bytes_read = self.offset
         if changed:
             self.revision += 1
         state = self._state

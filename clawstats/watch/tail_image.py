@@ -56,7 +56,8 @@ def adopt(image: TailImage, price: Pricer | None = None) -> Tail:
     tail.identity = image.identity
     tail.pending = image.pending
     tail.skipping = image.skipping
-    tail.bytes_read = image.bytes_read
+    # read once, from the start (most files): one int object for both, not two (28 bytes a tail)
+    tail.bytes_read = image.offset if image.bytes_read == image.offset else image.bytes_read
     tail.open_line = image.open_line
     tail.revision = 1
     return tail

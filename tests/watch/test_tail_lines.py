@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 from clawstats.core.catalog import Catalog, ModelFacts
@@ -61,6 +62,28 @@ def test_image_round_trip_keeps_the_open_line(tmp_path: Path) -> None:
         fh.write(b"\n" + jsonl(CALLS[2:]))
     again.poll(HealthLog())
     assert _calls(again) == 3
+
+
+def test_a_file_read_once_keeps_one_int_for_its_offset_and_bytes_read(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(jsonl(CALLS) * 10)  # past 256 bytes: ints the interpreter does not cache
+    tail = Tail(str(path))
+    tail.poll(HealthLog())
+    assert tail.offset == tail.bytes_read == path.stat().st_size > 256
+    assert tail.bytes_read is tail.offset  # 28 bytes a tail, 50,000 tails in a server
+    image = pickle.loads(pickle.dumps(export(tail)))  # as a worker hands it back
+    again = adopt(image)
+    assert again.bytes_read is again.offset
+    with open(path, "ab") as fh:
+        fh.write(jsonl(CALLS[:1]))
+    tail.poll(HealthLog())
+    assert tail.bytes_read is tail.offset == path.stat().st_size
+    size = tail.offset
+    replacement = tmp_path / "new.jsonl"
+    replacement.write_bytes(path.read_bytes())
+    replacement.replace(path)  # another file: read again from zero, the lifetime count goes on
+    tail.poll(HealthLog())
+    assert tail.offset == size and tail.bytes_read == 2 * size
 
 
 def test_cached_open_line_and_other_prices_rebuild(tmp_path: Path) -> None:
