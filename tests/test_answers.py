@@ -216,6 +216,27 @@ def test_other_settings_and_no_cache_do_not_share_answers(small_state: Path, tmp
     assert not cache_dir.exists()
 
 
+def test_only_the_newest_answers_of_a_state_dir_are_kept(small_state: Path, cli: Cli) -> None:
+    """Each version, price data and settings saves its own answer (~50 MB at 50,000 sessions):
+    the oldest go, and so does a temporary file a dead writer left."""
+    _age(small_state)
+    limits = [str((64 << 20) + n) for n in range(answers.KEEP_ANSWERS + 2)]
+    for limit in limits:
+        assert not cli.run(small_state, "--max-line-bytes", limit)[1]
+        if limit == limits[0]:
+            (stale,) = cli.cache_dir.glob("answer-*.msgpack")
+            dead = stale.with_name(f".{stale.name}.dead.tmp")
+            dead.write_bytes(b"half")
+            os.utime(dead, (time.time() - 2 * answers.STALE_TMP_S,) * 2)
+            live = stale.with_name(f".{stale.name}.live.tmp")  # a save going on now
+            live.write_bytes(b"half")
+    assert len(list(cli.cache_dir.glob("answer-*.msgpack"))) == answers.KEEP_ANSWERS
+    assert not dead.exists() and live.exists()
+    assert not cli.run(small_state, "--max-line-bytes", limits[0])[1]  # the oldest went
+    assert cli.run(small_state, "--max-line-bytes", limits[-1])[1]  # the newest stayed
+    assert len(list(cli.cache_dir.glob("answer-*.msgpack"))) == answers.KEEP_ANSWERS
+
+
 def test_check_uses_the_answer_too(small_state: Path, cli: Cli) -> None:
     _age(small_state)
     cached = ("--cache-dir", str(cli.cache_dir))

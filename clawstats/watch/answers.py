@@ -41,6 +41,11 @@ log = logging.getLogger("clawstats")
 
 #: An input modified this close to (or after) the start of the read makes its answer unsaved.
 RACY_S = 2.0
+#: Answers kept per state dir (one per settings, price data and version): the newest saved. An
+#: upgrade or another ``--agent`` leaves one behind each time, ~50 MB at 50,000 sessions.
+KEEP_ANSWERS = 4
+#: A temporary file of a save this old was left by a writer that died (a save takes seconds).
+STALE_TMP_S = 600.0
 _FORMAT = 1  # the saved layout; another one is ignored (and replaced)
 
 Identity = tuple[int, int, int, int] | None  # (inode, size, mtime_ns, ctime_ns); None: absent
@@ -230,7 +235,30 @@ class AnswerFile:
                 except OSError:
                     pass
             return False
+        self._prune()
         return True
+
+    def _prune(self) -> None:
+        """Keep the :data:`KEEP_ANSWERS` newest answers of this state dir (by the time each was
+        saved), and no temporary file of a writer that died."""
+        prefix = self.path.name[: -len(f"-{self.key}.msgpack")]
+        answers: list[tuple[int, Path]] = []
+        now_ns = time.time_ns()
+        try:
+            with os.scandir(self.path.parent) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.startswith(prefix + "-") and name.endswith(".msgpack"):
+                        answers.append((entry.stat().st_mtime_ns, Path(entry.path)))
+                    elif name.startswith(f".{prefix}-") and name.endswith(".tmp"):
+                        if now_ns - entry.stat().st_mtime_ns > STALE_TMP_S * 1e9:
+                            os.unlink(entry.path)
+            answers.sort(reverse=True)
+            for _mtime, path in answers[KEEP_ANSWERS:]:
+                if path != self.path:
+                    path.unlink()
+        except OSError as exc:  # another CLI pruning at the same time, a read-only cache dir
+            log.info("old answers not pruned: %s", exc)
 
     def _remove(self) -> None:
         try:
