@@ -128,7 +128,10 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
     add("enricher", [publisher.enricher], (TranscriptStats, Tail))
     add("base prompts", [store._bases], (TranscriptStats, Tail))
     snap = store.snapshot
-    add("snapshot rows tuple, transcripts, totals", [snap.rows, snap.transcripts, snap.totals])
+    # as kept: the rows in order and the transcripts are made only when a reader asks (the walk
+    # does not make them), and a cold start's ``changed`` is the keys of ``by_key``
+    made = [lazy.get() for lazy in (snap.ordered, snap.counted) if lazy.made]
+    add("snapshot rows tuple, transcripts (when made), changed, totals", [*made, snap.changed, snap.totals])
     return out
 
 

@@ -151,8 +151,10 @@ def annotate(rows: Sequence[SessionRow], tree: Tree) -> list[SessionRow]:
             msgspec.structs.replace(
                 row,
                 parent_key=tree.parents.get(row.key),
-                root_key=tree.roots.get(row.key),
-                tree_cost=tree.tree_cost.get(row.key, row.total_cost),
+                # (a whole tree has every row's root and tree cost; the enricher's kept tree only
+                # those a row's own fields do not give: itself, its own cost)
+                root_key=tree.roots.get(row.key, row.key),
+                tree_cost=tree.tree_cost.get(row.key, row.total_cost or 0.0),
                 cron_job=cron_job_of(lineage_key),
                 channel=channel_of(lineage_key, row.channel),
             )

@@ -27,7 +27,7 @@ from clawstats.core.health import Health, HealthLog
 from clawstats.core.layered import Layered
 from clawstats.core.rollup import Members
 from clawstats.core.session import SessionRow, build_row
-from clawstats.core.snapshot import Lazy, Snapshot, TranscriptView
+from clawstats.core.snapshot import Lazy, Snapshot, TranscriptView, changed_keys
 from clawstats.watch.base_prompts import BasePrompts
 from clawstats.watch.joins import Joins
 from clawstats.watch.rows import RowTable
@@ -270,7 +270,7 @@ class Publisher:
             totals=joins.rollup.totals(len(table.rows), len(table.unknown)),
             health=health,
             catalog=self.catalog,
-            changed=frozenset(changed),
+            changed=changed_keys(changed, self._by_key),
             removed=frozenset(removed),
         )
         return self.snapshot

@@ -20,6 +20,7 @@ import pytest
 
 from clawstats.core import peek as peek_module
 from clawstats.core import records
+from clawstats.core.enricher import Enricher
 from clawstats.core.health import HealthLog
 from clawstats.core.peek import Peek, buckets_of, peek, shape_of
 from clawstats.core.records import decode_line, shared
@@ -523,3 +524,52 @@ def test_a_sqlite_session_idle_after_new_events_is_packed_again(tmp_path: Path) 
     assert store.tails[stats_id].packed and isinstance(view.held, bytes)
     assert store._joins.rollup.member(stats_id) == ("ops", view)
     assert idle.revision == written.revision and idle.totals == written.totals
+
+
+def test_a_cold_start_names_every_row_changed_without_a_set_of_every_key(tmp_path: Path) -> None:
+    """The first snapshot names every row as changed by its own rows' keys (no frozenset of 50,000
+    keys kept until the next change); a later change names its keys in a set of their own."""
+    state = tmp_path / "state"
+    _store_of(state, 30)
+    store = make_store(state)
+    first = store.scan()
+    assert not isinstance(first.changed, frozenset) and first.changed == set(first.by_key)
+    assert sorted(first.changed) == sorted(row.key for row in first.rows)
+    path = state / "agents/ops/sessions/00000000-0000-4000-8000-000000000003.jsonl"
+    _append(path, 0.5)
+    after = store.scan({str(path)})
+    assert type(after.changed) is frozenset and after.changed == {"agent:ops:copy-3"}
+
+
+def test_the_enricher_keeps_no_lineage_entry_a_plain_row_gives_and_the_rollup_no_tuple(tmp_path: Path) -> None:
+    """A row with no parent and no children (most) has only its shape kept by the enricher (its
+    root is itself, its tree cost its own cost): no parent, root, tree cost or own cost per row;
+    the rollup counts each transcript as its view (which names its agent), not an (agent, view)
+    tuple. The rows served are those of a whole-tree pass (attribution data: parents, archives,
+    cron runs)."""
+    state = tmp_path / "state"
+    _store_of(state, 30)
+    shutil.copytree(ATTRIB_STATE / "agents", state / "agents", dirs_exist_ok=True)
+    store = make_store(state)
+    snap = store.scan()
+    enricher = store._publisher.enricher
+    tree = enricher.tree
+    assert tree is not None and len(enricher._shapes) == len(snap.by_key)
+    plain = [key for key, row in snap.by_key.items() if row.parent_key is None and key not in tree.children]
+    assert len(plain) >= 30
+    kept = [m for m in (tree.parents, tree.roots, tree.tree_cost, enricher._costs) for key in plain if key in m]
+    assert kept == []
+    assert all(enricher._shapes[key] is enricher._shapes[plain[0]] for key in plain)  # one shared tuple
+    members = [m for block in store._joins.rollup._members for m in block.values()]
+    assert members and not any(isinstance(m, tuple) for m in members)
+    publisher = store._publisher
+    built = BuiltRows(publisher.table.rows, {}, publisher._links).everything()
+    fresh = Enricher()  # a whole-tree pass over the same rows
+    whole = fresh.update(built, publisher.views, set(built), set(), {}, publisher.catalog.compaction)
+    assert fresh.full_passes == 1
+    for key, row in snap.by_key.items():
+        assert (row.parent_key, row.root_key, row.tree_cost) == (
+            whole[key].parent_key,
+            whole[key].root_key,
+            whole[key].tree_cost,
+        ), key
