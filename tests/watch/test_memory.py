@@ -20,10 +20,12 @@ import pytest
 
 from clawstats.core import peek as peek_module
 from clawstats.core import records
+from clawstats.core.catalog import Catalog
 from clawstats.core.enricher import Enricher
 from clawstats.core.health import HealthLog
 from clawstats.core.peek import Peek, buckets_of, peek, shape_of
 from clawstats.core.records import decode_line, shared
+from clawstats.core.session import build_row
 from clawstats.core.snapshot import TranscriptView
 from clawstats.core.transcript import TranscriptStats, iso_to_ms
 from clawstats.settings import Settings
@@ -183,6 +185,21 @@ def test_index_rows_share_their_context_window_int() -> None:
     rows, _ = records.parse_index(json.dumps(doc).encode())
     assert len({id(rows[f"agent:main:s{n}"].contextTokens) for n in range(6)}) == 2  # one object per value
     assert type(rows["agent:main:f"].contextTokens) is float  # a float stays itself (128000.0 == 128000)
+
+
+def test_a_served_row_shares_its_index_rows_update_time_object() -> None:
+    """The index row holds ``updatedAt`` as the float the served row keeps (``updatedAtMs``): one
+    object, not an int and a float; equal to the int, so a rewrite leaves the row as it was."""
+    raw = json.dumps({"agent:main:a": {"sessionId": "a", "updatedAt": 1795540062683}}).encode()
+    rows, _ = records.parse_index(raw)
+    row = rows["agent:main:a"]
+    assert type(row.updatedAt) is float and row.updatedAt == 1795540062683
+    served = build_row("agent:main:a", "main", row, None, Catalog())
+    assert served.updated_at_ms is row.updatedAt and served.updated_at == "2026-11-24T17:07:42.683Z"
+    again, _ = records.parse_index(raw, rows)
+    assert again["agent:main:a"] is row
+    huge = json.dumps({"agent:main:b": {"sessionId": "b", "updatedAt": 2**53 + 1}}).encode()
+    assert records.parse_index(huge)[0]["agent:main:b"].updatedAt == 2**53 + 1  # not a float: inexact
 
 
 def test_the_first_scan_hands_free_heap_back_once(small_state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
