@@ -23,7 +23,7 @@ from clawstats.watch.cache import IndexCache
 from clawstats.watch.index import IndexFile
 from clawstats.watch.layout import AgentSource
 from clawstats.watch.listing import Listing
-from clawstats.watch.locate import classify, locate
+from clawstats.watch.locate import classify_paths, locate
 from clawstats.watch.sessionkeys import owner_from_trajectory
 from clawstats.watch.source import AgentScan, Source
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail
@@ -103,12 +103,10 @@ class FileAgent:
         """Before the first plan of an agent read from nothing (no tail, none restored from the
         index): every transcript its directory lists, each of which that plan names a row for
         and reads whole, so the store can start reading them before it plans; [] otherwise."""
-        if self.listing.names is not None or self.tails or self._cold or self._restored:
+        if self.listing.paths is not None or self.tails or self._cold or self._restored:
             return []
         self.listing.refresh()
-        names: frozenset[str] = self.listing.names or frozenset()
-        here = os.path.join(self.sessions_dir, "")
-        return [here + name for name in sorted(names)]
+        return sorted(self.listing.paths or ())
 
     def _settle(self) -> None:
         """Every transcript of the plan has its Tail: the one a worker read, else a new one."""
@@ -149,7 +147,7 @@ class FileAgent:
         row added or removed, a new transcript or session id (a reset), so the full plan decides
         claims, orphans and archive owners as always. The rows the listing does not locate
         (a sessionFile elsewhere) are located again too: their file may have come or gone."""
-        rows, sources, present = self.index.rows, self.sources, self.listing.names or frozenset()
+        rows, sources, present = self.index.rows, self.sources, self.listing.paths or {}
         outside, probed_keys = self._outside, self._probed
         if not keys or len(keys) + len(probed_keys) + len(outside) > max(len(rows) // 8, 64):
             return False  # nothing, or so much that the full plan costs about the same
@@ -188,11 +186,11 @@ class FileAgent:
     def _build_plan(self) -> dict[str, Source]:
         source = self.source
         sessions_dir = source.sessions_dir
-        present = self.listing.names or frozenset()
+        present = self.listing.paths or {}
         rows = self.index.rows
         self.rows_planned += len(rows)
         self._learn_owners(rows)
-        live, archives = classify(sessions_dir, present)
+        live, archives = classify_paths(sessions_dir, present)
         sources: dict[str, Source] = {}
         claimed: set[str] = set()
         self._waiting = False
@@ -273,6 +271,7 @@ class FileAgent:
         if tail is None:
             tail = self._restored.pop(path, None)
             if tail is not None:
+                tail.path = path  # the listing's string (equal), not a second copy from the index
                 tail.use_price(self.price)
         self._changed_stats.add(path)
         if tail is None:  # never read: a worker may read it before the scan (see _settle)

@@ -590,3 +590,32 @@ def test_the_enricher_keeps_no_lineage_entry_a_plain_row_gives_and_the_rollup_no
             whole[key].root_key,
             whole[key].tree_cost,
         ), key
+
+
+def test_a_transcripts_path_is_one_string_for_listing_plan_tail_and_joins(tmp_path: Path) -> None:
+    """The listing keeps each transcript's path (mapped to itself: no set of names beside them),
+    and that one object is the plan's, the tail's, the joins' key and, for a row naming its file
+    here, the row's ``sessionFile``; a listing again after a new transcript keeps the objects."""
+    state = tmp_path / "state"
+    _store_of(state, 10)
+    store = make_store(state)
+    store.scan()
+    agent = store.agents["ops"]
+    paths = agent.listing.paths
+    assert paths is not None and not hasattr(agent.listing, "names")
+    for path, tail in agent.tails.items():
+        assert paths[path] is path and tail.path is path
+        assert next(k for k in store._joins.tviews if k == path) is path
+    named = [s for s in agent.sources.values() if s.row is not None and s.row.sessionFile == s.stats_id]
+    assert len(named) >= 10
+    for src in named:
+        assert src.row is not None and src.stats_id is not None
+        assert src.row.sessionFile is src.stats_id is paths[src.stats_id]
+    before = dict(paths)
+    new = state / "agents/ops/sessions/00000000-0000-4000-8000-0000000000ff.jsonl"
+    shutil.copyfile(state / OPS_TRANSCRIPT, new)
+    agent.listing.relist = True
+    store.scan()
+    after = agent.listing.paths
+    assert after is not None and str(new) in after
+    assert all(after[path] is path for path in before)
