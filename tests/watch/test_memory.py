@@ -349,6 +349,22 @@ def test_a_reset_archive_is_owned_by_the_key_whose_id_moved_on_with_no_map_of_id
     (sessions / "sessions.json").write_text(json.dumps({"agent:main:live": {"sessionId": new_sid}}))
     after = store.scan()
     assert after.by_key[f"agent:main:{old_sid}"].archived_from == "agent:main:live"
+    assert agent._learnt == {old_sid: "agent:main:live"}  # learnt: the id moved on; no row's own id
+
+
+def test_an_agent_keeps_no_map_of_its_rows_ids(tmp_path: Path) -> None:
+    """Which key a session id belongs to is read from the rows when a plan needs it (an orphan or
+    archive): the agent keeps only what it learnt otherwise (none here), yet tells the index
+    every row's id when it persists them."""
+    state = tmp_path / "state"
+    _store_of(state, 10)
+    store = make_store(state)
+    store.scan()
+    agent = store.agents["ops"]
+    assert agent._learnt == {} and agent._by_id is None
+    owners = agent.owners
+    for n in range(10):
+        assert owners[f"00000000-0000-4000-8000-{n:012d}"] == f"agent:ops:copy-{n}"
 
 
 def test_a_transcript_packs_after_idle_polls_and_its_view_keeps_its_timeline(tmp_path: Path) -> None:
