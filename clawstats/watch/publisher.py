@@ -210,7 +210,8 @@ class Publisher:
         if not order:
             return set()
         # Every row is built in this publish and none is served: the enricher reads them as built.
-        enriched = self.enricher.update(self._built, views, set(self._built), set(), {}, self.catalog.compaction)
+        built = self._built
+        enriched = self.enricher.update(built, views, set(built), set(), {}, self.catalog.compaction, release=built)
         self.table.load({key: enriched[key] for key in order})
         self._cold_views = views  # the first snapshot's views as they are (no copy of RowViews)
         return set(order)
