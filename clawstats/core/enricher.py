@@ -13,13 +13,13 @@ tree again, as :func:`enrich` does. Pure.
 The kept tree is sparse (at 50,000 sessions a map with an entry per row is ~2.6 MB): most rows
 are plain leaves (no parent, no children), and what they would hold is their row's own: a parent
 is kept only when there is one, a root only when it is not the key itself, a tree cost only for
-a key with children (a leaf's is its own cost, read from its row). Only the shapes have an entry
-per row (they tell a new row from one the tree has: most are the one shared ``_PLAIN``).
+a key with children (a leaf's is its own cost, read from its row), a shape only when it is not
+``_PLAIN`` (the caller names the rows new in each update, so no map of every row tells them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 import msgspec
 
@@ -52,7 +52,7 @@ class Enricher:
         self.memo: ForecastMemo = {}
         self.tree: Tree | None = None
         self.full_passes = 0  # whole-tree builds (a test pins that an append needs none)
-        self._shapes: dict[str, Shape] = {}  # every row's (the rows the kept tree has)
+        self._shapes: dict[str, Shape] = {}  # the rows' shapes but ``_PLAIN`` (most rows)
         # the own costs (None counts 0) the tree was summed with, of the rows with a parent or
         # children: a plain row's chain is itself, nothing to sum again
         self._costs: dict[str, float] = {}
@@ -67,9 +67,11 @@ class Enricher:
         served: Mapping[str, SessionRow],
         compaction: CompactionConfig,
         *,
+        added: Collection[str] | None = None,
         release: dict[str, SessionRow] | None = None,
     ) -> dict[str, SessionRow]:
-        """The rows whose enriched form differs from ``served``. ``release``: ``base`` itself, a
+        """The rows whose enriched form differs from ``served``. ``added``: the rebuilt keys that
+        had no row before (None: not told, the whole tree is built again). ``release``: ``base`` itself, a
         dict the caller needs no more (a cold start's rows as built): each built row is dropped
         from it once enriched, so its enriched copy takes the memory it held (at 50,000 rows, the
         built rows freed at once after the publish left ~16 MB of empty pools the process kept)."""
@@ -77,14 +79,15 @@ class Enricher:
         fresh = {key for key in rebuilt if key in base}
         for key in gone:
             self.memo.pop(key, None)
-        moved = self._follow(base, views, fresh, gone, served)
+        moved = self._follow(base, views, fresh, gone, served, added)
         if moved is None:
             self.full_passes += 1
             rows = list(base.values())
             self._links = links_of(rows, views)
             self.tree = _sparse(build_tree(rows, self._links))
             del rows  # (no reference to every built row left here: see ``release``)
-            self._shapes = {key: _shape(row, views.get(key)) for key, row in base.items()}
+            shapes = ((key, _shape(row, views.get(key))) for key, row in base.items())
+            self._shapes = {key: shape for key, shape in shapes if shape is not _PLAIN}
             linked = self.tree.parents.keys() | self.tree.children.keys()
             self._costs = {key: row.total_cost or 0.0 for key, row in base.items() if key in linked}
             moved = set(base)
@@ -116,13 +119,14 @@ class Enricher:
         fresh: set[str],
         gone: set[str],
         served: Mapping[str, SessionRow],
+        added: Collection[str] | None,
     ) -> set[str] | None:
         """Update the kept tree in place: leaf rows added or removed, and the tree cost of each
         changed row's chain of ancestors. Returns the row keys whose lineage fields may have
         moved, or None when the whole tree must be built again (the kept one may be half-updated
         then: the full pass replaces it)."""
         tree = self.tree
-        new = self._leaves(base, views, fresh, gone)
+        new = self._leaves(base, views, fresh, gone, served, added) if added is not None else None
         if tree is None or new is None:
             return None
         starts: list[str] = []
@@ -143,7 +147,8 @@ class Enricher:
             if up is not None:
                 tree.parents[key] = up
                 tree.children.setdefault(up, []).append(key)
-            self._shapes[key] = shape
+            if shape is not _PLAIN:
+                self._shapes[key] = shape
         for key in new:
             root = root_of(key, tree.parents)
             if root != key:
@@ -158,26 +163,33 @@ class Enricher:
         return self._resum(tree, base, served, starts)
 
     def _leaves(
-        self, base: Mapping[str, SessionRow], views: Mapping[str, Timeline], fresh: set[str], gone: set[str]
+        self,
+        base: Mapping[str, SessionRow],
+        views: Mapping[str, Timeline],
+        fresh: set[str],
+        gone: set[str],
+        served: Mapping[str, SessionRow],
+        added: Collection[str],
     ) -> dict[str, Shape] | None:
         """The rows new in this scan (with their shapes) when every change is one the kept tree
         can take in place; None otherwise."""
-        tree, links = self.tree, self._links
+        tree, links, shapes = self.tree, self._links, self._shapes
         if tree is None:
             return None
-        new = {key: _shape(base[key], views.get(key)) for key in fresh if key not in self._shapes}
+        new = {key: _shape(base[key], views.get(key)) for key in fresh if key in added}
         for key in fresh:
-            if key not in new and self._shapes[key] != _shape(base[key], views.get(key)):
+            if key not in new and shapes.get(key, _PLAIN) != _shape(base[key], views.get(key)):
                 return None  # its parent, archive owner or spawned children moved
         for key in gone:
-            if key in tree.children or key in links or key not in self._shapes:
+            if key in tree.children or key in links:
                 return None  # not a plain leaf: a parent, or a spawned child whose key stays in the tree
         for key, shape in new.items():
             if shape[2] or key in tree.parents or key in tree.children:
                 return None  # it spawned children, or its key was already in the tree (a placeholder)
             up = parent_of(base[key], links)
-            if up is not None and cron_job_key(up) is not None and up not in tree.parents and up not in self._shapes:
-                return None  # a cron run's placeholder the full pass would add
+            if up is not None and cron_job_key(up) is not None and up not in tree.parents:
+                if up not in served or up in added:  # (a row before this update: in the tree)
+                    return None  # a cron run's placeholder the full pass would add
         return new
 
     def _resum(

@@ -183,7 +183,7 @@ class Publisher:
             # lineage, tree cost, forecast: the rebuilt rows, and any other whose lineage moved
             built = BuiltRows(table.rows, self._built, self._links)
             enriched = self.enricher.update(
-                built, self.views, set(self._built), removed, table.rows, self.catalog.compaction
+                built, self.views, set(self._built), removed, table.rows, self.catalog.compaction, added=table.added
             )
             for key, row in enriched.items():
                 if table.rows.get(key) != row:
@@ -211,7 +211,8 @@ class Publisher:
             return set()
         # Every row is built in this publish and none is served: the enricher reads them as built.
         built = self._built
-        enriched = self.enricher.update(built, views, set(built), set(), {}, self.catalog.compaction, release=built)
+        compaction = self.catalog.compaction
+        enriched = self.enricher.update(built, views, set(built), set(), {}, compaction, added=built, release=built)
         self.table.load({key: enriched[key] for key in order})
         self._cold_views = views  # the first snapshot's views as they are (no copy of RowViews)
         return set(order)
