@@ -335,6 +335,11 @@ class FileAgent:
     def adopt_read(self, tail: Tail) -> None:
         """A tail read whole by a worker (see ``prepare``)."""
         path = tail.path
+        listed = self.listing.paths.get(path) if self.listing.paths is not None else None
+        if listed is not None:
+            # the listing's string, the plan's too: the worker's copy goes now, while the next
+            # image is decoded into its memory (at the plan's settling, 50,000 of them left holes)
+            tail.path = path = listed
         if path in self._cold:
             self._cold[path] = tail
         elif path in self.tails:
