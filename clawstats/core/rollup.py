@@ -51,17 +51,29 @@ def block_of(stats_id: str) -> int:
 
 
 class Members:
-    """The counted transcripts at one publish (blocks never changed again): read on demand."""
+    """The counted transcripts at one publish (blocks never changed again): read on demand.
 
-    __slots__ = ("_blocks",)
+    A block's (agent id, view) pairs are made when a reader first asks and kept beside it in
+    ``pairs`` (the rollup's, shared by its publishes) while the block is that same object (a
+    change copies a block a snapshot holds): a reader of every transcript (a metrics scrape, a
+    usage query) pays for the blocks changed since, and no pair is kept while none asks."""
 
-    def __init__(self, blocks: tuple[dict[str, Kept], ...]) -> None:
+    __slots__ = ("_blocks", "_pairs")
+
+    def __init__(
+        self, blocks: tuple[dict[str, Kept], ...], pairs: list[tuple[object, tuple[Member, ...]] | None]
+    ) -> None:
         self._blocks = blocks
+        self._pairs = pairs
 
     def all(self) -> tuple[Member, ...]:
         joined: list[Member] = []
-        for block in self._blocks:
-            joined.extend(map(_member, block.values()))
+        pairs = self._pairs
+        for at, block in enumerate(self._blocks):
+            made = pairs[at]
+            if made is None or made[0] is not block:
+                made = pairs[at] = (block, tuple(map(_member, block.values())))
+            joined.extend(made[1])
         return tuple(joined)
 
 
@@ -74,6 +86,7 @@ class Rollup:
     def __init__(self) -> None:
         self._members: list[dict[str, Kept]] = [{} for _ in range(BLOCKS)]
         self._owned: set[int] = set(range(BLOCKS))  # blocks no snapshot holds (written in place)
+        self._pairs: list[tuple[object, tuple[Member, ...]] | None] = [None] * BLOCKS  # see Members
         # stats id -> the member its buckets are summed as (None: none), for ids changed since
         # the last totals
         self._pending: dict[str, Kept | None] = {}
@@ -129,7 +142,7 @@ class Rollup:
     def members(self) -> Members:
         """Every counted transcript now; the next change to a block copies it first."""
         self._owned.clear()
-        return Members(tuple(self._members))
+        return Members(tuple(self._members), self._pairs)
 
     def totals(self, sessions: int, unknown_sessions: int = 0) -> Totals:
         """Totals now, over every transcript put (each once)."""

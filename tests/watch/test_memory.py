@@ -594,8 +594,10 @@ def test_the_enricher_keeps_no_lineage_entry_a_plain_row_gives_and_the_rollup_no
     maps = (tree.parents, tree.roots, tree.tree_cost, enricher._costs, enricher._shapes)
     assert [key for m in maps for key in plain if key in m] == []
     assert 0 < len(enricher._shapes) < len(snap.by_key) - 30  # the rows with a parent, archive or children
-    members = [m for block in store._joins.rollup._members for m in block.values()]
+    rollup = store._joins.rollup
+    members = [m for block in rollup._members for m in block.values()]
     assert members and not any(isinstance(m, tuple) for m in members)
+    assert rollup._pairs == [None] * len(rollup._pairs)  # no (agent, view) pair until a reader asks
     publisher = store._publisher
     built = BuiltRows(publisher.table.rows, {}, publisher._links).everything()
     fresh = Enricher()  # a whole-tree pass over the same rows
@@ -658,3 +660,23 @@ def test_a_cold_publish_drops_each_built_row_once_enriched(tmp_path: Path, monke
     snap = store.scan()
     assert len(left) == len(snap.rows) >= 20
     assert left == list(range(len(snap.rows), 0, -1))  # one built row fewer at each enrichment
+
+
+def test_every_transcript_is_paired_with_its_agent_once_per_block_change(tmp_path: Path) -> None:
+    """A reader of every transcript (a metrics scrape) gets (agent, view) pairs made per block of
+    the rollup when first asked; the next snapshot's reader reuses the pairs of every block its
+    change left as it was (the same objects) and makes those of the changed block only."""
+    state = tmp_path / "state"
+    _store_of(state, 30)
+    store = make_store(state)
+    first = store.scan().transcripts
+    assert {(agent, id(view)) for agent, view in first} == {
+        (view.agent_id, id(view)) for view in store._joins.tviews.values()
+    }
+    path = state / "agents/ops/sessions/00000000-0000-4000-8000-000000000003.jsonl"
+    _append(path, 0.5)
+    after = store.scan({str(path)}).transcripts
+    kept = {id(pair) for pair in first}
+    made = [pair for pair in after if id(pair) not in kept]
+    assert len(after) == len(first) and 1 <= len(made) < len(after) // 4
+    assert any(view is store._joins.tviews[str(path)] for _agent, view in made)
