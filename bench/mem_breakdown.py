@@ -112,7 +112,8 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
     seen.update(id(s) for s in sources)
     add("  IndexRow (decoded sessions.json row)", [s.row for s in sources])
     agents = list(store.agents.values())
-    add("agent maps (sources, tails, owners, plan sets)", [a.__dict__ if hasattr(a, "__dict__") else a for a in agents])
+    parts = [a.__dict__ if hasattr(a, "__dict__") else a for a in agents]
+    add("agent maps (sources, tails, index rows, listing paths, plan sets)", parts)
     publisher = store._publisher
     # main keeps every row as built and as enriched; the branch the enriched rows and (parent, channel) links
     kept = getattr(publisher, "_base_rows", None)
