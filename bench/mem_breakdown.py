@@ -112,7 +112,8 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
     seen.update(id(s) for s in sources)
     add("  IndexRow (decoded sessions.json row)", [s.row for s in sources])
     agents = list(store.agents.values())
-    add("agent maps (sources, tails, owners, plan sets)", [a.__dict__ if hasattr(a, "__dict__") else a for a in agents])
+    parts = [a.__dict__ if hasattr(a, "__dict__") else a for a in agents]
+    add("agent maps (sources, tails, index rows, listing paths, plan sets)", parts)
     publisher = store._publisher
     # main keeps every row as built and as enriched; the branch the enriched rows and (parent, channel) links
     kept = getattr(publisher, "_base_rows", None)
@@ -128,7 +129,10 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
     add("enricher", [publisher.enricher], (TranscriptStats, Tail))
     add("base prompts", [store._bases], (TranscriptStats, Tail))
     snap = store.snapshot
-    add("snapshot rows tuple, transcripts, totals", [snap.rows, snap.transcripts, snap.totals])
+    # as kept: the rows in order and the transcripts are made only when a reader asks (the walk
+    # does not make them), and a cold start's ``changed`` is the keys of ``by_key``
+    made = [lazy.get() for lazy in (snap.ordered, snap.counted) if lazy.made]
+    add("snapshot rows tuple, transcripts (when made), changed, totals", [*made, snap.changed, snap.totals])
     return out
 
 

@@ -144,17 +144,19 @@ def group_name(row: SessionRow, by: str, tree: Tree, by_key: Mapping[str, Sessio
 
 def annotate(rows: Sequence[SessionRow], tree: Tree) -> list[SessionRow]:
     """Rows with ``parentKey``, ``treeCost``, ``cronJob`` and the key-derived ``channel`` filled in."""
-    out: list[SessionRow] = []
-    for row in rows:
-        lineage_key = row.archived_from or row.key
-        out.append(
-            msgspec.structs.replace(
-                row,
-                parent_key=tree.parents.get(row.key),
-                root_key=tree.roots.get(row.key),
-                tree_cost=tree.tree_cost.get(row.key, row.total_cost),
-                cron_job=cron_job_of(lineage_key),
-                channel=channel_of(lineage_key, row.channel),
-            )
-        )
-    return out
+    return [annotated(row, tree) for row in rows]
+
+
+def annotated(row: SessionRow, tree: Tree) -> SessionRow:
+    """One row of :func:`annotate`."""
+    lineage_key = row.archived_from or row.key
+    return msgspec.structs.replace(
+        row,
+        parent_key=tree.parents.get(row.key),
+        # (a whole tree has every row's root and tree cost; the enricher's kept tree only those a
+        # row's own fields do not give: itself, its own cost)
+        root_key=tree.roots.get(row.key, row.key),
+        tree_cost=tree.tree_cost.get(row.key, row.total_cost or 0.0),
+        cron_job=cron_job_of(lineage_key),
+        channel=channel_of(lineage_key, row.channel),
+    )

@@ -93,6 +93,11 @@ class Layered(Mapping[str, V], Generic[V]):
         return self._len
 
     def __iter__(self) -> Iterator[str]:
+        if self._parent is None:  # one layer: its keys (no set of every key seen)
+            return (key for key, value in self._layer.items() if value is not _GONE)
+        return self._chained()
+
+    def _chained(self) -> Iterator[str]:
         chain: list[Layered[V]] = []
         node: Layered[V] | None = self
         while node is not None:

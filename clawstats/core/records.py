@@ -283,7 +283,17 @@ def _share(row: IndexRow) -> IndexRow:
     context = row.contextTokens
     if type(context) is int:  # a model's window: a few values over every row (32 bytes a row)
         row.contextTokens = _shared_int(context)
+    updated = row.updatedAt
+    if type(updated) is int and updated <= _EXACT_FLOAT:
+        # The served row keeps it as a float (``updatedAtMs``): held as that float here, the row
+        # shares it (``float()`` of a float is that object) instead of an int and a float (32
+        # bytes a row). Equal to the int, so a rewrite's unchanged rows still compare equal.
+        row.updatedAt = float(updated)
     return row
+
+
+#: Ints up to this are floats exactly (epoch ms are, for the next 285,000 years).
+_EXACT_FLOAT = 2**53
 
 
 #: Ints many rows hold the same of (context windows), as :data:`_SHARED`; capped the same way.

@@ -16,13 +16,34 @@ costs a change one block's copy, not a copy of every transcript.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
+from typing import Protocol
 
 from clawstats.core.exact import Sum, exact
 from clawstats.core.figures import HasBuckets, figure_of
 from clawstats.core.totals import GROUP_BY, Totals, UsageGroup, totals_of
+from clawstats.core.usage import Bucket
 
 BLOCKS = 256
 Member = tuple[str, HasBuckets]  # (agent id, buckets)
+
+
+class Counted(Protocol):
+    """A transcript that names its agent (a ``TranscriptView``): counted as itself."""
+
+    @property
+    def agent_id(self) -> str: ...
+    @property
+    def buckets(self) -> Mapping[tuple[str, str], Bucket]: ...
+
+
+#: What is kept per counted transcript: the store's view itself (no (agent, view) tuple: 56
+#: bytes a transcript), or an (agent id, buckets) pair.
+Kept = Counted | Member
+
+
+def _member(kept: Kept) -> Member:
+    return kept if isinstance(kept, tuple) else (kept.agent_id, kept)
 
 
 def block_of(stats_id: str) -> int:
@@ -30,17 +51,29 @@ def block_of(stats_id: str) -> int:
 
 
 class Members:
-    """The counted transcripts at one publish (blocks never changed again): read on demand."""
+    """The counted transcripts at one publish (blocks never changed again): read on demand.
 
-    __slots__ = ("_blocks",)
+    A block's (agent id, view) pairs are made when a reader first asks and kept beside it in
+    ``pairs`` (the rollup's, shared by its publishes) while the block is that same object (a
+    change copies a block a snapshot holds): a reader of every transcript (a metrics scrape, a
+    usage query) pays for the blocks changed since, and no pair is kept while none asks."""
 
-    def __init__(self, blocks: tuple[dict[str, Member], ...]) -> None:
+    __slots__ = ("_blocks", "_pairs")
+
+    def __init__(
+        self, blocks: tuple[dict[str, Kept], ...], pairs: list[tuple[object, tuple[Member, ...]] | None]
+    ) -> None:
         self._blocks = blocks
+        self._pairs = pairs
 
     def all(self) -> tuple[Member, ...]:
         joined: list[Member] = []
-        for block in self._blocks:
-            joined.extend(block.values())
+        pairs = self._pairs
+        for at, block in enumerate(self._blocks):
+            made = pairs[at]
+            if made is None or made[0] is not block:
+                made = pairs[at] = (block, tuple(map(_member, block.values())))
+            joined.extend(made[1])
         return tuple(joined)
 
 
@@ -51,11 +84,12 @@ class Rollup:
     taken out of the sums again by their values when the transcript changes or goes."""
 
     def __init__(self) -> None:
-        self._members: list[dict[str, Member]] = [{} for _ in range(BLOCKS)]
+        self._members: list[dict[str, Kept]] = [{} for _ in range(BLOCKS)]
         self._owned: set[int] = set(range(BLOCKS))  # blocks no snapshot holds (written in place)
+        self._pairs: list[tuple[object, tuple[Member, ...]] | None] = [None] * BLOCKS  # see Members
         # stats id -> the member its buckets are summed as (None: none), for ids changed since
         # the last totals
-        self._pending: dict[str, Member | None] = {}
+        self._pending: dict[str, Kept | None] = {}
         self._total = Sum()
         self._sums: dict[str, dict[str, Sum]] = {by: {} for by in GROUP_BY}
         self._figures: dict[str, dict[str, UsageGroup]] = {by: {} for by in GROUP_BY}
@@ -69,7 +103,7 @@ class Rollup:
         """Whether a change is waiting to be summed (the totals would differ)."""
         return bool(self._pending)
 
-    def _block(self, stats_id: str) -> dict[str, Member]:
+    def _block(self, stats_id: str) -> dict[str, Kept]:
         block = block_of(stats_id)
         members = self._members[block]
         if block not in self._owned:  # a snapshot holds this one: it stays as it was
@@ -77,15 +111,15 @@ class Rollup:
             self._owned.add(block)
         return members
 
-    def put(self, stats_id: str, member: Member) -> None:
-        """Count ``member`` (agent id, buckets) for ``stats_id``; the caller's tuple is kept as it
-        is (the store keeps the same one: 56 bytes a transcript, not twice)."""
+    def put(self, stats_id: str, member: Kept) -> None:
+        """Count ``member`` (agent id, buckets; or a view naming its agent) for ``stats_id``; kept
+        as it is."""
         members = self._block(stats_id)
         if stats_id not in self._pending:
             self._pending[stats_id] = members.get(stats_id)
         members[stats_id] = member
 
-    def swap(self, stats_id: str, member: Member) -> None:
+    def swap(self, stats_id: str, member: Kept) -> None:
         """Count ``stats_id`` as ``member``, whose buckets equal those it is counted with now (the
         same statistics held otherwise): no sum moves, nothing is pending."""
         members = self._block(stats_id)
@@ -93,8 +127,9 @@ class Rollup:
             members[stats_id] = member
 
     def member(self, stats_id: str) -> Member | None:
-        """What ``stats_id`` is counted as now (None: it is not)."""
-        return self._members[block_of(stats_id)].get(stats_id)
+        """What ``stats_id`` is counted as now, as (agent id, buckets) (None: it is not)."""
+        kept = self._members[block_of(stats_id)].get(stats_id)
+        return _member(kept) if kept is not None else None
 
     def drop(self, stats_id: str) -> None:
         if stats_id not in self._members[block_of(stats_id)]:
@@ -107,7 +142,7 @@ class Rollup:
     def members(self) -> Members:
         """Every counted transcript now; the next change to a block copies it first."""
         self._owned.clear()
-        return Members(tuple(self._members))
+        return Members(tuple(self._members), self._pairs)
 
     def totals(self, sessions: int, unknown_sessions: int = 0) -> Totals:
         """Totals now, over every transcript put (each once)."""
@@ -137,9 +172,9 @@ class Rollup:
         built = {by: {name: figures[name] for name in sorted(figures)} for by, figures in self._figures.items()}
         return totals_of(self._total_figure, built, sessions, unknown_sessions)
 
-    def _move(self, member: Member, touched: dict[str, set[str]], adding: bool) -> None:
+    def _move(self, member: Kept, touched: dict[str, set[str]], adding: bool) -> None:
         """Add a member's buckets to (or take them out of) the total and its three groups."""
-        agent, stats = member
+        agent, stats = _member(member)
         by_agent, by_day, by_model = self._sums["agent"], self._sums["day"], self._sums["model"]
         for (day, model), bucket in stats.buckets.items():
             recorded, computed = exact(bucket.recorded_usd), exact(bucket.computed_usd)
@@ -163,6 +198,7 @@ class Rollup:
             self.buckets_summed += 1
 
 
-def _same(a: Member, b: Member) -> bool:
+def _same(a: Kept, b: Kept) -> bool:
     """The same agent's same buckets object (a member's buckets never change once put)."""
+    a, b = _member(a), _member(b)
     return a[1] is b[1] and a[0] == b[0]

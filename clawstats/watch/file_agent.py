@@ -23,7 +23,7 @@ from clawstats.watch.cache import IndexCache
 from clawstats.watch.index import IndexFile
 from clawstats.watch.layout import AgentSource
 from clawstats.watch.listing import Listing
-from clawstats.watch.locate import classify, locate
+from clawstats.watch.locate import classify_paths, locate
 from clawstats.watch.sessionkeys import owner_from_trajectory
 from clawstats.watch.source import AgentScan, Source
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail
@@ -54,7 +54,11 @@ class FileAgent:
         self.index = IndexFile(source.store)
         self.sources: dict[str, Source] = {}  # row key -> Source
         self.tails: dict[str, Tail] = {}  # transcript path -> Tail
-        self.owners: dict[str, str] = cache.owners(source.agent_id) if cache is not None else {}
+        # sessionId -> the key it belonged to, learnt: ids a key moved on from (a reset), ids of
+        # rows gone from sessions.json, transcripts' traces, the index's; the ids of the rows now
+        # are read from them (see ``owners``), not kept a second time (~40 bytes a session)
+        self._learnt: dict[str, str] = cache.owners(source.agent_id) if cache is not None else {}
+        self._by_id: dict[str, str] | None = None  # the rows' ids -> key, within one plan, once asked
         self._restored = restored if restored is not None else {}
         self.listing = Listing(self.sessions_dir, health, self._note)
         self._index_revision = -1
@@ -103,12 +107,10 @@ class FileAgent:
         """Before the first plan of an agent read from nothing (no tail, none restored from the
         index): every transcript its directory lists, each of which that plan names a row for
         and reads whole, so the store can start reading them before it plans; [] otherwise."""
-        if self.listing.names is not None or self.tails or self._cold or self._restored:
+        if self.listing.paths is not None or self.tails or self._cold or self._restored:
             return []
         self.listing.refresh()
-        names: frozenset[str] = self.listing.names or frozenset()
-        here = os.path.join(self.sessions_dir, "")
-        return [here + name for name in sorted(names)]
+        return sorted(self.listing.paths or ())
 
     def _settle(self) -> None:
         """Every transcript of the plan has its Tail: the one a worker read, else a new one."""
@@ -149,7 +151,7 @@ class FileAgent:
         row added or removed, a new transcript or session id (a reset), so the full plan decides
         claims, orphans and archive owners as always. The rows the listing does not locate
         (a sessionFile elsewhere) are located again too: their file may have come or gone."""
-        rows, sources, present = self.index.rows, self.sources, self.listing.names or frozenset()
+        rows, sources, present = self.index.rows, self.sources, self.listing.paths or {}
         outside, probed_keys = self._outside, self._probed
         if not keys or len(keys) + len(probed_keys) + len(outside) > max(len(rows) // 8, 64):
             return False  # nothing, or so much that the full plan costs about the same
@@ -188,11 +190,11 @@ class FileAgent:
     def _build_plan(self) -> dict[str, Source]:
         source = self.source
         sessions_dir = source.sessions_dir
-        present = self.listing.names or frozenset()
+        present = self.listing.paths or {}
         rows = self.index.rows
         self.rows_planned += len(rows)
         self._learn_owners(rows)
-        live, archives = classify(sessions_dir, present)
+        live, archives = classify_paths(sessions_dir, present)
         sources: dict[str, Source] = {}
         claimed: set[str] = set()
         self._waiting = False
@@ -231,30 +233,57 @@ class FileAgent:
         for sid, path in archives:
             key = f"agent:{source.agent_id}:{sid}"
             sources[key] = Source(key, source.agent_id, None, path, True, self._owner(sid))
+        self._by_id = None  # (made for this plan's orphans and archives only)
         return sources
 
+    @property
+    def owners(self) -> dict[str, str]:
+        """sessionId -> the key it belongs (or belonged) to: what was learnt, and every row's own
+        id (the first row naming it); made when asked (the index's flush persists it)."""
+        owners = self._ids()
+        owners.update(self._learnt)
+        return owners
+
+    def _ids(self) -> dict[str, str]:
+        ids: dict[str, str] = {}
+        for key, row in self.index.rows.items():
+            if row.sessionId:
+                ids.setdefault(row.sessionId, key)
+        return ids
+
     def _owner(self, sid: str) -> str | None:
-        """The key a transcript no row points at belonged to: learnt live, else from its trace."""
-        owner = self.owners.get(sid)
+        """The key a transcript no row points at belongs to: learnt live, the row naming its id
+        now, else from its trace."""
+        owner = self._learnt.get(sid)
+        if owner is None:
+            if self._by_id is None:
+                self._by_id = self._ids()
+            owner = self._by_id.get(sid)
         if owner is None:
             owner = owner_from_trajectory(os.path.join(self.sessions_dir, f"{sid}.trajectory.jsonl"))
             if owner is not None:
-                self.owners[sid] = owner
+                self._learnt[sid] = owner
         return owner
 
     def _learn_owners(self, rows: dict[str, IndexRow]) -> None:
-        """A key whose sessionId changed owned the old one (its reset archive). The ids at the last
-        plan are those of its sources' rows (a plan of the changed rows alone keeps each row's
-        id), not a map of every key kept for it (~40 bytes a session)."""
-        owners, planned = self.owners, self.sources
+        """A key whose sessionId changed owned the old one (its reset archive), as a key gone from
+        the index owned its last id. The ids at the last plan are those of its sources' rows (a
+        plan of the changed rows alone keeps each row's id), not a map of every key kept for it."""
+        learnt, planned = self._learnt, self.sources
         for key, row in rows.items():
             new, src = row.sessionId, planned.get(key)
             old = src.row.sessionId if src is not None and src.row is not None else None
             if new and old and new != old:
-                owners[old] = key
-        for key, row in rows.items():
-            if row.sessionId:
-                owners.setdefault(row.sessionId, key)
+                learnt[old] = key
+        gone = [(src.row.sessionId, key) for key, src in planned.items() if key not in rows and src.row is not None]
+        if gone or len(learnt) > 64:
+            ids = self._by_id = self._ids()
+            for sid, key in gone:
+                if sid and sid not in ids:  # (an id a row still names is that row's)
+                    learnt.setdefault(sid, key)
+            # What the index restored (every id it was told) that the rows' own ids say anyway.
+            for sid in [sid for sid, key in learnt.items() if ids.get(sid) == key]:
+                del learnt[sid]
 
     def _adopt(self, path: str, by_inode: dict[tuple[int, int], Tail], vanished: dict[str, Tail]) -> None:
         """A new path: a renamed file we already read (reset archive), a cached one, or new."""
@@ -273,6 +302,7 @@ class FileAgent:
         if tail is None:
             tail = self._restored.pop(path, None)
             if tail is not None:
+                tail.path = path  # the listing's string (equal), not a second copy from the index
                 tail.use_price(self.price)
         self._changed_stats.add(path)
         if tail is None:  # never read: a worker may read it before the scan (see _settle)
@@ -305,6 +335,11 @@ class FileAgent:
     def adopt_read(self, tail: Tail) -> None:
         """A tail read whole by a worker (see ``prepare``)."""
         path = tail.path
+        listed = self.listing.paths.get(path) if self.listing.paths is not None else None
+        if listed is not None:
+            # the listing's string, the plan's too: the worker's copy goes now, while the next
+            # image is decoded into its memory (at the plan's settling, 50,000 of them left holes)
+            tail.path = path = listed
         if path in self._cold:
             self._cold[path] = tail
         elif path in self.tails:

@@ -116,7 +116,7 @@ class Joins:
         self.tviews[stats_id] = packed
         counted = self.rollup.member(stats_id)
         if counted is not None and counted[1] is view:
-            self.rollup.swap(stats_id, (view.agent_id, packed))
+            self.rollup.swap(stats_id, packed)
         return True
 
     def drop_tail(self, stats_id: str) -> None:
@@ -145,7 +145,7 @@ class Joins:
             # The same view counted again (another row reads it, a row's index fields changed):
             # nothing to sum again (its buckets, of an idle transcript, are not decoded twice).
             if counted is None or counted[1] is not view:
-                self.rollup.put(stats_id, (view.agent_id, view))
+                self.rollup.put(stats_id, view)  # (it names its agent: no tuple kept)
         else:
             self.rollup.drop(stats_id)  # (nothing when it was not counted)
 

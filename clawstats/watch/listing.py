@@ -1,5 +1,10 @@
-"""``Listing``: the transcript names in one sessions directory, listed again only when they may
-have changed.
+"""``Listing``: the transcripts in one sessions directory, listed again only when they may have
+changed.
+
+It keeps their paths, each mapped to itself: the one string of each path that the plan, its
+tails and the joins share (looked up by an equal string, a dict hands back its own object; a set
+of names kept a name beside each path: ~120 bytes a session). A listing that finds a path already
+listed keeps that path's object.
 
 The directory's mtime says when a name came or went; one too recent to trust (a file created in
 the same timestamp tick leaves it unchanged) is listed again on every look. OpenClaw replaces
@@ -29,13 +34,13 @@ RELIST_S = 10.0
 
 
 class Listing:
-    """One sessions directory's transcript names (``names``: None until first listed)."""
+    """One sessions directory's transcripts (``paths``: None until first listed)."""
 
     def __init__(self, sessions_dir: str, health: HealthLog, note: Callable[[str, str, str], None]) -> None:
         self.sessions_dir = sessions_dir
         self.health = health
         self._note = note  # counts a finding once: (subject, kind, path)
-        self.names: frozenset[str] | None = None
+        self.paths: dict[str, str] | None = None  # path -> that same path object
         self.relist = False  # a listed transcript was found gone: list again at the next look
         self.listings = 0  # lifetime count of listings (a test pins a rewrite's work)
         self._dir_mtime_ns = -2
@@ -50,7 +55,7 @@ class Listing:
         except OSError:
             mtime_ns = -1
         racy = time.time_ns() - mtime_ns <= RACY_S * 1e9
-        if mtime_ns == self._dir_mtime_ns and not racy and self.names is not None and not self.relist:
+        if mtime_ns == self._dir_mtime_ns and not racy and self.paths is not None and not self.relist:
             return False
         now = time.monotonic()
         if self._explained(hint) and now - self._listed_at < RELIST_S:
@@ -58,23 +63,30 @@ class Listing:
         self._dir_mtime_ns = mtime_ns
         self._listed_at, self.relist = now, False
         self.listings += 1
-        names = frozenset(n for n in self._list() if is_transcript_name(n))
-        if names == self.names:
+        kept = self.paths or {}
+        here = os.path.join(self.sessions_dir, "")
+        paths: dict[str, str] = {}
+        for name in self._list():
+            if is_transcript_name(name):
+                path = here + name
+                path = kept.get(path, path)  # the object the tails and joins already hold
+                paths[path] = path
+        if self.paths is not None and paths.keys() == self.paths.keys():
             return False  # e.g. sessions.json replaced by rename: no transcript came or went
-        self.names = names
+        self.paths = paths
         return True
 
     def _explained(self, hint: set[str] | None) -> bool:
         """Whether the events in ``hint`` name no transcript the last listing lacks (the safety
         scan, None, explains nothing)."""
-        names = self.names
-        if hint is None or names is None or self.relist:
+        paths = self.paths
+        if hint is None or paths is None or self.relist:
             return False
         here = os.path.join(self.sessions_dir, "")
         for path in hint:
-            if path.startswith(here):
+            if path.startswith(here) and path not in paths:
                 name = path[len(here) :]
-                if name not in names and os.sep not in name and is_transcript_name(name):
+                if os.sep not in name and is_transcript_name(name):
                     return False
         return True
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Mapping
 
 from clawstats.core.records import IndexRow
 
@@ -36,25 +37,29 @@ def is_transcript_name(name: str) -> bool:
 def locate(
     row: IndexRow,
     sessions_dir: str,
-    present: frozenset[str],
+    present: Mapping[str, str],
     dirs: dict[str, bool] | None = None,
     probed: list[str] | None = None,
 ) -> str | None:
     """§2.3: the row's sessionFile if it exists, else its name or ``<sessionId>.jsonl`` here.
 
-    ``dirs`` (kept over one plan) remembers whether a directory other than ``sessions_dir``
-    exists: a store copied from another machine names a sessionFile under a home directory that
-    is not here in every row, and one stat of that directory answers for all of them. ``probed``
-    gets each file stat'ed (not in the listing ``present``): the plan looks at those rows again."""
+    ``present``: the listing's paths (each mapped to itself): a transcript found there is
+    returned as the listing's own object. ``dirs`` (kept over one plan) remembers whether a
+    directory other than ``sessions_dir`` exists: a store copied from another machine names a
+    sessionFile under a home directory that is not here in every row, and one stat of that
+    directory answers for all of them. ``probed`` gets each file stat'ed (not in the listing
+    ``present``): the plan looks at those rows again."""
     candidates: list[str] = []
     session_file = row.sessionFile
     if session_file:
         if os.path.isabs(session_file):
-            folder, name = os.path.split(session_file)
-            if folder == sessions_dir and name in present and len(session_file) == len(folder) + 1 + len(name):
+            listed = present.get(session_file)
+            if listed is not None:
                 # A live store's own path (OpenClaw writes it absolute), exactly as the listing
-                # spells it: the row's string is the tail's path too, one object, not two.
-                return session_file
+                # spells it: the row takes the listing's string, one object for row, plan and tail.
+                row.sessionFile = listed
+                return listed
+            folder, name = os.path.split(session_file)
             if folder != sessions_dir and dir_exists(folder, dirs):
                 if probed is not None:
                     probed.append(session_file)
@@ -67,8 +72,9 @@ def locate(
         candidates.append(f"{row.sessionId}.jsonl")
     for name in candidates:
         if os.sep not in name:
-            if name in present:
-                return os.path.join(sessions_dir, name)
+            listed = present.get(os.path.join(sessions_dir, name))
+            if listed is not None:
+                return listed
         else:
             if probed is not None:
                 probed.append(name)
@@ -88,14 +94,24 @@ def dir_exists(folder: str, dirs: dict[str, bool] | None) -> bool:
 
 def classify(sessions_dir: str, names: frozenset[str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """({live transcript name: path}, [(archived sessionId, path)])."""
+    here = os.path.join(sessions_dir, "")  # + a listed name (no separator): os.path.join's result
+    return _classified((name, here + name) for name in sorted(names))
+
+
+def classify_paths(sessions_dir: str, paths: Mapping[str, str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """:func:`classify` of a listing's paths (all in ``sessions_dir``), each given as its object."""
+    start = len(os.path.join(sessions_dir, ""))
+    return _classified((path[start:], path) for path in sorted(paths))  # (a common prefix: the names' order)
+
+
+def _classified(listed: Iterable[tuple[str, str]]) -> tuple[dict[str, str], list[tuple[str, str]]]:
     live: dict[str, str] = {}
     archives: list[tuple[str, str]] = []
-    here = os.path.join(sessions_dir, "")  # + a listed name (no separator): os.path.join's result
-    for name in sorted(names):
+    for name, path in listed:
         if is_live_transcript(name):  # never an archive name too: those end in a stamp, .gz or .zst
-            live[name] = here + name
+            live[name] = path
             continue
         match = ARCHIVE_RE.match(name)
         if match:
-            archives.append((match.group("sid"), here + name))
+            archives.append((match.group("sid"), path))
     return live, archives

@@ -27,7 +27,7 @@ from clawstats.core.health import Health, HealthLog
 from clawstats.core.layered import Layered
 from clawstats.core.rollup import Members
 from clawstats.core.session import SessionRow, build_row
-from clawstats.core.snapshot import Lazy, Snapshot, TranscriptView
+from clawstats.core.snapshot import Lazy, Snapshot, TranscriptView, changed_keys
 from clawstats.watch.base_prompts import BasePrompts
 from clawstats.watch.joins import Joins
 from clawstats.watch.rows import RowTable
@@ -183,7 +183,7 @@ class Publisher:
             # lineage, tree cost, forecast: the rebuilt rows, and any other whose lineage moved
             built = BuiltRows(table.rows, self._built, self._links)
             enriched = self.enricher.update(
-                built, self.views, set(self._built), removed, table.rows, self.catalog.compaction
+                built, self.views, set(self._built), removed, table.rows, self.catalog.compaction, added=table.added
             )
             for key, row in enriched.items():
                 if table.rows.get(key) != row:
@@ -210,7 +210,9 @@ class Publisher:
         if not order:
             return set()
         # Every row is built in this publish and none is served: the enricher reads them as built.
-        enriched = self.enricher.update(self._built, views, set(self._built), set(), {}, self.catalog.compaction)
+        built = self._built
+        compaction = self.catalog.compaction
+        enriched = self.enricher.update(built, views, set(built), set(), {}, compaction, added=built, release=built)
         self.table.load({key: enriched[key] for key in order})
         self._cold_views = views  # the first snapshot's views as they are (no copy of RowViews)
         return set(order)
@@ -270,7 +272,7 @@ class Publisher:
             totals=joins.rollup.totals(len(table.rows), len(table.unknown)),
             health=health,
             catalog=self.catalog,
-            changed=frozenset(changed),
+            changed=changed_keys(changed, self._by_key),
             removed=frozenset(removed),
         )
         return self.snapshot

@@ -54,6 +54,7 @@ class RowTable:
     def __init__(self) -> None:
         self.rows: dict[str, SessionRow] = {}
         self.unknown: set[str] = set()  # rows whose cost is unknown (no readable transcript)
+        self.added: set[str] = set()  # keys that had no row before the last update
         self._ordered: list[tuple[SessionRow, ...]] = []  # chunks of the rows, oldest first
         self._lasts: list[_Key] = []  # each chunk's last sort key (which chunk holds a key)
 
@@ -66,6 +67,7 @@ class RowTable:
         """Rebuild the rows of ``keys``; returns (keys whose row changed or came, keys removed)."""
         changed: set[str] = set()
         removed: set[str] = set()
+        self.added = set()
         bulk = len(keys) > RESORT_SHARE * max(len(self.rows), 1) or not self.rows
         for key in keys:
             src = source_of(key)
@@ -80,6 +82,8 @@ class RowTable:
                 continue
             if old is not None:
                 self._drop(old, bulk)
+            else:
+                self.added.add(key)
             self.rows[key] = row
             if row.total_cost is None:
                 self.unknown.add(key)

@@ -20,9 +20,12 @@ import pytest
 
 from clawstats.core import peek as peek_module
 from clawstats.core import records
+from clawstats.core.catalog import Catalog
+from clawstats.core.enricher import Enricher
 from clawstats.core.health import HealthLog
 from clawstats.core.peek import Peek, buckets_of, peek, shape_of
 from clawstats.core.records import decode_line, shared
+from clawstats.core.session import build_row
 from clawstats.core.snapshot import TranscriptView
 from clawstats.core.transcript import TranscriptStats, iso_to_ms
 from clawstats.settings import Settings
@@ -185,6 +188,21 @@ def test_index_rows_share_their_context_window_int() -> None:
     assert type(rows["agent:main:f"].contextTokens) is float  # a float stays itself (128000.0 == 128000)
 
 
+def test_a_served_row_shares_its_index_rows_update_time_object() -> None:
+    """The index row holds ``updatedAt`` as the float the served row keeps (``updatedAtMs``): one
+    object, not an int and a float; equal to the int, so a rewrite leaves the row as it was."""
+    raw = json.dumps({"agent:main:a": {"sessionId": "a", "updatedAt": 1795540062683}}).encode()
+    rows, _ = records.parse_index(raw)
+    row = rows["agent:main:a"]
+    assert type(row.updatedAt) is float and row.updatedAt == 1795540062683
+    served = build_row("agent:main:a", "main", row, None, Catalog())
+    assert served.updated_at_ms is row.updatedAt and served.updated_at == "2026-11-24T17:07:42.683Z"
+    again, _ = records.parse_index(raw, rows)
+    assert again["agent:main:a"] is row
+    huge = json.dumps({"agent:main:b": {"sessionId": "b", "updatedAt": 2**53 + 1}}).encode()
+    assert records.parse_index(huge)[0]["agent:main:b"].updatedAt == 2**53 + 1  # not a float: inexact
+
+
 def test_the_first_scan_hands_free_heap_back_once(small_state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = store_module.release_free_heap
     calls: list[None] = []
@@ -301,7 +319,7 @@ def test_the_row_table_keeps_no_sort_key_and_no_view_per_row(tmp_path: Path) -> 
     store = make_store(state)
     store.scan()
     table = store._publisher.table
-    assert set(vars(table)) == {"rows", "unknown", "_ordered", "_lasts"}  # views: read through the joins
+    assert set(vars(table)) == {"rows", "unknown", "_ordered", "_lasts", "added"}  # views: read through the joins
     assert sum(map(len, table._ordered)) == len(table.rows) and len(table._lasts) == len(table._ordered)
     views = store._publisher.views  # each row's view, read through the joins
     assert dict(views) == dict(store.snapshot.views) and len(views) == len(table.rows)
@@ -332,6 +350,22 @@ def test_a_reset_archive_is_owned_by_the_key_whose_id_moved_on_with_no_map_of_id
     (sessions / "sessions.json").write_text(json.dumps({"agent:main:live": {"sessionId": new_sid}}))
     after = store.scan()
     assert after.by_key[f"agent:main:{old_sid}"].archived_from == "agent:main:live"
+    assert agent._learnt == {old_sid: "agent:main:live"}  # learnt: the id moved on; no row's own id
+
+
+def test_an_agent_keeps_no_map_of_its_rows_ids(tmp_path: Path) -> None:
+    """Which key a session id belongs to is read from the rows when a plan needs it (an orphan or
+    archive): the agent keeps only what it learnt otherwise (none here), yet tells the index
+    every row's id when it persists them."""
+    state = tmp_path / "state"
+    _store_of(state, 10)
+    store = make_store(state)
+    store.scan()
+    agent = store.agents["ops"]
+    assert agent._learnt == {} and agent._by_id is None
+    owners = agent.owners
+    for n in range(10):
+        assert owners[f"00000000-0000-4000-8000-{n:012d}"] == f"agent:ops:copy-{n}"
 
 
 def test_a_transcript_packs_after_idle_polls_and_its_view_keeps_its_timeline(tmp_path: Path) -> None:
@@ -524,3 +558,126 @@ def test_a_sqlite_session_idle_after_new_events_is_packed_again(tmp_path: Path) 
     assert store.tails[stats_id].packed and isinstance(view.held, bytes)
     assert store._joins.rollup.member(stats_id) == ("ops", view)
     assert idle.revision == written.revision and idle.totals == written.totals
+
+
+def test_a_cold_start_names_every_row_changed_without_a_set_of_every_key(tmp_path: Path) -> None:
+    """The first snapshot names every row as changed by its own rows' keys (no frozenset of 50,000
+    keys kept until the next change); a later change names its keys in a set of their own."""
+    state = tmp_path / "state"
+    _store_of(state, 30)
+    store = make_store(state)
+    first = store.scan()
+    assert not isinstance(first.changed, frozenset) and first.changed == set(first.by_key)
+    assert sorted(first.changed) == sorted(row.key for row in first.rows)
+    path = state / "agents/ops/sessions/00000000-0000-4000-8000-000000000003.jsonl"
+    _append(path, 0.5)
+    after = store.scan({str(path)})
+    assert type(after.changed) is frozenset and after.changed == {"agent:ops:copy-3"}
+
+
+def test_the_enricher_keeps_no_lineage_entry_a_plain_row_gives_and_the_rollup_no_tuple(tmp_path: Path) -> None:
+    """A row with no parent and no children (most) has nothing kept by the enricher (its root is
+    itself, its tree cost its own cost, its shape the plain one): no parent, root, tree cost, own
+    cost or shape per row (the publisher names the rows new in each update);
+    the rollup counts each transcript as its view (which names its agent), not an (agent, view)
+    tuple. The rows served are those of a whole-tree pass (attribution data: parents, archives,
+    cron runs)."""
+    state = tmp_path / "state"
+    _store_of(state, 30)
+    shutil.copytree(ATTRIB_STATE / "agents", state / "agents", dirs_exist_ok=True)
+    store = make_store(state)
+    snap = store.scan()
+    enricher = store._publisher.enricher
+    tree = enricher.tree
+    assert tree is not None
+    plain = [key for key, row in snap.by_key.items() if row.parent_key is None and key not in tree.children]
+    assert len(plain) >= 30
+    maps = (tree.parents, tree.roots, tree.tree_cost, enricher._costs, enricher._shapes)
+    assert [key for m in maps for key in plain if key in m] == []
+    assert 0 < len(enricher._shapes) < len(snap.by_key) - 30  # the rows with a parent, archive or children
+    rollup = store._joins.rollup
+    members = [m for block in rollup._members for m in block.values()]
+    assert members and not any(isinstance(m, tuple) for m in members)
+    assert rollup._pairs == [None] * len(rollup._pairs)  # no (agent, view) pair until a reader asks
+    publisher = store._publisher
+    built = BuiltRows(publisher.table.rows, {}, publisher._links).everything()
+    fresh = Enricher()  # a whole-tree pass over the same rows
+    whole = fresh.update(built, publisher.views, set(built), set(), {}, publisher.catalog.compaction)
+    assert fresh.full_passes == 1
+    for key, row in snap.by_key.items():
+        assert (row.parent_key, row.root_key, row.tree_cost) == (
+            whole[key].parent_key,
+            whole[key].root_key,
+            whole[key].tree_cost,
+        ), key
+
+
+def test_a_transcripts_path_is_one_string_for_listing_plan_tail_and_joins(tmp_path: Path) -> None:
+    """The listing keeps each transcript's path (mapped to itself: no set of names beside them),
+    and that one object is the plan's, the tail's, the joins' key and, for a row naming its file
+    here, the row's ``sessionFile``; a listing again after a new transcript keeps the objects."""
+    state = tmp_path / "state"
+    _store_of(state, 10)
+    store = make_store(state)
+    store.scan()
+    agent = store.agents["ops"]
+    paths = agent.listing.paths
+    assert paths is not None and not hasattr(agent.listing, "names")
+    for path, tail in agent.tails.items():
+        assert paths[path] is path and tail.path is path
+        assert next(k for k in store._joins.tviews if k == path) is path
+    named = [s for s in agent.sources.values() if s.row is not None and s.row.sessionFile == s.stats_id]
+    assert len(named) >= 10
+    for src in named:
+        assert src.row is not None and src.stats_id is not None
+        assert src.row.sessionFile is src.stats_id is paths[src.stats_id]
+    before = dict(paths)
+    new = state / "agents/ops/sessions/00000000-0000-4000-8000-0000000000ff.jsonl"
+    shutil.copyfile(state / OPS_TRANSCRIPT, new)
+    agent.listing.relist = True
+    store.scan()
+    after = agent.listing.paths
+    assert after is not None and str(new) in after
+    assert all(after[path] is path for path in before)
+
+
+def test_a_cold_publish_drops_each_built_row_once_enriched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a cold start every row is built, then enriched into the served copy: each built row is
+    let go as soon as its copy is made (the copy takes its memory), not all at once after the
+    publish (empty pools the process then keeps: ~16 MB at 50,000 rows)."""
+    from clawstats.core import enricher as enricher_module
+
+    state = tmp_path / "state"
+    _store_of(state, 20)
+    store = make_store(state)
+    left: list[int] = []
+    real = enricher_module.foresee
+
+    def counting(*args: object, **kwargs: object) -> object:
+        left.append(len(store._publisher._built))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(enricher_module, "foresee", counting)
+    snap = store.scan()
+    assert len(left) == len(snap.rows) >= 20
+    assert left == list(range(len(snap.rows), 0, -1))  # one built row fewer at each enrichment
+
+
+def test_every_transcript_is_paired_with_its_agent_once_per_block_change(tmp_path: Path) -> None:
+    """A reader of every transcript (a metrics scrape) gets (agent, view) pairs made per block of
+    the rollup when first asked; the next snapshot's reader reuses the pairs of every block its
+    change left as it was (the same objects) and makes those of the changed block only."""
+    state = tmp_path / "state"
+    _store_of(state, 30)
+    store = make_store(state)
+    first = store.scan().transcripts
+    assert {(agent, id(view)) for agent, view in first} == {
+        (view.agent_id, id(view)) for view in store._joins.tviews.values()
+    }
+    path = state / "agents/ops/sessions/00000000-0000-4000-8000-000000000003.jsonl"
+    _append(path, 0.5)
+    after = store.scan({str(path)}).transcripts
+    kept = {id(pair) for pair in first}
+    made = [pair for pair in after if id(pair) not in kept]
+    assert len(after) == len(first) and 1 <= len(made) < len(after) // 4
+    assert any(view is store._joins.tviews[str(path)] for _agent, view in made)
