@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
+from clawstats.core.figures import money
 from clawstats.core.session import SessionRow
 
 #: The wire names of the attribution groupings (``/api/usage?by=``).
@@ -120,6 +121,10 @@ def build_tree(rows: Sequence[SessionRow], links: Mapping[str, str]) -> Tree:
             # a leaf's tree cost is its own cost: that float object (0.0 + x is x for x >= 0), not a copy
             tree_cost[node] = own if before is None else before + own
             node = parents.get(node)
+    for node in children:  # a sum: published as money is (its float noise depended on row order)
+        cost = tree_cost.get(node)
+        if cost is not None:
+            tree_cost[node] = money(cost)
     return Tree(parents, children, roots, tree_cost)
 
 

@@ -25,6 +25,7 @@ import msgspec
 
 from clawstats.core.attribution import MAX_DEPTH, Tree, annotated, build_tree, cron_job_key, parent_of, root_of
 from clawstats.core.enrich import ForecastMemo, Timeline, foresee, links_of
+from clawstats.core.figures import money
 from clawstats.core.forecast import CompactionConfig
 from clawstats.core.session import SessionRow
 
@@ -221,7 +222,8 @@ class Enricher:
                 kids = tree.children.get(node)
                 if kids:
                     # a child without children of its own (most) has its own cost as tree cost
-                    costs[node] = own(node) + sum(costs[kid] if kid in costs else own(kid) for kid in kids)
+                    # rounded as the whole pass rounds a sum (money): the same figure either way
+                    costs[node] = money(own(node) + sum(costs[kid] if kid in costs else own(kid) for kid in kids))
                 else:
                     costs.pop(node, None)  # a leaf: its own cost, read from its row
                 touched.add(node)

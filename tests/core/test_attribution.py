@@ -79,6 +79,18 @@ def test_tree_cost_counts_each_transcript_once_up_to_the_root() -> None:
     ]
 
 
+@pytest.mark.parametrize("order", [0, 1, 2, 3])
+def test_a_tree_cost_is_the_same_whatever_the_order_of_the_rows(order: int) -> None:
+    """Summed in row order, 0.739392 or 0.7393919999999999 (rows come in a set's order): a tree
+    cost is rounded as every published amount is, so the figure does not depend on it."""
+    costs = [0.008884, 0.051939, 0.078569, 0.1, 0.2, 0.3]
+    kids = [row(f"agent:main:subagent:{n}", cost, parent="agent:main:top") for n, cost in enumerate(costs)]
+    kids = kids[order:] + kids[:order] if order % 2 == 0 else kids[::-1][order:] + kids[::-1][:order]
+    tree = build_tree([row("agent:main:top", 0.0), *kids], {})
+    assert tree.tree_cost["agent:main:top"] == 0.739392
+    assert repr(annotate([row("agent:main:top", 0.0)], tree)[0].tree_cost) == "0.739392"
+
+
 def test_a_lineage_cycle_ends() -> None:
     rows = [row("a", 1.0, parent="b"), row("b", 2.0, parent="a")]
     tree = build_tree(rows, {})
