@@ -53,8 +53,17 @@ class SessionEvents:
     _written: dict[str, float]
     _oldest_written: float
 
+    _ids: dict[str, str]
+
     def _stats_id(self, sid: str) -> str:
-        return f"{self.source.store}#{sid}"
+        """``<database>#<sessionId>``: one string per session for its source, cursor and joins
+        (each ~190 bytes; a node that moves, a worker's image and a cursor restored from the
+        cache would each bring another copy): the cursor's, else the one made in this read."""
+        made = f"{self.source.store}#{sid}"
+        tail = self.tails.get(made)
+        if tail is not None:
+            return tail.path
+        return self._ids.setdefault(made, made)
 
     def _cursor(self, sid: str, db_id: FileId) -> Tail:
         stats_id = self._stats_id(sid)
@@ -64,6 +73,7 @@ class SessionEvents:
         restored = self._restored.pop(stats_id, None)
         if restored is not None and restored.file_id is not None and restored.file_id.ino == db_id.ino:
             tail = restored
+            tail.path = stats_id  # the source's string, not the cache's copy
         else:
             tail = Tail(stats_id)  # new session, or the database file was replaced: from seq 0
         tail.use_price(self.price)
@@ -155,6 +165,7 @@ class SessionEvents:
             if read.events != fresh[read.sid][1]:
                 continue  # deleted or rewritten meanwhile: read again in this transaction
             tail = adopt(read.image, self.price)
+            tail.path = self._stats_id(read.sid)  # the source's string, not the worker's copy
             tails[tail.path] = tail
             self.below[read.sid] = read.events
             self.events_read += read.events

@@ -103,6 +103,7 @@ class SqliteAgent(SessionEvents):
         self.changed_keys: set[str] = set()
         self.changed_stats: set[str] = set()
         self.idle_pack_s = IDLE_PACK_S
+        self._ids: dict[str, str] = {}  # stats ids made in the read going on (see _stats_id)
         self._written: dict[str, float] = {}  # stats id -> when new events last unpacked it
         self._oldest_written = 0.0  # no entry of ``_written`` is older (it is walked only when due)
 
@@ -134,6 +135,7 @@ class SqliteAgent(SessionEvents):
                 db.execute("COMMIT")
             finally:
                 db.close()
+                self._ids = {}  # the stats ids made in this read are held by their sources and cursors now
             after = file_mark(self.source.store)
             # Kept unless the file was replaced meanwhile (the cursors would carry the wrong
             # identity), or changed under an immutable read (what was read may be torn).
@@ -255,6 +257,8 @@ class SqliteAgent(SessionEvents):
             except BadRecord as rejected:
                 bad.append((rejected.kind, key))
                 row = None
+            if row is not None and row.sessionId == sid:
+                sid = row.sessionId  # the node's id is its row's (one string a session, not two)
             moved[key] = (updated_at, row, sid)
             touched.add(sid)
         if count is not None and not full and count != len(self.nodes) + sum(1 for k in moved if k not in self.nodes):

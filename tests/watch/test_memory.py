@@ -29,7 +29,7 @@ from clawstats.core.session import build_row
 from clawstats.core.snapshot import TranscriptView
 from clawstats.core.transcript import TranscriptStats, iso_to_ms
 from clawstats.settings import Settings
-from clawstats.watch import cold
+from clawstats.watch import cold, sqlite_events
 from clawstats.watch import store as store_module
 from clawstats.watch.engine import open_store
 from clawstats.watch.publisher import BuiltRows
@@ -42,10 +42,12 @@ from tests.core.lines import (
     current_session_id,
     live_call,
     octet_length,
+    sqlite_path,
     stats_of,
     usage,
     user,
     with_ids,
+    writer,
 )
 from tests.openclaw.attrib_data import ATTRIB_STATE
 
@@ -681,3 +683,43 @@ def test_every_transcript_is_paired_with_its_agent_once_per_block_change(tmp_pat
     made = [pair for pair in after if id(pair) not in kept]
     assert len(after) == len(first) and 1 <= len(made) < len(after) // 4
     assert any(view is store._joins.tviews[str(path)] for _agent, view in made)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_sqlite_session_keeps_one_string_for_its_stats_id_and_one_for_its_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """``<database>#<sessionId>`` (~190 bytes) was made for the source and again for the cursor
+    (and by a worker's image, and on every move of the node); the node's session id was a copy
+    of its row's."""
+    monkeypatch.setattr(sqlite_events, "PARALLEL_MIN_EVENTS", 0)  # the real fixture is small
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    store = open_store(Settings(state_dir=str(state), no_cache=True), {}, workers=workers)
+
+    def check() -> int:
+        shared = 0
+        for agent in store.agents.values():
+            assert isinstance(agent, SqliteAgent)
+            for src in agent.sources.values():
+                tail = agent.tails.get(src.stats_id or "")
+                if tail is None or "#" not in tail.path:
+                    continue
+                assert tail.path is src.stats_id
+                assert next(k for k in agent.tails if k == src.stats_id) is src.stats_id
+                shared += 1
+            for _updated, row, sid in agent.nodes.values():
+                assert row is None or row.sessionId != sid or row.sessionId is sid
+        return shared
+
+    store.scan()
+    assert check() >= 5
+    assert sum(a.adopted for a in store.agents.values() if isinstance(a, SqliteAgent)) == (0 if workers == 1 else 10)
+    db = writer(sqlite_path(state))
+    with db:
+        sid = current_session_id(db, "agent:main:main")
+        append_events(db, sid, [live_call("a1b2c3d4", 0.25)])
+        db.execute("UPDATE session_nodes SET updated_at = updated_at + 1 WHERE session_key = 'agent:main:main'")
+    db.close()
+    assert "agent:main:main" in store.scan().changed
+    assert check() >= 5
