@@ -247,3 +247,42 @@ def test_the_server_reads_a_cold_store_in_worker_processes_as_the_cli_does(
     snap = store.scan()
     assert started and len(started[0]) > 5  # the listed transcripts went to the workers
     assert _served(snap) == _served(make_store(small_state).scan())
+
+
+def test_thousands_of_files_are_batched_by_count_from_sampled_sizes(
+    small_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From ``SAMPLE_MIN_FILES`` listed transcripts on, the scanning process stats one in
+    ``SAMPLE_EVERY`` (its estimate decides whether to fork), not each before the workers start;
+    every listed file is still read by the workers, and the rows are those of an in-process read."""
+    in_process = make_store(small_state).scan()
+    monkeypatch.setattr(cold, "SAMPLE_MIN_FILES", 4)
+    monkeypatch.setattr(cold, "SAMPLE_EVERY", 3)
+    stat_ed: list[str] = []
+    real_sizes = cold._sizes
+
+    def recording(paths: list[str]) -> dict[str, int]:
+        stat_ed.extend(paths)
+        return real_sizes(paths)
+
+    monkeypatch.setattr(cold, "_sizes", recording)
+    started: list[tuple[list[str], frozenset[str]]] = []
+    real_init = cold.ColdRead.__init__
+
+    def starting(self: cold.ColdRead, paths: list[str], *args: Any) -> None:
+        real_init(self, paths, *args)
+        started.append((list(paths), self.paths))
+
+    monkeypatch.setattr(cold.ColdRead, "__init__", starting)
+    store = _worker_store(small_state, monkeypatch)
+    read = store.scan()
+    listed, reading = started[0]
+    assert len(listed) > 5 and reading == frozenset(listed)
+    assert stat_ed == listed[::3]
+    assert _served(read) == _served(in_process)
+    # an estimate under the threshold forks nothing: the scan reads them itself
+    monkeypatch.setattr(cold, "PARALLEL_MIN_BYTES", 1 << 40)
+    started.clear()
+    alone = open_store(Settings(state_dir=str(small_state), no_cache=True), {}, workers=2).scan()
+    assert started and started[0][1] == frozenset()
+    assert _served(alone) == _served(in_process)
