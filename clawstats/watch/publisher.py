@@ -32,6 +32,7 @@ from clawstats.watch.base_prompts import BasePrompts
 from clawstats.watch.joins import Joins
 from clawstats.watch.rows import RowTable
 from clawstats.watch.source import Source
+from clawstats.watch.tail import Tail
 
 #: The fields enrichment sets (lineage, tree cost, cron job, channel, compaction forecast).
 ENRICHED = (
@@ -146,9 +147,11 @@ class Publisher:
         self.catalog = catalog
         self.enricher = Enricher()  # forecasts depend on the compaction settings
 
-    def _build(self, src: Source) -> SessionRow:
-        found = self.joins.tails.get(src.stats_id or "")
-        tail = found[1] if found is not None else None
+    def _build(self, src: Source, view: TranscriptView | None = None) -> SessionRow:
+        """``view``: the source's transcript view when the caller has it (the one the joins hold)."""
+        if view is None and src.stats_id is not None:
+            view = self.joins.tviews.get(src.stats_id)
+        tail = cast(Tail, view.source) if view is not None else None  # a view's source is its tail
         stats = tail.current() if tail is not None else None  # an idle transcript: a temporary copy
         self.rows_built += 1
         row = build_row(
@@ -202,9 +205,9 @@ class Publisher:
             src = joins.source_of(key)
             if src is None:
                 continue
-            self._build(src)
+            view = joins.tviews.get(src.stats_id) if src.stats_id is not None else None
+            self._build(src, view)
             order.append(key)
-            view = joins.tviews.get(src.stats_id or "")
             if view is not None:
                 views[key] = view
         if not order:
