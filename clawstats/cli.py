@@ -152,7 +152,9 @@ def _read(settings: Settings) -> tuple[Snapshot, list[str], StatsStore]:
     """One scan; the reasons the data may be incomplete (also written to stderr); the store."""
     # One-shot and single-threaded here: a cold read may fork one worker per core.
     tune_allocator()  # the workers' batches (~2 MB each) leave no holes: peak RSS ~330 vs ~345 MiB at 50k
-    store = open_store(settings, os.environ, workers=os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    store = open_store(settings, os.environ, workers=cores)
+    store.split_rows = cores > 1  # the rows after the read, on two cores too (a server does not fork then)
     snapshot = store.scan()
     store.close()
     problems = _problems(settings, store, snapshot)

@@ -22,11 +22,12 @@ import pytest
 from clawstats.api.server import served_store
 from clawstats.core.snapshot import Snapshot
 from clawstats.settings import Settings
-from clawstats.watch import cold, file_agent
+from clawstats.watch import cold, file_agent, publisher
 from clawstats.watch.engine import open_store
 from clawstats.watch.locate import is_transcript_name
 from clawstats.watch.publisher import Publisher
 from clawstats.watch.rows import RowTable
+from clawstats.watch.split import split_map
 from clawstats.watch.store import StatsStore
 from clawstats.watch.tail import Tail
 from tests.conftest import make_store
@@ -286,3 +287,60 @@ def test_thousands_of_files_are_batched_by_count_from_sampled_sizes(
     alone = open_store(Settings(state_dir=str(small_state), no_cache=True), {}, workers=2).scan()
     assert started and started[0][1] == frozenset()
     assert _served(alone) == _served(in_process)
+
+
+@pytest.mark.parametrize("fixture", ["small", "attrib"])
+def test_rows_built_in_two_processes_equal_those_built_in_one(
+    fixture: str, small_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-shot read's cold start builds half of its rows (and their forecasts) in a forked
+    child: the served rows, order, views and totals are those built in one process, every row
+    is counted built, and the forecast memo keeps what the one-process build keeps."""
+    state = small_state
+    if fixture == "attrib":
+        state = tmp_path / "attrib"
+        shutil.copytree(ATTRIB_STATE, state)
+    alone = make_store(state)
+    one = alone.scan()
+    monkeypatch.setattr(publisher, "SPLIT_MIN_ROWS", 2)
+    parent = os.getpid()
+    here: list[str] = []
+    real_foreseen = Publisher._foreseen
+
+    def foreseen(self: Publisher, *args: Any) -> Any:
+        if os.getpid() == parent:
+            here.append(args[-1][0].key)
+        return real_foreseen(self, *args)
+
+    monkeypatch.setattr(Publisher, "_foreseen", foreseen)
+    split = make_store(state)
+    split.split_rows = True
+    two = split.scan()
+    assert _served(two) == _served(one)
+    assert split.rows_built == alone.rows_built == len(two.by_key)
+    assert 0 < len(here) < len(two.by_key)  # the rest came from the child
+    assert set(split._enricher.memo) == set(alone._enricher.memo)
+    assert _served(split.scan()) == _served(one)  # a later scan patches them as any
+
+
+def test_split_map_computes_half_in_a_child_and_the_rest_here_when_it_fails() -> None:
+    parent = os.getpid()
+    here: list[int] = []
+
+    def square(n: int) -> int:
+        if os.getpid() == parent:
+            here.append(n)
+        return n * n
+
+    decode = msgspec.msgpack.Decoder(list[int]).decode
+    assert split_map(square, range(10), decode) == [n * n for n in range(10)]
+    assert here == [0, 1, 2, 3, 4]
+
+    def fails_in_the_child(n: int) -> int:
+        if os.getpid() != parent:
+            raise RuntimeError("a child's failure")
+        return square(n)
+
+    here.clear()
+    assert split_map(fails_in_the_child, range(10), decode) == [n * n for n in range(10)]
+    assert here == list(range(10))
