@@ -51,6 +51,9 @@ ENRICHED = (
 _NOT_ENRICHED = dict.fromkeys(ENRICHED)
 #: A cold start of this many rows or more builds them in two processes (when ``split_rows``).
 SPLIT_MIN_ROWS = 4096
+#: The child's share of them: this process also sums the totals (~6 us a transcript, a row
+#: ~30 us) and reads the child's rows back (~2 us each), so both end together.
+SPLIT_CHILD_SHARE = 0.6
 #: A row as built, whether it shows the base prompt estimate, and its forecast: growth, turns
 #: left, the reason when none, calls on its timeline (-1: no forecast, archived or no transcript).
 Foreseen = tuple[SessionRow, bool, int | None, int | None, str | None, int]
@@ -210,7 +213,11 @@ class Publisher:
         forecasts with them: each goes into the enricher's memo, which then reads it instead of
         computing it again, and keeps only those it would have kept."""
         compaction = self.catalog.compaction
-        built = split_map(partial(self._foreseen, compaction), entries, _foreseen_decoder.decode)
+        # Meanwhile, the totals sum every transcript (what publish's call would: it then finds
+        # nothing left to sum); the child's share makes room for them.
+        sums = partial(self.joins.rollup.totals, 0)
+        work = partial(self._foreseen, compaction)
+        built = split_map(work, entries, _foreseen_decoder.decode, sums, SPLIT_CHILD_SHARE)
         memo = self.enricher.memo
         for (src, view), (row, showing, growth, turns, reason, calls) in zip(entries, built, strict=True):
             self._keep(src, row, showing)

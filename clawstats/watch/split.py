@@ -24,10 +24,18 @@ log = logging.getLogger(__name__)
 _encoder = msgspec.msgpack.Encoder()
 
 
-def split_map(work: Callable[[T], R], items: Sequence[T], decode: Callable[[bytes], list[R]]) -> list[R]:
-    """``[work(item) for item in items]``, the second half computed by a forked child (``decode``
-    reads its msgpack back). Should the child fail, its half is computed here after all."""
-    half = len(items) // 2
+def split_map(
+    work: Callable[[T], R],
+    items: Sequence[T],
+    decode: Callable[[bytes], list[R]],
+    meanwhile: Callable[[], object] | None = None,
+    child_share: float = 0.5,
+) -> list[R]:
+    """``[work(item) for item in items]``, the last ``child_share`` of them computed by a forked
+    child (``decode`` reads its msgpack back) while this process computes the others and calls
+    ``meanwhile`` (other work of its own, which the child's share makes room for). Should the
+    child fail, its share is computed here after all."""
+    half = len(items) - round(len(items) * child_share)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -36,6 +44,8 @@ def split_map(work: Callable[[T], R], items: Sequence[T], decode: Callable[[byte
     stream = open(read_fd, "rb")  # closed before the child is waited for, whatever happens
     try:
         mine = [work(item) for item in items[:half]]
+        if meanwhile is not None:
+            meanwhile()
         data = stream.read()
     finally:
         stream.close()  # a child still writing gets EPIPE and exits: the wait below never hangs
