@@ -267,6 +267,22 @@ def test_thousands_of_files_are_batched_by_count_from_sampled_sizes(
         return real_sizes(paths)
 
     monkeypatch.setattr(cold, "_sizes", recording)
+    monkeypatch.setattr(cold, "COUNTED_BATCHES_PER_WORKER", 64)  # more batches than files: one each
+    handed: list[list[str]] = []
+    real_pool = cold.fork_pool
+
+    def pool(workers: int) -> Any:
+        made = real_pool(workers)
+        real_map = made.map
+
+        def recording_map(fn: Any, groups: list[list[str]], *rest: Any) -> Any:
+            handed.extend(groups)
+            return real_map(fn, groups, *rest)
+
+        made.map = recording_map  # type: ignore[method-assign]
+        return made
+
+    monkeypatch.setattr(cold, "fork_pool", pool)
     started: list[tuple[list[str], frozenset[str]]] = []
     real_init = cold.ColdRead.__init__
 
@@ -280,6 +296,7 @@ def test_thousands_of_files_are_batched_by_count_from_sampled_sizes(
     listed, reading = started[0]
     assert len(listed) > 5 and reading == frozenset(listed)
     assert stat_ed == listed[::3]
+    assert handed == [[path] for path in listed]  # 128 batches asked for, no empty one handed out
     assert _served(read) == _served(in_process)
     # an estimate under the threshold forks nothing: the scan reads them itself
     monkeypatch.setattr(cold, "PARALLEL_MIN_BYTES", 1 << 40)
