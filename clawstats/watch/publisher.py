@@ -252,23 +252,24 @@ class Publisher:
         joins = self.joins
         order: list[str] = []
         views: dict[str, TranscriptView] = {}
-        entries: list[tuple[Source, TranscriptView | None]] = []
+        split = self.split_rows and len(keys) >= SPLIT_MIN_ROWS
+        entries: list[tuple[Source, TranscriptView | None]] = []  # (split: built after the loop)
         for key in keys:
             src = joins.source_of(key)
             if src is None:
                 continue
             view = joins.tviews.get(src.stats_id) if src.stats_id is not None else None
-            entries.append((src, view))
+            if split:
+                entries.append((src, view))
+            else:  # built at once, as a server's rows always were (no list of 50,000 pairs between)
+                self._build(src, view)
             order.append(key)
             if view is not None:
                 views[key] = view
         if not order:
             return set()
-        if self.split_rows and len(entries) >= SPLIT_MIN_ROWS:
+        if split:
             self._build_split(entries)
-        else:
-            for src, view in entries:
-                self._build(src, view)
         # Every row is built in this publish and none is served: the enricher reads them as built.
         enriched = self.enricher.update(self._built, views, set(self._built), set(), {}, self.catalog.compaction)
         for key in self._unkept:  # forecasts of short timelines, read once from the memo
