@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TypeVar
 
@@ -47,6 +48,9 @@ def split_map(
         if meanwhile is not None:
             meanwhile()
         data = stream.read()
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)  # this process fails (or is interrupted): the child's work is moot
+        raise
     finally:
         stream.close()  # a child still writing gets EPIPE and exits: the wait below never hangs
         _, status = os.waitpid(pid, 0)

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -361,3 +362,22 @@ def test_split_map_computes_half_in_a_child_and_the_rest_here_when_it_fails() ->
     here.clear()
     assert split_map(fails_in_the_child, range(10), decode) == [n * n for n in range(10)]
     assert here == list(range(10))
+
+
+def test_split_map_stops_its_child_when_this_process_fails(tmp_path: Path) -> None:
+    """An error here (or an interrupt) does not wait for the child's share: the child is stopped
+    (it would sleep for a minute, past the test's timeout, then leave a mark)."""
+    parent = os.getpid()
+    mark = tmp_path / "the child finished"
+
+    def slow_there_failing_here(n: int) -> int:
+        if os.getpid() != parent:
+            time.sleep(60)
+            mark.touch()
+        if n == 1:
+            raise KeyError(n)
+        return n
+
+    with pytest.raises(KeyError):
+        split_map(slow_there_failing_here, range(4), msgspec.msgpack.Decoder(list[int]).decode)
+    assert not mark.exists()
