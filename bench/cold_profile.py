@@ -6,8 +6,9 @@ The minimum of ``--runs`` runs of ``cli.main(["sessions", "--json", "--no-cache"
 this process (run on a quiet machine: CPU seconds, not wall, but two busy cores still slow each
 other's caches), with ``time.process_time`` around the plan (``FileAgent.prepare``), the cold
 read's side in this process (waiting for and adopting the workers' images), the SQLite agents'
-read, the joins loop, the publish (rows, enrichment, totals) and the JSON output; the workers'
-CPU from ``getrusage`` of the children; wall time beside it. What a worker spends per file, beside
+read, the joins loop, the publish (rows, enrichment, totals; of it, the rows built here beside the
+forked child of ``watch/split.py``) and the JSON output; the workers' CPU and the split's child's
+from ``getrusage`` of the children; wall time beside it. What a worker spends per file, beside
 the floor of reading it: ``bench/read_cost.py``; ccusage: ``bench/sweep.py``.
 """
 
@@ -51,6 +52,25 @@ class Phases:
         setattr(owner, name, timed)
         return lambda: setattr(owner, name, real)
 
+    def child(self, owner: Any, name: str, label: str) -> Callable[[], None]:
+        """The CPU of the children reaped during each call (``split_map``'s forked child)."""
+        real = getattr(owner, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = _children_cpu_s()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                self.cpu_s[label] = self.cpu_s.get(label, 0.0) + _children_cpu_s() - started
+
+        setattr(owner, name, timed)
+        return lambda: setattr(owner, name, real)
+
+
+def _children_cpu_s() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return children.ru_utime + children.ru_stime
+
 
 @contextlib.contextmanager
 def phased() -> Iterator[Phases]:
@@ -62,6 +82,8 @@ def phased() -> Iterator[Phases]:
         phases.wrap(cold.ColdRead, "collect", "wait for and adopt the workers' images"),
         phases.wrap(store, "read_cold", "read_cold (plan + read + adopt)"),  # as store.py named it
         phases.wrap(publisher.Publisher, "publish", "publish (rows, enrichment, totals)"),
+        phases.wrap(publisher, "split_map", "publish: rows built here beside the child (split)"),
+        phases.child(publisher, "split_map", "publish: rows built by the forked child (its CPU)"),
         phases.wrap(store.StatsStore, "_scan", "scan (all of the read)"),
     ]
     try:
@@ -72,14 +94,14 @@ def phased() -> Iterator[Phases]:
 
 
 def cli_run(state: Path) -> dict[str, float]:
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    before = children.ru_utime + children.ru_stime
+    before = _children_cpu_s()
     with phased() as phases, contextlib.redirect_stdout(io.StringIO()):
         started, wall = time.process_time(), time.perf_counter()
         cli.main(["sessions", "--json", "--no-cache", "--state-dir", str(state)])
         total, wall = time.process_time() - started, time.perf_counter() - wall
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children = _children_cpu_s() - before
     out = dict(phases.cpu_s)
+    split_child = out.pop("publish: rows built by the forked child (its CPU)", 0.0)
     scan = out.pop("scan (all of the read)")
     read = out["read_cold (plan + read + adopt)"]
     out["read_cold: rest (stat for batch sizes, fork, second batch)"] = (
@@ -90,7 +112,8 @@ def cli_run(state: Path) -> dict[str, float]:
     )
     out["output, store set-up, close (CLI minus scan)"] = total - scan
     out["this process, all"] = total
-    out["workers (children), all"] = children.ru_utime + children.ru_stime - before
+    out["workers (children, but the split's child)"] = children - split_child
+    out["publish: rows built by the forked child (its CPU)"] = split_child
     out["wall"] = wall
     return out
 

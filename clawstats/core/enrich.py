@@ -88,23 +88,30 @@ def foresee(row: SessionRow, view: Timeline | None, compaction: CompactionConfig
     if cached is not None and cached[0] is view and cached[1:3] == (row.context_window, row.context_tokens):
         growth, left = cached[3], cached[4]
     else:
-        ms, ctx, _cost, out = view.timeline()
-        growth, left = forecast(
-            ms,
-            ctx,
-            out,
-            [c.at_ms for c in view.compactions],
-            row.context_window,
-            compaction,
-            context_now=row.context_tokens,
-        )
-        if len(ms) >= MEMO_MIN_CALLS:
+        growth, left, calls = forecast_of(row, view, compaction)
+        if calls >= MEMO_MIN_CALLS:
             memo[row.key] = (view, row.context_window, row.context_tokens, growth, left)
         else:
             memo.pop(row.key, None)
     return msgspec.structs.replace(
         row, context_growth_per_turn=growth, turns_to_compaction=left.turns, turns_to_compaction_reason=left.reason
     )
+
+
+def forecast_of(row: SessionRow, view: Timeline, compaction: CompactionConfig) -> tuple[int | None, TurnsLeft, int]:
+    """(contextGrowthPerTurn, turns left, calls on the timeline) of a row that has a transcript
+    and is not archived."""
+    ms, ctx, _cost, out = view.timeline()
+    growth, left = forecast(
+        ms,
+        ctx,
+        out,
+        [c.at_ms for c in view.compactions],
+        row.context_window,
+        compaction,
+        context_now=row.context_tokens,
+    )
+    return growth, left, len(ms)
 
 
 def calls_of(views: Iterable[tuple[str, Timeline]], since_ms: float = 0.0) -> Iterator[tuple[str, float, float]]:

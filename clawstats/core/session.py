@@ -15,7 +15,7 @@ from functools import lru_cache
 import msgspec
 
 from clawstats.core.catalog import Catalog
-from clawstats.core.figures import UsageGroup, UsageTotals, figure_of, money
+from clawstats.core.figures import UsageTotals, cost_source, money
 from clawstats.core.records import SHARED_MAX, IndexRow, as_int, shared
 from clawstats.core.transcript import CHARS_PER_TOKEN, TranscriptStats
 from clawstats.core.usage import Bucket
@@ -130,19 +130,20 @@ def _qualified(provider: str | None, model: str | None) -> str | None:
     return shared(f"{provider}/{model}") if provider else model  # one string per model, not per row
 
 
-def _figure(stats: TranscriptStats | None) -> UsageGroup | None:
-    """The transcript's published figure (calls, tokens, money), None without a transcript."""
-    if stats is None:
-        return None
-    if len(stats.buckets) == 1:  # the common case: the bucket is the sum (and the row shares its ints)
-        (bucket,) = stats.buckets.values()
-        return figure_of(bucket)
-    # What ``summed([("", stats)], ())`` gives (the same additions in the same order), without
-    # its grouping.
-    total = Bucket()
-    for each in stats.buckets.values():
-        total.add(each)
-    return figure_of(total)
+def _figure(stats: TranscriptStats) -> tuple[float, str, int, UsageTotals]:
+    """The row's part of the transcript's published figure (:func:`figure_of`'s cost, cost
+    source, calls without a recorded cost and tokens), without the parts a row does not show."""
+    buckets = stats.buckets
+    if len(buckets) == 1:  # the common case: the bucket is the sum (and the row shares its ints)
+        (bucket,) = buckets.values()
+    else:
+        # What ``summed([("", stats)], ())`` gives (the same additions in the same order),
+        # without its grouping.
+        bucket = Bucket()
+        for each in buckets.values():
+            bucket.add(each)
+    usage = UsageTotals(bucket.input, bucket.output, bucket.cache_read, bucket.cache_write, bucket.total)
+    return money(bucket.recorded_usd + bucket.computed_usd), cost_source(bucket), bucket.missing, usage
 
 
 def _context(
@@ -231,8 +232,10 @@ def build_row(
     if not archived:
         window, window_source = _window(agent_id, row, model, catalog)
     pct = percent(context_tokens, window) if context_tokens is not None and window else None
-    figure = _figure(stats)
-    cost = figure.cost if figure is not None else None
+    cost: float | None = None
+    cost_from, missing, usage = "unknown", 0, _NO_USAGE
+    if stats is not None:
+        cost, cost_from, missing, usage = _figure(stats)
     lifetime = money(cost + earlier_cost) if cost is not None else None
     if lifetime == cost:
         lifetime = cost  # no earlier resets (most rows): the same float object, not 24 bytes more
@@ -262,10 +265,10 @@ def build_row(
         context_window_source=window_source,
         context_source="unknown" if archived else context_source,
         snapshot_stale=stale,
-        cost_source=figure.cost_source if figure is not None else "unknown",
+        cost_source=cost_from,
         lifetime_cost=lifetime,
-        missing_cost_entries=figure.missing_cost_entries if figure is not None else 0,
-        usage=figure.usage if figure is not None else UsageTotals(),
+        missing_cost_entries=missing,
+        usage=usage,
         messages=_messages(stats),
         compaction_count=compactions,
         last_compaction_at=iso_ms(last_compaction),
@@ -285,6 +288,7 @@ def build_row(
 #: three turns): 56 bytes a row otherwise. Capped as :func:`~clawstats.core.records.shared` is.
 _COUNTS: dict[tuple[int, int, int, int, int], MessageCounts] = {}
 _NO_MESSAGES = MessageCounts()
+_NO_USAGE = UsageTotals()  # a row without a transcript (frozen: one for all of them)
 
 
 def _messages(stats: TranscriptStats | None) -> MessageCounts:

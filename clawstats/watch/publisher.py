@@ -22,7 +22,9 @@ from typing import cast
 import msgspec
 
 from clawstats.core.catalog import Catalog
+from clawstats.core.enrich import MEMO_MIN_CALLS, forecast_of
 from clawstats.core.enricher import Enricher
+from clawstats.core.forecast import CompactionConfig, TurnsLeft
 from clawstats.core.health import Health, HealthLog
 from clawstats.core.layered import Layered
 from clawstats.core.rollup import Members
@@ -32,6 +34,8 @@ from clawstats.watch.base_prompts import BasePrompts
 from clawstats.watch.joins import Joins
 from clawstats.watch.rows import RowTable
 from clawstats.watch.source import Source
+from clawstats.watch.split import split_map
+from clawstats.watch.tail import Tail
 
 #: The fields enrichment sets (lineage, tree cost, cron job, channel, compaction forecast).
 ENRICHED = (
@@ -45,6 +49,15 @@ ENRICHED = (
     "turns_to_compaction_reason",
 )
 _NOT_ENRICHED = dict.fromkeys(ENRICHED)
+#: A cold start of this many rows or more builds them in two processes (when ``split_rows``).
+SPLIT_MIN_ROWS = 4096
+#: The child's share of them: this process also sums the totals (~6 us a transcript, a row
+#: ~30 us) and reads the child's rows back (~2 us each), so both end together.
+SPLIT_CHILD_SHARE = 0.6
+#: A row as built, whether it shows the base prompt estimate, and its forecast: growth, turns
+#: left, the reason when none, calls on its timeline (-1: no forecast, archived or no transcript).
+Foreseen = tuple[SessionRow, bool, int | None, int | None, str | None, int]
+_foreseen_decoder = msgspec.msgpack.Decoder(list[Foreseen])
 
 
 class BuiltRows(Mapping[str, SessionRow]):
@@ -139,6 +152,9 @@ class Publisher:
         self._by_key: Layered[SessionRow] | None = None
         self._views: Layered[TranscriptView] | None = None
         self.rows_built = 0  # lifetime count of build_row calls (a test pins per-append work)
+        #: a cold start's rows built in two processes (:mod:`.split`): one-shot reads (the CLI) only
+        self.split_rows = False
+        self._unkept: list[str] = []  # keys whose forecast the memo holds for this publish only
         self.revision = 0
         self.snapshot: Snapshot | None = None
 
@@ -146,11 +162,18 @@ class Publisher:
         self.catalog = catalog
         self.enricher = Enricher()  # forecasts depend on the compaction settings
 
-    def _build(self, src: Source) -> SessionRow:
-        found = self.joins.tails.get(src.stats_id or "")
-        tail = found[1] if found is not None else None
+    def _build(self, src: Source, view: TranscriptView | None = None) -> SessionRow:
+        """``view``: the source's transcript view when the caller has it (the one the joins hold)."""
+        if view is None and src.stats_id is not None:
+            view = self.joins.tviews.get(src.stats_id)
+        row, showing = self._row(src, view)
+        self._keep(src, row, showing)
+        return row
+
+    def _row(self, src: Source, view: TranscriptView | None) -> tuple[SessionRow, bool]:
+        """The row of ``src`` as built, and whether it shows its agent's base prompt estimate."""
+        tail = cast(Tail, view.source) if view is not None else None  # a view's source is its tail
         stats = tail.current() if tail is not None else None  # an idle transcript: a temporary copy
-        self.rows_built += 1
         row = build_row(
             src.key,
             src.agent_id,
@@ -162,15 +185,46 @@ class Publisher:
             earlier_cost=self.joins.earlier(src.key),
             base_prompt=self.bases.of(src.agent_id),
         )
-        self.bases.shown(src.agent_id, src.key, not src.archived and (stats is None or stats.last_prompt is None))
         if tail is not None:
             tail.release()  # one unpacked only to be read (or idle) is packed again
+        return row, not src.archived and (stats is None or stats.last_prompt is None)
+
+    def _keep(self, src: Source, row: SessionRow, showing: bool) -> None:
+        """Note a row just built (the built rows, their links, the rows showing the estimate)."""
+        self.rows_built += 1
+        self.bases.shown(src.agent_id, src.key, showing)
         self._built[src.key] = row
         if row.parent_key is not None or row.channel is not None:
             self._links[src.key] = (row.parent_key, row.channel)
         else:
             self._links.pop(src.key, None)
-        return row
+
+    def _foreseen(self, compaction: CompactionConfig, entry: tuple[Source, TranscriptView | None]) -> Foreseen:
+        """A row built, and its forecast when it has one (computed in either process of a split)."""
+        src, view = entry
+        row, showing = self._row(src, view)
+        if view is None or row.archived:
+            return row, showing, None, None, None, -1
+        growth, left, calls = forecast_of(row, view, compaction)
+        return row, showing, growth, left.turns, left.reason, calls
+
+    def _build_split(self, entries: list[tuple[Source, TranscriptView | None]]) -> None:
+        """:meth:`_build` of every entry, half of them in a forked child (:func:`split_map`), the
+        forecasts with them: each goes into the enricher's memo, which then reads it instead of
+        computing it again, and keeps only those it would have kept."""
+        compaction = self.catalog.compaction
+        # Meanwhile, the totals sum every transcript (what publish's call would: it then finds
+        # nothing left to sum); the child's share makes room for them.
+        sums = partial(self.joins.rollup.totals, 0)
+        work = partial(self._foreseen, compaction)
+        built = split_map(work, entries, _foreseen_decoder.decode, sums, SPLIT_CHILD_SHARE)
+        memo = self.enricher.memo
+        for (src, view), (row, showing, growth, turns, reason, calls) in zip(entries, built, strict=True):
+            self._keep(src, row, showing)
+            if view is not None and calls >= 0:
+                memo[src.key] = (view, row.context_window, row.context_tokens, growth, TurnsLeft(turns, reason))
+                if calls < MEMO_MIN_CALLS:
+                    self._unkept.append(src.key)
 
     def _patch(self, keys: set[str]) -> tuple[set[str], set[str]]:
         """Rebuild the rows of ``keys`` in the table; (keys changed or added, keys removed)."""
@@ -198,21 +252,31 @@ class Publisher:
         joins = self.joins
         order: list[str] = []
         views: dict[str, TranscriptView] = {}
+        split = self.split_rows and len(keys) >= SPLIT_MIN_ROWS
+        entries: list[tuple[Source, TranscriptView | None]] = []  # (split: built after the loop)
         for key in keys:
             src = joins.source_of(key)
             if src is None:
                 continue
-            self._build(src)
+            view = joins.tviews.get(src.stats_id) if src.stats_id is not None else None
+            if split:
+                entries.append((src, view))
+            else:  # built at once, as a server's rows always were (no list of 50,000 pairs between)
+                self._build(src, view)
             order.append(key)
-            view = joins.tviews.get(src.stats_id or "")
             if view is not None:
                 views[key] = view
         if not order:
             return set()
+        if split:
+            self._build_split(entries)
         # Every row is built in this publish and none is served: the enricher reads them as built.
         built = self._built
         compaction = self.catalog.compaction
         enriched = self.enricher.update(built, views, set(built), set(), {}, compaction, added=built, release=built)
+        for key in self._unkept:  # forecasts of short timelines, read once from the memo
+            self.enricher.memo.pop(key, None)
+        self._unkept = []
         self.table.load({key: enriched[key] for key in order})
         self._cold_views = views  # the first snapshot's views as they are (no copy of RowViews)
         return set(order)

@@ -137,6 +137,15 @@ class StatsStore:
         return self._publisher.enricher
 
     @property
+    def split_rows(self) -> bool:
+        """A cold start's rows built in two processes (one-shot reads: see :mod:`.split`)."""
+        return self._publisher.split_rows
+
+    @split_rows.setter
+    def split_rows(self, value: bool) -> None:
+        self._publisher.split_rows = value
+
+    @property
     def row_grace_s(self) -> float:
         """How long a file-layout row may wait for its transcript before it counts as missing."""
         return self._row_grace_s

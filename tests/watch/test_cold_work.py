@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -22,11 +23,12 @@ import pytest
 from clawstats.api.server import served_store
 from clawstats.core.snapshot import Snapshot
 from clawstats.settings import Settings
-from clawstats.watch import cold, file_agent
+from clawstats.watch import cold, file_agent, publisher
 from clawstats.watch.engine import open_store
 from clawstats.watch.locate import is_transcript_name
 from clawstats.watch.publisher import Publisher
 from clawstats.watch.rows import RowTable
+from clawstats.watch.split import split_map
 from clawstats.watch.store import StatsStore
 from clawstats.watch.tail import Tail
 from tests.conftest import make_store
@@ -247,3 +249,135 @@ def test_the_server_reads_a_cold_store_in_worker_processes_as_the_cli_does(
     snap = store.scan()
     assert started and len(started[0]) > 5  # the listed transcripts went to the workers
     assert _served(snap) == _served(make_store(small_state).scan())
+
+
+def test_thousands_of_files_are_batched_by_count_from_sampled_sizes(
+    small_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From ``SAMPLE_MIN_FILES`` listed transcripts on, the scanning process stats one in
+    ``SAMPLE_EVERY`` (its estimate decides whether to fork), not each before the workers start;
+    every listed file is still read by the workers, and the rows are those of an in-process read."""
+    in_process = make_store(small_state).scan()
+    monkeypatch.setattr(cold, "SAMPLE_MIN_FILES", 4)
+    monkeypatch.setattr(cold, "SAMPLE_EVERY", 3)
+    stat_ed: list[str] = []
+    real_sizes = cold._sizes
+
+    def recording(paths: list[str]) -> dict[str, int]:
+        stat_ed.extend(paths)
+        return real_sizes(paths)
+
+    monkeypatch.setattr(cold, "_sizes", recording)
+    monkeypatch.setattr(cold, "COUNTED_BATCHES_PER_WORKER", 64)  # more batches than files: one each
+    handed: list[list[str]] = []
+    real_pool = cold.fork_pool
+
+    def pool(workers: int) -> Any:
+        made = real_pool(workers)
+        real_map = made.map
+
+        def recording_map(fn: Any, groups: list[list[str]], *rest: Any) -> Any:
+            handed.extend(groups)
+            return real_map(fn, groups, *rest)
+
+        made.map = recording_map  # type: ignore[method-assign]
+        return made
+
+    monkeypatch.setattr(cold, "fork_pool", pool)
+    started: list[tuple[list[str], frozenset[str]]] = []
+    real_init = cold.ColdRead.__init__
+
+    def starting(self: cold.ColdRead, paths: list[str], *args: Any) -> None:
+        real_init(self, paths, *args)
+        started.append((list(paths), self.paths))
+
+    monkeypatch.setattr(cold.ColdRead, "__init__", starting)
+    store = _worker_store(small_state, monkeypatch)
+    read = store.scan()
+    listed, reading = started[0]
+    assert len(listed) > 5 and reading == frozenset(listed)
+    assert stat_ed == listed[::3]
+    assert handed == [[path] for path in listed]  # 128 batches asked for, no empty one handed out
+    assert _served(read) == _served(in_process)
+    # an estimate under the threshold forks nothing: the scan reads them itself
+    monkeypatch.setattr(cold, "PARALLEL_MIN_BYTES", 1 << 40)
+    started.clear()
+    alone = open_store(Settings(state_dir=str(small_state), no_cache=True), {}, workers=2).scan()
+    assert started and started[0][1] == frozenset()
+    assert _served(alone) == _served(in_process)
+
+
+@pytest.mark.parametrize("fixture", ["small", "attrib"])
+def test_rows_built_in_two_processes_equal_those_built_in_one(
+    fixture: str, small_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-shot read's cold start builds half of its rows (and their forecasts) in a forked
+    child: the served rows, order, views and totals are those built in one process, every row
+    is counted built, and the forecast memo keeps what the one-process build keeps."""
+    state = small_state
+    if fixture == "attrib":
+        state = tmp_path / "attrib"
+        shutil.copytree(ATTRIB_STATE, state)
+    alone = make_store(state)
+    one = alone.scan()
+    monkeypatch.setattr(publisher, "SPLIT_MIN_ROWS", 2)
+    parent = os.getpid()
+    here: list[str] = []
+    real_foreseen = Publisher._foreseen
+
+    def foreseen(self: Publisher, *args: Any) -> Any:
+        if os.getpid() == parent:
+            here.append(args[-1][0].key)
+        return real_foreseen(self, *args)
+
+    monkeypatch.setattr(Publisher, "_foreseen", foreseen)
+    split = make_store(state)
+    split.split_rows = True
+    two = split.scan()
+    assert _served(two) == _served(one)
+    assert split.rows_built == alone.rows_built == len(two.by_key)
+    assert 0 < len(here) < len(two.by_key)  # the rest came from the child
+    assert set(split._enricher.memo) == set(alone._enricher.memo)
+    assert _served(split.scan()) == _served(one)  # a later scan patches them as any
+
+
+def test_split_map_computes_half_in_a_child_and_the_rest_here_when_it_fails() -> None:
+    parent = os.getpid()
+    here: list[int] = []
+
+    def square(n: int) -> int:
+        if os.getpid() == parent:
+            here.append(n)
+        return n * n
+
+    decode = msgspec.msgpack.Decoder(list[int]).decode
+    assert split_map(square, range(10), decode) == [n * n for n in range(10)]
+    assert here == [0, 1, 2, 3, 4]
+
+    def fails_in_the_child(n: int) -> int:
+        if os.getpid() != parent:
+            raise RuntimeError("a child's failure")
+        return square(n)
+
+    here.clear()
+    assert split_map(fails_in_the_child, range(10), decode) == [n * n for n in range(10)]
+    assert here == list(range(10))
+
+
+def test_split_map_stops_its_child_when_this_process_fails(tmp_path: Path) -> None:
+    """An error here (or an interrupt) does not wait for the child's share: the child is stopped
+    (it would sleep for a minute, past the test's timeout, then leave a mark)."""
+    parent = os.getpid()
+    mark = tmp_path / "the child finished"
+
+    def slow_there_failing_here(n: int) -> int:
+        if os.getpid() != parent:
+            time.sleep(60)
+            mark.touch()
+        if n == 1:
+            raise KeyError(n)
+        return n
+
+    with pytest.raises(KeyError):
+        split_map(slow_there_failing_here, range(4), msgspec.msgpack.Decoder(list[int]).decode)
+    assert not mark.exists()
