@@ -1,5 +1,5 @@
-"""Half of a long list of independent computations in a forked child process, the other half here
-at the same time: a one-shot read's first publish builds every row after the workers have read
+"""Part of a long list of independent computations in a forked child process, the rest here at
+the same time: a one-shot read's first publish builds every row after the workers have read
 every transcript, on one core while the other idles (~1.7 s of CPU at 50,000 sessions).
 
 The child is a fork of this process at that moment: it reads what this process holds (sources,
