@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import msgspec
 import pytest
@@ -242,3 +243,51 @@ def test_a_rows_tree_cost_follows_its_own_cost_after_it_became_a_parent() -> Non
     assert served[parent].tree_cost == whole[parent].tree_cost == 0.2
     assert served == whole
     assert enricher.full_passes == 1
+
+
+@pytest.mark.parametrize("seed", range(150))
+def test_the_kept_tree_gives_what_the_whole_pass_gives_after_any_changes(seed: int) -> None:
+    """Random rewrites (rows added, removed, their cost or parent changed; cron runs, parents
+    with no row, archives), each enriched as a publisher's patch does: the served rows are
+    always those a whole pass over the rows as built gives."""
+    rnd = random.Random(seed)
+    compaction = CompactionConfig()
+    enricher = Enricher()
+    built: dict[str, SessionRow] = {}
+    served: dict[str, SessionRow] = {}
+
+    def some_key() -> str:
+        pick = rnd.random()
+        if pick < 0.15:
+            return f"agent:main:cron:J{rnd.randrange(2)}:run:R{rnd.randrange(5)}"
+        return f"agent:main:cron:J{rnd.randrange(2)}" if pick < 0.25 else f"agent:main:k{rnd.randrange(30)}"
+
+    def some_row(key: str) -> SessionRow:
+        cost = rnd.choice([0.0, 0.1, 0.2, 0.3, 0.7, 2.0])
+        up = rnd.choice(sorted(built)) if built and rnd.random() < 0.5 else some_key() if rnd.random() < 0.2 else None
+        if built and rnd.random() < 0.15:
+            return row(key, cost, archived_from=rnd.choice(sorted(built)))
+        return row(key, cost, parent=up if up != key else None)
+
+    for _ in range(40):
+        fresh: dict[str, SessionRow] = {}
+        removed: set[str] = set()
+        for _ in range(rnd.choice([1, 1, 2, 3])):
+            key = some_key() if rnd.random() < 0.5 or not built else rnd.choice(sorted(built))
+            if rnd.random() < 0.25 and key in built and key not in fresh:
+                removed.add(key)
+            elif key not in removed:
+                same_links = key in built and rnd.random() < 0.6
+                fresh[key] = (
+                    msgspec.structs.replace(built[key], total_cost=rnd.choice([0.0, 0.1, 0.25, 2.0]))
+                    if same_links
+                    else some_row(key)
+                )
+        for key in removed:
+            del built[key], served[key]
+        added = {key for key in fresh if key not in served}
+        built.update(fresh)
+        served.update(fresh)
+        served.update(enricher.update(built, {}, set(fresh), removed, served, compaction, added=added))
+        whole = {value.key: value for value in enrich(list(built.values()), {}, compaction)}
+        assert served == whole
