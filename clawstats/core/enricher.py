@@ -155,12 +155,14 @@ class Enricher:
             if root != key:
                 tree.roots[key] = root
         for key in fresh:
-            if key in new or key in tree.parents or key in tree.children:
+            if key in tree.parents or key in tree.children:
                 cost = base[key].total_cost or 0.0
                 if key in new or self._costs.get(key) != cost:
                     self._costs[key] = cost
                     starts.append(key)
-            # else a plain row (no parent, no children): its tree cost is its own, nothing kept
+            else:  # a plain row (no parent, no children): its tree cost is its own, nothing kept
+                # (an own cost kept from before would be stale once it has children again)
+                self._costs.pop(key, None)
         return self._resum(tree, base, served, starts)
 
     def _leaves(
@@ -188,9 +190,11 @@ class Enricher:
             if shape[2] or key in tree.parents or key in tree.children:
                 return None  # it spawned children, or its key was already in the tree (a placeholder)
             up = parent_of(base[key], links)
-            if up is not None and cron_job_key(up) is not None and up not in tree.parents:
+            if up is not None and cron_job_key(up) is not None and (up not in tree.parents or up in gone):
                 if up not in served or up in added:  # (a row before this update: in the tree)
-                    return None  # a cron run's placeholder the full pass would add
+                    # a cron run's placeholder the full pass would add (its row gone in this update
+                    # too: it leaves the tree below, the child would hang under no job)
+                    return None
         return new
 
     def _resum(

@@ -209,9 +209,9 @@ class Publisher:
         return row, showing, growth, left.turns, left.reason, calls
 
     def _build_split(self, entries: list[tuple[Source, TranscriptView | None]]) -> None:
-        """:meth:`_build` of every entry, half of them in a forked child (:func:`split_map`), the
-        forecasts with them: each goes into the enricher's memo, which then reads it instead of
-        computing it again, and keeps only those it would have kept."""
+        """:meth:`_build` of every entry, :data:`SPLIT_CHILD_SHARE` of them in a forked child
+        (:func:`split_map`), the forecasts with them: each goes into the enricher's memo, which
+        then reads it instead of computing it again, and keeps only those it would have kept."""
         compaction = self.catalog.compaction
         # Meanwhile, the totals sum every transcript (what publish's call would: it then finds
         # nothing left to sum); the child's share makes room for them.

@@ -26,6 +26,10 @@ from clawstats.watch.tail_image import TailImage, export
 #: An agent with fewer never-read events than this (~25 MB of JSON) reads them in its own
 #: process: forking would cost more than it saves.
 PARALLEL_MIN_EVENTS = 50_000
+#: At most this many decoded events wait for their fold: each holds its event's bytes (its
+#: content is a ``Raw`` of them), so a session of a million events held at once was its whole
+#: JSON in the worker's memory; a file's read folds per 4 MiB chunk the same way.
+FOLD_EVENTS = 1024
 _EVENTS_UP_TO = (
     "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq <= ? ORDER BY seq"
 )
@@ -84,8 +88,12 @@ def _read_batch(store: str, sessions: list[tuple[str, int]], db_id: FileId) -> l
                     lines.append(decode_line(raw))
                 except BadRecord as bad:
                     health.count(store, bad.kind, f"{sid} seq {seq}: {bad.detail}")
+                if len(lines) >= FOLD_EVENTS:
+                    stats.fold(lines)
+                    lines = []
             # One fold of the session's events (what applying each in turn gives; a fold per
-            # event was 108 Python calls and ~5,270 bytecodes a session of ~14 events, 82 / ~4,870).
+            # event was 108 Python calls and ~5,270 bytecodes a session of ~14 events, 82 / ~4,870),
+            # of its last ones for a session of more than FOLD_EVENTS.
             stats.fold(lines)
             stats.settle()
             tail.pack()

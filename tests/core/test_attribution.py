@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import random
 
 import msgspec
 import pytest
 
 from clawstats.core.attribution import annotate, build_tree, channel_of, cron_job_key, cron_job_of, spawn_links
 from clawstats.core.burnrate import HOUR_MS, burn_rate
-from clawstats.core.enrich import MEMO_MIN_CALLS, foresee
+from clawstats.core.enrich import MEMO_MIN_CALLS, enrich, foresee
+from clawstats.core.enricher import Enricher
 from clawstats.core.forecast import CompactionConfig, compaction_config, forecast, growth_per_turn, turns_to_compaction
 from clawstats.core.session import MessageCounts, SessionRow, UsageTotals
 from clawstats.core.snapshot import TranscriptView
@@ -193,3 +195,99 @@ def test_a_leaf_rows_tree_cost_is_its_own_cost_object() -> None:
     assert tree.tree_cost["agent:main:top"] == 0.75
     (annotated,) = annotate([leaf], tree)
     assert annotated.tree_cost is leaf.total_cost
+
+
+def test_a_new_child_of_a_cron_run_whose_row_goes_in_the_same_update_hangs_under_the_job() -> None:
+    """A cron run's row removed while a row spawned by that run comes (one rewrite of
+    ``sessions.json``): the run is a placeholder under its job, as the whole pass makes it, so
+    the child's root is the job and the job's tree cost counts the child."""
+    job, run, other = "agent:main:cron:J", "agent:main:cron:J:run:R", "agent:main:other"
+    child = "agent:main:subagent:c"
+    compaction = CompactionConfig()
+    enricher = Enricher()
+    first = {key: row(key, cost) for key, cost in ((job, 0.1), (run, 0.2), (other, 0.3))}
+    served = enricher.update(first, {}, set(first), set(), {}, compaction, added=set(first))
+    base = {job: first[job], other: first[other], child: row(child, 0.4, parent=run)}
+    served = {key: value for key, value in served.items() if key != run} | {child: base[child]}
+    served |= enricher.update(base, {}, {child}, {run}, served, compaction, added={child})
+    whole = {value.key: value for value in enrich(list(base.values()), {}, compaction)}
+    assert served[child].root_key == whole[child].root_key == job
+    assert served[job].tree_cost == whole[job].tree_cost == 0.5
+    assert served == whole
+
+
+def test_a_rows_tree_cost_follows_its_own_cost_after_it_became_a_parent() -> None:
+    """A row added plain whose cost moved while plain, then a parent (a child row came before
+    its transcript named the spawn), then back to the cost it was added with (its transcript
+    gone, or replaced): its tree cost is summed again, as the whole pass sums it."""
+    parent, child, other = "agent:main:p", "agent:main:subagent:c", "agent:main:other"
+    compaction = CompactionConfig()
+    enricher = Enricher()
+    built: dict[str, SessionRow] = {}
+    served: dict[str, SessionRow] = {}
+
+    def update(rows: list[SessionRow]) -> None:
+        added = {each.key for each in rows if each.key not in served}
+        fresh = {each.key: each for each in rows}
+        built.update(fresh)
+        served.update(fresh)  # the table holds the rows just built until enriched (a publisher's patch)
+        served.update(enricher.update(built, {}, set(fresh), set(), served, compaction, added=added))
+
+    update([row(other, 0.1)])  # the first (whole) pass
+    update([row(parent, 0.0)])
+    update([row(parent, 2.0)])
+    update([row(child, 0.2, parent=parent)])
+    assert served[parent].tree_cost == 2.2
+    update([row(parent, 0.0)])
+    whole = {value.key: value for value in enrich(list(built.values()), {}, compaction)}
+    assert served[parent].tree_cost == whole[parent].tree_cost == 0.2
+    assert served == whole
+    assert enricher.full_passes == 1
+
+
+@pytest.mark.parametrize("seed", range(150))
+def test_the_kept_tree_gives_what_the_whole_pass_gives_after_any_changes(seed: int) -> None:
+    """Random rewrites (rows added, removed, their cost or parent changed; cron runs, parents
+    with no row, archives), each enriched as a publisher's patch does: the served rows are
+    always those a whole pass over the rows as built gives."""
+    rnd = random.Random(seed)
+    compaction = CompactionConfig()
+    enricher = Enricher()
+    built: dict[str, SessionRow] = {}
+    served: dict[str, SessionRow] = {}
+
+    def some_key() -> str:
+        pick = rnd.random()
+        if pick < 0.15:
+            return f"agent:main:cron:J{rnd.randrange(2)}:run:R{rnd.randrange(5)}"
+        return f"agent:main:cron:J{rnd.randrange(2)}" if pick < 0.25 else f"agent:main:k{rnd.randrange(30)}"
+
+    def some_row(key: str) -> SessionRow:
+        cost = rnd.choice([0.0, 0.1, 0.2, 0.3, 0.7, 2.0])
+        up = rnd.choice(sorted(built)) if built and rnd.random() < 0.5 else some_key() if rnd.random() < 0.2 else None
+        if built and rnd.random() < 0.15:
+            return row(key, cost, archived_from=rnd.choice(sorted(built)))
+        return row(key, cost, parent=up if up != key else None)
+
+    for _ in range(40):
+        fresh: dict[str, SessionRow] = {}
+        removed: set[str] = set()
+        for _ in range(rnd.choice([1, 1, 2, 3])):
+            key = some_key() if rnd.random() < 0.5 or not built else rnd.choice(sorted(built))
+            if rnd.random() < 0.25 and key in built and key not in fresh:
+                removed.add(key)
+            elif key not in removed:
+                same_links = key in built and rnd.random() < 0.6
+                fresh[key] = (
+                    msgspec.structs.replace(built[key], total_cost=rnd.choice([0.0, 0.1, 0.25, 2.0]))
+                    if same_links
+                    else some_row(key)
+                )
+        for key in removed:
+            del built[key], served[key]
+        added = {key for key in fresh if key not in served}
+        built.update(fresh)
+        served.update(fresh)
+        served.update(enricher.update(built, {}, set(fresh), removed, served, compaction, added=added))
+        whole = {value.key: value for value in enrich(list(built.values()), {}, compaction)}
+        assert served == whole

@@ -7,6 +7,7 @@ directory a sessionFile names, not once per row.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -381,3 +382,19 @@ def test_split_map_stops_its_child_when_this_process_fails(tmp_path: Path) -> No
     with pytest.raises(KeyError):
         split_map(slow_there_failing_here, range(4), msgspec.msgpack.Decoder(list[int]).decode)
     assert not mark.exists()
+
+
+def test_split_map_computes_everything_here_when_no_child_can_be_forked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refused fork (EAGAIN at a pids limit, ENOMEM) is no failure of the read: every item is
+    computed here, ``meanwhile`` still runs once, and the pipe made for the child is closed."""
+
+    def refused() -> int:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    fds_before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "fork", refused)
+    calls: list[int] = []
+    decode = msgspec.msgpack.Decoder(list[int]).decode
+    assert split_map(lambda n: n * n, range(10), decode, lambda: calls.append(1)) == [n * n for n in range(10)]
+    assert calls == [1]
+    assert len(os.listdir("/proc/self/fd")) == fds_before

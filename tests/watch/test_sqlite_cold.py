@@ -97,3 +97,27 @@ def test_a_worker_folds_each_sessions_events_at_once(tmp_path: Path, monkeypatch
     images = sqlite_cold._read_batch(str(db), [(sid, top) for sid, top, _ in newest], FileId.of(os.stat(db)))
     assert len(images) == len(folds) == len(newest) > 1
     assert sum(folds) == sum(count for _, _, count in newest) > len(newest)
+
+
+def test_a_worker_folds_a_long_sessions_events_a_bounded_number_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoded event holds its bytes until folded: a worker folds at most ``FOLD_EVENTS`` at a
+    time (a session of a million events is not held whole), and the images are the same."""
+    db = tmp_path / "openclaw-agent.sqlite"  # a copy: no reader may leave a file beside the bundled one
+    shutil.copyfile(REAL_SQLITE / "state/agents/ops/agent/openclaw-agent.sqlite", db)
+    with closing(sqlite3.connect(db)) as con:
+        newest = con.execute("SELECT session_id, max(seq) FROM transcript_events GROUP BY session_id").fetchall()
+    sessions, db_id = [(sid, top) for sid, top in newest], FileId.of(os.stat(db))
+    whole = sqlite_cold._read_batch(str(db), sessions, db_id)
+    folds: list[int] = []
+    real_fold = TranscriptStats.fold
+
+    def counting(self: TranscriptStats, lines: Sequence[Line]) -> None:
+        folds.append(len(lines))
+        real_fold(self, lines)
+
+    monkeypatch.setattr(TranscriptStats, "fold", counting)
+    monkeypatch.setattr(sqlite_cold, "FOLD_EVENTS", 3, raising=False)  # (none before: one fold)
+    assert sqlite_cold._read_batch(str(db), sessions, db_id) == whole
+    assert max(folds) == 3 and len(folds) > len(sessions)
