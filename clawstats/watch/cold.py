@@ -10,8 +10,10 @@ The live tail never comes here: it reads in the writer's own process.
 from __future__ import annotations
 
 import heapq
+import logging
 import os
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import BrokenExecutor
 from typing import TYPE_CHECKING
 
 from clawstats.core.health import HealthLog
@@ -21,6 +23,8 @@ from clawstats.watch.tail_image import TailImage, adopt, export, read_whole
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
+
+log = logging.getLogger("clawstats")
 
 #: Below this many bytes of cold reads, forking workers costs more than it saves.
 PARALLEL_MIN_BYTES = 32 << 20
@@ -91,8 +95,13 @@ class ColdRead:
             reading = sizes
         global _price_of
         _price_of = price_of
-        self._pool = fork_pool(workers)
-        self._results = self._pool.map(_read_batch, groups, [max_line_bytes] * len(groups))
+        try:
+            self._pool = fork_pool(workers)
+            self._results = self._pool.map(_read_batch, groups, [max_line_bytes] * len(groups))
+        except (OSError, BrokenExecutor) as exc:  # no process to be had (a pids limit, no memory)
+            log.warning("cold read: no worker process (%s): the files are read in this one", exc)
+            self.close()
+            return
         self.paths = frozenset(reading)
 
     def __enter__(self) -> ColdRead:
@@ -111,6 +120,9 @@ class ColdRead:
                     tails.append(tail)
                     for kind, n in counts.items():
                         health.count(tail.path, kind, "(read by a worker)", n)
+        except (OSError, BrokenExecutor) as exc:  # a worker killed (the OOM killer), the pool broken
+            # the files no worker handed back are the plan's, never read: polled in this process
+            log.warning("cold read: worker processes failed (%s): %d files read by them", exc, len(tails))
         finally:
             self.close()
         return tails

@@ -12,6 +12,9 @@ process read 50,000 sessions' events at a core's pace while the other core idled
 
 from __future__ import annotations
 
+import logging
+from concurrent.futures import BrokenExecutor
+
 import msgspec
 import zstandard
 
@@ -22,6 +25,8 @@ from clawstats.watch.cold import BATCHES_PER_WORKER, batches, fork_pool
 from clawstats.watch.sqlite_access import connect, event_bytes
 from clawstats.watch.tail import FileId, Tail
 from clawstats.watch.tail_image import TailImage, export
+
+log = logging.getLogger("clawstats")
 
 #: An agent with fewer never-read events than this (~25 MB of JSON) reads them in its own
 #: process: forking would cost more than it saves.
@@ -56,12 +61,15 @@ def read_sessions(
     _price = price
     groups = batches({sid: count for sid, (_top, count) in newest.items()}, workers * BATCHES_PER_WORKER)
     work = [[(sid, newest[sid][0]) for sid in group] for group in groups]
-    with fork_pool(workers) as pool:
-        return [
-            image
-            for images in pool.map(_read_batch, [store] * len(work), work, [db_id] * len(work))
-            for image in images
-        ]
+    read: list[SessionImage] = []
+    try:
+        with fork_pool(workers) as pool:
+            for images in pool.map(_read_batch, [store] * len(work), work, [db_id] * len(work)):
+                read.extend(images)
+    except (OSError, BrokenExecutor) as exc:  # no process to be had, or one killed (the OOM killer)
+        # the sessions no worker handed back are read by the agent itself, in this transaction
+        log.warning("SQLite first read: worker processes failed (%s): %d sessions read by them", exc, len(read))
+    return read
 
 
 def _read_batch(store: str, sessions: list[tuple[str, int]], db_id: FileId) -> list[SessionImage]:

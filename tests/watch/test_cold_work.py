@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
+import signal
 import sys
 import time
 from collections import Counter
@@ -398,3 +400,34 @@ def test_split_map_computes_everything_here_when_no_child_can_be_forked(monkeypa
     assert split_map(lambda n: n * n, range(10), decode, lambda: calls.append(1)) == [n * n for n in range(10)]
     assert calls == [1]
     assert len(os.listdir("/proc/self/fd")) == fds_before
+
+
+def _fork_refused() -> int:
+    raise OSError(errno.EAGAIN, "Resource temporarily unavailable")  # a pids limit, as fork(2) says
+
+
+def _forked_and_killed() -> int:
+    """A fork whose child is killed at once (the OOM killer's choice of a worker)."""
+    pid = _real_fork()
+    if pid == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return pid
+
+
+_real_fork = os.fork
+
+
+@pytest.mark.parametrize("fork", [_fork_refused, _forked_and_killed], ids=["refused", "worker-killed"])
+def test_a_cold_read_whose_workers_fail_reads_the_files_itself(
+    small_state: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fork: Callable[[], int]
+) -> None:
+    """No worker process to be had, or one killed: the cold read is not a crash, the files no
+    worker handed back are read in this process, and the rows are those of an in-process read."""
+    in_process = open_store(Settings(state_dir=str(small_state), no_cache=True), {}).scan()
+    store = _worker_store(small_state, monkeypatch)
+    monkeypatch.setattr(os, "fork", fork)
+    with caplog.at_level(logging.WARNING, logger="clawstats"):
+        read = store.scan()
+    assert "worker process" in caplog.text
+    assert _served(read) == _served(in_process)
+    assert not read.health.conditions

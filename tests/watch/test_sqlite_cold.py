@@ -3,10 +3,13 @@ read in one process: the same rows, totals and skips, and the cursors go on from
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import shutil
+import signal
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from pathlib import Path
 
@@ -121,3 +124,36 @@ def test_a_worker_folds_a_long_sessions_events_a_bounded_number_at_a_time(
     monkeypatch.setattr(sqlite_cold, "FOLD_EVENTS", 3, raising=False)  # (none before: one fold)
     assert sqlite_cold._read_batch(str(db), sessions, db_id) == whole
     assert max(folds) == 3 and len(folds) > len(sessions)
+
+
+def _fork_refused() -> int:
+    raise OSError(errno.EAGAIN, "Resource temporarily unavailable")  # a pids limit, as fork(2) says
+
+
+def _forked_and_killed() -> int:
+    """A fork whose child is killed at once (the OOM killer's choice of a worker)."""
+    pid = _real_fork()
+    if pid == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return pid
+
+
+_real_fork = os.fork
+
+
+@pytest.mark.parametrize("fork", [_fork_refused, _forked_and_killed], ids=["refused", "worker-killed"])
+def test_a_first_read_whose_workers_fail_reads_the_sessions_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fork: Callable[[], int]
+) -> None:
+    monkeypatch.setattr(sqlite_events, "PARALLEL_MIN_EVENTS", 0)  # the real fixture is small
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    alone = _store(state, 1).scan()
+    store = _store(state, 2)
+    monkeypatch.setattr(os, "fork", fork)
+    with caplog.at_level(logging.WARNING, logger="clawstats"):
+        read = store.scan()
+    assert "worker processes failed" in caplog.text
+    assert _adopted(store) == 0
+    _same(read, alone)
+    assert not read.health.conditions
