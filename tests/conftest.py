@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -141,3 +143,19 @@ def live_server(recent_small_state: Path) -> Iterator[tuple[LiveServer, Path]]:
         yield server, state
     finally:
         stop_server(server)
+
+
+def fork_refused() -> int:
+    """``os.fork`` as the kernel answers at a pids limit (``fork(2)``: EAGAIN)."""
+    raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+
+def forked_and_killed() -> int:
+    """``os.fork`` whose child is killed at once (the OOM killer's choice of a worker)."""
+    pid = _real_fork()
+    if pid == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return pid
+
+
+_real_fork = os.fork

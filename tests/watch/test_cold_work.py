@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
 import time
 from collections import Counter
@@ -34,7 +33,7 @@ from clawstats.watch.rows import RowTable
 from clawstats.watch.split import split_map
 from clawstats.watch.store import StatsStore
 from clawstats.watch.tail import Tail
-from tests.conftest import make_store
+from tests.conftest import fork_refused, forked_and_killed, make_store
 from tests.openclaw.attrib_data import ATTRIB_STATE
 
 _encoder = msgspec.json.Encoder()
@@ -402,22 +401,7 @@ def test_split_map_computes_everything_here_when_no_child_can_be_forked(monkeypa
     assert len(os.listdir("/proc/self/fd")) == fds_before
 
 
-def _fork_refused() -> int:
-    raise OSError(errno.EAGAIN, "Resource temporarily unavailable")  # a pids limit, as fork(2) says
-
-
-def _forked_and_killed() -> int:
-    """A fork whose child is killed at once (the OOM killer's choice of a worker)."""
-    pid = _real_fork()
-    if pid == 0:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return pid
-
-
-_real_fork = os.fork
-
-
-@pytest.mark.parametrize("fork", [_fork_refused, _forked_and_killed], ids=["refused", "worker-killed"])
+@pytest.mark.parametrize("fork", [fork_refused, forked_and_killed], ids=["refused", "worker-killed"])
 def test_a_cold_read_whose_workers_fail_reads_the_files_itself(
     small_state: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fork: Callable[[], int]
 ) -> None:

@@ -3,11 +3,9 @@ read in one process: the same rows, totals and skips, and the cursors go on from
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import shutil
-import signal
 import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import closing
@@ -24,7 +22,7 @@ from clawstats.watch.engine import open_store
 from clawstats.watch.sqlite_store import SqliteAgent
 from clawstats.watch.store import StatsStore
 from clawstats.watch.tail import FileId
-from tests.conftest import REAL_SQLITE
+from tests.conftest import REAL_SQLITE, fork_refused, forked_and_killed
 from tests.core.lines import append_events, current_session_id, live_call, octet_length
 
 KEY = "agent:ops:incident-long"
@@ -126,22 +124,7 @@ def test_a_worker_folds_a_long_sessions_events_a_bounded_number_at_a_time(
     assert max(folds) == 3 and len(folds) > len(sessions)
 
 
-def _fork_refused() -> int:
-    raise OSError(errno.EAGAIN, "Resource temporarily unavailable")  # a pids limit, as fork(2) says
-
-
-def _forked_and_killed() -> int:
-    """A fork whose child is killed at once (the OOM killer's choice of a worker)."""
-    pid = _real_fork()
-    if pid == 0:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return pid
-
-
-_real_fork = os.fork
-
-
-@pytest.mark.parametrize("fork", [_fork_refused, _forked_and_killed], ids=["refused", "worker-killed"])
+@pytest.mark.parametrize("fork", [fork_refused, forked_and_killed], ids=["refused", "worker-killed"])
 def test_a_first_read_whose_workers_fail_reads_the_sessions_itself(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fork: Callable[[], int]
 ) -> None:
