@@ -281,6 +281,9 @@ def test_compose_example_mounts_state_read_only_with_a_named_cache() -> None:
     mounts = {mount["target"]: mount for mount in service["volumes"]}
     assert mounts["/state"]["type"] == "bind" and mounts["/state"]["read_only"] is True
     assert mounts["/state"]["source"] == gateway_state["source"]  # the gateway's own state dir
+    # at the same path in both containers (the rows' sessionFile paths name the same files)
+    assert gateway_state["target"] == compose["services"]["openclaw-gateway"]["environment"]["OPENCLAW_STATE_DIR"]
+    assert gateway_state["target"] == "/state"
     assert mounts["/cache"]["type"] == "volume" and mounts["/cache"]["source"] in compose["volumes"]
     assert set(mounts) == {"/state", "/cache"}  # nothing else to write to: the root fs is read-only
     assert service["read_only"] is True and "CLAWSTATS_TOKEN" in service["environment"]
