@@ -183,11 +183,19 @@ SHARED_MAX = 4096
 def shared(value: str) -> str:
     """The one kept object equal to ``value`` (``sys.intern`` would do, but mixes them with the
     interpreter's own names and keeps any number of them)."""
-    found = _SHARED.get(value)
+    return _kept(_SHARED, value)
+
+
+_K = TypeVar("_K", str, int)
+
+
+def _kept(table: dict[_K, _K], value: _K) -> _K:
+    """The object ``table`` keeps equal to ``value``, kept now if the table has room."""
+    found = table.get(value)
     if found is not None:
         return found
-    if len(_SHARED) < SHARED_MAX:
-        _SHARED[value] = value
+    if len(table) < SHARED_MAX:
+        table[value] = value
     return value
 
 
@@ -282,7 +290,7 @@ def _share(row: IndexRow) -> IndexRow:
         row.lastChannel = shared(row.lastChannel)
     context = row.contextTokens
     if type(context) is int:  # a model's window: a few values over every row (32 bytes a row)
-        row.contextTokens = _shared_int(context)
+        row.contextTokens = _kept(_SHARED_INTS, context)
     updated = row.updatedAt
     if type(updated) is int and updated <= _EXACT_FLOAT:
         # The served row keeps it as a float (``updatedAtMs``): held as that float here, the row
@@ -298,15 +306,6 @@ _EXACT_FLOAT = 2**53
 
 #: Ints many rows hold the same of (context windows), as :data:`_SHARED`; capped the same way.
 _SHARED_INTS: dict[int, int] = {}
-
-
-def _shared_int(value: int) -> int:
-    found = _SHARED_INTS.get(value)
-    if found is not None:
-        return found
-    if len(_SHARED_INTS) < SHARED_MAX:
-        _SHARED_INTS[value] = value
-    return value
 
 
 #: Longest transcript line (or SQLite event) read; longer ones are skipped and counted.

@@ -49,16 +49,21 @@ def _patched(self: Publisher, keys: set[str]) -> set[str]:
     return self._patch(keys)[0]
 
 
+def _fixture_state(fixture: str, small_state: Path, tmp_path: Path) -> Path:
+    """The real 2026.7.1 store, or a copy of the attribution one (cron jobs, sub-agents, archives)."""
+    if fixture == "small":
+        return small_state
+    shutil.copytree(ATTRIB_STATE, tmp_path / "attrib")
+    return tmp_path / "attrib"
+
+
 @pytest.mark.parametrize("fixture", ["small", "attrib"])
 def test_cold_publish_equals_the_patching_path(
     fixture: str, small_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rows, their order, views and totals of the bulk first publish are those of the patching
     path (lineage, tree cost and forecasts included: the attribution fixture has all three)."""
-    state = small_state
-    if fixture == "attrib":
-        state = tmp_path / "attrib"
-        shutil.copytree(ATTRIB_STATE, state)
+    state = _fixture_state(fixture, small_state, tmp_path)
     bulk_store = make_store(state)
     bulk = bulk_store.scan()
     with monkeypatch.context() as patch:
@@ -313,13 +318,10 @@ def test_thousands_of_files_are_batched_by_count_from_sampled_sizes(
 def test_rows_built_in_two_processes_equal_those_built_in_one(
     fixture: str, small_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A one-shot read's cold start builds half of its rows (and their forecasts) in a forked
+    """A one-shot read's cold start builds 60 % of its rows (and their forecasts) in a forked
     child: the served rows, order, views and totals are those built in one process, every row
     is counted built, and the forecast memo keeps what the one-process build keeps."""
-    state = small_state
-    if fixture == "attrib":
-        state = tmp_path / "attrib"
-        shutil.copytree(ATTRIB_STATE, state)
+    state = _fixture_state(fixture, small_state, tmp_path)
     alone = make_store(state)
     one = alone.scan()
     monkeypatch.setattr(publisher, "SPLIT_MIN_ROWS", 2)

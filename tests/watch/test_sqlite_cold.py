@@ -78,15 +78,15 @@ def test_a_first_read_in_workers_equals_one_in_process(tmp_path: Path, monkeypat
     assert later.by_key[KEY].total_cost == pytest.approx(parallel.by_key[KEY].total_cost + 0.25)
 
 
-def test_a_worker_folds_each_sessions_events_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One fold per session, not one per event (a fold's set-up per call was ~a tenth of the
-    work); the images are those of the per-event read (the equality test above)."""
-    db = tmp_path / "openclaw-agent.sqlite"  # a copy: no reader may leave a file beside the bundled one
+def _ops_copy(tmp_path: Path) -> Path:
+    """A copy of the real ops database: no reader may leave a file beside the bundled one."""
+    db = tmp_path / "openclaw-agent.sqlite"
     shutil.copyfile(REAL_SQLITE / "state/agents/ops/agent/openclaw-agent.sqlite", db)
-    with closing(sqlite3.connect(db)) as con:
-        newest = con.execute(
-            "SELECT session_id, max(seq), count(*) FROM transcript_events GROUP BY session_id"
-        ).fetchall()
+    return db
+
+
+def _counted_folds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of lines of each ``TranscriptStats.fold`` call from now on."""
     folds: list[int] = []
     real_fold = TranscriptStats.fold
 
@@ -95,6 +95,18 @@ def test_a_worker_folds_each_sessions_events_at_once(tmp_path: Path, monkeypatch
         real_fold(self, lines)
 
     monkeypatch.setattr(TranscriptStats, "fold", counting)
+    return folds
+
+
+def test_a_worker_folds_each_sessions_events_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One fold per session, not one per event (a fold's set-up per call was ~a tenth of the
+    work); the images are those of the per-event read (the equality test above)."""
+    db = _ops_copy(tmp_path)
+    with closing(sqlite3.connect(db)) as con:
+        newest = con.execute(
+            "SELECT session_id, max(seq), count(*) FROM transcript_events GROUP BY session_id"
+        ).fetchall()
+    folds = _counted_folds(monkeypatch)
     images = sqlite_cold._read_batch(str(db), [(sid, top) for sid, top, _ in newest], FileId.of(os.stat(db)))
     assert len(images) == len(folds) == len(newest) > 1
     assert sum(folds) == sum(count for _, _, count in newest) > len(newest)
@@ -105,21 +117,13 @@ def test_a_worker_folds_a_long_sessions_events_a_bounded_number_at_a_time(
 ) -> None:
     """A decoded event holds its bytes until folded: a worker folds at most ``FOLD_EVENTS`` at a
     time (a session of a million events is not held whole), and the images are the same."""
-    db = tmp_path / "openclaw-agent.sqlite"  # a copy: no reader may leave a file beside the bundled one
-    shutil.copyfile(REAL_SQLITE / "state/agents/ops/agent/openclaw-agent.sqlite", db)
+    db = _ops_copy(tmp_path)
     with closing(sqlite3.connect(db)) as con:
         newest = con.execute("SELECT session_id, max(seq) FROM transcript_events GROUP BY session_id").fetchall()
     sessions, db_id = [(sid, top) for sid, top in newest], FileId.of(os.stat(db))
     whole = sqlite_cold._read_batch(str(db), sessions, db_id)
-    folds: list[int] = []
-    real_fold = TranscriptStats.fold
-
-    def counting(self: TranscriptStats, lines: Sequence[Line]) -> None:
-        folds.append(len(lines))
-        real_fold(self, lines)
-
-    monkeypatch.setattr(TranscriptStats, "fold", counting)
-    monkeypatch.setattr(sqlite_cold, "FOLD_EVENTS", 3, raising=False)  # (none before: one fold)
+    folds = _counted_folds(monkeypatch)
+    monkeypatch.setattr(sqlite_cold, "FOLD_EVENTS", 3)
     assert sqlite_cold._read_batch(str(db), sessions, db_id) == whole
     assert max(folds) == 3 and len(folds) > len(sessions)
 
