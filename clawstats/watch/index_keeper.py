@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from clawstats.watch.agents import Agent
 from clawstats.watch.cache import IndexCache
 from clawstats.watch.file_agent import FileAgent
+from clawstats.watch.source import cursor_id
 from clawstats.watch.sqlite_store import SqliteAgent
 from clawstats.watch.tail import Tail
 
@@ -43,7 +44,8 @@ class IndexKeeper:
         for agent in agents:
             roots.append(agent.source.sessions_dir + os.sep)  # transcripts, and archives beside a database
             if isinstance(agent, SqliteAgent):
-                roots.append(agent.source.store + "#")
+                roots.append(cursor_id(agent.source.agent_id, ""))
+                roots.append(agent.source.store + "#")  # cursors cached by earlier builds
         self.cache.forget([path for path in left if path.startswith(tuple(roots))])
 
     def flush(self, tails: Mapping[str, tuple[str, Tail]], agents: Mapping[str, Agent], force: bool = False) -> None:

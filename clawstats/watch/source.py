@@ -10,6 +10,13 @@ import msgspec
 from clawstats.core.records import IndexRow
 
 
+def cursor_id(agent_id: str, session_id: str) -> str:
+    """A SQLite session's stats id: ``<agentId>/<sessionId>``. Unique in the state dir (an agent
+    id is a directory name: no ``/``), and never a file transcript's (an absolute path); the
+    database's path in it cost ~60-120 bytes a session, at 50,000 sessions."""
+    return agent_id + "/" + session_id
+
+
 class Source(msgspec.Struct, frozen=True, gc=False):
     """``gc=False``: strings and an index row (itself untracked), never in a cycle: 64 bytes a
     session, not a slotted dataclass's 80 (it is tracked by the collector)."""
@@ -17,9 +24,17 @@ class Source(msgspec.Struct, frozen=True, gc=False):
     key: str
     agent_id: str
     row: IndexRow | None
-    stats_id: str | None  # transcript path (file layout) or "<db>#<sessionId>" (SQLite)
+    stats_id: str | None  # transcript path (file layout) or "<agentId>/<sessionId>" (SQLite, cursor_id)
     archived: bool = False
     archived_from: str | None = None
+
+
+class Node(Source, frozen=True, gc=False):
+    """A SQLite session node as its agent keeps it: the row's :class:`Source` (``row`` None: a
+    row rejected, not served) and the node's ``updated_at`` (a node that moved is read again).
+    One object a session where a tuple beside its ``Source`` cost 64 bytes more."""
+
+    updated_at: int = 0
 
 
 @dataclass(frozen=True, slots=True)

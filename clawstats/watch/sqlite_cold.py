@@ -80,7 +80,7 @@ def _read_batch(store: str, sessions: list[tuple[str, int]], db_id: FileId) -> l
     try:
         db.execute("BEGIN")
         for sid, top in sessions:
-            tail = Tail(f"{store}#{sid}", _price)
+            tail = Tail(sid, _price)  # its path: the agent's stats id for it once adopted
             tail.file_id = db_id
             stats = tail.stats
             skipped_before = sum(health.counters.values())

@@ -19,6 +19,7 @@ from clawstats.core.health import HealthLog
 from clawstats.core.records import BadRecord, decode_line
 from clawstats.core.usage import Pricer
 from clawstats.watch.layout import AgentSource
+from clawstats.watch.source import cursor_id
 from clawstats.watch.sqlite_access import event_at, event_bytes
 from clawstats.watch.sqlite_cold import PARALLEL_MIN_EVENTS, read_sessions
 from clawstats.watch.tail import FileId, Tail
@@ -56,10 +57,10 @@ class SessionEvents:
     _ids: dict[str, str]
 
     def _stats_id(self, sid: str) -> str:
-        """``<database>#<sessionId>``: one string per session for its source, cursor and joins
-        (each ~190 bytes; a node that moves, a worker's image and a cursor restored from the
-        cache would each bring another copy): the cursor's, else the one made in this read."""
-        made = f"{self.source.store}#{sid}"
+        """``<agentId>/<sessionId>``: one string per session for its source, cursor and joins (a
+        node that moves, a worker's image and a cursor restored from the cache would each bring
+        another copy): the cursor's, else the one made in this read."""
+        made = cursor_id(self.source.agent_id, sid)
         tail = self.tails.get(made)
         if tail is not None:
             return tail.path

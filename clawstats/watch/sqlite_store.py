@@ -30,7 +30,7 @@ from clawstats.core.health import HealthLog
 from clawstats.core.records import BadRecord, IndexRow, parse_index_row
 from clawstats.core.usage import Pricer
 from clawstats.watch.layout import AgentSource
-from clawstats.watch.source import AgentScan, Source
+from clawstats.watch.source import AgentScan, Node, Source, cursor_id
 from clawstats.watch.sqlite_access import connect, file_mark, marker
 from clawstats.watch.sqlite_archives import ArchivesBeside
 from clawstats.watch.sqlite_events import SessionEvents
@@ -69,12 +69,13 @@ class SqliteAgent(SessionEvents):
         self.price = price  # prices calls without a recorded cost, one call at a time
         self.health = health
         self.marker: tuple[object, ...] | None = None  # db and wal identity/size/mtime, wal-index header
-        self.nodes: dict[str, tuple[int, IndexRow | None, str]] = {}  # key -> (updated_at, row, sessionId)
-        # Per session a Tail used as a cursor (by stats id "<db>#<sessionId>"): ``offset`` is the
+        # key -> its node: row (None: rejected), stats id (<agentId>/<the node's sessionId>), updated_at
+        self.nodes: dict[str, Node] = {}
+        # Per session a Tail used as a cursor (by stats id "<agentId>/<sessionId>", cursor_id): ``offset`` is the
         # next ``seq`` to read; it persists in the index cache as file tails do. Archive files
         # beside the database are here too, by path.
         self.tails: dict[str, Tail] = {}
-        self.sources: dict[str, Source] = {}
+        self.sources: dict[str, Source] = {}  # the nodes with a row, and the archives' rows
         self.events_read = 0  # lifetime total, for tests and benchmarks
         self.adopted = 0  # lifetime count of sessions read by worker processes, for tests
         # Per sessionId, how many events lie below the cursor: fewer in the database means some
@@ -111,9 +112,10 @@ class SqliteAgent(SessionEvents):
         """Forget what was read: the next read starts over (from the index cache where it has it).
         Every key and cursor known so far is reported changed (the store rebuilds them)."""
         self.changed_keys.update(self.nodes)
-        self.changed_stats.update(s for s in self.tails if "#" in s and s.startswith(self.source.store))
+        cursors = cursor_id(self.source.agent_id, "")
+        self.changed_stats.update(s for s in self.tails if s.startswith(cursors))
         self.nodes = {}
-        self.tails = {s: t for s, t in self.tails.items() if not s.startswith(self.source.store + "#")}
+        self.tails = {s: t for s, t in self.tails.items() if not s.startswith(cursors)}
         self.below = {}
         self.sources = {k: s for k, s in self.sources.items() if k in self.archives.keys}
         self.marker = None
@@ -239,8 +241,9 @@ class SqliteAgent(SessionEvents):
         else:
             found_nodes = db.execute(_NODES + " WHERE updated_at >= ?", (self._newest_node,))
         # Applied once every node is read: a read that fails midway leaves the nodes as they were.
-        moved: dict[str, tuple[int, IndexRow | None, str]] = {}
+        moved: dict[str, Node] = {}
         kept: set[str] = set()
+        agent = self.source.agent_id
         bad: list[tuple[str, str]] = []
         for raw_key, raw_sid, updated_at in found_nodes:
             key = raw_key.decode("utf-8", "replace")
@@ -248,7 +251,7 @@ class SqliteAgent(SessionEvents):
             if isinstance(updated_at, int) and updated_at > self._newest_node:
                 self._newest_node = updated_at
             old = self.nodes.get(key)
-            if old is not None and old[0] == updated_at and old[2] == sid:
+            if old is not None and old.updated_at == updated_at and old.stats_id == cursor_id(agent, sid):
                 kept.add(key)
                 continue
             found = db.execute(_ENTRY, (raw_key,)).fetchone()
@@ -259,7 +262,7 @@ class SqliteAgent(SessionEvents):
                 row = None
             if row is not None and row.sessionId == sid:
                 sid = row.sessionId  # the node's id is its row's (one string a session, not two)
-            moved[key] = (updated_at, row, sid)
+            moved[key] = Node(key, agent, row, self._stats_id(sid), updated_at=updated_at)
             touched.add(sid)
         if count is not None and not full and count != len(self.nodes) + sum(1 for k in moved if k not in self.nodes):
             # A node deleted while another came (a finished sub-agent's node removed as a new one
@@ -270,28 +273,35 @@ class SqliteAgent(SessionEvents):
         self._apply_nodes(moved, [k for k in self.nodes if k not in kept and k not in moved] if full else [])
         return touched
 
-    def _apply_nodes(self, moved: dict[str, tuple[int, IndexRow | None, str]], gone: list[str]) -> None:
+    def _apply_nodes(self, moved: dict[str, Node], gone: list[str]) -> None:
         """The nodes read (``gone``: those a full read no longer found) into nodes and sources."""
         self.changed_keys.update(moved)
         self.changed_keys.update(gone)  # only a full read can find a node gone
         for key in gone:
-            self._unname(self.nodes.pop(key)[2])
-        for key, (updated_at, row, sid) in moved.items():
+            self._unname(self._sid(self.nodes.pop(key)))
+        for key, node in moved.items():
             old = self.nodes.get(key)
             if old is not None:
-                self._unname(old[2])
+                self._unname(self._sid(old))
+            sid = self._sid(node)
             self._named[sid] = self._named.get(sid, 0) + 1
             self._unnamed.discard(sid)
-            self.nodes[key] = (updated_at, row, sid)
-        agent = self.source.agent_id
+            self.nodes[key] = node
         for key in self.changed_keys:
             if key in self.archives.keys:
                 continue
-            node = self.nodes.get(key)
-            if node is None or node[1] is None:
+            now = self.nodes.get(key)
+            if now is None or now.row is None:
                 self.sources.pop(key, None)
             else:
-                self.sources[key] = Source(key, agent, node[1], self._stats_id(node[2]))
+                self.sources[key] = now
+
+    def _sid(self, node: Node) -> str:
+        """The node's session id (its row's string when they are equal: no copy kept)."""
+        assert node.stats_id is not None
+        sid = node.stats_id[len(cursor_id(self.source.agent_id, "")) :]
+        row = node.row
+        return row.sessionId if row is not None and row.sessionId == sid else sid
 
     def _unname(self, sid: str) -> None:
         left = self._named[sid] - 1

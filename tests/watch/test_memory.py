@@ -33,6 +33,7 @@ from clawstats.watch import cold, sqlite_events
 from clawstats.watch import store as store_module
 from clawstats.watch.engine import open_store
 from clawstats.watch.publisher import BuiltRows
+from clawstats.watch.source import cursor_id
 from clawstats.watch.sqlite_store import SqliteAgent
 from clawstats.watch.tail import IDLE_POLLS, FileId, Tail, head_digest
 from tests.conftest import OPS_TRANSCRIPT, REAL_SQLITE, SMALL_STATE, make_store
@@ -221,7 +222,7 @@ def test_sqlite_sessions_are_settled_after_a_read_as_file_tails_are(tmp_path: Pa
     shutil.copytree(REAL_SQLITE / "state", state)
     store = make_store(state)
     store.scan()
-    read = [tail.stats for sid, tail in store.tails.items() if "#" in sid and tail.stats.entries]
+    read = [tail.stats for sid, tail in store.tails.items() if not sid.startswith("/") and tail.stats.entries]
     assert read and all(s.last_id is None and type(s.last_ts) is float for s in read)
 
 
@@ -466,8 +467,8 @@ def test_sqlite_cursors_share_their_database_identity(tmp_path: Path) -> None:
     store.scan()
     by_db: dict[str, set[int]] = {}
     for sid, tail in store.tails.items():
-        if "#" in sid:
-            by_db.setdefault(sid.split("#")[0], set()).add(id(tail.identity))
+        if not sid.startswith("/"):  # a cursor: <agentId>/<sessionId>
+            by_db.setdefault(sid.split("/")[0], set()).add(id(tail.identity))
     assert len(by_db) == 2 and all(len(ids) == 1 for ids in by_db.values())  # one object per database
 
 
@@ -551,7 +552,7 @@ def test_a_sqlite_session_idle_after_new_events_is_packed_again(tmp_path: Path) 
     written = store.scan(set())
     agent = store.agents["ops"]
     assert isinstance(agent, SqliteAgent)
-    stats_id = f"{agent.source.store}#{sid}"
+    stats_id = cursor_id("ops", sid)
     assert not store.tails[stats_id].packed and not isinstance(store._joins.tviews[stats_id].held, bytes)
     assert store.scan(set()).revision == written.revision and not store.tails[stats_id].packed  # not idle yet
     agent.idle_pack_s = 0.0
@@ -703,13 +704,13 @@ def test_a_sqlite_session_keeps_one_string_for_its_stats_id_and_one_for_its_id(
             assert isinstance(agent, SqliteAgent)
             for src in agent.sources.values():
                 tail = agent.tails.get(src.stats_id or "")
-                if tail is None or "#" not in tail.path:
+                if tail is None or tail.path.startswith("/"):  # an archive beside the database
                     continue
                 assert tail.path is src.stats_id
                 assert next(k for k in agent.tails if k == src.stats_id) is src.stats_id
                 shared += 1
-            for _updated, row, sid in agent.nodes.values():
-                assert row is None or row.sessionId != sid or row.sessionId is sid
+            for node in agent.nodes.values():
+                assert node.row is None or node.row.sessionId is agent._sid(node)
         return shared
 
     store.scan()
