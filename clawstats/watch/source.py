@@ -34,7 +34,7 @@ class Node(Source, frozen=True, gc=False):
     row rejected, not served) and the node's ``updated_at`` (a node that moved is read again).
     One object a session where a tuple beside its ``Source`` cost 64 bytes more."""
 
-    updated_at: int = 0
+    updated_at: int | float = 0  # the row's equal float when it has one (compared by value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -260,8 +260,11 @@ class SqliteAgent(SessionEvents):
             except BadRecord as rejected:
                 bad.append((rejected.kind, key))
                 row = None
-            if row is not None and row.sessionId == sid:
-                sid = row.sessionId  # the node's id is its row's (one string a session, not two)
+            if row is not None:
+                if row.sessionId == sid:
+                    sid = row.sessionId  # the node's id is its row's (one string a session, not two)
+                if row.updatedAt == updated_at:
+                    updated_at = row.updatedAt  # the row's number (OpenClaw writes the same): 32 bytes less
             moved[key] = Node(key, agent, row, self._stats_id(sid), updated_at=updated_at)
             touched.add(sid)
         if count is not None and not full and count != len(self.nodes) + sum(1 for k in moved if k not in self.nodes):

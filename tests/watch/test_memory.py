@@ -709,8 +709,12 @@ def test_a_sqlite_session_keeps_one_string_for_its_stats_id_and_one_for_its_id(
                 assert tail.path is src.stats_id
                 assert next(k for k in agent.tails if k == src.stats_id) is src.stats_id
                 shared += 1
-            for node in agent.nodes.values():
-                assert node.row is None or node.row.sessionId is agent._sid(node)
+            for key, node in agent.nodes.items():
+                # one object a node (its Source), its id, session id and time its row's strings
+                assert agent.sources.get(key, node) is node and node.row is not None
+                assert node.stats_id == cursor_id(agent.source.agent_id, node.row.sessionId or "")
+                assert node.row.sessionId is agent._sid(node)
+                assert node.updated_at is node.row.updatedAt or node.updated_at != node.row.updatedAt
         return shared
 
     store.scan()
