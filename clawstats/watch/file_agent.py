@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 
 from clawstats.core.health import HealthLog
 from clawstats.core.records import IndexRow
@@ -237,6 +238,11 @@ class FileAgent:
         return sources
 
     @property
+    def learnt(self) -> Mapping[str, str]:
+        """The owners learnt of ids no row names now (a reset's old id, a key gone from the index)."""
+        return self._learnt
+
+    @property
     def owners(self) -> dict[str, str]:
         """sessionId -> the key it belongs (or belonged) to: what was learnt, and every row's own
         id (the first row naming it); made when asked (the index's flush persists it)."""
@@ -281,9 +287,9 @@ class FileAgent:
             for sid, key in gone:
                 if sid and sid not in ids:  # (an id a row still names is that row's)
                     learnt.setdefault(sid, key)
-            # What the index restored (every id it was told) that the rows' own ids say anyway.
-            for sid in [sid for sid, key in learnt.items() if ids.get(sid) == key]:
-                del learnt[sid]
+            # What the index restored (every id it was told) that the rows' own ids say anyway: a
+            # new dict, as deleting keeps the table of every id restored (30 bytes a session).
+            self._learnt = {sid: key for sid, key in learnt.items() if ids.get(sid) != key}
 
     def _adopt(self, path: str, by_inode: dict[tuple[int, int], Tail], vanished: dict[str, Tail]) -> None:
         """A new path: a renamed file we already read (reset archive), a cached one, or new."""

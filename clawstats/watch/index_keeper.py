@@ -24,6 +24,8 @@ class IndexKeeper:
     def __init__(self, cache: IndexCache | None) -> None:
         self.cache = cache
         self.dirty: set[str] = set()  # stats ids changed since the last flush
+        self.dirty_keys: dict[str, set[str]] = {}  # agent id -> row keys changed since the last flush
+        self._learnt_saved: dict[str, dict[str, str]] = {}  # agent id -> its learnt owners last saved
         self._last_flush = 0.0
 
     def note(self, stats_id: str) -> None:
@@ -31,6 +33,11 @@ class IndexKeeper:
         (a set of every transcript ever read was 100 bytes a session in ``serve --no-cache``)."""
         if self.cache is not None:
             self.dirty.add(stats_id)
+
+    def note_keys(self, agent_id: str, keys: Iterable[str]) -> None:
+        """Rows whose source changed: their session ids' owners are persisted at the next flush."""
+        if self.cache is not None and keys:
+            self.dirty_keys.setdefault(agent_id, set()).update(keys)
 
     def restore(self) -> dict[str, Tail]:
         """Every cached transcript, in one pass over the index (empty without a cache)."""
@@ -59,9 +66,27 @@ class IndexKeeper:
             return
         self._last_flush = now
         saved = [found[1] for sid in self.dirty if (found := tails.get(sid)) is not None]
-        owners = {aid: dict(a.owners) for aid, a in agents.items() if isinstance(a, FileAgent)}
-        cache.save(saved, owners)
+        cache.save(saved, self._owners(agents))
         self.dirty.clear()
+        self.dirty_keys.clear()
+
+    def _owners(self, agents: Mapping[str, Agent]) -> list[tuple[str, str, str]]:
+        """``(agent, sessionId, key)`` to persist: the ids of the rows changed since the last flush
+        (a row's id is its key's) and the owners an agent learnt (ids no row names now) that moved."""
+        owners: list[tuple[str, str, str]] = []
+        for agent_id, agent in agents.items():
+            if not isinstance(agent, FileAgent):
+                continue
+            rows = agent.index.rows
+            for key in self.dirty_keys.get(agent_id, ()):
+                row = rows.get(key)
+                if row is not None and row.sessionId:
+                    owners.append((agent_id, row.sessionId, key))
+            learnt, saved = agent.learnt, self._learnt_saved.get(agent_id, {})
+            if learnt != saved:
+                owners.extend((agent_id, sid, key) for sid, key in learnt.items() if saved.get(sid) != key)
+                self._learnt_saved[agent_id] = dict(learnt)
+        return owners
 
     def close(self) -> None:
         if self.cache is not None:

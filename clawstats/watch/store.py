@@ -241,6 +241,7 @@ class StatsStore:
             result = agent.scan(changed)
             for key in result.keys:
                 joins.set_source(key, agent.sources.get(key), keys)
+            self._index.note_keys(agent_id, result.keys)
             for stats_id in result.stats:
                 current = agent.tails.get(stats_id)
                 joins.put_tail(agent_id, stats_id, current)

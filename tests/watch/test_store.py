@@ -211,6 +211,36 @@ def test_warm_restart_reads_only_new_bytes(small_state: Path, tmp_path: Path) ->
     assert sum(t.bytes_read for t in third.tails.values()) == len(line)
 
 
+def test_a_reset_while_not_running_finds_its_owner_in_the_index_which_keeps_no_map(
+    small_state: Path, tmp_path: Path
+) -> None:
+    """The persisted owners (session id -> key) attribute an archive made while clawstats was not
+    running; a flush writes the owners of the rows that changed, and the cache keeps no map of
+    every path or owner it saved (~300 bytes a session at 50,000)."""
+    cache_dir = str(tmp_path / "cache")
+    first = make_store(small_state, no_cache=False, cache_dir=cache_dir)
+    rows = len(first.scan().rows)
+    first.close()
+    old = small_state / MAIN / f"{RESET_SID}.jsonl"
+    os.rename(old, old.with_name(f"{RESET_SID}.jsonl.reset.2026-11-24T18-00-00.000Z"))
+    new_sid = "11111111-2222-3333-4444-555555555555"
+    doc = _index(small_state)
+    doc["agent:main:reset-me"].update(sessionId=new_sid, sessionFile=str(old.parent / f"{new_sid}.jsonl"))
+    _replace_index(small_state, "main", doc)
+    cold = scan(small_state)  # no index: nothing says whose the archive was
+    assert cold.by_key[f"agent:main:{RESET_SID}"].archived_from is None
+    second = make_store(small_state, no_cache=False, cache_dir=cache_dir)
+    warm = second.scan()
+    assert warm.by_key[f"agent:main:{RESET_SID}"].archived_from == "agent:main:reset-me"
+    assert second.cache is not None
+    assert not [v for v in vars(second.cache).values() if isinstance(v, dict) and len(v) >= rows // 2]
+    doc["agent:main:main"]["label"] = "renamed"
+    _replace_index(small_state, "main", doc)
+    second.scan()
+    assert second._index._owners(second.agents) == [("main", doc["agent:main:main"]["sessionId"], "agent:main:main")]
+    second.close()
+
+
 def test_without_a_cache_no_transcript_is_kept_pending_for_a_flush(small_state: Path, tmp_path: Path) -> None:
     """What changed since the last flush is kept only when there is an index to flush to: in
     ``serve --no-cache`` the set held every transcript ever read (100 bytes a session)."""

@@ -93,7 +93,7 @@ def test_cached_open_line_and_other_prices_rebuild(tmp_path: Path) -> None:
     tail.poll(HealthLog())
     cache_path = tmp_path / "index.sqlite"
     cache = IndexCache(cache_path, identity="prices-1")
-    cache.save([tail], {})
+    cache.save([tail], [])
     cache.close()
     cache = IndexCache(cache_path, identity="prices-1")
     restored = cache.restore_all().get(tail.path)
