@@ -37,7 +37,9 @@ class IndexCache:
         self.health = health
         self.min_interval_s = min_interval_s
         # Nothing is kept per transcript or owner: the store hands ``save`` only what changed (a
-        # map of every saved path and of every owner was ~300 bytes a session at 50,000).
+        # map of every saved path and of every owner was ~300 bytes a session at 50,000). The
+        # owners read at start-up are kept until the first save, which leaves out those it has.
+        self._loaded_owners: dict[tuple[str, str], str] | None = {}
         self._db: sqlite3.Connection | None = None
         self.failure: str | None = None  # why it became unavailable, when it did
         self._open()
@@ -136,15 +138,21 @@ class IndexCache:
         except sqlite3.Error as exc:
             self._fail("read", exc)
             return {}
+        if self._loaded_owners is not None:
+            self._loaded_owners.update(((agent_id, sid), key) for sid, key in rows)
         return dict(rows)
 
     def save(self, tails: list[Tail], owners: list[tuple[str, str, str]]) -> None:
-        """Persist the given tails (those whose statistics moved since the last save; one never
-        read to the end of a known file is left for a later save) and ``(agent, sessionId, key)``
-        owners in one transaction; the store decides what and when (at most every ``min_interval_s``)."""
+        """Persist the given tails (those whose statistics moved since the last save) and
+        ``(agent, sessionId, key)`` owners in one transaction; the store decides what and when (at
+        most every ``min_interval_s``). Left out: a tail never read to the end of a known file, one
+        restored from here that read nothing since (revision 0), an owner restored from here."""
         if self._db is None:
             return
-        changed = [tail for tail in tails if tail.file_id is not None]
+        changed = [tail for tail in tails if tail.file_id is not None and tail.revision]
+        loaded, self._loaded_owners = self._loaded_owners, None
+        if loaded:
+            owners = [owner for owner in owners if loaded.get(owner[:2]) != owner[2]]
         if not changed and not owners:
             return
         try:
