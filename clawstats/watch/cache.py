@@ -92,18 +92,20 @@ class IndexCache:
         """Every cached transcript at once (one query: a warm start over thousands of files)."""
         if self._db is None:
             return {}
+        tails = {}
         try:
-            found = self._db.execute(
+            # Row by row, not fetchall(): each row's ints and tuple (~400 bytes) are freed before
+            # the next is made, instead of 50,000 of them at once leaving holes between the
+            # states and paths kept (~10 MiB of RSS a warm server at 50,000 sessions held).
+            for path, *fields in self._db.execute(
                 "SELECT path, dev, ino, size, mtime_ns, offset, head, state, open_line FROM files"
-            ).fetchall()
+            ):
+                tail = self._tail(path, *fields)
+                if tail is not None:
+                    tails[path] = tail
         except sqlite3.Error as exc:
             self._fail("read", exc)
             return {}
-        tails = {}
-        for path, *fields in found:
-            tail = self._tail(path, *fields)
-            if tail is not None:
-                tails[path] = tail
         return tails
 
     def _tail(
