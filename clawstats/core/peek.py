@@ -14,6 +14,7 @@ from array import array
 import msgspec
 
 from clawstats.core.transcript import Compaction, TranscriptStats
+from clawstats.core.transcript_image import day_string
 from clawstats.core.usage import Bucket
 
 __all__ = ["Peek", "Shape", "buckets_of", "peek", "shape_of"]
@@ -78,9 +79,15 @@ def buckets_of(blob: bytes) -> dict[tuple[str, str], Bucket]:
     decode each; an idle transcript's view keeps none (~410 of its ~630 bytes)."""
     global decoded_buckets
     decoded_buckets += 1
-    # Each bucket's values as a plain tuple (no BucketImage, no __iter__), the day and model not
-    # looked up in the shared table: the dict is a reader's, dropped after it (~0.5 us a transcript).
-    return {(b.day, b.model): Bucket(*b.values) for b in _buckets_decoder.decode(blob).buckets}
+    # Each bucket's values as a plain tuple (no BucketImage, no __iter__), the model not looked up
+    # in the shared table (a day number is: one string per day): the dict is a reader's, dropped
+    # after it (~0.5 us a transcript).
+    state = _buckets_decoder.decode(blob)
+    model = state.model
+    return {
+        (day_string(b.day), b.model if type(b.model) is str else model): Bucket(*b.values)  # type: ignore[misc]
+        for b in state.buckets
+    }
 
 
 #: lifetime count of :func:`buckets_of` calls (tests pin that an idle view decodes none)
@@ -117,8 +124,9 @@ class _Prefix(msgspec.Struct, array_like=True):
 
 
 class _Shaped(_Prefix, array_like=True):
-    """Up to what :func:`shape_of` reads; the buckets are skipped undecoded."""
+    """Up to what :func:`shape_of` reads; the model and buckets are skipped undecoded."""
 
+    model: msgspec.Raw
     buckets: msgspec.Raw
     compactions: tuple[Compaction, ...]
     spawned: tuple[str, ...]
@@ -128,14 +136,15 @@ class _DayBucket(msgspec.Struct, array_like=True, gc=False):
     """A :class:`~clawstats.core.transcript_image._DayModel` with its bucket's values as a tuple (in
     :class:`~clawstats.core.usage.BucketImage`'s order, which is :class:`Bucket`'s)."""
 
-    day: str
-    model: str
+    day: str | int
+    model: str | int
     values: tuple[int, int, int, int, int, int, float, int, float, int]
 
 
 class _Bucketed(_Prefix, array_like=True):
-    """Up to the buckets (:func:`buckets_of`)."""
+    """Up to the buckets (:func:`buckets_of`): a bucket's model 0 is the transcript's ``model``."""
 
+    model: str | None
     buckets: list[_DayBucket]
 
 

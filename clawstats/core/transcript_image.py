@@ -3,26 +3,30 @@ and what an idle tail keeps instead of its :class:`~clawstats.core.transcript.Tr
 
 One msgpack array (``_State``), its version first so another version is rejected cheaply; what a
 packed transcript's readers read without loading it comes first (``core/peek.py`` decodes a
-prefix of it).
+prefix of it). An idle transcript is kept as this image (50,000 of them in a server), so what most
+transcripts repeat is not written again: a bucket's day as days since the epoch, its model as 0
+when it is the transcript's model, the current provider and model id as 0 when they spell it, and
+the context segment by column, each in the fewest bytes its values fit (``_pack_seg``).
 """
 
 from __future__ import annotations
 
 from array import array
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from clawstats.core.records import shared
+from clawstats.core.records import SHARED_MAX, shared
 from clawstats.core.segment import Compaction
 from clawstats.core.usage import BucketImage, Pricer
 
 if TYPE_CHECKING:
     from clawstats.core.transcript import TranscriptStats
 
-__all__ = ["STATE_VERSION", "check", "dump", "load_into"]
+__all__ = ["STATE_VERSION", "check", "day_number", "day_string", "dump", "load_into"]
 
-STATE_VERSION = 10  # bump when dump() changes: older cached states are then re-read
+STATE_VERSION = 11  # bump when dump() changes: older cached states are then re-read
 
 
 def dump(stats: TranscriptStats) -> bytes:
@@ -32,6 +36,9 @@ def dump(stats: TranscriptStats) -> bytes:
     # Encoded into a buffer and copied out: ``encode()`` returns its grown buffer shrunk in
     # place, which keeps up to a quarter more than its size (~110 bytes a packed transcript).
     buffer = bytearray()
+    model, provider, model_id = stats.model, stats.current_provider, stats.current_model_id
+    # the transcript switched to the model it then ran (most do): the two fields are its parts
+    spelt = provider is not None and model_id is not None and model == f"{provider}/{model_id}" and "/" not in provider
     _state_encoder.encode_into(
         _State(
             version=STATE_VERSION,
@@ -40,12 +47,15 @@ def dump(stats: TranscriptStats) -> bytes:
             entries=stats.entries,
             last_ts=stats.last_ts,
             cost=stats.cost,
-            buckets=[_DayModel(day, model, bucket.image()) for (day, model), bucket in stats.buckets.items()],
+            model=model,
+            buckets=[
+                _DayModel(day_number(day), 0 if name == model and model is not None else name, bucket.image())
+                for (day, name), bucket in stats.buckets.items()
+            ],
             messages=(stats.user, stats.assistant, stats.tool_calls, stats.tool_results, stats.errors),
-            model=stats.model,
             compactions=stats.compactions,
             resets=stats.resets,
-            seg=stats.seg.tobytes(),
+            seg=_pack_seg(stats.seg),
             last_prompt=stats.last_prompt,
             last_output=stats.last_output,
             last_call_ms=stats.last_call_ms,
@@ -56,8 +66,8 @@ def dump(stats: TranscriptStats) -> bytes:
             branch_lost=stats.branch_lost,
             tl_f=stats.tl_f.tobytes(),
             tl_i=stats.tl_i.tobytes(),
-            current_provider=stats.current_provider,
-            current_model_id=stats.current_model_id,
+            current_provider=0 if spelt else provider,
+            current_model_id=0 if spelt else model_id,
             spawned=stats.spawned,
             base_prompt=stats.base_prompt,
         ),
@@ -74,12 +84,15 @@ def load_into(stats: TranscriptStats, blob: bytes, price: Pricer | None) -> None
     # transcripts (a temporary copy to build its row), ~40% of a load was the double setting.
     stats.session_id, stats.version, stats.entries = state.session_id, state.transcript_version, state.entries
     stats.last_ts, stats.cost = state.last_ts, state.cost
-    stats.buckets = {(shared(b.day), shared(b.model)): b.bucket.bucket() for b in state.buckets}
+    model = stats.model = shared(state.model) if state.model is not None else None
+    stats.buckets = {
+        (day_string(b.day), shared(b.model) if type(b.model) is str else model): b.bucket.bucket()  # type: ignore[misc]
+        for b in state.buckets
+    }
     stats.shared_buckets = False
     stats.user, stats.assistant, stats.tool_calls, stats.tool_results, stats.errors = state.messages
-    stats.model = shared(state.model) if state.model is not None else None
     stats.compactions, stats.resets = state.compactions, state.resets
-    stats.seg = array("I", state.seg)  # bytes: read as the machine's words (frombytes)
+    stats.seg = _unpack_seg(state.seg)
     stats.last_prompt, stats.last_output, stats.last_call_ms = state.last_prompt, state.last_output, state.last_call_ms
     stats.base_prompt = state.base_prompt
     stats.compacted_after_call = state.compacted_after_call
@@ -90,8 +103,11 @@ def load_into(stats: TranscriptStats, blob: bytes, price: Pricer | None) -> None
     stats.tl_f = array("d", state.tl_f)
     stats.tl_i = array("I", state.tl_i)
     stats.price = price
-    stats.current_provider = shared(state.current_provider) if state.current_provider else None
-    stats.current_model_id = shared(state.current_model_id) if state.current_model_id else None
+    provider, model_id = state.current_provider, state.current_model_id
+    if provider == 0 and model is not None:  # spelt by the model (see dump)
+        provider, _, model_id = model.partition("/")
+    stats.current_provider = shared(provider) if isinstance(provider, str) and provider else None
+    stats.current_model_id = shared(model_id) if isinstance(model_id, str) and model_id else None
     stats.spawned = state.spawned
     stats.blob = blob
 
@@ -112,8 +128,8 @@ def _decode(blob: bytes) -> _State:
 
 
 class _DayModel(msgspec.Struct, array_like=True):
-    day: str
-    model: str
+    day: str | int  # days since the epoch (:func:`day_number`), else the day as it was read
+    model: str | int  # 0: the transcript's model
     bucket: BucketImage
 
 
@@ -138,6 +154,7 @@ class _State(msgspec.Struct, array_like=True):
     base_prompt: int | None
     tl_f: bytes
     tl_i: bytes
+    model: str | None  # before the buckets: their model 0 is it (``core/peek.py`` reads it so)
     buckets: list[_DayModel]
     compactions: tuple[Compaction, ...]
     spawned: tuple[str, ...]
@@ -145,7 +162,6 @@ class _State(msgspec.Struct, array_like=True):
     transcript_version: int | None
     last_ts: str | float | None
     messages: tuple[int, int, int, int, int]
-    model: str | None
     resets: int
     seg: bytes
     last_prompt: int | None
@@ -155,8 +171,86 @@ class _State(msgspec.Struct, array_like=True):
     chars_after_compaction: int
     summary_chars: int
     branch_lost: bool
-    current_provider: str | None
-    current_model_id: str | None
+    current_provider: str | int | None  # 0 (both): the model's parts before and after its first "/"
+    current_model_id: str | int | None
+
+
+#: Days since the epoch of the dates buckets are read under, and back (one string per day); a few
+#: hundred in any store, bounded as :func:`~clawstats.core.records.shared` is.
+_DAY_NUMBERS: dict[str, int] = {}
+_DAY_STRINGS: dict[int, str] = {}
+_EPOCH = date(1970, 1, 1)
+
+
+def day_number(day: str) -> str | int:
+    """A bucket's day as its number of days since the epoch (3 bytes packed, not 11), or as it is
+    when it is not a date written as ``YYYY-MM-DD`` (``unknown``, an odd stamp's first ten)."""
+    number = _DAY_NUMBERS.get(day)
+    if number is not None:
+        return number
+    try:
+        parsed = date.fromisoformat(day)
+    except ValueError:
+        return day
+    if parsed.isoformat() != day:  # another spelling of the date (e.g. "20261124"): kept as it is
+        return day
+    number = (parsed - _EPOCH).days
+    if len(_DAY_NUMBERS) < SHARED_MAX:
+        _DAY_NUMBERS[day] = number
+    return number
+
+
+def day_string(day: str | int) -> str:
+    """Inverse of :func:`day_number`: the one kept string of that day."""
+    if isinstance(day, str):
+        return shared(day)
+    found = _DAY_STRINGS.get(day)
+    if found is None:
+        found = shared((_EPOCH + timedelta(days=day)).isoformat())
+        if len(_DAY_STRINGS) < SHARED_MAX:
+            _DAY_STRINGS[day] = found
+    return found
+
+
+#: The widths a segment column may take, narrowest first, by the typecode of its array.
+_WIDTHS = ("B", "H", "I")
+
+
+def _pack_seg(seg: array[int]) -> bytes:
+    """The segment's (id hash, characters, prompt tokens) triples by column: the hashes as 32-bit
+    words, the characters and prompt tokens each in the fewest bytes their largest value fits
+    (most entries add a few hundred characters and no prompt: 6-8 bytes an entry, not 12); one
+    byte first names the two widths. Native byte order, as the other arrays of the image."""
+    if not seg:
+        return b""
+    chars, prompts = seg[1::3], seg[2::3]
+    chars_code, prompts_code = _narrowest(chars), _narrowest(prompts)
+    head = bytes((_WIDTHS.index(chars_code) << 4 | _WIDTHS.index(prompts_code),))
+    return b"".join(
+        (head, seg[0::3].tobytes(), array(chars_code, chars).tobytes(), array(prompts_code, prompts).tobytes())
+    )
+
+
+def _narrowest(column: array[int]) -> str:
+    top = max(column)
+    return "B" if top < 0x100 else "H" if top < 0x10000 else "I"
+
+
+def _unpack_seg(packed: bytes) -> array[int]:
+    """Inverse of :func:`_pack_seg`: the interleaved array the fold appends to."""
+    seg = array("I")
+    if not packed:
+        return seg
+    chars_code, prompts_code = _WIDTHS[packed[0] >> 4], _WIDTHS[packed[0] & 0xF]
+    chars_width, prompts_width = array(chars_code).itemsize, array(prompts_code).itemsize
+    entries = (len(packed) - 1) // (seg.itemsize + chars_width + prompts_width)
+    chars_at = 1 + entries * seg.itemsize
+    prompts_at = chars_at + entries * chars_width
+    seg.frombytes(bytes(3 * entries * seg.itemsize))
+    seg[0::3] = array("I", packed[1:chars_at])
+    seg[1::3] = array("I", array(chars_code, packed[chars_at:prompts_at]))
+    seg[2::3] = array("I", array(prompts_code, packed[prompts_at:]))
+    return seg
 
 
 _state_encoder = msgspec.msgpack.Encoder()

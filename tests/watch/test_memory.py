@@ -42,6 +42,7 @@ from tests.core.lines import (
     assistant,
     current_session_id,
     live_call,
+    model_change,
     octet_length,
     sqlite_path,
     stats_of,
@@ -470,6 +471,54 @@ def test_sqlite_cursors_share_their_database_identity(tmp_path: Path) -> None:
         if not sid.startswith("/"):  # a cursor: <agentId>/<sessionId>
             by_db.setdefault(sid.split("/")[0], set()).add(id(tail.identity))
     assert len(by_db) == 2 and all(len(ids) == 1 for ids in by_db.values())  # one object per database
+
+
+def _slots_of(stats: TranscriptStats) -> dict[str, object]:
+    names = [name for klass in type(stats).__mro__ for name in getattr(klass, "__slots__", ())]
+    return {name: getattr(stats, name) for name in names if name not in ("blob", "price", "shared_buckets", "last_id")}
+
+
+def test_a_small_idle_transcripts_image_repeats_no_model_and_writes_no_day() -> None:
+    turns: list[dict[str, object]] = [
+        {"type": "session", "id": "0b44b4e6-0000-4000-8000-000000000064", "version": 3},
+        model_change("openai", "gpt-5.2"),
+    ]
+    for n in range(3):
+        turns += [
+            user(ts=f"2026-11-24T10:0{n}:00.000Z"),
+            assistant(use=usage(17000 + n, 10, cost=0.01), ts=f"2026-11-24T10:0{n}:01.000Z"),
+        ]
+    stats = stats_of(with_ids(turns))
+    stats.settle()
+    blob = stats.dump()
+    # the model once (not again per bucket, nor as the provider and model id it switched to), the
+    # day as a number; the segment's 7 entries in 8 bytes each (hash, chars in 2, prompt in 2)
+    assert blob.count(b"gpt-5.2") == 1 and b"2026-11-24" not in blob and b"openai" in blob
+    assert len(blob) <= 280  # 343 bytes as version 10 wrote it, 274 now
+    assert _slots_of(TranscriptStats.load(blob)) == _slots_of(stats)
+
+
+def test_an_image_keeps_wide_segment_values_odd_days_and_other_models_exactly() -> None:
+    long_text = "x" * 70_000  # characters past 16 bits
+    turns: list[dict[str, object]] = [
+        model_change("openrouter", "anthropic/claude-x"),  # a model id with a "/" of its own
+        user(long_text, ts="2026-11-24T10:00:00.000Z"),
+        assistant("openrouter", "anthropic/claude-x", usage(200_000, 10, cost=0.5), ts="2026-11-24T10:00:01.000Z"),
+        user(ts="2026-11-25T10:00:00.000Z"),
+        assistant("anthropic", "claude-y", usage(300, 10, cost=0.01), ts="2026-11-25T10:00:01.000Z"),
+        assistant("anthropic", "claude-y", usage(300, 10, cost=0.01)),  # no timestamp: day "unknown"
+        assistant("anthropic", "claude-y", usage(300, 10, cost=0.01), ts="20261125T10Z"),
+    ]
+    stats = stats_of(with_ids(turns))
+    stats.settle()
+    assert max(stats.seg[1::3]) > 0xFFFF and max(stats.seg[2::3]) > 0xFFFF
+    loaded = TranscriptStats.load(stats.dump())
+    assert _slots_of(loaded) == _slots_of(stats) and list(loaded.buckets) == list(stats.buckets)
+    assert [type(v) for v in _slots_of(loaded).values()] == [type(v) for v in _slots_of(stats).values()]
+    assert buckets_of(stats.dump()) == stats.buckets and "unknown" in {day for day, _ in stats.buckets}
+    assert (loaded.current_provider, loaded.current_model_id) == ("openrouter", "anthropic/claude-x")
+    empty = TranscriptStats()
+    assert _slots_of(TranscriptStats.load(empty.dump())) == _slots_of(empty)
 
 
 @pytest.mark.parametrize("calls", [0, 3, 40, 9000])  # timelines of no bytes, bin 8, bin 16, bin 32
