@@ -24,7 +24,7 @@ from clawstats.watch.cache import IndexCache
 from clawstats.watch.index import IndexFile
 from clawstats.watch.layout import AgentSource
 from clawstats.watch.listing import Listing
-from clawstats.watch.locate import classify_paths, locate
+from clawstats.watch.locate import classify_paths, elsewhere, locate
 from clawstats.watch.sessionkeys import owner_from_trajectory
 from clawstats.watch.source import AgentScan, Source
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail
@@ -156,9 +156,9 @@ class FileAgent:
         outside, probed_keys = self._outside, self._probed
         if not keys or len(keys) + len(probed_keys) + len(outside) > max(len(rows) // 8, 64):
             return False  # nothing, or so much that the full plan costs about the same
-        if any(os.path.isdir(folder) != found for folder, found in outside.items()):
-            return False  # a folder a sessionFile names came or went
         agent_id, sessions_dir = self.source.agent_id, self.sessions_dir
+        if any(elsewhere(folder, sessions_dir) != found for folder, found in outside.items()):
+            return False  # a folder a sessionFile names came or went
         dirs: dict[str, bool] = {}
         probed: list[str] = []
         planned: list[tuple[Source, bool]] = []

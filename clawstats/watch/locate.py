@@ -45,9 +45,9 @@ def locate(
 
     ``present``: the listing's paths (each mapped to itself): a transcript found there is
     returned as the listing's own object. ``dirs`` (kept over one plan) remembers whether a
-    directory other than ``sessions_dir`` exists: a store copied from another machine names a
-    sessionFile under a home directory that is not here in every row, and one stat of that
-    directory answers for all of them. ``probed`` gets each file stat'ed (not in the listing
+    directory other than ``sessions_dir`` exists (:func:`elsewhere`): a store copied from another
+    machine names a sessionFile under a home directory that is not here in every row, and one stat
+    of that directory answers for all of them. ``probed`` gets each file stat'ed (not in the listing
     ``present``): the plan looks at those rows again."""
     candidates: list[str] = []
     session_file = row.sessionFile
@@ -60,7 +60,7 @@ def locate(
                 row.sessionFile = listed
                 return listed
             folder, name = os.path.split(session_file)
-            if folder != sessions_dir and dir_exists(folder, dirs):
+            if folder != sessions_dir and elsewhere(folder, sessions_dir, dirs):
                 if probed is not None:
                     probed.append(session_file)
                 if os.path.isfile(session_file):
@@ -83,13 +83,27 @@ def locate(
     return None
 
 
-def dir_exists(folder: str, dirs: dict[str, bool] | None) -> bool:
-    if dirs is None:
-        return True  # not remembered: the file's own stat decides
-    found = dirs.get(folder)
+def elsewhere(folder: str, sessions_dir: str, dirs: dict[str, bool] | None = None) -> bool:
+    """Whether ``folder`` is an existing directory other than ``sessions_dir`` (remembered in
+    ``dirs``). Another spelling of the sessions directory is not: a state dir given as a relative
+    path or through a symlink while the rows name their transcripts by the gateway's absolute
+    path (every row read twice otherwise: by that path, and its listed file as an orphan)."""
+    found = dirs.get(folder) if dirs is not None else None
     if found is None:
-        found = dirs[folder] = os.path.isdir(folder)
+        found = _elsewhere(folder, sessions_dir)
+        if dirs is not None:
+            dirs[folder] = found
     return found
+
+
+def _elsewhere(folder: str, sessions_dir: str) -> bool:
+    if not os.path.isdir(folder):  # most often so (rows copied from another machine): one stat
+        return False
+    try:
+        there, here = os.stat(folder), os.stat(sessions_dir)
+    except OSError:
+        return True
+    return (there.st_dev, there.st_ino) != (here.st_dev, here.st_ino)
 
 
 def classify(sessions_dir: str, names: frozenset[str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
