@@ -6,12 +6,19 @@ compactions, reset archives, one ``sessions.json`` per agent). Text is filler; n
 the real mock's usage model (prompt grows with the conversation, cache reads 85-100 %).
 
     python bench/gen_corpus.py OUT --sessions 1000 --turns 40
+    python bench/gen_corpus.py OUT --reindex   # an older store's rows: sessionFile as written below
+
+Each row's ``sessionFile`` is its transcript's absolute path in this store, as a gateway writes
+it (its own state dir joined with ``agents/<agent>/sessions/<sessionId>.jsonl``; until session 7
+the rows named ``/home/operator/.openclaw/...``, a path of another machine, which no reader of a
+live store sees). A reader given another spelling of the store (a symlink) sees foreign paths.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 from pathlib import Path
 
@@ -186,7 +193,7 @@ def generate(out: Path, sessions: int, turns: int, seed: int = 7) -> dict[str, i
         rows[agent][key] = {
             "sessionId": sid,
             "updatedAt": writer.ms,
-            "sessionFile": f"/home/operator/.openclaw/agents/{agent}/sessions/{sid}.jsonl",
+            "sessionFile": session_file(out, agent, sid),
             "model": model,
             "modelProvider": provider,
             "contextTokens": window,
@@ -201,13 +208,40 @@ def generate(out: Path, sessions: int, turns: int, seed: int = 7) -> dict[str, i
     return {"files": files, "lines": lines, "bytes": sum(p.stat().st_size for p in out.rglob("*.jsonl*"))}
 
 
+def session_file(out: Path, agent: str, sid: str) -> str:
+    """What OpenClaw writes as a row's ``sessionFile``: the absolute path of its transcript."""
+    return os.path.join(os.path.abspath(out), "agents", agent, "sessions", f"{sid}.jsonl")
+
+
+def reindex(out: Path) -> int:
+    """Rewrite each ``sessions.json`` of a generated store with ``sessionFile`` as
+    :func:`generate` writes it now, the transcripts untouched; returns the rows rewritten. Each
+    file is replaced by a rename (as OpenClaw writes it): a hard-linked copy of the store keeps
+    its own."""
+    count = 0
+    for path in sorted(out.glob("agents/*/sessions/sessions.json")):
+        agent = path.parent.parent.name
+        rows = json.loads(path.read_text())
+        for row in rows.values():
+            row["sessionFile"] = session_file(out, agent, row["sessionId"])
+            count += 1
+        fresh = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fresh.write_text(json.dumps(rows, indent=2))
+        os.replace(fresh, path)
+    return count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--turns", type=int, default=40, help="mean turns per session")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--reindex", action="store_true", help="only rewrite the sessionFile of OUT's rows")
     args = parser.parse_args()
+    if args.reindex:
+        print(json.dumps({"rows": reindex(args.out)}))
+        return
     print(json.dumps(generate(args.out, args.sessions, args.turns, args.seed)))
 
 

@@ -47,7 +47,8 @@ def to_sqlite(files: Path, out: Path) -> None:
                 db.execute(
                     "INSERT INTO session_nodes (session_key, current_session_id, entry_json, updated_at)"
                     " VALUES (?, ?, ?, ?)",
-                    (key, sid, json.dumps(row), row["updatedAt"]),
+                    # no sessionFile: a SQLite store's rows carry none (the real fixture's)
+                    (key, sid, json.dumps({k: v for k, v in row.items() if k != "sessionFile"}), row["updatedAt"]),
                 )
                 lines = (sessions_json.parent / f"{sid}.jsonl").read_text().splitlines()
                 db.executemany(

@@ -1,6 +1,6 @@
 """What one idle session costs in memory, component by component, after a cold scan in-process.
 
-    python bench/mem_breakdown.py --sessions 20000 [--top 25]
+    python bench/mem_breakdown.py --sessions 20000 [--top 25] [--store DIR]
 
 Two views of the same heap: tracemalloc (everything allocated during ``open_store`` +
 ``scan()``, grouped by the line that allocated it; the total is the Python heap the store keeps)
@@ -144,9 +144,10 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20000)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-walk", action="store_true")
+    parser.add_argument("--store", type=Path, help="another state dir (default: the sweep's of --sessions)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
-    state = WORK / f"sweep-{args.sessions}"
+    state = args.store or WORK / f"sweep-{args.sessions}"
     gc.collect()
     tracemalloc.start()
     store = open_store(Settings(state_dir=str(state), no_cache=True), {})
