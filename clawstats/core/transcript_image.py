@@ -5,8 +5,9 @@ One msgpack array (``_State``), its version first so another version is rejected
 packed transcript's readers read without loading it comes first (``core/peek.py`` decodes a
 prefix of it). An idle transcript is kept as this image (50,000 of them in a server), so what most
 transcripts repeat is not written again: a bucket's day as days since the epoch, its model as 0
-when it is the transcript's model, the current provider and model id as 0 when they spell it, and
-the context segment by column, each in the fewest bytes its values fit (``_pack_seg``).
+when it is the transcript's model, the current provider and model id as 0 when they spell it, a
+UUID session id as its 16 bytes, and the context segment by column, each in the fewest bytes its
+values fit (``_pack_seg``).
 """
 
 from __future__ import annotations
@@ -36,13 +37,15 @@ def dump(stats: TranscriptStats) -> bytes:
     # Encoded into a buffer and copied out: ``encode()`` returns its grown buffer shrunk in
     # place, which keeps up to a quarter more than its size (~110 bytes a packed transcript).
     buffer = bytearray()
+    uuid = _pack_id(stats.session_id)
     model, provider, model_id = stats.model, stats.current_provider, stats.current_model_id
     # the transcript switched to the model it then ran (most do): the two fields are its parts
     spelt = provider is not None and model_id is not None and model == f"{provider}/{model_id}" and "/" not in provider
     _state_encoder.encode_into(
         _State(
             version=STATE_VERSION,
-            session_id=stats.session_id,
+            session_id=None if uuid else stats.session_id,
+            session_uuid=uuid,
             transcript_version=stats.version,
             entries=stats.entries,
             last_ts=stats.last_ts,
@@ -82,7 +85,9 @@ def load_into(stats: TranscriptStats, blob: bytes, price: Pricer | None) -> None
     state = _decode(blob)
     # Every slot set once, here, not first by __init__: a cold start loads each of 50,000
     # transcripts (a temporary copy to build its row), ~40% of a load was the double setting.
-    stats.session_id, stats.version, stats.entries = state.session_id, state.transcript_version, state.entries
+    uuid = state.session_uuid
+    stats.session_id = _unpack_id(uuid) if uuid else state.session_id
+    stats.version, stats.entries = state.transcript_version, state.entries
     stats.last_ts, stats.cost = state.last_ts, state.cost
     model = stats.model = shared(state.model) if state.model is not None else None
     stats.buckets = {
@@ -158,7 +163,8 @@ class _State(msgspec.Struct, array_like=True):
     buckets: list[_DayModel]
     compactions: tuple[Compaction, ...]
     spawned: tuple[str, ...]
-    session_id: str | None
+    session_id: str | None  # None when it is a UUID: its 16 bytes follow (:func:`_pack_id`)
+    session_uuid: bytes
     transcript_version: int | None
     last_ts: str | float | None
     messages: tuple[int, int, int, int, int]
@@ -210,6 +216,24 @@ def day_string(day: str | int) -> str:
         if len(_DAY_STRINGS) < SHARED_MAX:
             _DAY_STRINGS[day] = found
     return found
+
+
+def _pack_id(session_id: str | None) -> bytes:
+    """A session id written as a UUID (what OpenClaw makes) as its 16 bytes, not 36 characters;
+    empty for any other."""
+    if session_id is None or len(session_id) != 36 or session_id[8] != "-":
+        return b""
+    try:
+        packed = bytes.fromhex(session_id.replace("-", ""))
+    except ValueError:
+        return b""
+    # exactly that spelling back (lower case, the dashes where a UUID has them), else as it is
+    return packed if len(packed) == 16 and _unpack_id(packed) == session_id else b""
+
+
+def _unpack_id(packed: bytes) -> str:
+    h = packed.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 #: The widths a segment column may take, narrowest first, by the typecode of its array.
