@@ -59,7 +59,6 @@ class Tail(Identified):
 
     __slots__ = (
         "path",
-        "compressed",
         "_state",
         "price",
         "idle",
@@ -74,7 +73,6 @@ class Tail(Identified):
 
     def __init__(self, path: str, price: Pricer | None = None, state: TranscriptStats | bytes | None = None) -> None:
         self.path = path
-        self.compressed = path.endswith((".gz", ".zst"))
         # The statistics, or their dump while the transcript is idle (packed). One slot, so a
         # reader in another thread (a view's timeline) always sees one or the other.
         self._state: TranscriptStats | bytes = state if state is not None else TranscriptStats(price)
@@ -102,6 +100,11 @@ class Tail(Identified):
             state = self._state = self._load(state)
         assert isinstance(state, TranscriptStats)
         return state
+
+    @property
+    def compressed(self) -> bool:
+        """An archive read whole (told by its name when a change is seen: not a slot, 8 bytes a tail)."""
+        return self.path.endswith((".gz", ".zst"))
 
     @property
     def packed(self) -> bool:

@@ -457,6 +457,7 @@ def test_a_tail_keeps_its_file_id_and_head_digest_as_one_bytes_object(tmp_path: 
     assert tail.head == head_digest(path.read_bytes()[:256])
     assert tail.identity == FileId.of(path.stat()).packed() + tail.head  # no FileId, no ints kept
     assert sys.getsizeof(tail.identity) <= 80  # 83 with a 16-byte digest: an allocation of 96 bytes, not 80
+    assert sys.getsizeof(tail) <= 128  # 12 slots (whether it reads an archive is told by its path)
     tail.file_id = None  # as a reprice does: the next poll reads it again, the digest stays
     assert tail.file_id is None and tail.head == head_digest(path.read_bytes()[:256])
 
