@@ -14,7 +14,7 @@ from array import array
 import msgspec
 
 from clawstats.core.transcript import Compaction, TranscriptStats
-from clawstats.core.transcript_image import day_string
+from clawstats.core.transcript_image import day_string, last_call
 from clawstats.core.usage import Bucket
 
 __all__ = ["Peek", "Shape", "buckets_of", "peek", "shape_of"]
@@ -100,14 +100,15 @@ class _Peeked(msgspec.Struct, array_like=True):
 
     version: int
     entries: int
-    cost: float
-    last_call_ms: float | None
+    cost: float | int
+    last_call_ms: float | int | None
     base_prompt: int | None
     tl_f: bytes
     tl_i: bytes
 
     def figures(self) -> Peek:
-        return Peek(self.entries, self.cost, self.last_call_ms, self.tl_f, self.tl_i, self.base_prompt)
+        cost, last_ms = last_call(self.cost, self.last_call_ms, self.tl_f)
+        return Peek(self.entries, cost, last_ms, self.tl_f, self.tl_i, self.base_prompt)
 
 
 class _Prefix(msgspec.Struct, array_like=True):

@@ -5,13 +5,15 @@ One msgpack array (``_State``), its version first so another version is rejected
 packed transcript's readers read without loading it comes first (``core/peek.py`` decodes a
 prefix of it). An idle transcript is kept as this image (50,000 of them in a server), so what most
 transcripts repeat is not written again: a bucket's day as days since the epoch, its model as 0
-when it is the transcript's model, the current provider and model id as 0 when they spell it, a
-UUID session id as its 16 bytes, and the context segment by column, each in the fewest bytes its
+when it is the transcript's model, the current provider and model id as 0 when they spell it, the
+cost and last call's time as 0 when they are the timeline's last point, a UUID session id as its
+16 bytes, and the context segment by column, each in the fewest bytes its
 values fit (``_pack_seg``).
 """
 
 from __future__ import annotations
 
+import struct
 from array import array
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -25,7 +27,7 @@ from clawstats.core.usage import BucketImage, Pricer
 if TYPE_CHECKING:
     from clawstats.core.transcript import TranscriptStats
 
-__all__ = ["STATE_VERSION", "check", "day_number", "day_string", "dump", "load_into"]
+__all__ = ["SAME", "STATE_VERSION", "check", "day_number", "day_string", "dump", "last_call", "load_into"]
 
 STATE_VERSION = 11  # bump when dump() changes: older cached states are then re-read
 
@@ -49,7 +51,7 @@ def dump(stats: TranscriptStats) -> bytes:
             transcript_version=stats.version,
             entries=stats.entries,
             last_ts=stats.last_ts,
-            cost=stats.cost,
+            cost=SAME if _ends(stats.tl_f, stats.cost, 1) else stats.cost,
             model=model,
             buckets=[
                 _DayModel(day_number(day), 0 if name == model and model is not None else name, bucket.image())
@@ -61,7 +63,7 @@ def dump(stats: TranscriptStats) -> bytes:
             seg=_pack_seg(stats.seg),
             last_prompt=stats.last_prompt,
             last_output=stats.last_output,
-            last_call_ms=stats.last_call_ms,
+            last_call_ms=SAME if _ends(stats.tl_f, stats.last_call_ms, 2) else stats.last_call_ms,
             compacted_after_call=stats.compacted_after_call,
             estimate_at_compaction=stats.estimate_at_compaction,
             chars_after_compaction=stats.chars_after_compaction,
@@ -88,7 +90,8 @@ def load_into(stats: TranscriptStats, blob: bytes, price: Pricer | None) -> None
     uuid = state.session_uuid
     stats.session_id = _unpack_id(uuid) if uuid else state.session_id
     stats.version, stats.entries = state.transcript_version, state.entries
-    stats.last_ts, stats.cost = state.last_ts, state.cost
+    stats.last_ts = state.last_ts
+    stats.cost, stats.last_call_ms = last_call(state.cost, state.last_call_ms, state.tl_f)
     model = stats.model = shared(state.model) if state.model is not None else None
     stats.buckets = {
         (day_string(b.day), shared(b.model) if type(b.model) is str else model): b.bucket.bucket()  # type: ignore[misc]
@@ -98,7 +101,7 @@ def load_into(stats: TranscriptStats, blob: bytes, price: Pricer | None) -> None
     stats.user, stats.assistant, stats.tool_calls, stats.tool_results, stats.errors = state.messages
     stats.compactions, stats.resets = state.compactions, state.resets
     stats.seg = _unpack_seg(state.seg)
-    stats.last_prompt, stats.last_output, stats.last_call_ms = state.last_prompt, state.last_output, state.last_call_ms
+    stats.last_prompt, stats.last_output = state.last_prompt, state.last_output
     stats.base_prompt = state.base_prompt
     stats.compacted_after_call = state.compacted_after_call
     stats.estimate_at_compaction = state.estimate_at_compaction
@@ -154,8 +157,8 @@ class _State(msgspec.Struct, array_like=True):
 
     version: int
     entries: int
-    cost: float
-    last_call_ms: float | None
+    cost: float | int  # SAME: the timeline's last cumulative cost (most transcripts end on a call)
+    last_call_ms: float | int | None  # SAME: the timeline's last call
     base_prompt: int | None
     tl_f: bytes
     tl_i: bytes
@@ -179,6 +182,27 @@ class _State(msgspec.Struct, array_like=True):
     branch_lost: bool
     current_provider: str | int | None  # 0 (both): the model's parts before and after its first "/"
     current_model_id: str | int | None
+
+
+#: What the cost or the last call's time is written as when it is the timeline's last point.
+SAME = 0
+_POINT = struct.Struct("=dd")  # a point of ``tl_f`` (call ms, cumulative cost), native as the array
+
+
+def _ends(tl_f: array[float], value: float | None, back: int) -> bool:
+    """Whether ``value`` is, to the bit, ``tl_f[-back]`` (the last call's time or cost)."""
+    return type(value) is float and len(tl_f) >= 2 and struct.pack("=d", value) == tl_f[-back:][:1].tobytes()
+
+
+def last_call(cost: float | int, last_ms: float | int | None, tl_f: bytes) -> tuple[float, float | None]:
+    """The cost and last call's time as dumped, :data:`SAME` read from the timeline's last point."""
+    if type(cost) is int or type(last_ms) is int:
+        end_ms, end_cost = _POINT.unpack_from(tl_f, len(tl_f) - _POINT.size)
+        if type(cost) is int:
+            cost = end_cost
+        if type(last_ms) is int:
+            last_ms = end_ms
+    return cost, last_ms
 
 
 #: Days since the epoch of the dates buckets are read under, and back (one string per day); a few
