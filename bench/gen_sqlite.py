@@ -1,11 +1,14 @@
 """The same sessions in OpenClaw 2026.9's SQLite layout, for benchmarks.
 
     python bench/gen_sqlite.py FILE_STORE OUT
+    python bench/gen_sqlite.py --reindex OUT   # an older store's rows: no sessionFile, as below
 
 Copies the schema of the real 2026.9.6 fixture (``tests/data/openclaw-real-sqlite``) into a new
 ``agents/<id>/agent/openclaw-agent.sqlite`` per agent and writes every live transcript of a
 file-layout store (``bench/gen_corpus.py``) into it: one ``session_nodes`` row per
 ``sessions.json`` row, one ``transcript_events`` row per line. Reset archives are left out.
+A row's ``entry_json`` has no ``sessionFile`` (the real store's rows have none; until session 7
+they carried the file store's).
 """
 
 from __future__ import annotations
@@ -58,11 +61,31 @@ def to_sqlite(files: Path, out: Path) -> None:
         db.close()
 
 
+def reindex(out: Path) -> int:
+    """Drop ``sessionFile`` from the rows of a store :func:`to_sqlite` wrote before it left it
+    out (the events untouched); returns the rows rewritten."""
+    count = 0
+    for path in sorted(out.glob("agents/*/agent/openclaw-agent.sqlite")):
+        with sqlite3.connect(path) as db:
+            count += db.execute(
+                "UPDATE session_nodes SET entry_json = json_remove(entry_json, '$.sessionFile')"
+                " WHERE json_extract(entry_json, '$.sessionFile') IS NOT NULL"
+            ).rowcount
+        db.close()
+    return count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("files", type=Path)
+    parser.add_argument("files", type=Path, nargs="?")
     parser.add_argument("out", type=Path)
+    parser.add_argument("--reindex", action="store_true", help="only drop the sessionFile of OUT's rows")
     args = parser.parse_args()
+    if args.reindex:
+        print(json.dumps({"rows": reindex(args.out)}))
+        return
+    if args.files is None:
+        parser.error("FILE_STORE is required")
     to_sqlite(args.files, args.out)
 
 
