@@ -51,8 +51,7 @@ class IndexKeeper:
         for agent in agents:
             roots.append(agent.source.sessions_dir + os.sep)  # transcripts, and archives beside a database
             if isinstance(agent, SqliteAgent):
-                roots.append(cursor_id(agent.source.agent_id, ""))
-                roots.append(agent.source.store + "#")  # cursors cached by earlier builds
+                roots.append(cursor_id(agent.source.agent_id, ""))  # (earlier builds' "<db>#<sid>": see restore_all)
         self.cache.forget([path for path in left if path.startswith(tuple(roots))])
 
     def flush(self, tails: Mapping[str, tuple[str, Tail]], agents: Mapping[str, Agent], force: bool = False) -> None:
