@@ -89,10 +89,14 @@ class IndexCache:
         return self._db is not None
 
     def restore_all(self) -> dict[str, Tail]:
-        """Every cached transcript at once (one query: a warm start over thousands of files)."""
+        """Every cached transcript at once (one query: a warm start over thousands of files). The
+        rows whose state no build reads now (another image version) are deleted: nothing restores
+        them, so the store's forgetting of what no agent read again never sees them (a SQLite
+        cursor under a former stats id, a file deleted while another version ran)."""
         if self._db is None:
             return {}
         tails = {}
+        stale: list[str] = []
         try:
             # Row by row, not fetchall(): each row's ints and tuple (~400 bytes) are freed before
             # the next is made, instead of 50,000 of them at once leaving holes between the
@@ -103,9 +107,12 @@ class IndexCache:
                 tail = self._tail(path, *fields)
                 if tail is not None:
                     tails[path] = tail
+                else:
+                    stale.append(path)
         except sqlite3.Error as exc:
             self._fail("read", exc)
             return {}
+        self.forget(stale)
         return tails
 
     def _tail(

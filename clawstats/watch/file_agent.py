@@ -245,7 +245,8 @@ class FileAgent:
     @property
     def owners(self) -> dict[str, str]:
         """sessionId -> the key it belongs (or belonged) to: what was learnt, and every row's own
-        id (the first row naming it); made when asked (the index's flush persists it)."""
+        id (the first row naming it); made when asked, for tests and readers (the index's flush
+        persists the changed rows' ids and :attr:`learnt`, ``IndexKeeper._owners``)."""
         owners = self._ids()
         owners.update(self._learnt)
         return owners

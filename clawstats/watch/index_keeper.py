@@ -51,8 +51,7 @@ class IndexKeeper:
         for agent in agents:
             roots.append(agent.source.sessions_dir + os.sep)  # transcripts, and archives beside a database
             if isinstance(agent, SqliteAgent):
-                roots.append(cursor_id(agent.source.agent_id, ""))
-                roots.append(agent.source.store + "#")  # cursors cached by earlier builds
+                roots.append(cursor_id(agent.source.agent_id, ""))  # (earlier builds' "<db>#<sid>": see restore_all)
         self.cache.forget([path for path in left if path.startswith(tuple(roots))])
 
     def flush(self, tails: Mapping[str, tuple[str, Tail]], agents: Mapping[str, Agent], force: bool = False) -> None:
@@ -72,17 +71,20 @@ class IndexKeeper:
 
     def _owners(self, agents: Mapping[str, Agent]) -> list[tuple[str, str, str]]:
         """``(agent, sessionId, key)`` to persist: the ids of the rows changed since the last flush
-        (a row's id is its key's) and the owners an agent learnt (ids no row names now) that moved."""
+        (a row's id is its key's, unless learnt otherwise) and the owners an agent learnt (ids no
+        row names now, or named by a row since: an alias of a reset key) that moved."""
         owners: list[tuple[str, str, str]] = []
         for agent_id, agent in agents.items():
             if not isinstance(agent, FileAgent):
                 continue
-            rows = agent.index.rows
+            rows, learnt = agent.index.rows, agent.learnt
             for key in self.dirty_keys.get(agent_id, ()):
                 row = rows.get(key)
-                if row is not None and row.sessionId:
+                # What was learnt comes first (``FileAgent.owners``, ``_owner``): a row naming that
+                # id written again must not overwrite it (a restart would restore the row's key).
+                if row is not None and row.sessionId and learnt.get(row.sessionId, key) == key:
                     owners.append((agent_id, row.sessionId, key))
-            learnt, saved = agent.learnt, self._learnt_saved.get(agent_id, {})
+            saved = self._learnt_saved.get(agent_id, {})
             if learnt != saved:
                 owners.extend((agent_id, sid, key) for sid, key in learnt.items() if saved.get(sid) != key)
                 self._learnt_saved[agent_id] = dict(learnt)

@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import msgspec
 import pytest
 import zstandard
 
@@ -131,6 +132,43 @@ def test_warm_restart_reads_no_events_and_deleted_events_are_reread(tmp_path: Pa
         db.execute("DELETE FROM transcript_events WHERE session_id = ? AND seq >= ?", (sid, top - 1))
     after = second.scan().by_key["agent:ops:quick"]
     assert after.messages.assistant == cold.by_key["agent:ops:quick"].messages.assistant - 1
+
+
+def test_cursors_cached_by_the_previous_build_are_read_again_once_and_deleted(tmp_path: Path) -> None:
+    """A cache written by the build before: cursors under ``<database>#<sessionId>`` with a
+    version-10 image. No state of another version is restored, so none is ever "left unread" for
+    the store to forget: the index deletes them when it restores (they stayed in the file for
+    good, and were read and rejected at every start)."""
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    cache_dir = str(tmp_path / "cache")
+    first = make_store(state, no_cache=False, cache_dir=cache_dir)
+    cold = first.scan()
+    first.close()
+    assert first.cache is not None
+    with sqlite3.connect(first.cache.path) as db:
+        cursors = db.execute("SELECT path, state FROM files WHERE path NOT LIKE '/%'").fetchall()
+        assert len(cursors) == 10
+        for path, blob in cursors:  # as the previous build wrote them
+            agent, _, sid = path.partition("/")
+            image = msgspec.msgpack.decode(blob)
+            image[0] = 10
+            old_id = f"{state}/agents/{agent}/agent/openclaw-agent.sqlite#{sid}"
+            db.execute(
+                "UPDATE files SET path = ?, state = ? WHERE path = ?", (old_id, msgspec.msgpack.encode(image), path)
+            )
+    db.close()
+    second = make_store(state, no_cache=False, cache_dir=cache_dir)
+    warm = second.scan()
+    assert _events_read(second) == 232 and warm.rows == cold.rows  # read again, once
+    second.close()
+    with sqlite3.connect(first.cache.path) as db:
+        paths = [path for (path,) in db.execute("SELECT path FROM files")]
+    db.close()
+    assert not [path for path in paths if "#" in path]
+    assert sorted(path for path in paths if not path.startswith("/")) == sorted(path for path, _ in cursors)
+    third = make_store(state, no_cache=False, cache_dir=cache_dir)
+    assert third.scan().rows == cold.rows and _events_read(third) == 0
 
 
 def test_locked_database_degrades_then_recovers(tmp_path: Path) -> None:

@@ -242,6 +242,38 @@ def test_a_reset_while_not_running_finds_its_owner_in_the_index_which_keeps_no_m
     second.close()
 
 
+def test_an_archive_keeps_its_learnt_owner_across_a_restart_when_a_row_names_its_id(
+    small_state: Path, tmp_path: Path
+) -> None:
+    """A key reset: its old id's archive is the key's (learnt). A row still naming that id (an
+    alias) written again later must not overwrite the learnt owner in the index: what a restart
+    restores is what the running server said (the learnt owner first, as ``FileAgent.owners``)."""
+    cache_dir = str(tmp_path / "cache")
+    archive_key = f"agent:main:{RESET_SID}"
+    first = make_store(small_state, no_cache=False, cache_dir=cache_dir)
+    first.scan()
+    old = small_state / MAIN / f"{RESET_SID}.jsonl"
+    os.rename(old, old.with_name(f"{RESET_SID}.jsonl.reset.2026-11-24T18-00-00.000Z"))
+    new_sid = "11111111-2222-3333-4444-555555555555"
+    doc = _index(small_state)
+    doc["agent:main:reset-me"].update(sessionId=new_sid, sessionFile=str(old.parent / f"{new_sid}.jsonl"))
+    doc["agent:main:alias"] = {"sessionId": RESET_SID, "updatedAt": 1}
+    _replace_index(small_state, "main", doc)
+    assert first.scan().by_key[archive_key].archived_from == "agent:main:reset-me"
+    first.flush(force=True)
+    doc["agent:main:alias"]["label"] = "renamed"  # the alias row written again: its key is flushed
+    _replace_index(small_state, "main", doc)
+    line = (small_state / OPS_TRANSCRIPT).read_bytes().splitlines(keepends=True)[56]
+    with open(small_state / OPS_TRANSCRIPT, "ab") as fh:
+        fh.write(line)  # (and a transcript with it: a flush writes only when one changed)
+    running = first.scan().by_key[archive_key].archived_from
+    first.close()
+    second = make_store(small_state, no_cache=False, cache_dir=cache_dir)
+    assert running == "agent:main:reset-me"
+    assert second.scan().by_key[archive_key].archived_from == running
+    second.close()
+
+
 def test_a_warm_start_writes_back_only_what_changed_since(small_state: Path, tmp_path: Path) -> None:
     """Restored transcripts and owners are not written again (a warm start at 50,000 sessions
     rewrote them all: 1.6 s); a line appended since is one row of the index."""
