@@ -27,6 +27,13 @@ def default_cache_path(cache_dir: Path, state_dir: Path) -> Path:
     return cache_dir / f"index-{digest}.sqlite"
 
 
+#: An owner is written only when it differs from the one saved (no row changed otherwise).
+_SAVE_OWNER = (
+    "INSERT INTO owners VALUES (?, ?, ?) ON CONFLICT (agent, sid) DO UPDATE SET key = excluded.key"
+    " WHERE key IS NOT excluded.key"
+)
+
+
 class IndexCache:
     def __init__(
         self, path: Path, health: HealthLog | None = None, min_interval_s: float = 5.0, identity: str = ""
@@ -37,9 +44,9 @@ class IndexCache:
         self.health = health
         self.min_interval_s = min_interval_s
         # Nothing is kept per transcript or owner: the store hands ``save`` only what changed (a
-        # map of every saved path and of every owner was ~300 bytes a session at 50,000). The
-        # owners read at start-up are kept until the first save, which leaves out those it has.
-        self._loaded_owners: dict[tuple[str, str], str] | None = {}
+        # map of every saved path and of every owner was ~300 bytes a session at 50,000), and an
+        # owner saved as it is already is not written (the upsert below: a warm start's first
+        # save names every row's owner).
         self._db: sqlite3.Connection | None = None
         self.failure: str | None = None  # why it became unavailable, when it did
         self._open()
@@ -147,21 +154,17 @@ class IndexCache:
         except sqlite3.Error as exc:
             self._fail("read", exc)
             return {}
-        if self._loaded_owners is not None:
-            self._loaded_owners.update(((agent_id, sid), key) for sid, key in rows)
         return dict(rows)
 
     def save(self, tails: list[Tail], owners: list[tuple[str, str, str]]) -> None:
         """Persist the given tails (those whose statistics moved since the last save) and
         ``(agent, sessionId, key)`` owners in one transaction; the store decides what and when (at
         most every ``min_interval_s``). Left out: a tail never read to the end of a known file, one
-        restored from here that read nothing since (revision 0), an owner restored from here."""
+        restored from here that read nothing since (revision 0); an owner saved as it is is not
+        written again."""
         if self._db is None:
             return
         changed = [tail for tail in tails if tail.file_id is not None and tail.revision]
-        loaded, self._loaded_owners = self._loaded_owners, None
-        if loaded:
-            owners = [owner for owner in owners if loaded.get(owner[:2]) != owner[2]]
         if not changed and not owners:
             return
         try:
@@ -186,7 +189,7 @@ class IndexCache:
                             tail.open_line,
                         ),
                     )
-                self._db.executemany("INSERT OR REPLACE INTO owners VALUES (?, ?, ?)", owners)
+                self._db.executemany(_SAVE_OWNER, owners)
         except (sqlite3.Error, OSError) as exc:
             self._fail("write", exc)
             return

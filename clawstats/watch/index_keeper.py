@@ -78,7 +78,8 @@ class IndexKeeper:
             if not isinstance(agent, FileAgent):
                 continue
             rows, learnt = agent.index.rows, agent.learnt
-            for key in self.dirty_keys.get(agent_id, ()):
+            # In key order: of two rows naming one id, the same one is saved whatever the hash seed.
+            for key in sorted(self.dirty_keys.get(agent_id, ())):
                 row = rows.get(key)
                 # What was learnt comes first (``FileAgent.owners``, ``_owner``): a row naming that
                 # id written again must not overwrite it (a restart would restore the row's key).

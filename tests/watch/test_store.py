@@ -232,9 +232,10 @@ def test_a_reset_while_not_running_finds_its_owner_in_the_index_which_keeps_no_m
     second = make_store(small_state, no_cache=False, cache_dir=cache_dir)
     warm = second.scan()
     assert warm.by_key[f"agent:main:{RESET_SID}"].archived_from == "agent:main:reset-me"
-    assert second.cache is not None
-    second.flush(force=True)  # the first scan's flush waits for the next scan (or this)
+    assert second.cache is not None  # ready (its first flush waits for the next scan): no map held
     assert not [v for v in vars(second.cache).values() if isinstance(v, dict) and len(v) >= rows // 2]
+    second.flush(force=True)
+    assert second.cache._db is not None and second.cache._db.total_changes == 0  # every owner as saved
     doc["agent:main:main"]["label"] = "renamed"
     _replace_index(small_state, "main", doc)
     second.scan()
