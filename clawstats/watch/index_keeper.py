@@ -56,9 +56,10 @@ class IndexKeeper:
 
     def flush(self, tails: Mapping[str, tuple[str, Tail]], agents: Mapping[str, Agent], force: bool = False) -> None:
         """Persist the transcripts changed since the last flush (at most every
-        ``cache.min_interval_s`` unless ``force``)."""
+        ``cache.min_interval_s`` unless ``force``), and the owners that moved (a forced flush, on
+        closing, also when no transcript changed: an owner learnt from a reset)."""
         cache = self.cache
-        if cache is None or not self.dirty:
+        if cache is None or not (self.dirty or self.dirty_keys or force):
             return
         now = time.monotonic()
         if not force and now - self._last_flush < cache.min_interval_s:

@@ -12,7 +12,8 @@ from clawstats.core.records import IndexRow
 
 def cursor_id(agent_id: str, session_id: str) -> str:
     """A SQLite session's stats id: ``<agentId>/<sessionId>``. Unique in the state dir (an agent
-    id is a directory name: no ``/``), and never a file transcript's (an absolute path); the
+    id is a directory name: no ``/``), and not a file transcript's path
+    (``<state dir>/agents/<agentId>/sessions/<name>``, a session id naming no such path); the
     database's path in it cost ~60-120 bytes a session, at 50,000 sessions."""
     return agent_id + "/" + session_id
 
