@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Callable
 
 import watchfiles
@@ -39,6 +40,11 @@ WATCH_STEP_MS = 20
 #: How long after the first scan's publish the watcher is set up: readers waiting for the first
 #: rows get them before its walk holds the event loop (at 50,000 sessions ~0.22 s).
 WATCH_START_S = 0.25
+#: The interpreter's thread switch interval during the first scan (the default is 5 ms). A client
+#: polling ``/healthz`` every 20 ms made the event loop take the GIL from the scanning thread
+#: every few ms, each request several times: at 50,000 sessions the first scan took ~0.25 s more
+#: CPU. Requests during it wait a little longer (they are answered 503 anyway); restored after it.
+FIRST_SCAN_SWITCH_S = 0.05
 _NOISE = (".trajectory.jsonl", ".lock", ".tmp", "-journal", ".usage-cost-cache.json")
 
 
@@ -155,6 +161,9 @@ class Poller:
 
     async def run(self, stop: asyncio.Event) -> None:
         watcher: asyncio.Task[None] | None = None
+        default_s = sys.getswitchinterval()
+        sys.setswitchinterval(max(default_s, FIRST_SCAN_SWITCH_S))
+        switch_s: float | None = default_s  # None once restored after the first scan
         try:
             while not stop.is_set():
                 if watcher is None and self.watch and self.last_full:  # the first scan is done
@@ -165,6 +174,9 @@ class Poller:
                     await self.step()
                 except Exception:  # a bug, not bad input: keep serving the last snapshot
                     log.exception("scan failed; serving the last good snapshot")
+                if switch_s is not None:
+                    sys.setswitchinterval(switch_s)
+                    switch_s = None
                 waiter = asyncio.create_task(self.wake.wait())
                 stopper = asyncio.create_task(stop.wait())
                 timeout = self.poll_interval_s
@@ -174,6 +186,8 @@ class Poller:
                 waiter.cancel()
                 stopper.cancel()
         finally:
+            if switch_s is not None:  # stopped during the first scan
+                sys.setswitchinterval(switch_s)
             if watcher is not None:
                 watcher.cancel()
                 try:
