@@ -149,10 +149,30 @@ class _Over:
         self.fired = fired
 
     def __call__(self, value: float, threshold: float, rule: str, subject: str, margin: float) -> bool:
-        if f"{rule}|{subject}" in self.fired:
+        if self.fired and f"{rule}|{subject}" in self.fired:  # (none fired: no id made per row)
             return value >= threshold - margin
         # Context % fires at the threshold, a budget when it is exceeded.
         return value >= threshold if rule.startswith("context_pct_") else value > threshold
+
+
+#: The last rules' context-share thresholds (the tuple itself, kept: its identity is the key)
+#: and their (threshold, rule name, severity).
+_pct_made: list[tuple[tuple[float, ...], tuple[tuple[float, str, str], ...]]] = []
+
+
+def _pct_rules(context_pct: tuple[float, ...]) -> tuple[tuple[float, str, str], ...]:
+    """(threshold, rule name, severity) of each context-share rule, made once per rules, not per
+    row (a server's first snapshot checks every row: 50,000 names formatted twice). Told by
+    identity: equal thresholds of other types (80 and 80.0) are served as they were given."""
+    if _pct_made and _pct_made[0][0] is context_pct:
+        return _pct_made[0][1]
+    top = max(context_pct) if context_pct else None
+    made = tuple(
+        (pct, f"context_pct_{pct:g}", "critical" if pct == top and len(context_pct) > 1 else "warning")
+        for pct in context_pct
+    )
+    _pct_made[:] = [(context_pct, made)]
+    return made
 
 
 def row_conditions(row: SessionRow, rules: AlertRules, over: _Over) -> list[Condition]:
@@ -165,15 +185,13 @@ def row_conditions(row: SessionRow, rules: AlertRules, over: _Over) -> list[Cond
     if row.archived:
         return found
     if row.context_pct is not None:
-        top = max(rules.context_pct) if rules.context_pct else None
-        for pct in rules.context_pct:
-            if over(row.context_pct, pct, f"context_pct_{pct:g}", row.key, REARM_PCT_POINTS):
-                severity = "critical" if pct == top and len(rules.context_pct) > 1 else "warning"
+        for pct, rule, severity in _pct_rules(rules.context_pct):
+            if over(row.context_pct, pct, rule, row.key, REARM_PCT_POINTS):
                 message = (
                     f"{row.key} uses {row.context_pct}% of its context window "
                     f"({row.context_tokens}/{row.context_window} tokens, threshold {pct:g}%)"
                 )
-                found.append(Condition(f"context_pct_{pct:g}", severity, row.key, row.context_pct, pct, message, row))
+                found.append(Condition(rule, severity, row.key, row.context_pct, pct, message, row))
     budget, cost = rules.session_budget_usd, row.total_cost or 0.0  # None: unknown, never over a budget
     if budget is not None and over(cost, budget, "session_budget", row.key, budget * (1 - REARM_FRACTION)):
         message = f"{row.key} cost ${cost:.4f} (budget ${budget:g})"

@@ -13,6 +13,7 @@ process read 50,000 sessions' events at a core's pace while the other core idled
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from concurrent.futures import BrokenExecutor
 
 import msgspec
@@ -54,22 +55,24 @@ class SessionImage(msgspec.Struct, frozen=True, array_like=True):
 
 def read_sessions(
     store: str, newest: dict[str, tuple[int, int]], workers: int, db_id: FileId, price: Pricer | None
-) -> list[SessionImage]:
+) -> Iterator[SessionImage]:
     """The sessions of ``newest`` (session id -> (newest seq, events)) read by ``workers``
-    processes, in batch order."""
+    processes, in batch order, each batch as it comes: the caller adopts it while the workers
+    read on (adopted after the last batch, the adoption was ~0.09 s an agent at 50,000 sessions
+    with both cores idle but one)."""
     global _price
     _price = price
     groups = batches({sid: count for sid, (_top, count) in newest.items()}, workers * BATCHES_PER_WORKER)
     work = [[(sid, newest[sid][0]) for sid in group] for group in groups]
-    read: list[SessionImage] = []
+    read = 0
     try:
         with fork_pool(workers) as pool:
             for images in pool.map(_read_batch, [store] * len(work), work, [db_id] * len(work)):
-                read.extend(images)
+                read += len(images)
+                yield from images
     except (OSError, BrokenExecutor) as exc:  # no process to be had, or one killed (the OOM killer)
         # the sessions no worker handed back are read by the agent itself, in this transaction
-        log.warning("SQLite first read: worker processes failed (%s): %d sessions read by them", exc, len(read))
-    return read
+        log.warning("SQLite first read: worker processes failed (%s): %d sessions read by them", exc, read)
 
 
 def _read_batch(store: str, sessions: list[tuple[str, int]], db_id: FileId) -> list[SessionImage]:

@@ -144,3 +144,42 @@ def test_a_first_read_whose_workers_fail_reads_the_sessions_itself(
     assert _adopted(store) == 0
     _same(read, alone)
     assert not read.health.conditions
+
+
+def test_each_batch_is_adopted_as_it_comes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent adopts a worker's batch while the others are still being read, not after the
+    last one (both cores then idled but one)."""
+    monkeypatch.setattr(sqlite_events, "PARALLEL_MIN_EVENTS", 0)  # the real fixture is small
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    seen: list[str] = []
+    real_fork_pool = sqlite_cold.fork_pool
+
+    class Pool:
+        """The real pool, its batches handed back one at a time and noted."""
+
+        def __init__(self, workers: int) -> None:
+            self.pool = real_fork_pool(workers)
+
+        def __enter__(self) -> Pool:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.pool.shutdown()
+
+        def map(self, fn: Callable[..., object], *args: Sequence[object]) -> object:
+            for result in self.pool.map(fn, *args):
+                seen.append("batch")
+                yield result
+
+    real_adopt = sqlite_events.adopt
+
+    def adopt(*args: object, **kwargs: object) -> object:
+        seen.append("adopt")
+        return real_adopt(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite_cold, "fork_pool", Pool)
+    monkeypatch.setattr(sqlite_events, "adopt", adopt)
+    _store(state, workers=2).scan()
+    assert seen.count("batch") >= 2 and "adopt" in seen
+    assert seen.index("adopt") < seen.index("batch", 1)  # the first batch adopted before the second came
