@@ -131,10 +131,14 @@ class Appender:
             )
 
 
-def start_serve(store: Path, clawstats: str = CLAWSTATS) -> tuple[subprocess.Popen[str], str]:
-    """``clawstats serve --no-cache`` on a free port: (the process, its URL)."""
+def start_serve(
+    store: Path, clawstats: str = CLAWSTATS, cache_dir: Path | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """``clawstats serve --no-cache`` (with ``cache_dir``: its persisted index there) on a free
+    port: (the process, its URL)."""
+    cache = ["--cache-dir", str(cache_dir)] if cache_dir is not None else ["--no-cache"]
     proc = subprocess.Popen(
-        [clawstats, "serve", "--state-dir", str(store), "--no-cache", "--port", "0"],
+        [clawstats, "serve", "--state-dir", str(store), *cache, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
