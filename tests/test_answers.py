@@ -312,6 +312,31 @@ def test_what_the_catalog_and_discovery_read_are_inputs_too(
     assert after == cli.full(small_state)
 
 
+def test_a_store_read_through_a_symlink_adds_no_input_a_row(
+    small_state: Path, cli: Cli, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """Rows naming their transcripts by the gateway's absolute path, the state dir given through a
+    symlink: each row's sessionFile is a listed file under another spelling, not an input of its
+    own (one stat each in every warm run: 52,000 at 50k)."""
+    real = small_state.resolve()
+    for index in real.glob("agents/*/sessions/sessions.json"):
+        rows = json.loads(index.read_text())
+        for row in rows.values():
+            row["sessionFile"] = str(index.parent / f"{row['sessionId']}.jsonl")
+        index.write_text(json.dumps(rows))
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    _age(real)
+    inputs: dict[Path, int] = {}
+    for state, runner in ((real, cli), (link, Cli(capsys, caplog, tmp_path / "cache-link"))):
+        runner.run(state)
+        saved = next((runner.cache_dir).glob("answer-*.msgpack")).read_bytes()
+        head = answers.msgspec.msgpack.decode(saved[8 : 8 + int.from_bytes(saved[:8], "little")], type=answers._Head)
+        inputs[state] = len(head.identities)
+        assert runner.run(state)[1]  # and reused
+    assert inputs[link] == inputs[real]
+
+
 def test_a_miss_stats_each_input_once_and_its_saved_answer_is_reused_next(
     small_state: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -100,10 +100,23 @@ class Inputs(msgspec.Struct, frozen=True, array_like=True):
                 os.path.join(agent_dir, "agent", n) for n in ("models.json", SQLITE_NAME, SQLITE_NAME + "-wal")
             )
         inside = {*listed, *(p for a in agents for p in (a.sessions_dir, os.path.dirname(a.store)))}
+        inside_ids = {ident for p in listed if (ident := _dir_id(p)) is not None}
+        outside: dict[str, bool] = {}  # per directory a path names: one stat of each
 
         def elsewhere(path: str) -> bool:
             # the common case (a path joined to its listed dir) without abspath: 52,000 of them
-            return path.rpartition(os.sep)[0] not in inside and os.path.dirname(os.path.abspath(path)) not in inside
+            folder = path.rpartition(os.sep)[0]
+            if folder in inside:
+                return False
+            found = outside.get(folder)
+            if found is None:
+                # Another spelling of a listed directory (the state dir given through a symlink or
+                # as a relative path, the rows naming the gateway's absolute paths) is that
+                # directory: its files are listed, not an input each (52,000 stats a warm run).
+                here = os.path.dirname(os.path.abspath(path))
+                ident = _dir_id(here) if here not in inside else None
+                found = outside[folder] = here not in inside and (ident is None or ident not in inside_ids)
+            return found
 
         read = {p for p in read_paths if elsewhere(p)}
         optional.update(p for p in named_paths if elsewhere(p))
@@ -140,6 +153,15 @@ class _Head(msgspec.Struct, frozen=True, array_like=True):
     key: str
     inputs: Inputs
     identities: dict[str, Identity]
+
+
+def _dir_id(path: str) -> tuple[int, int] | None:
+    """A directory's (device, inode), None when it cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _identity(path: str) -> Identity:
