@@ -141,7 +141,8 @@ class FileAgent:
             self._adopt(path, by_inode, vanished)
         for path in vanished:
             del self.tails[path]
-            self.health.clear_condition(path)
+            if path not in self.listing.irregular:  # its condition is the listing's, set this scan
+                self.health.clear_condition(path)
             self._changed_stats.add(path)
 
     def _replan_rows(self, keys: set[str]) -> bool:

@@ -76,6 +76,11 @@ class Listing:
         self.paths = paths
         return True
 
+    @property
+    def irregular(self) -> set[str]:
+        """Paths named like transcripts that are not regular files (a condition each)."""
+        return self._irregular
+
     def _explained(self, hint: set[str] | None) -> bool:
         """Whether the events in ``hint`` name no transcript the last listing lacks (the safety
         scan, None, explains nothing)."""

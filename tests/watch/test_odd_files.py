@@ -46,6 +46,23 @@ def test_fifo_transcript_never_blocks_the_scan(small_state: Path) -> None:
     assert "agent:main:x" not in keys
 
 
+def test_a_transcript_replaced_by_a_directory_degrades_from_the_scan_that_sees_it(small_state: Path) -> None:
+    """The listing names it "not a regular file"; the transcript's tail leaving the plan in the
+    same scan cleared that condition (the next scans, with nothing changed, said "ok" all along)."""
+    store = make_store(small_state)
+    assert store.scan().health.status == "ok"
+    victim = small_state / OPS_TRANSCRIPT
+    victim.unlink()
+    victim.mkdir()
+    for _ in range(2):
+        health = store.scan().health
+        assert health.status == "degraded"
+        assert "not a regular file" in health.conditions[str(victim)]
+    victim.rmdir()
+    victim.write_bytes((SMALL_STATE / OPS_TRANSCRIPT).read_bytes())
+    assert store.scan().health.status == "ok"
+
+
 def test_fifo_does_not_stop_later_appends(small_state: Path) -> None:
     os.mkfifo(small_state / "agents/ops/sessions/x.jsonl")
     store = make_store(small_state)
