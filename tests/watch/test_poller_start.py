@@ -1,10 +1,12 @@
-"""The poller's start: the first scan runs with a longer thread switch interval."""
+"""The poller's start: the file-system watch is set up after the first scan, then a full scan."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,45 @@ from clawstats.settings import Settings
 from clawstats.watch import poller
 from clawstats.watch.engine import open_store
 from clawstats.watch.poller import Poller
+
+
+def test_the_watch_is_set_up_after_the_first_scan_and_a_full_scan_follows(
+    small_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Setting the watch up walks the state dir holding the GIL, and a live watch takes an event
+    for every file the cold read opens: neither may slow the first scan. What changed before the
+    watch was up is read by a full scan right after it."""
+    store = open_store(Settings(state_dir=str(small_state), no_cache=True), {}, follow=True)
+    hints: list[set[str] | None] = []  # each scan's paths (None: a full scan)
+    real_scan = store.scan
+
+    def scan(changed: set[str] | None = None) -> Snapshot:
+        hints.append(None if changed is None else set(changed))
+        return real_scan(changed)
+
+    monkeypatch.setattr(store, "scan", scan)
+    scans_when_watched: list[int] = []
+
+    async def awatch(*_paths: Any, stop_event: asyncio.Event, **_options: Any) -> AsyncIterator[set[Any]]:
+        scans_when_watched.append(len(hints))
+        await stop_event.wait()
+        for changes in ():  # an async generator that yields no change
+            yield changes
+
+    monkeypatch.setattr(poller.watchfiles, "awatch", awatch)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(Poller(store, lambda _snapshot: None, poll_interval_s=0.05).run(stop))
+        while len(hints) < 3:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+
+    asyncio.run(run())
+    assert scans_when_watched == [1]  # set up once, after the first scan
+    assert hints[:2] == [None, None]  # the first scan and the one after the watch was set up: full
+    assert hints[2] is not None  # then only what events (and the sweep) name
 
 
 def test_the_first_scan_runs_with_a_longer_thread_switch_interval(
