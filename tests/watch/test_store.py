@@ -28,6 +28,19 @@ def _index(state: Path, agent: str = "main") -> dict[str, dict[str, object]]:
     return json.loads((state / f"agents/{agent}/sessions/sessions.json").read_text())
 
 
+def _reset(state: Path, rows: dict[str, dict[str, object]] | None = None) -> dict[str, dict[str, object]]:
+    """``agent:main:reset-me`` reset as a gateway resets it (its transcript renamed to an archive,
+    a new session id in its row), ``rows`` added to the index; the index written and returned."""
+    old = state / MAIN / f"{RESET_SID}.jsonl"
+    os.rename(old, old.with_name(f"{RESET_SID}.jsonl.reset.2026-11-24T18-00-00.000Z"))
+    new_sid = "11111111-2222-3333-4444-555555555555"
+    doc = _index(state)
+    doc["agent:main:reset-me"].update(sessionId=new_sid, sessionFile=str(old.parent / f"{new_sid}.jsonl"))
+    doc.update(rows or {})
+    _replace_index(state, "main", doc)
+    return doc
+
+
 def test_model_switch_arrives_with_the_replaced_index(small_state: Path) -> None:
     store = make_store(small_state)
     assert store.scan().by_key["agent:main:main"].context_window == 128000
@@ -221,12 +234,7 @@ def test_a_reset_while_not_running_finds_its_owner_in_the_index_which_keeps_no_m
     first = make_store(small_state, no_cache=False, cache_dir=cache_dir)
     rows = len(first.scan().rows)
     first.close()
-    old = small_state / MAIN / f"{RESET_SID}.jsonl"
-    os.rename(old, old.with_name(f"{RESET_SID}.jsonl.reset.2026-11-24T18-00-00.000Z"))
-    new_sid = "11111111-2222-3333-4444-555555555555"
-    doc = _index(small_state)
-    doc["agent:main:reset-me"].update(sessionId=new_sid, sessionFile=str(old.parent / f"{new_sid}.jsonl"))
-    _replace_index(small_state, "main", doc)
+    doc = _reset(small_state)  # while not running
     cold = scan(small_state)  # no index: nothing says whose the archive was
     assert cold.by_key[f"agent:main:{RESET_SID}"].archived_from is None
     second = make_store(small_state, no_cache=False, cache_dir=cache_dir)
@@ -252,13 +260,7 @@ def test_an_archive_keeps_its_learnt_owner_across_a_restart_when_a_row_names_its
     archive_key = f"agent:main:{RESET_SID}"
     first = make_store(small_state, no_cache=False, cache_dir=cache_dir)
     first.scan()
-    old = small_state / MAIN / f"{RESET_SID}.jsonl"
-    os.rename(old, old.with_name(f"{RESET_SID}.jsonl.reset.2026-11-24T18-00-00.000Z"))
-    new_sid = "11111111-2222-3333-4444-555555555555"
-    doc = _index(small_state)
-    doc["agent:main:reset-me"].update(sessionId=new_sid, sessionFile=str(old.parent / f"{new_sid}.jsonl"))
-    doc["agent:main:alias"] = {"sessionId": RESET_SID, "updatedAt": 1}
-    _replace_index(small_state, "main", doc)
+    doc = _reset(small_state, {"agent:main:alias": {"sessionId": RESET_SID, "updatedAt": 1}})
     assert first.scan().by_key[archive_key].archived_from == "agent:main:reset-me"
     first.flush(force=True)
     doc["agent:main:alias"]["label"] = "renamed"  # the alias row written again: its key is flushed
