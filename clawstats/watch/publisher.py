@@ -295,15 +295,13 @@ class Publisher:
         self._built = {}  # the served rows are the only ones kept
         # Frozen mappings for readers that share all but this change with the previous snapshot.
         cold, self._cold_views = self._cold_views, None
-        if self._by_key is None or self._views is None:
-            self._by_key = Layered.of(table.rows)
+        self._by_key = table.rows.publish()
+        if self._views is None:
             if cold is not None:  # the cold start's own dict, no other holder: not copied
                 self._views = Layered(cast(dict[str, TranscriptView | object], cold), None, len(cold))
             else:
                 self._views = Layered.of(dict(self.views))
         elif changed or removed or keys or repacked:
-            if changed or removed or keys:
-                self._by_key = self._by_key.updated({k: table.rows[k] for k in changed}, removed)
             views = {k: view for k in keys if (view := joins.row_view(k)) is not None and k in table.rows}
             for key in repacked:
                 if key not in keys and key in table.rows and (view := joins.row_view(key)) is not None:

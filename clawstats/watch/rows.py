@@ -13,8 +13,10 @@ list of keys (a tuple and a slot per row: ~3 MB at 50,000 rows).
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from typing import cast
 
+from clawstats.core.layered import Layered
 from clawstats.core.session import SessionRow
 from clawstats.watch.source import Source
 
@@ -47,12 +49,73 @@ class RowOrder:
         return tuple(rows)
 
 
+_GONE: object = object()
+
+
+class Rows(Mapping[str, SessionRow]):
+    """The rows by key: the last published (the snapshots' frozen :class:`Layered` mapping) and
+    the changes since. The snapshots' mapping is the table's, not a copy of it beside a dict of
+    the same 50,000 rows (~2 MB)."""
+
+    __slots__ = ("published", "_pending", "_len")
+
+    def __init__(self, published: Layered[SessionRow]) -> None:
+        self.published = published
+        self._pending: dict[str, SessionRow | object] = {}  # a removed row: _GONE
+        self._len = len(published)
+
+    def __getitem__(self, key: str) -> SessionRow:
+        value = self._pending.get(key, self)
+        if value is self:
+            return self.published[key]
+        if value is _GONE:
+            raise KeyError(key)
+        return value  # type: ignore[return-value]
+
+    def __contains__(self, key: object) -> bool:
+        value = self._pending.get(key, self) if isinstance(key, str) else _GONE
+        return key in self.published if value is self else value is not _GONE
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[str]:
+        pending = self._pending
+        for key, value in pending.items():
+            if value is not _GONE:
+                yield key
+        for key in self.published:
+            if key not in pending:
+                yield key
+
+    def __setitem__(self, key: str, row: SessionRow) -> None:
+        if key not in self:
+            self._len += 1
+        self._pending[key] = row
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self._len -= 1
+        self._pending[key] = _GONE
+
+    def publish(self) -> Layered[SessionRow]:
+        """The rows now, frozen for a snapshot (only what changed since the last is new)."""
+        pending = self._pending
+        if pending:
+            changed = {key: value for key, value in pending.items() if value is not _GONE}
+            gone = {key for key, value in pending.items() if value is _GONE}
+            self.published = self.published.updated(cast(dict[str, SessionRow], changed), gone)
+            self._pending = {}
+        return self.published
+
+
 class RowTable:
     """Rows and their order; one writer (the store). (A row's transcript view is read through the
     joins: :class:`~clawstats.watch.publisher.RowViews`, no map here.)"""
 
     def __init__(self) -> None:
-        self.rows: dict[str, SessionRow] = {}
+        self.rows = Rows(Layered.of({}))
         self.unknown: set[str] = set()  # rows whose cost is unknown (no readable transcript)
         self.added: set[str] = set()  # keys that had no row before the last update
         self._ordered: list[tuple[SessionRow, ...]] = []  # chunks of the rows, oldest first
@@ -97,7 +160,7 @@ class RowTable:
     def load(self, rows: dict[str, SessionRow]) -> None:
         """Fill an empty table with ``rows`` (their final form); sorts once."""
         assert not self.rows
-        self.rows = rows
+        self.rows = Rows(Layered(cast(dict[str, SessionRow | object], rows), None, len(rows)))  # the dict itself
         self.unknown = {key for key, row in rows.items() if row.total_cost is None}
         self._sort()
 

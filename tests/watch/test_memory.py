@@ -334,6 +334,34 @@ def test_the_row_table_keeps_no_sort_key_and_no_view_per_row(tmp_path: Path) -> 
     assert dict(views) == dict(after.views)
 
 
+def test_the_snapshots_rows_by_key_are_the_tables_not_a_second_map(tmp_path: Path) -> None:
+    """The table's rows are the last published mapping (shared with the snapshots) and the changes
+    since: no dict of every row beside the snapshot's (~2 MB at 50,000 rows). An older snapshot
+    keeps its rows when the table changes."""
+    state = tmp_path / "state"
+    _store_of(state, 30)
+    store = make_store(state)
+    first = store.scan()
+    rows = store._publisher.table.rows
+    assert rows.published is first.by_key and first.by_key._parent is None  # the cold start's dict, not copied
+    assert dict(rows) == dict(first.by_key) and len(rows) == len(first.by_key) > 30
+    old = first.by_key["agent:ops:copy-3"]
+    path = state / "agents/ops/sessions/00000000-0000-4000-8000-000000000003.jsonl"
+    _append(path, 0.5)
+    after = store.scan({str(path)})
+    assert rows.published is after.by_key and after.by_key._parent is first.by_key  # one layer on top
+    assert after.by_key._layer.keys() == {"agent:ops:copy-3"}
+    assert after.by_key["agent:ops:copy-3"] is rows["agent:ops:copy-3"] != old
+    assert first.by_key["agent:ops:copy-3"] is old  # the older snapshot unchanged
+    path.unlink()
+    gone = store.scan({str(path)})
+    assert "agent:ops:copy-3" in gone.by_key  # its row stays (cost unknown); a key leaving:
+    (state / "agents/ops/sessions/sessions.json").write_text("{}")
+    empty = store.scan()
+    assert len(empty.by_key) == len(rows) and "agent:ops:copy-3" not in rows
+    assert "agent:ops:copy-3" in first.by_key and "agent:ops:copy-3" in after.by_key
+
+
 def test_a_reset_archive_is_owned_by_the_key_whose_id_moved_on_with_no_map_of_ids_kept(tmp_path: Path) -> None:
     """The ids of the last plan are read from its sources' rows (no key -> sessionId map per
     agent): an alias row reading the same session first, the key whose id then changed still
