@@ -107,7 +107,7 @@ def _read_batch(store: str, sessions: list[tuple[str, int]], db_id: FileId) -> l
             # of its last ones for a session of more than FOLD_EVENTS.
             stats.fold(lines)
             stats.settle()
-            tail.pack()
+            tail.pack(segment=True)
             skipped: dict[str, tuple[int, str]] = {}
             if sum(health.counters.values()) != skipped_before:
                 skipped = {kind: (n, f"{sid} (read by a worker)") for kind, n in health.counters.items()}

@@ -200,7 +200,7 @@ class SessionEvents:
             tail.stats.settle()  # as a file tail does when a read ends: an idle session keeps less
             tail.idle = 0
             if whole:  # most of a store is idle: packed at once, as a file tail's whole read
-                tail.pack()
+                tail.pack(segment=True)
             else:
                 if not self._written:
                     self._oldest_written = time.monotonic()

@@ -188,7 +188,7 @@ class SqliteAgent(SessionEvents):
             del self._written[stats_id]
             tail = self.tails.get(stats_id)
             if tail is not None and not tail.packed:
-                tail.pack()
+                tail.pack(segment=True)
                 packed.add(stats_id)
         self._oldest_written = min(self._written.values(), default=now)
         return packed

@@ -49,6 +49,10 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 #: no write for at least a sweep: a session being written to is polled with new bytes far more
 #: often and stays unpacked (an append never pays a dump and a load), an idle one packs.
 IDLE_POLLS = 2
+#: A file of at most this many bytes (its offset) is packed without its context segment: new bytes
+#: rebuild its statistics by reading it again from the start, ~0.4 ms of CPU at this size (bench/
+#: RESULTS.md, "Idle transcripts without their segment"; a sweep's largest transcript is 70 KB).
+REREAD_MAX_BYTES = 128 << 10
 
 
 class Tail(Identified):
@@ -56,6 +60,8 @@ class Tail(Identified):
 
     #: lifetime count of statistics loaded from a packed state, by every tail (tests pin it)
     unpacks: ClassVar[int] = 0
+    #: lifetime count of statistics rebuilt by reading a file again from its start (tests pin it)
+    rereads: ClassVar[int] = 0
 
     __slots__ = (
         "path",
@@ -140,18 +146,25 @@ class Tail(Identified):
         state = self._state
         return state if type(state) is bytes else self.stats.dump()
 
-    def pack(self) -> None:
-        """Keep the statistics as their dump (free when they were loaded from it, unchanged)."""
+    def pack(self, segment: bool | None = None) -> None:
+        """Keep the statistics as their dump (free when they were loaded from it, unchanged); without
+        their segment when ``segment`` is False or, None, the file is small (a SQLite cursor, its
+        offset a seq, says True: nothing reads its statistics again)."""
         state = self._state
         if isinstance(state, TranscriptStats):
-            self._state = state.dump()
+            self._state = state.dump(self._keeps_segment() if segment is None else segment)
 
     def release(self) -> None:
         """A reader is done with the statistics: pack them again when they were only unpacked to
-        be read, or the transcript is idle."""
+        be read, or the transcript is idle (a file: only :meth:`poll` counts ``idle``)."""
         state = self._state
         if isinstance(state, TranscriptStats) and (state.blob is not None or self.idle >= IDLE_POLLS):
-            self._state = state.dump()
+            self._state = state.dump(self._keeps_segment())
+
+    def _keeps_segment(self) -> bool:
+        """Whether a dump of this file's statistics keeps the segment: not when the file is small
+        (read again when it grows; an archive is never continued: a change reads it whole)."""
+        return not 0 < self.offset <= REREAD_MAX_BYTES
 
     def _load(self, blob: bytes) -> TranscriptStats:
         Tail.unpacks += 1
@@ -200,8 +213,10 @@ class Tail(Identified):
         # 50,000 small files paid ~16 us a file for open, seeks and reads through one, ~9 so).
         fd = os.open(self.path, _OPEN_FLAGS)
         try:
-            if self._replaced(fd, st) or not self._close_open_line(fd):
+            if self.replaced(fd, st, self.offset + len(self.pending)) or not self._close_open_line(fd):
                 self.restart()
+            else:
+                self._unpack(fd, max_line_bytes)
             whole = self.offset == 0 and not self.pending  # first read, or again from the start
             changed, first = self._consume(fd, st.st_size, health, max_line_bytes)
             changed |= self._last_line(health)
@@ -227,20 +242,29 @@ class Tail(Identified):
             self._state = state.blob  # unpacked for new bytes that held no new line (a partial one)
         return changed
 
-    def _replaced(self, fd: int, st: os.stat_result) -> bool:
-        if not self.identity:  # never read
-            return False
-        old = self.file_id
-        if old is None:
-            return False
-        if (old.dev, old.ino) != (st.st_dev, st.st_ino):
-            return True
-        if st.st_size < self.offset + len(self.pending):
-            return True
-        head = self.head
-        if head and head_digest(os.pread(fd, int.from_bytes(head[:2], "big"), 0)) != head:
-            return True
-        return False
+    def _unpack(self, fd: int, max_line_bytes: int) -> None:
+        """Unpack the statistics for new bytes. Packed without their segment, they are rebuilt from
+        the file's bytes up to the offset in a tail of their own (readers in other threads see the
+        packed ones until then), its health counts dropped (counted at the first read); lines no
+        longer ending at the offset (rewritten past the head) read the file again from the start."""
+        state = self._state
+        stats = self._load(state) if isinstance(state, bytes) else state
+        if stats.seg_chars is None:
+            self._state = stats
+            return
+        Tail.rereads += 1
+        again, scratch = Tail(self.path, self.price), HealthLog()
+        data = os.pread(fd, self.offset, 0)
+        if len(data) == self.offset:
+            again._feed(data, scratch, max_line_bytes)
+            again._last_line(scratch)
+        if (again.offset, again.skipping, again.open_line) != (self.offset, self.skipping, self.open_line):
+            self.restart()
+            return
+        rebuilt = again.stats
+        rebuilt.settle()
+        rebuilt.blob = stats.blob  # its image until a line changes it (new bytes may hold none)
+        self._state = rebuilt
 
     def _close_open_line(self, fd: int) -> bool:
         """After an unterminated last line: skip its newline if it came; False when the line
