@@ -49,18 +49,17 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 #: no write for at least a sweep: a session being written to is polled with new bytes far more
 #: often and stays unpacked (an append never pays a dump and a load), an idle one packs.
 IDLE_POLLS = 2
-#: A file of at most this many bytes (its offset) is packed without its context segment: new bytes
-#: rebuild its statistics by reading it again from the start, ~0.4 ms of CPU at this size (bench/
-#: RESULTS.md, "Idle transcripts without their segment"; a sweep's largest transcript is 70 KB).
+#: A file of at most this many bytes is packed without its context segment: new bytes rebuild its
+#: statistics by reading it again from the start (~0.4 ms at this size: bench/RESULTS.md, helper seg8).
 REREAD_MAX_BYTES = 128 << 10
 
 
 class Tail(Identified):
     """Reader state of one transcript file; ``poll()`` folds new complete lines into ``stats``."""
 
-    #: lifetime count of statistics loaded from a packed state, by every tail (tests pin it)
+    #: lifetime counts of statistics loaded from a packed state, and rebuilt by reading their
+    #: file (or session) again from the start, by every tail (tests pin them)
     unpacks: ClassVar[int] = 0
-    #: lifetime count of statistics rebuilt by reading a file again from its start (tests pin it)
     rereads: ClassVar[int] = 0
 
     __slots__ = (
@@ -107,6 +106,10 @@ class Tail(Identified):
         assert isinstance(state, TranscriptStats)
         return state
 
+    @stats.setter
+    def stats(self, stats: TranscriptStats) -> None:  # rebuilt, equal (a SQLite session read again)
+        self._state = stats
+
     @property
     def compressed(self) -> bool:
         """An archive read whole (told by its name when a change is seen: not a slot, 8 bytes a tail)."""
@@ -148,8 +151,7 @@ class Tail(Identified):
 
     def pack(self, segment: bool | None = None) -> None:
         """Keep the statistics as their dump (free when they were loaded from it, unchanged); without
-        their segment when ``segment`` is False or, None, the file is small (a SQLite cursor, its
-        offset a seq, says True: nothing reads its statistics again)."""
+        their segment when ``segment`` is False or, None, the file is small (a SQLite cursor says)."""
         state = self._state
         if isinstance(state, TranscriptStats):
             self._state = state.dump(self._keeps_segment() if segment is None else segment)
@@ -162,8 +164,7 @@ class Tail(Identified):
             self._state = state.dump(self._keeps_segment())
 
     def _keeps_segment(self) -> bool:
-        """Whether a dump of this file's statistics keeps the segment: not when the file is small
-        (read again when it grows; an archive is never continued: a change reads it whole)."""
+        """Not when the file is small: read again when it grows (an archive, read whole)."""
         return not 0 < self.offset <= REREAD_MAX_BYTES
 
     def _load(self, blob: bytes) -> TranscriptStats:
@@ -243,10 +244,9 @@ class Tail(Identified):
         return changed
 
     def _unpack(self, fd: int, max_line_bytes: int) -> None:
-        """Unpack the statistics for new bytes. Packed without their segment, they are rebuilt from
-        the file's bytes up to the offset in a tail of their own (readers in other threads see the
-        packed ones until then), its health counts dropped (counted at the first read); lines no
-        longer ending at the offset (rewritten past the head) read the file again from the start."""
+        """Unpack the statistics for new bytes; packed without their segment, rebuilt from the bytes
+        up to the offset in a tail of their own (readers in other threads see the packed ones until
+        then; its health counted at the first read), or read from the start if lines no longer end there."""
         state = self._state
         stats = self._load(state) if isinstance(state, bytes) else state
         if stats.seg_chars is None:
