@@ -161,7 +161,7 @@ class Tail(Identified):
         be read, or the transcript is idle (a file: only :meth:`poll` counts ``idle``)."""
         state = self._state
         if isinstance(state, TranscriptStats) and (state.blob is not None or self.idle >= IDLE_POLLS):
-            self._state = state.dump(self._keeps_segment())
+            self._state = state.dump(state.blob is not None or self._keeps_segment())  # (its blob as it is)
 
     def _keeps_segment(self) -> bool:
         """Not when the file is small: read again when it grows (an archive, read whole)."""
