@@ -218,3 +218,14 @@ def test_packed_between_random_appends_equals_one_read(
     else:
         expected, counters = fresh(path, monkeypatch)
         assert tail.stats.dump() == expected and health.counters == counters == {}
+
+
+def test_an_appended_small_transcript_packs_without_its_segment_once_idle(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    tail, health = idle(path, b"".join(LINES[:10]))
+    with open(path, "ab") as fh:
+        fh.write(b"".join(LINES[10:]))
+    assert tail.poll(health) and not tail.packed
+    while not tail.packed:  # polls finding it unchanged (IDLE_POLLS), as the safety sweep's
+        assert not tail.poll(health)
+    assert segless(tail)
