@@ -229,3 +229,35 @@ def test_an_appended_small_transcript_packs_without_its_segment_once_idle(tmp_pa
     while not tail.packed:  # polls finding it unchanged (IDLE_POLLS), as the safety sweep's
         assert not tail.poll(health)
     assert segless(tail)
+
+
+#: Real lines with a malformed one, a line over the limit below (4,000 bytes), one without its
+#: newline at the end: the replay must end where the first reads did (offset, skipping, open line).
+ODD = b"".join(LINES[:9]) + BAD + b"".join(LINES[9:30]) + b"".join(LINES[30:]).rstrip(b"\n")
+ODD_MAX_LINE_BYTES = 4000
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(min_value=0, max_value=len(ODD) - 1), max_size=8))
+def test_odd_lines_packed_between_random_appends_equal_one_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cuts: list[int]
+) -> None:
+    assert any(len(raw) > ODD_MAX_LINE_BYTES for raw in LINES)
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(b"")
+    tail, health = Tail(str(path)), HealthLog()
+    previous = 0
+    for cut in [*sorted(set(cuts)), len(ODD)]:
+        tail.pack()
+        with open(path, "ab") as fh:
+            fh.write(ODD[previous:cut])
+        previous = cut
+        tail.poll(health, ODD_MAX_LINE_BYTES)
+    with monkeypatch.context() as patch:
+        if not tail.packed:  # rebuilt and continued: compared with its segment
+            patch.setattr(tail_module, "REREAD_MAX_BYTES", 0)
+        whole, counters = Tail(str(path)), HealthLog()
+        whole.poll(counters, ODD_MAX_LINE_BYTES)
+    assert tail.open_line == whole.open_line and tail.offset == whole.offset == len(ODD)
+    assert tail.dump() == whole.dump()
+    assert health.counters == counters.counters and counters.counters["oversizedLine"] >= 1
