@@ -224,6 +224,7 @@ class SessionEvents:
         again = Tail(tail.path, tail.price)
         fold_events(db.execute(_EVENTS_BELOW, (sid, tail.offset)), again, self._zstd, HealthLog(), "", sid)
         if again.offset == tail.offset:
+            again.stats.blob = tail.stats.blob  # its image until an event changes it (new ones may all be bad)
             tail.stats = again.stats
         else:
             tail.restart()

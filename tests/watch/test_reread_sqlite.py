@@ -168,3 +168,14 @@ def test_an_event_deleted_below_the_cursor_reads_the_session_again(
     served = store.scan()
     assert tail.generation > generation
     assert served.totals == make_store(state).scan().totals
+
+
+def test_only_malformed_new_events_leave_the_image_as_it_was(tmp_path: Path) -> None:
+    state = sqlite_state_with(tmp_path, {SID: FIRST})
+    store = make_store(state)
+    before = store.scan().by_key[f"agent:main:{SID}"]
+    image = _tail(store).dump()
+    _append(state, [], bad_first=True)
+    after = store.scan().by_key[f"agent:main:{SID}"]
+    assert _agent(store).health.counters.get("malformed") == 1
+    assert after.total_cost == before.total_cost and _tail(store).stats.dump() == image
