@@ -48,6 +48,7 @@ class ContextSegment:
 
     __slots__ = (
         "seg",
+        "seg_chars",
         "last_id",
         "last_prompt",
         "base_prompt",
@@ -61,6 +62,10 @@ class ContextSegment:
         "resets",
     )
     seg: array[int]
+    #: None while ``seg`` is kept; else the image these statistics were loaded from was written
+    #: without its segment (an idle small transcript's, ``core/transcript_image.py``): what
+    #: :meth:`chars_since_reset` answers. Such statistics are read, never continued.
+    seg_chars: int | None
     last_id: str | int | None
     last_prompt: int | None
     #: system prompt + tools + bootstrap: the first call's prompt minus what came before it
@@ -76,6 +81,7 @@ class ContextSegment:
 
     def __init__(self) -> None:
         self.seg = array("I")  # SEG_WIDTH numbers per entry of the active branch since the last compaction
+        self.seg_chars = None
         self.last_id = None  # raw id of the last entry (fast path of _follow_branch; None when settled)
         self.last_prompt = None
         self.base_prompt = None
@@ -88,6 +94,12 @@ class ContextSegment:
         # a tuple, not a list: most transcripts never compact, and () is one shared object
         self.compactions = ()
         self.resets = 0
+
+    def _continuable(self) -> None:
+        """Raise ValueError for statistics loaded without their segment: the branch, compactions
+        and estimates of new entries need it (their owner rebuilds them from their source)."""
+        if self.seg_chars is not None:
+            raise ValueError("statistics loaded without their context segment cannot be continued")
 
     def _compaction(self, line: Line) -> None:
         if self.compacted_after_call:
@@ -180,4 +192,6 @@ class ContextSegment:
 
     def chars_since_reset(self) -> int:
         """Characters of the entries of the current context (since the start or the last reset)."""
+        if self.seg_chars is not None:  # loaded from an image without its segment
+            return self.seg_chars
         return sum(self.seg[1::SEG_WIDTH])

@@ -122,6 +122,7 @@ class TranscriptStats(ContextSegment):
         # the rare kinds keep their methods.
         if not lines:
             return
+        self._continuable()
         self.blob = None
         self.entries += len(lines)
         seg = self.seg  # changed in place only, never replaced
@@ -372,8 +373,8 @@ class TranscriptStats(ContextSegment):
 
     # -- persistence (the index cache and worker processes: core/transcript_image.py) ---------
 
-    def dump(self) -> bytes:
-        return dump(self)
+    def dump(self, segment: bool = True) -> bytes:
+        return dump(self, segment)
 
     @classmethod
     def load(cls, blob: bytes, price: Pricer | None = None) -> TranscriptStats:

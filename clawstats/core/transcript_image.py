@@ -29,13 +29,19 @@ if TYPE_CHECKING:
 
 __all__ = ["SAME", "STATE_VERSION", "check", "day_number", "day_string", "dump", "last_call", "load_into"]
 
-STATE_VERSION = 11  # bump when dump() changes: older cached states are then re-read
+STATE_VERSION = 12  # bump when dump() changes: older cached states are then re-read
 
 
-def dump(stats: TranscriptStats) -> bytes:
-    """The packed image of ``stats`` (the dump it was loaded from when nothing changed it)."""
-    if stats.blob is not None:
-        return stats.blob
+def dump(stats: TranscriptStats, segment: bool = True) -> bytes:
+    """The packed image of ``stats`` (the dump it was loaded from when nothing changed it).
+
+    Without ``segment`` the context segment is written as the one figure its readers need (the
+    characters since the last reset, :meth:`~clawstats.core.segment.ContextSegment.chars_since_reset`):
+    ~150 of an idle sweep transcript's ~350 bytes. Statistics loaded from such an image are read,
+    never continued: their owner rebuilds them from their source first (``watch/tail.py``)."""
+    blob = stats.blob
+    if blob is not None and (segment or stats.seg_chars is not None):  # (one without it, the one kept)
+        return blob
     # Encoded into a buffer and copied out: ``encode()`` returns its grown buffer shrunk in
     # place, which keeps up to a quarter more than its size (~110 bytes a packed transcript).
     buffer = bytearray()
@@ -62,7 +68,7 @@ def dump(stats: TranscriptStats) -> bytes:
             resets=stats.resets,
             # as its words: packing its mostly-zero high bytes away (~50 bytes a sweep transcript)
             # cost ~4 us a dump and load in Python, ~0.2 s of a cold start at 50,000 sessions
-            seg=stats.seg.tobytes(),
+            seg=stats.seg.tobytes() if segment and stats.seg_chars is None else stats.chars_since_reset(),
             last_prompt=stats.last_prompt,
             last_output=stats.last_output,
             last_call_ms=SAME if _ends(stats.tl_f, stats.last_call_ms, 2) else stats.last_call_ms,
@@ -102,7 +108,11 @@ def load_into(stats: TranscriptStats, blob: bytes, price: Pricer | None) -> None
     stats.shared_buckets = False
     stats.user, stats.assistant, stats.tool_calls, stats.tool_results, stats.errors = state.messages
     stats.compactions, stats.resets = state.compactions, state.resets
-    stats.seg = array("I", state.seg)  # bytes: read as the machine's words (frombytes)
+    seg = state.seg
+    if isinstance(seg, int):  # written without its segment: its characters alone
+        stats.seg, stats.seg_chars = array("I"), seg
+    else:
+        stats.seg, stats.seg_chars = array("I", seg), None  # bytes: read as the machine's words
     stats.last_prompt, stats.last_output = state.last_prompt, state.last_output
     stats.base_prompt = state.base_prompt
     stats.compacted_after_call = state.compacted_after_call
@@ -174,7 +184,7 @@ class _State(msgspec.Struct, array_like=True):
     last_ts: str | float | None
     messages: tuple[int, int, int, int, int]
     resets: int
-    seg: bytes
+    seg: bytes | int  # int: written without the segment, its characters since the last reset
     last_prompt: int | None
     last_output: int
     compacted_after_call: bool

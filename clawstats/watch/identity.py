@@ -98,3 +98,18 @@ class Identified:
                 _SHARED_IDS.clear()
             ident = _SHARED_IDS.setdefault(ident, ident)
         self.identity = ident
+
+    def replaced(self, fd: int, st: os.stat_result, end: int) -> bool:
+        """Whether the file open at ``fd`` (``st`` its stat) is another file than the one read up
+        to ``end`` (the offset and a pending partial line): another inode, shorter, another head."""
+        if not self.identity:  # never read
+            return False
+        old = self.file_id
+        if old is None:
+            return False
+        if (old.dev, old.ino) != (st.st_dev, st.st_ino):
+            return True
+        if st.st_size < end:
+            return True
+        head = self.head
+        return bool(head) and head_digest(os.pread(fd, int.from_bytes(head[:2], "big"), 0)) != head

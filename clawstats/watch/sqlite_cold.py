@@ -13,7 +13,7 @@ process read 50,000 sessions' events at a core's pace while the other core idled
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import BrokenExecutor
 
 import msgspec
@@ -39,6 +39,11 @@ FOLD_EVENTS = 1024
 _EVENTS_UP_TO = (
     "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq <= ? ORDER BY seq"
 )
+#: A session of at most this many events is packed without its context segment
+#: (``core/transcript_image.py``): new events rebuild its statistics by reading its events again
+#: (``SessionEvents._rebuild``: ~2.7 us an event of a sweep, ~0.7 ms at this count; a sweep's
+#: sessions have 9 events, 93 at most; bench/RESULTS.md, helper seg8).
+REREAD_MAX_EVENTS = 256
 #: How the forked workers price calls: set before the pool forks, inherited, never pickled.
 _price: Pricer | None = None
 
@@ -85,29 +90,9 @@ def _read_batch(store: str, sessions: list[tuple[str, int]], db_id: FileId) -> l
         for sid, top in sessions:
             tail = Tail(sid, _price)  # its path: the agent's stats id for it once adopted
             tail.file_id = db_id
-            stats = tail.stats
             skipped_before = sum(health.counters.values())
-            lines: list[Line] = []
-            events = 0
-            for seq, event_json, event_zstd in db.execute(_EVENTS_UP_TO, (sid, top)):
-                tail.offset = seq + 1
-                events += 1
-                raw = event_bytes(zstd, health, store, sid, event_json, event_zstd)
-                if raw is None:
-                    continue
-                try:
-                    lines.append(decode_line(raw))
-                except BadRecord as bad:
-                    health.count(store, bad.kind, f"{sid} seq {seq}: {bad.detail}")
-                if len(lines) >= FOLD_EVENTS:
-                    stats.fold(lines)
-                    lines = []
-            # One fold of the session's events (what applying each in turn gives; a fold per
-            # event was 108 Python calls and ~5,270 bytecodes a session of ~14 events, 82 / ~4,870),
-            # of its last ones for a session of more than FOLD_EVENTS.
-            stats.fold(lines)
-            stats.settle()
-            tail.pack()
+            events = fold_events(db.execute(_EVENTS_UP_TO, (sid, top)), tail, zstd, health, store, sid)
+            tail.pack(segment=keeps_segment(tail))
             skipped: dict[str, tuple[int, str]] = {}
             if sum(health.counters.values()) != skipped_before:
                 skipped = {kind: (n, f"{sid} (read by a worker)") for kind, n in health.counters.items()}
@@ -117,3 +102,43 @@ def _read_batch(store: str, sessions: list[tuple[str, int]], db_id: FileId) -> l
     finally:
         db.close()
     return images
+
+
+def keeps_segment(tail: Tail) -> bool:
+    """Whether a session's cursor packs its statistics with their context segment: not when it
+    has few events (:data:`REREAD_MAX_EVENTS`: read again when more come)."""
+    return tail.offset > REREAD_MAX_EVENTS
+
+
+def fold_events(
+    rows: Iterable[tuple[int, bytes | None, bytes | None]],
+    tail: Tail,
+    zstd: zstandard.ZstdDecompressor,
+    health: HealthLog,
+    store: str,
+    sid: str,
+) -> int:
+    """Fold a session's events (seq, JSON, zstd JSON) into ``tail``'s statistics, its cursor after
+    each, and settle them; the events read (a worker's first read, a session read again)."""
+    stats = tail.stats
+    lines: list[Line] = []
+    events = 0
+    for seq, event_json, event_zstd in rows:
+        tail.offset = seq + 1
+        events += 1
+        raw = event_bytes(zstd, health, store, sid, event_json, event_zstd)
+        if raw is None:
+            continue
+        try:
+            lines.append(decode_line(raw))
+        except BadRecord as bad:
+            health.count(store, bad.kind, f"{sid} seq {seq}: {bad.detail}")
+        if len(lines) >= FOLD_EVENTS:
+            stats.fold(lines)
+            lines = []
+    # One fold of the session's events (what applying each in turn gives; a fold per event was
+    # 108 Python calls and ~5,270 bytecodes a session of ~14 events, 82 / ~4,870), of its last
+    # ones for a session of more than FOLD_EVENTS.
+    stats.fold(lines)
+    stats.settle()
+    return events

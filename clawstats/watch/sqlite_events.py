@@ -21,7 +21,7 @@ from clawstats.core.usage import Pricer
 from clawstats.watch.layout import AgentSource
 from clawstats.watch.source import cursor_id
 from clawstats.watch.sqlite_access import event_at, event_bytes
-from clawstats.watch.sqlite_cold import PARALLEL_MIN_EVENTS, read_sessions
+from clawstats.watch.sqlite_cold import PARALLEL_MIN_EVENTS, fold_events, keeps_segment, read_sessions
 from clawstats.watch.tail import FileId, Tail
 from clawstats.watch.tail_image import adopt
 
@@ -29,6 +29,9 @@ __all__ = ["SessionEvents"]
 
 _EVENTS_AFTER = (
     "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq >= ? ORDER BY seq"
+)
+_EVENTS_BELOW = (
+    "SELECT seq, event_json, event_zstd FROM transcript_events WHERE session_id = ? AND seq < ? ORDER BY seq"
 )
 
 
@@ -184,6 +187,8 @@ class SessionEvents:
         if tail.offset and (top is None or top < tail.offset - 1):
             tail.restart()  # events were deleted or rewritten below our cursor: read again
             changed = True
+        elif top is not None and 0 < tail.offset <= top:
+            self._rebuild(db, sid, tail)
         if tail.offset == 0:
             known = 0
         whole = known == 0  # read from the first event (first read, or again)
@@ -200,13 +205,29 @@ class SessionEvents:
             tail.stats.settle()  # as a file tail does when a read ends: an idle session keeps less
             tail.idle = 0
             if whole:  # most of a store is idle: packed at once, as a file tail's whole read
-                tail.pack()
+                tail.pack(segment=keeps_segment(tail))
             else:
                 if not self._written:
                     self._oldest_written = time.monotonic()
                 self._written[tail.path] = time.monotonic()
             tail.revision += 1
             self.changed_stats.add(tail.path)
+
+    def _rebuild(self, db: sqlite3.Connection, sid: str, tail: Tail) -> None:
+        """New events for a session packed without its context segment: its statistics folded
+        again from its events below the cursor in a cursor of their own (as a first read folds
+        them: equal to the bit; what they skipped not counted again), then take the place of the
+        packed ones. Events below the cursor deleted meanwhile: read again from the first."""
+        if tail.stats.seg_chars is None:  # (unpacked: the new events' fold would unpack it)
+            return
+        Tail.rereads += 1
+        again = Tail(tail.path, tail.price)
+        fold_events(db.execute(_EVENTS_BELOW, (sid, tail.offset)), again, self._zstd, HealthLog(), "", sid)
+        if again.offset == tail.offset:
+            again.stats.blob = tail.stats.blob  # its image until an event changes it (new ones may all be bad)
+            tail.stats = again.stats
+        else:
+            tail.restart()
 
     def _read_session(self, db: sqlite3.Connection, sid: str, tail: Tail, top: int | None) -> tuple[int, bool]:
         """Fold the events after the cursor into ``tail``: (events read, whether statistics changed)."""

@@ -33,6 +33,7 @@ from clawstats.watch.layout import AgentSource
 from clawstats.watch.source import AgentScan, Node, Source, cursor_id
 from clawstats.watch.sqlite_access import connect, file_mark, marker
 from clawstats.watch.sqlite_archives import ArchivesBeside
+from clawstats.watch.sqlite_cold import keeps_segment
 from clawstats.watch.sqlite_events import SessionEvents
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES as TAIL_MAX_LINE_BYTES
 from clawstats.watch.tail import FileId, Tail
@@ -188,7 +189,7 @@ class SqliteAgent(SessionEvents):
             del self._written[stats_id]
             tail = self.tails.get(stats_id)
             if tail is not None and not tail.packed:
-                tail.pack()
+                tail.pack(segment=keeps_segment(tail))
                 packed.add(stats_id)
         self._oldest_written = min(self._written.values(), default=now)
         return packed

@@ -49,13 +49,18 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 #: no write for at least a sweep: a session being written to is polled with new bytes far more
 #: often and stays unpacked (an append never pays a dump and a load), an idle one packs.
 IDLE_POLLS = 2
+#: A file of at most this many bytes is packed without its context segment: new bytes rebuild its
+#: statistics by reading it again from the start (~0.4 ms at this size: bench/RESULTS.md, helper seg8).
+REREAD_MAX_BYTES = 128 << 10
 
 
 class Tail(Identified):
     """Reader state of one transcript file; ``poll()`` folds new complete lines into ``stats``."""
 
-    #: lifetime count of statistics loaded from a packed state, by every tail (tests pin it)
+    #: lifetime counts of statistics loaded from a packed state, and rebuilt by reading their
+    #: file (or session) again from the start, by every tail (tests pin them)
     unpacks: ClassVar[int] = 0
+    rereads: ClassVar[int] = 0
 
     __slots__ = (
         "path",
@@ -101,6 +106,10 @@ class Tail(Identified):
         assert isinstance(state, TranscriptStats)
         return state
 
+    @stats.setter
+    def stats(self, stats: TranscriptStats) -> None:  # rebuilt, equal (a SQLite session read again)
+        self._state = stats
+
     @property
     def compressed(self) -> bool:
         """An archive read whole (told by its name when a change is seen: not a slot, 8 bytes a tail)."""
@@ -140,18 +149,23 @@ class Tail(Identified):
         state = self._state
         return state if type(state) is bytes else self.stats.dump()
 
-    def pack(self) -> None:
-        """Keep the statistics as their dump (free when they were loaded from it, unchanged)."""
+    def pack(self, segment: bool | None = None) -> None:
+        """Keep the statistics as their dump (free when they were loaded from it, unchanged); without
+        their segment when ``segment`` is False or, None, the file is small (a SQLite cursor says)."""
         state = self._state
         if isinstance(state, TranscriptStats):
-            self._state = state.dump()
+            self._state = state.dump(self._keeps_segment() if segment is None else segment)
 
     def release(self) -> None:
         """A reader is done with the statistics: pack them again when they were only unpacked to
-        be read, or the transcript is idle."""
+        be read, or the transcript is idle (a file: only :meth:`poll` counts ``idle``)."""
         state = self._state
         if isinstance(state, TranscriptStats) and (state.blob is not None or self.idle >= IDLE_POLLS):
-            self._state = state.dump()
+            self._state = state.dump(state.blob is not None or self._keeps_segment())  # (its blob as it is)
+
+    def _keeps_segment(self) -> bool:
+        """Not when the file is small: read again when it grows (an archive, read whole)."""
+        return not 0 < self.offset <= REREAD_MAX_BYTES
 
     def _load(self, blob: bytes) -> TranscriptStats:
         Tail.unpacks += 1
@@ -200,8 +214,10 @@ class Tail(Identified):
         # 50,000 small files paid ~16 us a file for open, seeks and reads through one, ~9 so).
         fd = os.open(self.path, _OPEN_FLAGS)
         try:
-            if self._replaced(fd, st) or not self._close_open_line(fd):
+            if self.replaced(fd, st, self.offset + len(self.pending)) or not self._close_open_line(fd):
                 self.restart()
+            else:
+                self._unpack(fd, max_line_bytes)
             whole = self.offset == 0 and not self.pending  # first read, or again from the start
             changed, first = self._consume(fd, st.st_size, health, max_line_bytes)
             changed |= self._last_line(health)
@@ -227,20 +243,28 @@ class Tail(Identified):
             self._state = state.blob  # unpacked for new bytes that held no new line (a partial one)
         return changed
 
-    def _replaced(self, fd: int, st: os.stat_result) -> bool:
-        if not self.identity:  # never read
-            return False
-        old = self.file_id
-        if old is None:
-            return False
-        if (old.dev, old.ino) != (st.st_dev, st.st_ino):
-            return True
-        if st.st_size < self.offset + len(self.pending):
-            return True
-        head = self.head
-        if head and head_digest(os.pread(fd, int.from_bytes(head[:2], "big"), 0)) != head:
-            return True
-        return False
+    def _unpack(self, fd: int, max_line_bytes: int) -> None:
+        """Unpack the statistics for new bytes; packed without their segment, rebuilt from the bytes
+        up to the offset in a tail of their own (readers in other threads see the packed ones until
+        then; its health counted at the first read), or read from the start if lines no longer end there."""
+        state = self._state
+        stats = self._load(state) if isinstance(state, bytes) else state
+        if stats.seg_chars is None:
+            self._state = stats
+            return
+        Tail.rereads += 1
+        again, scratch = Tail(self.path, self.price), HealthLog()
+        data = os.pread(fd, self.offset, 0)
+        if len(data) == self.offset:
+            again._feed(data, scratch, max_line_bytes)
+            again._last_line(scratch)
+        if (again.offset, again.skipping, again.open_line) != (self.offset, self.skipping, self.open_line):
+            self.restart()
+            return
+        rebuilt = again.stats
+        rebuilt.settle()
+        rebuilt.blob = stats.blob  # its image until a line changes it (new bytes may hold none)
+        self._state = rebuilt
 
     def _close_open_line(self, fd: int) -> bool:
         """After an unterminated last line: skip its newline if it came; False when the line

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clawstats.core.health import HealthLog
+from clawstats.watch import tail as tail_module
 from clawstats.watch.identity import HEAD_BYTES, head_digest
 from clawstats.watch.tail import Tail
 from tests.conftest import OPS_TRANSCRIPT, SMALL_STATE
@@ -46,7 +47,11 @@ def one_shot(data: bytes, tmp: Path) -> bytes:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cuts=st.lists(st.integers(min_value=0, max_value=len(REAL) + len(UNICODE_LINE)), max_size=12))
-def test_random_appended_chunks_equal_one_shot(tmp_path: Path, cuts: list[int]) -> None:
+def test_random_appended_chunks_equal_one_shot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cuts: list[int]
+) -> None:
+    # segments kept, so the dumps compare them too (packed without: tests/watch/test_reread.py)
+    monkeypatch.setattr(tail_module, "REREAD_MAX_BYTES", 0)
     data = UNICODE_LINE + REAL
     expected = one_shot(data, tmp_path)
     path = tmp_path / "inc.jsonl"
