@@ -80,7 +80,14 @@ class AgentSource:
 
 def _home(env: Mapping[str, str]) -> Path:
     home = env.get("OPENCLAW_HOME") or env.get("HOME") or env.get("USERPROFILE")
-    return Path(home).expanduser() if home else Path.home()
+    return _absolute(Path(home).expanduser() if home else Path.home())
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute, its symlinks kept (as OpenClaw's ``path.resolve`` spells its own).
+    The file-system events name absolute paths: a state dir kept relative named its transcripts
+    otherwise, no event matched them and every append waited for the safety sweep (~1 s)."""
+    return Path(os.path.abspath(path))
 
 
 #: OpenClaw's state dir names: the current one, then the legacy ones it still falls back to
@@ -118,7 +125,7 @@ def choose_state_dir(
     ):
         if value and value.strip():
             raw = value.strip()
-            path = home / raw[2:] if raw == "~" or raw.startswith("~/") else Path(raw).expanduser()
+            path = home / raw[2:] if raw == "~" or raw.startswith("~/") else _absolute(Path(raw).expanduser())
             if must_exist and not path.is_dir():
                 raise StateDirError(
                     f'state dir "{path}" (from {name}) does not exist or is not a directory '

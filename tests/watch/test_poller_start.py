@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from clawstats.settings import Settings
 from clawstats.watch import poller
 from clawstats.watch.engine import open_store
 from clawstats.watch.poller import Poller
+from tests.conftest import OPS_TRANSCRIPT
 
 
 def test_the_watch_is_set_up_after_the_first_scan_and_a_full_scan_follows(
@@ -84,3 +86,44 @@ def test_the_first_scan_runs_with_a_longer_thread_switch_interval(
     assert intervals[0] == pytest.approx(max(default_s, poller.FIRST_SCAN_SWITCH_S)) != pytest.approx(default_s)
     assert intervals[1:] == [default_s] * (len(intervals) - 1)  # (kept in microseconds: read back as set)
     assert sys.getswitchinterval() == default_s
+
+
+def test_the_events_of_a_state_dir_given_relative_name_the_transcripts_the_store_reads(
+    small_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """watchfiles names absolute paths: a state dir kept as given (``--state-dir state``) spelt its
+    transcripts relative, no event named one, and every append waited for the safety sweep."""
+    here = tmp_path / "here"
+    shutil.copytree(small_state, here / "state")
+    monkeypatch.chdir(here)
+    store = open_store(Settings(state_dir="state", no_cache=True), {}, follow=True)
+    assert store.state_dir.is_absolute()
+    transcript = str(here / "state" / OPS_TRANSCRIPT)
+    hints: list[set[str]] = []
+    real_scan = store.scan
+
+    def scan(changed: set[str] | None = None) -> Snapshot:
+        if changed is not None:
+            hints.append(set(changed))
+        return real_scan(changed)
+
+    monkeypatch.setattr(store, "scan", scan)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        polling = Poller(store, lambda _snapshot: None, poll_interval_s=0.05)
+        task = asyncio.create_task(polling.run(stop))
+        while not polling.watching or polling.last_full == 0.0:  # watching, and its full scan done
+            await asyncio.sleep(0.01)
+        with open(transcript, "a") as fh:
+            fh.write("{}\n")
+        for _ in range(1000):  # until an event names the transcript as the store reads it
+            if any(transcript in hint for hint in hints):
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+
+    asyncio.run(run())
+    assert transcript in store.agents["ops"].tails  # the store's own spelling of it
+    assert any(transcript in hint for hint in hints)
