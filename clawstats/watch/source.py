@@ -3,6 +3,7 @@ transcript) and ``AgentScan`` (what changed in one scan)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import msgspec
@@ -47,3 +48,34 @@ class AgentScan:
     keys: set[str]
     stats: set[str]
     packed: set[str] = field(default_factory=set)
+
+
+class NodeSources(Mapping[str, Source]):
+    """A SQLite agent's sources by key, read from its nodes (a node with a row is its source)
+    and its archives' rows (which win a key both name): no map of every node beside ``nodes``
+    (~25 bytes a session)."""
+
+    __slots__ = ("_nodes", "_archived")
+
+    def __init__(self, nodes: Mapping[str, Node], archived: Mapping[str, Source]) -> None:
+        self._nodes = nodes
+        self._archived = archived
+
+    def __getitem__(self, key: str) -> Source:
+        found = self._archived.get(key)
+        if found is not None:
+            return found
+        node = self._nodes[key]
+        if node.row is None:  # a rejected row: no session
+            raise KeyError(key)
+        return node
+
+    def __iter__(self) -> Iterator[str]:
+        archived = self._archived
+        yield from archived
+        for key, node in self._nodes.items():
+            if node.row is not None and key not in archived:
+                yield key
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

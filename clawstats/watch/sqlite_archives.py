@@ -25,7 +25,7 @@ class Owner(Protocol):
     """What of the SQLite agent the archives write into (its joined maps and change sets)."""
 
     price: Pricer | None
-    sources: dict[str, Source]
+    archived: dict[str, Source]  # its archives' rows, by key
     tails: dict[str, Tail]
     changed_keys: set[str]
     changed_stats: set[str]
@@ -88,14 +88,14 @@ class ArchivesBeside:
             key = f"agent:{self.agent_id}:{sid}"
             found[key] = Source(key, self.agent_id, None, path, True, owner)
         for key in self.keys - found.keys():
-            old = agent.sources.pop(key, None)
+            old = agent.archived.pop(key, None)
             agent.changed_keys.add(key)
             if old is not None and old.stats_id is not None and agent.tails.pop(old.stats_id, None) is not None:
                 agent.changed_stats.add(old.stats_id)
                 self.health.clear_condition(old.stats_id)
         for key, src in found.items():
-            if agent.sources.get(key) != src:
-                agent.sources[key] = src
+            if agent.archived.get(key) != src:
+                agent.archived[key] = src
                 agent.changed_keys.add(key)
             assert src.stats_id is not None
             if src.stats_id not in agent.tails:

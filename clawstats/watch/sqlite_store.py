@@ -30,7 +30,7 @@ from clawstats.core.health import HealthLog
 from clawstats.core.records import BadRecord, IndexRow, parse_index_row
 from clawstats.core.usage import Pricer
 from clawstats.watch.layout import AgentSource
-from clawstats.watch.source import AgentScan, Node, Source, cursor_id
+from clawstats.watch.source import AgentScan, Node, NodeSources, Source, cursor_id
 from clawstats.watch.sqlite_access import connect, file_mark, marker
 from clawstats.watch.sqlite_archives import ArchivesBeside
 from clawstats.watch.sqlite_cold import keeps_segment
@@ -76,7 +76,7 @@ class SqliteAgent(SessionEvents):
         # next ``seq`` to read; it persists in the index cache as file tails do. Archive files
         # beside the database are here too, by path.
         self.tails: dict[str, Tail] = {}
-        self.sources: dict[str, Source] = {}  # the nodes with a row, and the archives' rows
+        self.archived: dict[str, Source] = {}  # the archives' rows (sources: see the property)
         self.events_read = 0  # lifetime total, for tests and benchmarks
         self.adopted = 0  # lifetime count of sessions read by worker processes, for tests
         # Per sessionId, how many events lie below the cursor: fewer in the database means some
@@ -109,6 +109,11 @@ class SqliteAgent(SessionEvents):
         self._written: dict[str, float] = {}  # stats id -> when new events last unpacked it
         self._oldest_written = 0.0  # no entry of ``_written`` is older (it is walked only when due)
 
+    @property
+    def sources(self) -> NodeSources:
+        """Row key -> Source: the nodes with a row, and the archives' rows."""
+        return NodeSources(self.nodes, self.archived)
+
     def _discard(self) -> None:
         """Forget what was read: the next read starts over (from the index cache where it has it).
         Every key and cursor known so far is reported changed (the store rebuilds them)."""
@@ -118,7 +123,6 @@ class SqliteAgent(SessionEvents):
         self.nodes = {}
         self.tails = {s: t for s, t in self.tails.items() if not s.startswith(cursors)}
         self.below = {}
-        self.sources = {k: s for k, s in self.sources.items() if k in self.archives.keys}
         self.marker = None
         self._last_rowid = -1
         self._events_total = None
@@ -291,14 +295,6 @@ class SqliteAgent(SessionEvents):
             self._named[sid] = self._named.get(sid, 0) + 1
             self._unnamed.discard(sid)
             self.nodes[key] = node
-        for key in self.changed_keys:
-            if key in self.archives.keys:
-                continue
-            now = self.nodes.get(key)
-            if now is None or now.row is None:
-                self.sources.pop(key, None)
-            else:
-                self.sources[key] = now
 
     def _sid(self, node: Node) -> str:
         """The node's session id (its row's string when they are equal: no copy kept)."""

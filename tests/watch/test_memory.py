@@ -768,6 +768,34 @@ def test_every_transcript_is_paired_with_its_agent_once_per_block_change(tmp_pat
     assert any(view is store._joins.tviews[str(path)] for _agent, view in made)
 
 
+def test_a_sqlite_agents_sources_are_its_nodes_read_through_no_map_of_their_own(tmp_path: Path) -> None:
+    """A node with a row is its source: the agent kept a second map of every node (~25 bytes a
+    session). A node whose row is rejected is no source; an archive beside the database is."""
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    sessions = state / "agents/main/sessions"
+    sessions.mkdir(parents=True, exist_ok=True)
+    archive = sessions / "0badc0de-0000-4000-8000-000000000001.jsonl.deleted.2026-11-24T17-08-45.156Z"
+    archive.write_bytes((SMALL_STATE / OPS_TRANSCRIPT).read_bytes())
+    store = open_store(Settings(state_dir=str(state), no_cache=True), {})
+    store.scan()
+    agent = store.agents["main"]
+    assert isinstance(agent, SqliteAgent)
+    assert "sources" not in vars(agent)
+    archived = "agent:main:0badc0de-0000-4000-8000-000000000001"
+    assert set(agent.sources) == {k for k, n in agent.nodes.items() if n.row is not None} | {archived}
+    assert agent.sources[archived].archived and agent.sources[archived] is agent.archived[archived]
+    key, node = next((k, n) for k, n in agent.nodes.items() if n.row is not None)
+    assert agent.sources[key] is node and len(agent.sources) == len(set(agent.sources))
+    with sqlite3.connect(state / "agents/main/agent/openclaw-agent.sqlite") as db:
+        db.execute(
+            "UPDATE session_nodes SET entry_json = '[1]', updated_at = updated_at + 1 WHERE session_key = ?", (key,)
+        )
+    store.scan()
+    assert agent.nodes[key].row is None and key not in agent.sources and agent.sources.get(key) is None
+    assert key not in store._joins.sources  # the store was told: its row is gone
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_sqlite_session_keeps_one_string_for_its_stats_id_and_one_for_its_id(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
