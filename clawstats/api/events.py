@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import anyio
 import msgspec
 
+from clawstats.api.bodies import HEAP_TRIM
 from clawstats.core.session import SessionRow, iso_ms
 from clawstats.core.snapshot import Snapshot
 
@@ -211,6 +212,7 @@ class Hub:
                 # The response loop holds the last chunk it sent until the next one comes: an
                 # empty one (nothing is written) so an idle client does not pin the snapshot.
                 yield b""
+                HEAP_TRIM.soon()  # its pieces (~1 MB each) came from the C heap: its pages back
             else:
                 seen = last_revision
                 for event in replay:
