@@ -5,7 +5,8 @@ Starts the server on a free port, waits until ``/healthz`` answers 200 and two s
 then, reading ``VmRSS`` and ``VmHWM`` after each: an SSE client connects and gets its snapshot;
 ``--appends`` lines appended 0.3 s apart (append -> SSE p50/p95, as ``bench/sweep.py``); one
 full ``GET /api/sessions`` with gzip (httpx asks for it), nine more (p50 of all ten); one full
-``GET`` with ``Accept-Encoding: identity``; 200 ``?limit=50`` (p50). Prints one JSON line.
+``GET`` with ``Accept-Encoding: identity``; 200 ``?limit=50`` (p50); with ``--idle-s``, that long
+idle. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _get_ms(client: httpx.Client, url: str, n: int, headers: dict[str, str] | No
     return times
 
 
-def measure(store: Path, layout: str, clawstats: str, appends: int) -> dict[str, float]:
+def measure(store: Path, layout: str, clawstats: str, appends: int, idle_s: float = 0.0) -> dict[str, float]:
     # The store by its real path: the bench rows name their transcripts by it, and a file-system
     # event under another spelling of the state dir is not matched to its transcript (the safety
     # sweep finds the append ~50 s later at 50,000 sessions).
@@ -78,6 +79,9 @@ def measure(store: Path, layout: str, clawstats: str, appends: int) -> dict[str,
             phase("get_identity")
             out["get_50_p50_ms"] = statistics.median(_get_ms(client, url + "/api/sessions?limit=50", 200))
             phase("limit50")
+            if idle_s > 0:
+                time.sleep(idle_s)
+                phase("idle")
     finally:
         proc.terminate()
         proc.wait()
@@ -90,8 +94,9 @@ def main() -> None:
     parser.add_argument("--layout", choices=["file", "sqlite"], default="file")
     parser.add_argument("--clawstats", default=CLAWSTATS)
     parser.add_argument("--appends", type=int, default=30)
+    parser.add_argument("--idle-s", type=float, default=0.0, help="then idle this long and read once more")
     args = parser.parse_args()
-    result = measure(args.store, args.layout, args.clawstats, args.appends)
+    result = measure(args.store, args.layout, args.clawstats, args.appends, args.idle_s)
     rounded = {k: round(v, 1) for k, v in result.items()}
     print(json.dumps({"clawstats": args.clawstats, "store": str(args.store), **rounded}))
 

@@ -33,6 +33,20 @@ GZIP_LEVEL = 6
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 
+#: After a response of this size or a streamed one, the C heap's free pages are handed back.
+TRIM_AFTER_BYTES = 1 << 20
+#: How long after such a response: the transport may still hold its unsent rest when the app
+#: has given its last piece (a trim then left ~2 MiB of a 50k gzip body's buffers behind).
+TRIM_DELAY_S = 0.5
+#: How long after a new revision: the scans that made it freed what they read (SQLite pages,
+#: decoded lines, replaced rows; ~2 MiB after the sweep's 30 appends at 50k). At most one trim
+#: this often while the data changes: ~0.5 ms each, no measurable CPU per append.
+TRIM_AFTER_CHANGE_S = 5.0
+#: A kept body of ``TRIM_AFTER_BYTES`` or more is let go after this long without a request for
+#: it: a new page or a poller without ``If-None-Match`` within a minute still gets it at once.
+KEEP_LARGE_S = 60.0
+
+
 class BodyCache:
     """LRU of encoded bodies by (route, revision, query), bounded in count and in bytes (at
     50,000 sessions one all-rows body is tens of MB: a few of them, not 128). A body larger than
@@ -41,20 +55,32 @@ class BodyCache:
     copy (a tenth of it) is kept, so gzip clients still get it once per revision. Requests are
     answered from the current snapshot only, so a body of an older revision is never asked for
     again: keeping one of a newer revision drops them (a dashboard fetching every revision's
-    rows kept up to ``max_bytes`` of dead gzip copies)."""
+    rows kept up to ``max_bytes`` of dead gzip copies). A large body (at 50,000 sessions the
+    all-rows gzip copy, 3.7 MB) is let go ``keep_large_s`` after it was last asked for."""
 
-    def __init__(self, size: int = 128, max_bytes: int = 64 << 20, max_item_bytes: int = 8 << 20) -> None:
+    def __init__(
+        self,
+        size: int = 128,
+        max_bytes: int = 64 << 20,
+        max_item_bytes: int = 8 << 20,
+        keep_large_s: float = KEEP_LARGE_S,
+    ) -> None:
         self.size = size
         self.max_bytes = max_bytes
         self.max_item_bytes = max_item_bytes
+        self.keep_large_s = keep_large_s
         self.bytes = 0
         self.revision = 0  # the newest revision kept
         self.items: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
+        self._large_used_s = 0.0  # the event loop's time when a large body was last kept or given
+        self._expiry: asyncio.TimerHandle | None = None
 
     def peek(self, key: tuple[str, int, str]) -> bytes | None:
         body = self.items.get(key)
         if body is not None:
             self.items.move_to_end(key)
+            if len(body) >= TRIM_AFTER_BYTES:
+                self._used_large()
         return body
 
     def get(self, key: tuple[str, int, str], build: Callable[[], bytes]) -> bytes:
@@ -77,6 +103,32 @@ class BodyCache:
         self.items[key] = body
         while len(self.items) > 1 and (len(self.items) > self.size or self.bytes > self.max_bytes):
             self.bytes -= len(self.items.popitem(last=False)[1])
+        if len(body) >= TRIM_AFTER_BYTES:
+            self._used_large()
+
+    def drop_large(self) -> None:
+        """Let every body of ``TRIM_AFTER_BYTES`` and more go."""
+        for key in [key for key, body in self.items.items() if len(body) >= TRIM_AFTER_BYTES]:
+            self.bytes -= len(self.items.pop(key))
+
+    def _used_large(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a test's cache without a server
+            return
+        self._large_used_s = loop.time()
+        if self._expiry is None:
+            self._expiry = loop.call_later(self.keep_large_s, self._expire)
+
+    def _expire(self) -> None:
+        loop = asyncio.get_running_loop()
+        idle_s = loop.time() - self._large_used_s
+        if idle_s < self.keep_large_s:
+            self._expiry = loop.call_later(self.keep_large_s - idle_s, self._expire)
+            return
+        self._expiry = None
+        self.drop_large()
+        HEAP_TRIM.soon()
 
 
 def sessions_pieces(rows: Sequence[Any], fields: tuple[str, ...] | None, tail: dict[str, Any]) -> Iterator[bytes]:
@@ -125,35 +177,44 @@ async def streamed(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
         yield piece
 
 
-#: After a response of this size or a streamed one, the C heap's free pages are handed back.
-TRIM_AFTER_BYTES = 1 << 20
-#: How long after such a response: the transport may still hold its unsent rest when the app
-#: has given its last piece (a trim then left ~2 MiB of a 50k gzip body's buffers behind).
-TRIM_DELAY_S = 0.5
-
-
 class HeapTrim:
-    """Hands the C heap's free pages back (``malloc_trim``, ~1 ms at 50,000 sessions) once the
-    large bodies of the moment are sent: ``delay_s`` after the first of them, one trim for a
-    burst. Their pieces and the transport's buffers came from the heap, and glibc keeps freed
-    heap pages for good: a 50k server grew 1-4 MiB per full ``GET`` or event-stream snapshot."""
+    """Hands the C heap's free pages back (``malloc_trim``, ~0.3-1.5 ms at 50,000 sessions) a
+    while after memory was freed in bulk: ``delay_s`` after a large body is sent (its pieces and
+    the transport's buffers), ``change_delay_s`` after the data changed; one trim for a burst.
+    glibc keeps freed heap pages for good: a 50k server grew 1-4 MiB per full ``GET``, event-
+    stream snapshot or burst of appends, never given back."""
 
-    def __init__(self, delay_s: float = TRIM_DELAY_S) -> None:
+    def __init__(self, delay_s: float = TRIM_DELAY_S, change_delay_s: float = TRIM_AFTER_CHANGE_S) -> None:
         self.delay_s = delay_s
+        self.change_delay_s = change_delay_s
         self.done = 0  # trims run (tests count them)
         self._pending: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the one of ``_pending``
 
     def soon(self) -> None:
-        """Call on the event loop's thread."""
-        loop = asyncio.get_running_loop()
-        if self._pending is None or self._loop is not loop:  # (a stopped loop's never runs)
-            self._loop = loop
-            self._pending = loop.call_later(self.delay_s, self._run)
+        """After a large body (call on the event loop's thread)."""
+        self._within(asyncio.get_running_loop(), self.delay_s)
+
+    def after_change(self) -> None:
+        """After a new revision (nothing without a running loop: a test publishing by hand)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._within(loop, self.change_delay_s)
 
     async def after_response(self) -> None:
         """As a response's background task: it runs once the body is handed to the server."""
         self.soon()
+
+    def _within(self, loop: asyncio.AbstractEventLoop, delay_s: float) -> None:
+        pending = self._pending
+        if pending is not None and self._loop is loop:  # (a stopped loop's never runs)
+            if pending.when() <= loop.time() + delay_s:
+                return
+            pending.cancel()
+        self._loop = loop
+        self._pending = loop.call_later(delay_s, self._run)
 
     def _run(self) -> None:
         self._pending = None
@@ -161,7 +222,8 @@ class HeapTrim:
         self.done += 1
 
 
-#: The server's one trimmer (bodies here, the event stream's first snapshot in ``events.py``).
+#: The server's one trimmer (bodies here; in ``events.py`` a new revision and the event stream's
+#: first snapshot).
 HEAP_TRIM = HeapTrim()
 #: A large response's background task.
 TRIM_HEAP = BackgroundTask(HEAP_TRIM.after_response)

@@ -112,6 +112,7 @@ class Hub:
             event = self._delta(previous, snapshot)
             self.history.append(event)
             self.broadcast(event)
+            HEAP_TRIM.after_change()
         for listener in self.listeners:
             try:
                 listener(snapshot)

@@ -21,6 +21,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from bench.gen_corpus import generate
+from bench.sweep import Appender
 from clawstats.api import bodies
 from clawstats.api.app import create_app
 from clawstats.api.bodies import BODY_PIECE_ROWS, BodyCache, gzip_pieces, sessions_pieces
@@ -198,3 +199,29 @@ def test_keeping_a_newer_revision_drops_the_older_ones() -> None:
     assert list(cache.items) == [("usage@1", 2, "by=day")] and cache.bytes == 3
     cache.put(("usage@1", 2, "by=day"), b"e" * 4)  # the same key again: counted once
     assert cache.bytes == 4
+
+
+def test_a_large_kept_body_is_let_go_after_a_while(many_rows: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bodies.HEAP_TRIM, "delay_s", 0.0)
+    with served(many_rows) as (url, app):
+        cache: BodyCache = app.state.routes.cache
+        cache.keep_large_s = 0.0
+        done = bodies.HEAP_TRIM.done
+        small = get(url, "limit=5", "identity").content
+        large = get(url, "", "identity").content
+        assert len(small) < bodies.TRIM_AFTER_BYTES <= len(large) <= cache.max_item_bytes
+        wait_until(
+            "the large body let go", lambda: [key[2] for key in cache.items], lambda keys: keys == ["limit=5"], 10
+        )
+        wait_until("a trim", lambda: bodies.HEAP_TRIM.done, lambda n: n > done, 10.0)
+        assert get(url, "", "identity").content == large  # built again
+
+
+def test_a_new_revision_trims_the_heap_a_while_after(many_rows: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bodies.HEAP_TRIM, "change_delay_s", 0.0)
+    with served(many_rows) as (url, app):
+        revision = app.state.hub.current.revision
+        done = bodies.HEAP_TRIM.done
+        Appender(many_rows, "file").append(900001)
+        wait_until("a new revision", lambda: app.state.hub.current.revision, lambda r: r > revision, 10.0)
+        wait_until("a trim", lambda: bodies.HEAP_TRIM.done, lambda n: n == done + 1, 10.0)
