@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -225,3 +227,32 @@ def test_a_new_revision_trims_the_heap_a_while_after(many_rows: Path, monkeypatc
         Appender(many_rows, "file").append(900001)
         wait_until("a new revision", lambda: app.state.hub.current.revision, lambda r: r > revision, 10.0)
         wait_until("a trim", lambda: bodies.HEAP_TRIM.done, lambda n: n == done + 1, 10.0)
+
+
+def test_a_client_gone_mid_body_stops_its_encoding(
+    many_rows: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    encoded: list[int] = []
+
+    class Counting:
+        def encode(self, value: Any) -> bytes:
+            encoded.append(1)
+            return msgspec.json.encode(value)
+
+    monkeypatch.setattr(bodies, "_encoder", Counting())
+    monkeypatch.setattr(bodies, "BODY_PIECE_ROWS", 5)  # ~325 pieces of ~5 KB
+    with served(many_rows) as (url, app):
+        app.state.routes.cache.max_item_bytes = SMALL_BOUND
+        pieces = -(-len(app.state.hub.current.rows) // 5) + 1
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"GET /api/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: identity\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # closed with a reset
+        # The next request is answered once the loop has run: the reset seen, the stream ended
+        # (without a pause between pieces, only after every piece was encoded).
+        assert httpx.get(url + "/healthz").status_code == 200
+        stopped_at = len(encoded)
+        assert get(url, "", "identity").status_code == 200  # a whole one after it
+    assert stopped_at < pieces
+    assert not [r for r in caplog.records if "socket.send() raised exception" in r.getMessage()]
