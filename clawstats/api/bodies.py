@@ -1,8 +1,8 @@
 """Response bodies: the cache of encoded bodies, and a body made of pieces.
 
 At 50,000 sessions the all-rows JSON is ~41 MB. Encoded at once it was the encoder's growing
-buffer, the body, h11's copy of it and the transport's unsent rest: a server's peak rose ~110 MiB
-over its ready size on one full ``GET`` without gzip, ~35 MiB with it (measured in
+buffer, the body, h11's copy of it and the transport's unsent rest: a server's peak rose ~126 MiB
+over its ready size on one full ``GET`` without gzip, ~52 MiB with it (measured in
 ``bench/RESULTS.md``, helper serve8). Here such a body is a sequence of pieces (rows encoded
 ``BODY_PIECE_ROWS`` at a time): a body that fits the cache's item bound is joined and kept as
 before; a larger one is sent as it is encoded (identity) or compressed piece by piece into its
@@ -24,10 +24,10 @@ from clawstats.core.query import project
 from clawstats.watch.store import release_free_heap
 
 _encoder = msgspec.json.Encoder()
-#: Rows per piece of a large body (~0.5 MB of JSON at ~1 KB a row: below the allocator's 1 MiB
+#: Rows per piece of a large body (~0.4 MB of JSON at ~800 B a row: below the allocator's 1 MiB
 #: mapping threshold, and few enough pieces that their sends cost nothing measurable).
 BODY_PIECE_ROWS = 500
-#: gzip's level for bodies (the one ``gzip.compress`` was called with before: same bytes, same cost).
+#: gzip's level for bodies (the one ``gzip.compress`` was called with before: same size, same cost).
 GZIP_LEVEL = 6
 #: ``wbits`` for a gzip member (header and trailer), as ``gzip.compress`` writes.
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
@@ -39,7 +39,7 @@ TRIM_AFTER_BYTES = 1 << 20
 #: has given its last piece (a trim then left ~2 MiB of a 50k gzip body's buffers behind).
 TRIM_DELAY_S = 0.5
 #: How long after a new revision: the scans that made it freed what they read (SQLite pages,
-#: decoded lines, replaced rows; ~2 MiB after the sweep's 30 appends at 50k). At most one trim
+#: decoded lines, replaced rows; 0.7-2.1 MiB after the sweep's 30 appends at 50k). At most one trim
 #: this often while the data changes: ~0.5 ms each, no measurable CPU per append.
 TRIM_AFTER_CHANGE_S = 5.0
 #: A kept body of ``TRIM_AFTER_BYTES`` or more is let go after this long without a request for
