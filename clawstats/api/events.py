@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import anyio
 import msgspec
 
+from clawstats.api.bodies import HEAP_TRIM
 from clawstats.core.session import SessionRow, iso_ms
 from clawstats.core.snapshot import Snapshot
 
@@ -111,6 +112,7 @@ class Hub:
             event = self._delta(previous, snapshot)
             self.history.append(event)
             self.broadcast(event)
+            HEAP_TRIM.after_change()
         for listener in self.listeners:
             try:
                 listener(snapshot)
@@ -211,6 +213,7 @@ class Hub:
                 # The response loop holds the last chunk it sent until the next one comes: an
                 # empty one (nothing is written) so an idle client does not pin the snapshot.
                 yield b""
+                HEAP_TRIM.soon()  # its pieces (~1 MB each) came from the C heap: its pages back
             else:
                 seen = last_revision
                 for event in replay:

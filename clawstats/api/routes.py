@@ -11,7 +11,7 @@ import gzip
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -22,18 +22,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from clawstats import __version__
 from clawstats.api.alerts import AlertManager
 from clawstats.api.auth import bearer_ok
+from clawstats.api.bodies import TRIM_AFTER_BYTES, TRIM_HEAP, BodyCache, gather, gzip_pieces, sessions_pieces, streamed
 from clawstats.api.errors import BadRequest, NotFound, NotReady
 from clawstats.api.events import Hub
 from clawstats.api.openapi import build_spec
 from clawstats.api.otlp import ExporterStatus
 from clawstats.core.attribution import ATTRIBUTION_BY
 from clawstats.core.export import sessions_csv, usage_csv
-from clawstats.core.query import QueryError, SessionQuery, match_and_sort, parse_day, parse_query, project, select
+from clawstats.core.query import QueryError, SessionQuery, match_and_sort, parse_day, parse_query, select
 from clawstats.core.session import iso_ms
 from clawstats.core.snapshot import Snapshot
 from clawstats.core.totals import GROUP_BY
@@ -53,39 +54,6 @@ NO_LIBRARY_PING_S = 1e9
 SEND_TIMEOUT_S = 10.0
 #: How long a stream may take to end by itself at shutdown (under uvicorn's 3 s graceful limit).
 SHUTDOWN_GRACE_S = 1.0
-
-
-class BodyCache:
-    """LRU of encoded bodies by (route, revision, query), bounded in count and in bytes (at
-    50,000 sessions one all-rows body is tens of MB: a few of them, not 128). A body larger than
-    ``max_item_bytes`` is not kept: it is encoded again per request (~60 ms for 50,000 rows)
-    rather than held for a revision that a busy gateway replaces within a second; its gzip
-    copy (a tenth of it) is kept, so gzip clients still get it once per revision."""
-
-    def __init__(self, size: int = 128, max_bytes: int = 64 << 20, max_item_bytes: int = 8 << 20) -> None:
-        self.size = size
-        self.max_bytes = max_bytes
-        self.max_item_bytes = max_item_bytes
-        self.bytes = 0
-        self.items: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
-
-    def peek(self, key: tuple[str, int, str]) -> bytes | None:
-        body = self.items.get(key)
-        if body is not None:
-            self.items.move_to_end(key)
-        return body
-
-    def get(self, key: tuple[str, int, str], build: Callable[[], bytes]) -> bytes:
-        body = self.peek(key)
-        if body is None:
-            body = build()
-            if len(body) > self.max_item_bytes:
-                return body
-            self.items[key] = body
-            self.bytes += len(body)
-            while len(self.items) > 1 and (len(self.items) > self.size or self.bytes > self.max_bytes):
-                self.bytes -= len(self.items.popitem(last=False)[1])
-        return body
 
 
 def _params(request: Request) -> dict[str, str]:
@@ -137,15 +105,21 @@ class Routes:
         return snapshot
 
     def _cached(
-        self, request: Request, route: str, media_type: str, build: Callable[[Snapshot], bytes], moving: bool = False
+        self,
+        request: Request,
+        route: str,
+        media_type: str,
+        build: Callable[[Snapshot], Iterator[bytes]],
+        moving: bool = False,
     ) -> Response:
         """The body for (route, revision, query), its ETag and 304. Call after validating the query
-        (an invalid one is a 400 whatever ``If-None-Match`` says). ``moving``: the answer depends on
-        the request's time (``?active=``), so it is built per request and tagged by its content."""
+        (an invalid one is a 400 whatever ``If-None-Match`` says). ``build`` gives the body's
+        pieces. ``moving``: the answer depends on the request's time (``?active=``), so it is
+        built per request and tagged by its content."""
         snapshot = self._snapshot()
         query = request.url.query
         if moving:
-            body = build(snapshot)
+            body = b"".join(build(snapshot))
             etag = '"' + hashlib.blake2s(body, digest_size=8).hexdigest() + '"'
         else:
             tag_key = f"{route}|{snapshot.revision}|{query}".encode()
@@ -154,20 +128,46 @@ class Routes:
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)
         gzip_ok = "gzip" in request.headers.get("accept-encoding", "")
+        zipped_headers = {**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
         if not moving:
+            key = (route, snapshot.revision, query)
             zipped_key = (route + "+gzip", snapshot.revision, query)
             kept = self.cache.peek(zipped_key) if gzip_ok else None
             if kept is not None:  # a body too big to keep has its gzip copy kept
-                encoded = {**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
-                return Response(kept, media_type=media_type, headers=encoded)
-            body = self.cache.get((route, snapshot.revision, query), lambda: build(snapshot))
+                return _response(kept, media_type, zipped_headers)
+            cached = self.cache.peek(key)
+            if cached is None:
+                cached, pieces = gather(build(snapshot), self.cache.max_item_bytes)
+                if cached is None:  # too big to keep: never joined (but for HEAD, which answers its length)
+                    return self._big(request, pieces, gzip_ok, zipped_key, media_type, headers, zipped_headers)
+                self.cache.put(key, cached)
+            body = cached
         if len(body) >= GZIP_MIN_BYTES and gzip_ok:
             # Compressed once per revision, not per request (GZipMiddleware passes it through, so
             # Vary is set here; for an identity body of this size GZipMiddleware sets it).
             zipped = gzip.compress(body, 6) if moving else self.cache.get(zipped_key, lambda: gzip.compress(body, 6))
-            encoded = {**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
-            return Response(zipped, media_type=media_type, headers=encoded)
-        return Response(body, media_type=media_type, headers=headers)
+            return _response(zipped, media_type, zipped_headers)
+        return _response(body, media_type, headers)
+
+    def _big(
+        self,
+        request: Request,
+        pieces: Iterator[bytes],
+        gzip_ok: bool,
+        zipped_key: tuple[str, int, str],
+        media_type: str,
+        headers: dict[str, str],
+        zipped_headers: dict[str, str],
+    ) -> Response:
+        """A body over the cache's item bound: its gzip copy compressed piece by piece and kept,
+        or (identity) sent as it is encoded: never whole in memory."""
+        if gzip_ok:
+            zipped = gzip_pieces(pieces)
+            self.cache.put(zipped_key, zipped)
+            return Response(zipped, media_type=media_type, headers=zipped_headers, background=TRIM_HEAP)
+        if request.method == "HEAD":  # its Content-Length as a GET's body would have it
+            return _response(b"".join(pieces), media_type, headers)
+        return StreamingResponse(streamed(pieces), media_type=media_type, headers=headers, background=TRIM_HEAP)
 
     @staticmethod
     def _query_error(exc: QueryError) -> BadRequest:
@@ -194,24 +194,23 @@ class Routes:
     async def sessions(self, request: Request) -> Response:
         query = self._query(request, ("fields",))
 
-        def build(snapshot: Snapshot) -> bytes:
-            rows, matched = self._page(query, snapshot)
-            body = {
-                "sessions": project(rows, query.fields),
+        def build(snapshot: Snapshot) -> Iterator[bytes]:
+            rows, matched = self._page(query, snapshot)  # here, not when the first piece is asked for
+            tail = {
                 "totals": snapshot.totals,
                 "matched": matched,
                 "revision": snapshot.revision,
                 "generatedAt": iso_ms(snapshot.generated_ms),
             }
-            return _encoder.encode(body)
+            return sessions_pieces(rows, query.fields, tail)
 
         return self._cached(request, "sessions", "application/json", build, query.active_min is not None)
 
     async def sessions_csv(self, request: Request) -> Response:
         query = self._query(request)
 
-        def build(snapshot: Snapshot) -> bytes:
-            return sessions_csv(self._page(query, snapshot)[0]).encode()
+        def build(snapshot: Snapshot) -> Iterator[bytes]:
+            return iter((sessions_csv(self._page(query, snapshot)[0]).encode(),))
 
         return self._cached(request, "sessions.csv", "text/csv; charset=utf-8", build, query.active_min is not None)
 
@@ -248,7 +247,7 @@ class Routes:
         # The burn rate depends on the clock as well as on the data: one body per revision and minute.
         minute = int(now_ms // (BURN_RATE_REFRESH_S * 1000))
 
-        def build(snapshot: Snapshot) -> bytes:
+        def build(snapshot: Snapshot) -> Iterator[bytes]:
             overall, per_agent = snapshot.burn(now_ms, self.daily_budget_usd)
             body = {
                 "by": by,
@@ -260,15 +259,15 @@ class Routes:
                 "revision": snapshot.revision,
                 "generatedAt": iso_ms(snapshot.generated_ms),
             }
-            return _encoder.encode(body)
+            return iter((_encoder.encode(body),))
 
         return self._cached(request, f"usage@{minute}", "application/json", build)
 
     async def usage_csv(self, request: Request) -> Response:
         by, since, until = self._usage_query(request)
 
-        def build(snapshot: Snapshot) -> bytes:
-            return usage_csv(snapshot.usage(by, since, until), by).encode()
+        def build(snapshot: Snapshot) -> Iterator[bytes]:
+            return iter((usage_csv(snapshot.usage(by, since, until), by).encode(),))
 
         return self._cached(request, "usage.csv", "text/csv; charset=utf-8", build)
 
@@ -335,6 +334,12 @@ class Routes:
 
     async def index(self, _request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+def _response(body: bytes, media_type: str, headers: dict[str, str]) -> Response:
+    return Response(
+        body, media_type=media_type, headers=headers, background=TRIM_HEAP if len(body) >= TRIM_AFTER_BYTES else None
+    )
 
 
 def no_query(request: Request, allowed: frozenset[str] = frozenset()) -> None:
