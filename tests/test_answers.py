@@ -184,6 +184,27 @@ def test_a_new_sqlite_event_means_a_full_read(sqlite_state: Path, cli: Cli) -> N
     assert after == cli.full(sqlite_state)
 
 
+def test_a_wal_whose_ctime_alone_moved_keeps_the_answer(sqlite_state: Path, cli: Cli) -> None:
+    """A gateway keeps its database open (a ``-wal`` beside it), and a reader run as root moves the
+    ``-wal``'s ctime at every open (SQLite gives it the database's owner): compared, no answer was
+    ever saved. A commit moves its mtime and size, which are still compared."""
+    wal = sqlite_path(sqlite_state, "ops").with_name("openclaw-agent.sqlite-wal")
+    wal.write_bytes(b"")
+    _age(sqlite_state)
+    cli.run(sqlite_state)  # its -shm made (a gateway's is there): the directory moved, not saved
+    time.sleep(RACY_S + 0.05)
+    assert not cli.run(sqlite_state)[1]  # saved
+    wal.chmod(wal.stat().st_mode)  # its ctime alone moves, as at a root reader's open
+    time.sleep(RACY_S + 0.05)
+    assert cli.run(sqlite_state)[1]
+    wal.chmod(wal.stat().st_mode)  # just before the read: still no reason not to save
+    assert cli.run(sqlite_state)[1]
+    with writer(sqlite_path(sqlite_state, "ops")) as db:
+        append_events(db, current_session_id(db, "agent:ops:quick"), [live_call("a1b2c3d4", 0.25)])
+    db.close()
+    assert not cli.run(sqlite_state)[1]
+
+
 def test_a_new_agent_means_a_full_read(small_state: Path, cli: Cli) -> None:
     _age(small_state)
     before, _ = cli.run(small_state)

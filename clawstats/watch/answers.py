@@ -14,7 +14,8 @@ An answer is saved only when no input was modified within :data:`RACY_S` of the 
 that produced it: a file written in the same timestamp tick as it was read (or during the read)
 could change again without its identity moving (git's "racy clean" rule). So while a gateway is
 writing, its agent's answers are not reused; that is the full read's job. ``-shm`` files are not
-inputs: a reader's lock marks change them, and every commit moves the ``-wal`` anyway. An answer
+inputs: a reader's lock marks change them, and every commit moves the ``-wal`` anyway (its ctime
+is not compared: a reader run as root moves it). An answer
 whose health is degraded is never saved: a condition must be looked at again.
 """
 
@@ -169,6 +170,11 @@ def _identity(path: str) -> Identity:
         st = os.stat(path)
     except OSError:
         return None
+    if path.endswith("-wal"):
+        # Not its ctime: a reader run as root (a container's default) moves it at every open
+        # (SQLite hands the -wal the database's owner), so no answer was ever saved beside a
+        # gateway's open database; every commit moves its mtime and size.
+        return st.st_ino, st.st_size, st.st_mtime_ns, 0
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
