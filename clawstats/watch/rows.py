@@ -7,7 +7,8 @@ held in chunks of about ``CHUNK`` rows, each a tuple never changed once made: a 
 chunk again, and a snapshot's row order (:meth:`RowTable.order`) is the list of chunks of its
 publish (~100 references at 50,000 rows), joined into one tuple only when a reader asks. A row's
 place is bisected in its chunk by the rows' own sort keys (``bisect``'s ``key``), not in a second
-list of keys (a tuple and a slot per row: ~3 MB at 50,000 rows).
+list of keys (a tuple and a slot per row: ~3 MB at 50,000 rows). The rows by key (``Rows``) are
+the last published frozen mapping, shared with the snapshots, and the changes since.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """What an agent hands the store: ``Source`` (one served row before joining: key, index row,
-transcript) and ``AgentScan`` (what changed in one scan)."""
+transcript), ``AgentScan`` (what changed in one scan) and ``NodeSources`` (a SQLite agent's sources,
+read through its nodes and archives' rows)."""
 
 from __future__ import annotations
 

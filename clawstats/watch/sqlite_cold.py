@@ -106,8 +106,9 @@ def _read_batch(store: str, sessions: list[tuple[str, int]], db_id: FileId) -> l
 
 def keeps_segment(tail: Tail) -> bool:
     """Whether a session's cursor packs its statistics with their context segment: not when it
-    has few events (:data:`REREAD_MAX_EVENTS`: read again when more come)."""
-    return tail.offset > REREAD_MAX_EVENTS
+    has few events (:data:`REREAD_MAX_EVENTS`: read again when more come). A cursor at 0 (a session
+    whose events were all deleted) keeps it: no rebuild runs before its next events are folded."""
+    return not 0 < tail.offset <= REREAD_MAX_EVENTS
 
 
 def fold_events(

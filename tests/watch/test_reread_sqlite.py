@@ -179,3 +179,19 @@ def test_only_malformed_new_events_leave_the_image_as_it_was(tmp_path: Path) -> 
     after = store.scan().by_key[f"agent:main:{SID}"]
     assert _agent(store).health.counters.get("malformed") == 1
     assert after.total_cost == before.total_cost and _tail(store).stats.dump() == image
+
+
+def test_a_session_emptied_then_written_again_reads_its_new_events(tmp_path: Path) -> None:
+    # Every event deleted: the cursor starts over at 0 and its empty statistics are packed. They
+    # must keep their (empty) segment: at offset 0 no rebuild runs before new events are folded.
+    state = sqlite_state_with(tmp_path, {SID: FIRST})
+    store = make_store(state)
+    store.scan()
+    with closing(writer(sqlite_path(state))) as db, db:
+        db.execute("DELETE FROM transcript_events WHERE session_id = ?", (SID,))
+    store.scan()
+    assert _tail(store).offset == 0
+    with closing(writer(sqlite_path(state))) as db, db:
+        append_events(db, SID, FIRST)
+    served = store.scan()
+    assert served.by_key[f"agent:main:{SID}"] == make_store(state).scan().by_key[f"agent:main:{SID}"]
