@@ -16,8 +16,20 @@ from clawstats.core.transcript import TranscriptStats
 from clawstats.watch import tail as tail_module
 from clawstats.watch.identity import HEAD_BYTES
 from clawstats.watch.tail import Tail
-from tests.conftest import OPS_TRANSCRIPT, SMALL_STATE
-from tests.core.lines import assistant, jsonl, stamp, usage, user, with_ids
+from tests.conftest import OPS_TRANSCRIPT, SMALL_STATE, make_store
+from tests.core.lines import (
+    append_events,
+    assistant,
+    current_session_id,
+    jsonl,
+    live_call,
+    sqlite_path,
+    stamp,
+    usage,
+    user,
+    with_ids,
+    writer,
+)
 
 REAL = (SMALL_STATE / OPS_TRANSCRIPT).read_bytes()
 LINES = REAL.splitlines(keepends=True)
@@ -261,3 +273,38 @@ def test_odd_lines_packed_between_random_appends_equal_one_read(
     assert tail.open_line == whole.open_line and tail.offset == whole.offset == len(ODD)
     assert tail.dump() == whole.dump()
     assert health.counters == counters.counters and counters.counters["oversizedLine"] >= 1
+
+
+@pytest.mark.parametrize("layout", ["file", "sqlite"])
+def test_a_warm_start_from_segmentless_images_then_new_data_equals_a_fresh_read(
+    layout: str, small_state: Path, sqlite_state: Path, tmp_path: Path
+) -> None:
+    """The persisted index keeps an idle small transcript's image as it is (without its segment):
+    a warm start adopts it, and the first new data after it rebuilds it from the file (or the
+    session's events) before folding them. Rows and totals equal a fresh read's."""
+    state, cache = (small_state if layout == "file" else sqlite_state), str(tmp_path / "cache")
+    cold = make_store(state, no_cache=False, cache_dir=cache)
+    cold.scan()
+    cold.close()
+    warm = make_store(state, no_cache=False, cache_dir=cache)
+    warm.scan()
+    if layout == "file":
+        changed: set[str] | None = {str(state / OPS_TRANSCRIPT)}
+        tail = warm.agents["ops"].tails[str(state / OPS_TRANSCRIPT)]
+        with open(state / OPS_TRANSCRIPT, "ab") as fh:
+            fh.write(jsonl([live_call("a1b2c3d4", 0.25)]))
+    else:
+        changed = None
+        with writer(sqlite_path(state, "ops")) as db:
+            sid = current_session_id(db, "agent:ops:quick")
+            tail = warm.agents["ops"].tails[f"ops/{sid}"]
+            append_events(db, sid, [live_call("a1b2c3d4", 0.25)])
+        db.close()
+    assert segless(tail)  # as the index kept it
+    rereads = Tail.rereads
+    after = warm.scan(changed)
+    warm.close()
+    assert Tail.rereads == rereads + 1
+    again = make_store(state).scan()
+    assert dict(after.by_key) == dict(again.by_key)
+    assert after.totals == again.totals
