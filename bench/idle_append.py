@@ -33,7 +33,7 @@ from clawstats.watch.tail import Tail
 
 # after clawstats is imported: it is the running venv's (main's or a branch's), ``bench`` this one's
 sys.path.append(str(Path(__file__).resolve().parent.parent))
-from bench.sweep import WORK, _line
+from bench.sweep import _line, corpus
 
 _DB = "agents/main/agent/openclaw-agent.sqlite"
 
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--appends", type=int, default=60)
     args = parser.parse_args()
     logging.disable(logging.WARNING)
-    shared = WORK / (f"sweep-{args.sessions}" + ("-sqlite" if args.layout == "sqlite" else ""))
+    shared = corpus(args.sessions, args.layout)  # the sweep's store (generated when missing)
     scratch = Path(tempfile.mkdtemp(prefix="idle-append-"))
     try:
         state = scratch / "state"
