@@ -80,6 +80,16 @@ class Layered(Mapping[str, V], Generic[V]):
             node = node._parent
         raise KeyError(key)
 
+    def get(self, key: str, default: V | None = None) -> V | None:  # type: ignore[override]
+        """(``__getitem__`` without a KeyError raised and caught: a walk of every row's view.)"""
+        node: Layered[V] | None = self
+        while node is not None:
+            value = node._layer.get(key, node)
+            if value is not node:
+                return default if value is _GONE else cast(V, value)
+            node = node._parent
+        return default
+
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, str):
             return False

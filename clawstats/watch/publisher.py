@@ -12,8 +12,9 @@ bytes a session.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Collection, ItemsView, Iterator, Mapping, ValuesView
+from collections.abc import Collection, ItemsView, Iterable, Iterator, Mapping, ValuesView
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -29,11 +30,12 @@ from clawstats.core.health import Health, HealthLog
 from clawstats.core.layered import Layered
 from clawstats.core.rollup import Members
 from clawstats.core.session import SessionRow, build_row
-from clawstats.core.snapshot import Lazy, Snapshot, TranscriptView, changed_keys
+from clawstats.core.snapshot import Lazy, Shape, Snapshot, TranscriptView, ViewsByRow, changed_keys, usual_stats_id
 from clawstats.watch.base_prompts import BasePrompts
 from clawstats.watch.joins import Joins
+from clawstats.watch.layout import AgentSource
 from clawstats.watch.rows import RowTable
-from clawstats.watch.source import Source
+from clawstats.watch.source import Source, cursor_id
 from clawstats.watch.split import split_map
 from clawstats.watch.tail import Tail
 
@@ -58,6 +60,7 @@ SPLIT_CHILD_SHARE = 0.6
 #: left, the reason when none, calls on its timeline (-1: no forecast, archived or no transcript).
 Foreseen = tuple[SessionRow, bool, int | None, int | None, str | None, int]
 _foreseen_decoder = msgspec.msgpack.Decoder(list[Foreseen])
+_USUAL: object = object()  # (a row reading its usual stats id: no entry)
 
 
 class BuiltRows(Mapping[str, SessionRow]):
@@ -145,18 +148,60 @@ class Publisher:
         self.bases = bases
         self.table = RowTable()
         self.views = RowViews(self.table, joins)
-        self._cold_views: dict[str, TranscriptView] | None = None  # a cold start's, for its snapshot
         self._built: dict[str, SessionRow] = {}  # rows built in this publish, before enrichment
         self._links: dict[str, tuple[str | None, str | None]] = {}  # see BuiltRows
         self.enricher = Enricher()
         self._by_key: Layered[SessionRow] | None = None
-        self._views: Layered[TranscriptView] | None = None
+        # The snapshots read each row's view through their rows and counted transcripts
+        # (ViewsByRow): what they need beside those is each agent's usual stats id (replaced,
+        # never changed: snapshots hold it) and the rows that read another (or none).
+        self.shapes: dict[str, Shape] = {}
+        self._unusual: dict[str, str | None] = {}
+        self._unusual_held = False  # the last snapshot holds ``_unusual``: copied before a change
+        self._reshaped = False  # an agent's shape changed: every row's stats id is looked at again
         self.rows_built = 0  # lifetime count of build_row calls (a test pins per-append work)
         #: a cold start's rows built in two processes (:mod:`.split`): one-shot reads (the CLI) only
         self.split_rows = False
         self._unkept: list[str] = []  # keys whose forecast the memo holds for this publish only
         self.revision = 0
         self.snapshot: Snapshot | None = None
+
+    def follow(self, agent: AgentSource) -> None:
+        """An agent followed (or its layout changed): the usual stats id of its sessions."""
+        if agent.layout == "sqlite":
+            shape = (cursor_id(agent.agent_id, ""), "")
+        else:
+            shape = (os.path.join(agent.sessions_dir, ""), ".jsonl")
+        if self.shapes.get(agent.agent_id) != shape:
+            self.shapes = {**self.shapes, agent.agent_id: shape}
+            self._reshaped = True
+
+    def _note_stats_ids(self, keys: Iterable[str]) -> None:
+        """Note the stats id of each of ``keys``' rows that does not read the usual one."""
+        rows, sources, shapes = self.table.rows, self.joins.sources, self.shapes
+        unusual = self._unusual
+        for key in keys:
+            row = rows.get(key)
+            if row is None:
+                if key not in unusual:
+                    continue
+                stats_id: str | None | object = _USUAL
+            else:
+                src = sources.get(key)
+                stats_id = src.stats_id if src is not None else None
+                if stats_id == usual_stats_id(shapes, row):
+                    if key not in unusual:
+                        continue
+                    stats_id = _USUAL
+                elif unusual.get(key, _USUAL) == stats_id:
+                    continue
+            if self._unusual_held:  # (a snapshot reads it: changed in a copy)
+                unusual = self._unusual = dict(unusual)
+                self._unusual_held = False
+            if stats_id is _USUAL:
+                del unusual[key]
+            else:
+                unusual[key] = cast(str | None, stats_id)
 
     def set_catalog(self, catalog: Catalog) -> None:
         self.catalog = catalog
@@ -278,7 +323,6 @@ class Publisher:
             self.enricher.memo.pop(key, None)
         self._unkept = []
         self.table.load({key: enriched[key] for key in order})
-        self._cold_views = views  # the first snapshot's views as they are (no copy of RowViews)
         return set(order)
 
     def publish(self, keys: set[str], repacked: Collection[str] = ()) -> Snapshot:
@@ -294,19 +338,12 @@ class Publisher:
             changed, removed = self._patch(keys)
         self._built = {}  # the served rows are the only ones kept
         # Frozen mappings for readers that share all but this change with the previous snapshot.
-        cold, self._cold_views = self._cold_views, None
         self._by_key = table.rows.publish()
-        if self._views is None:
-            if cold is not None:  # the cold start's own dict, no other holder: not copied
-                self._views = Layered(cast(dict[str, TranscriptView | object], cold), None, len(cold))
-            else:
-                self._views = Layered.of(dict(self.views))
-        elif changed or removed or keys or repacked:
-            views = {k: view for k in keys if (view := joins.row_view(k)) is not None and k in table.rows}
-            for key in repacked:
-                if key not in keys and key in table.rows and (view := joins.row_view(key)) is not None:
-                    views[key] = view
-            self._views = self._views.updated(views, {k for k in keys if k not in views})
+        if self._reshaped:
+            self._reshaped = False
+            self._note_stats_ids(list(table.rows) + list(self._unusual))
+        else:  # (a row's stats id moves only with its source: its key is in ``keys``)
+            self._note_stats_ids(keys | changed | removed)
         health = self.health.freeze()
         if self.snapshot is not None and not changed and not removed and not joins.rollup.dirty:
             if not _same_health(health, self.snapshot.health):
@@ -323,14 +360,16 @@ class Publisher:
                 self.snapshot = replace(self.snapshot, health=health)
             return self.snapshot
         self.revision += 1
+        counted = joins.rollup.members()
+        self._unusual_held = True
         self.snapshot = Snapshot(
             revision=self.revision,
             generated_ms=time.time() * 1000.0,
             state_dir=str(self.state_dir),
             ordered=Lazy(table.order().newest_first),
             by_key=self._by_key,
-            views=self._views,
-            counted=Lazy(partial(_transcripts, joins.rollup.members())),
+            views=ViewsByRow(self._by_key, counted, self.shapes, self._unusual),
+            counted=Lazy(partial(_transcripts, counted)),
             totals=joins.rollup.totals(len(table.rows), len(table.unknown)),
             health=health,
             catalog=self.catalog,

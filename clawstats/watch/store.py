@@ -171,6 +171,7 @@ class StatsStore:
     def add_agent(self, agent: AgentSource) -> None:
         """Follow an agent (at start-up, or found later: a new agent, or its file store now SQLite)."""
         self.health.layouts[agent.agent_id] = agent.layout
+        self._publisher.follow(agent)
         old = self.agents.pop(agent.agent_id, None)
         if old is not None:  # upgraded to SQLite: its file rows and tails go (the database has every session)
             self._drop_agent(old)

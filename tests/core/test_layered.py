@@ -19,3 +19,6 @@ def test_layers_read_like_the_dict_they_stand_for() -> None:
         assert dict(mapping) == expected and len(mapping) == len(expected)
         assert dict(previous) == before  # the parent is unchanged: readers of it see their snapshot
         assert all(mapping[k] == v for k, v in expected.items()) and "absent" not in mapping
+        # get (its own walk, no KeyError raised): a removed key in a newer layer is gone
+        assert all(mapping.get(k) == v for k, v in expected.items()) and mapping.get("absent", -1) == -1
+        assert all(mapping.get(k, -1) == -1 for k in removed)
