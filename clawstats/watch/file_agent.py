@@ -26,7 +26,7 @@ from clawstats.watch.layout import AgentSource
 from clawstats.watch.listing import Listing
 from clawstats.watch.locate import classify_paths, elsewhere, locate
 from clawstats.watch.sessionkeys import owner_from_trajectory
-from clawstats.watch.source import AgentScan, Source
+from clawstats.watch.source import AgentScan, Before, Source, note_before
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail
 
 #: OpenClaw writes a new session's row moments before its transcript: normal, not a fault. A row
@@ -72,7 +72,7 @@ class FileAgent:
         self._probed: set[str] = set()
         self._missing_since: dict[str, float] = {}  # key -> when its row was first seen without transcript
         self._waiting = False  # a row waits for its transcript: plan again every scan until settled
-        self._changed_keys: set[str] = set()
+        self._changed_keys: Before = {}  # key -> its source at the last scan (the store's joins take it out)
         self._changed_stats: set[str] = set()
         self._read_now: set[str] = set()  # read whole by a worker in this scan: no poll needed
         self._unread: set[str] = set()  # tails never read yet (polled on every scan until they are)
@@ -128,9 +128,9 @@ class FileAgent:
         """Rebuild the sources; record the keys whose source changed and adopt new transcripts."""
         sources = self._build_plan()
         old = self.sources
-        changed = {k for k, s in sources.items() if old.get(k) != s}
-        changed.update(k for k in old if k not in sources)
-        self._changed_keys |= changed
+        changed = [k for k, s in sources.items() if old.get(k) != s]
+        changed.extend(k for k in old if k not in sources)
+        note_before(self._changed_keys, old, changed)
         self.sources = sources
         wanted = {s.stats_id for s in sources.values() if s.stats_id is not None}
         vanished = {p: t for p, t in self.tails.items() if p not in wanted}
@@ -185,8 +185,8 @@ class FileAgent:
             else:
                 probed_keys.discard(src.key)
             if sources[src.key] != src:
+                note_before(self._changed_keys, sources, (src.key,))
                 sources[src.key] = src
-                self._changed_keys.add(src.key)
         return True
 
     def _build_plan(self) -> dict[str, Source]:
@@ -389,7 +389,7 @@ class FileAgent:
         if not self._unread:
             self._unread = set()  # emptied by discards, a set keeps its table: 0.5 MB after a cold read
         result = AgentScan(self._changed_keys, self._changed_stats, packed)
-        self._changed_keys, self._changed_stats = set(), set()
+        self._changed_keys, self._changed_stats = {}, set()
         self._restored = {}  # only the first plan adopts restored tails
         self._read_now = set()
         return result

@@ -7,7 +7,8 @@ reads it, however many do. One writer: the store.
 
 Every map here holds an entry per session (at 50,000 sessions a map's table is ~2.6 MB, ~50
 bytes a session), so none is kept twice: a transcript's tail is its view's ``source`` (no map
-of its own), and which transcripts are counted is the rollup's membership.
+of its own), which transcripts are counted is the rollup's membership, and a row's source is
+its agent's (:class:`AgentSources`: the agents tell the old source of a key that changed).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import cast
 
 from clawstats.core.rollup import Rollup
 from clawstats.core.snapshot import TranscriptView
-from clawstats.watch.source import Source
+from clawstats.watch.source import AgentSources, HasSources, Source
 from clawstats.watch.tail import Tail
 
 
@@ -44,8 +45,8 @@ class Tails(Mapping[str, tuple[str, Tail]]):
 class Joins:
     """Sources by row key, transcripts by stats id, and the references between them."""
 
-    def __init__(self) -> None:
-        self.sources: dict[str, Source] = {}
+    def __init__(self, agents: Mapping[str, HasSources]) -> None:
+        self.sources = AgentSources(agents)  # row key -> Source, the agents' own
         # stats id -> the row key reading it (the usual one: the key itself, no 48-byte tuple), or
         # a tuple of the keys when several do (a set would be 216 bytes)
         self.refs: dict[str, str | tuple[str, ...]] = {}
@@ -54,20 +55,19 @@ class Joins:
         self.tails = Tails(self.tviews)  # stats id -> (agent, tail)
         self.rollup = Rollup()  # counts the referenced transcripts
 
-    def set_source(self, key: str, src: Source | None, keys: set[str]) -> None:
-        """A row's source changed (None: the row is gone); ``keys`` collects the rows to rebuild."""
+    def set_source(self, key: str, old: Source | None, src: Source | None, keys: set[str]) -> None:
+        """A row's source changed from ``old`` (None: a new row; its agent tells it) to ``src``
+        (None: the row is gone; its agent holds it now); ``keys`` collects the rows to rebuild."""
         keys.add(key)
-        old = self.sources.pop(key, None)
         if old is not None:
             if old.stats_id is not None:
                 self._set_readers(old.stats_id, tuple(k for k in self.readers(old.stats_id) if k != key))
                 self.count(old.stats_id)
             if old.archived_from is not None:
-                self.archives[old.archived_from].discard(key)
+                self.archives.get(old.archived_from, set()).discard(key)
                 keys.add(old.archived_from)
         if src is None:
             return
-        self.sources[key] = src
         if src.stats_id is not None:
             readers = self.readers(src.stats_id)
             if key not in readers:
@@ -131,11 +131,13 @@ class Joins:
 
     def add_readers(self, stats_id: str, keys: set[str]) -> None:
         """Add the rows reading this transcript, and the rows they are archives of, to ``keys``."""
+        sources = self.sources
         for key in self.readers(stats_id):
             keys.add(key)
-            owner_key = self.sources[key].archived_from
-            if owner_key is not None:
-                keys.add(owner_key)
+            # (None: a row of an agent whose changes the store takes in later in this scan)
+            src = sources.get(key)
+            if src is not None and src.archived_from is not None:
+                keys.add(src.archived_from)
 
     def count(self, stats_id: str) -> None:
         """Totals count a transcript once while some row reads it."""
@@ -156,8 +158,8 @@ class Joins:
             return 0.0  # (most rows: no sort of nothing)
         total = 0.0
         for archive in sorted(archives):
-            src = self.sources[archive]
-            found = self.tails.get(src.stats_id or "")
+            src = self.sources.get(archive)
+            found = self.tails.get(src.stats_id or "") if src is not None else None
             if found is not None:
                 total += found[1].peek().cost  # archives are idle: packed, never unpacked here
         return total

@@ -1,11 +1,13 @@
 """What an agent hands the store: ``Source`` (one served row before joining: key, index row,
-transcript), ``AgentScan`` (what changed in one scan) and ``NodeSources`` (a SQLite agent's sources,
-read through its nodes and archives' rows)."""
+transcript), ``AgentScan`` (what changed in one scan, with the sources the store was told of
+before), ``NodeSources`` (a SQLite agent's sources, read through its nodes and archives' rows) and
+``AgentSources`` (every agent's sources by key, read through the agents' own maps)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import msgspec
 
@@ -40,13 +42,28 @@ class Node(Source, frozen=True, gc=False):
     updated_at: int | float = 0  # the row's equal float when it has one (compared by value)
 
 
+#: Row keys whose :class:`Source` was added, changed or removed since the agent's last scan, each
+#: with the source the store was told of then (None: none): what the store's joins take out, the
+#: agent's ``sources`` holding only the new ones (the joins keep no map of every row's source).
+Before = dict[str, Source | None]
+
+
+def note_before(changed: Before, sources: Mapping[str, Source], keys: Iterable[str]) -> None:
+    """Note each of ``keys`` as changed, with its source in ``sources`` (the agent's, before it
+    changes them) unless it was noted since the last scan (the store was told of that one)."""
+    for key in keys:
+        if key not in changed:
+            changed[key] = sources.get(key)
+
+
 @dataclass(frozen=True, slots=True)
 class AgentScan:
     """Since the agent's previous scan: row keys whose :class:`Source` was added, changed or
-    removed, transcripts (stats ids) whose statistics changed, appeared or vanished, and
-    transcripts whose unchanged statistics were packed (idle since they were written to)."""
+    removed (:data:`Before`), transcripts (stats ids) whose statistics changed, appeared or
+    vanished, and transcripts whose unchanged statistics were packed (idle since they were
+    written to)."""
 
-    keys: set[str]
+    keys: Before
     stats: set[str]
     packed: set[str] = field(default_factory=set)
 
@@ -63,12 +80,18 @@ class NodeSources(Mapping[str, Source]):
         self._archived = archived
 
     def __getitem__(self, key: str) -> Source:
+        found = self.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def get(self, key: str, default: Source | None = None) -> Source | None:  # type: ignore[override]
         found = self._archived.get(key)
         if found is not None:
             return found
-        node = self._nodes[key]
-        if node.row is None:  # a rejected row: no session
-            raise KeyError(key)
+        node = self._nodes.get(key)
+        if node is None or node.row is None:  # (a rejected row: no session)
+            return default
         return node
 
     def __iter__(self) -> Iterator[str]:
@@ -77,6 +100,56 @@ class NodeSources(Mapping[str, Source]):
         for key, node in self._nodes.items():
             if node.row is not None and key not in archived:
                 yield key
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class HasSources(Protocol):
+    """An agent, as the joins read it: its sources by row key."""
+
+    @property
+    def sources(self) -> Mapping[str, Source]: ...
+
+
+class AgentSources(Mapping[str, Source]):
+    """Every agent's sources by row key, read from the agents' own maps (no second map of every
+    row: ~37 bytes a row). A key is looked up first in the agent it names (``agent:<id>:...``, as
+    OpenClaw names every key), then in the others in order (the first that has it)."""
+
+    __slots__ = ("_agents",)
+
+    def __init__(self, agents: Mapping[str, HasSources]) -> None:
+        self._agents = agents  # (the store's own dict: agents added later are read too)
+
+    def get(self, key: str, default: Source | None = None) -> Source | None:  # type: ignore[override]
+        agents = self._agents
+        named: HasSources | None = None
+        if key.startswith("agent:"):
+            end = key.find(":", 6)
+            named = agents.get(key[6:end]) if end > 0 else None
+            if named is not None:
+                found = named.sources.get(key)
+                if found is not None:
+                    return found
+        for agent in agents.values():
+            if agent is not named:
+                found = agent.sources.get(key)
+                if found is not None:
+                    return found
+        return default
+
+    def __getitem__(self, key: str) -> Source:
+        found = self.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        if len(self._agents) == 1:
+            yield from next(iter(self._agents.values())).sources
+            return
+        yield from {key: None for agent in self._agents.values() for key in agent.sources}
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

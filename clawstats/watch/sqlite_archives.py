@@ -10,7 +10,7 @@ file :class:`Tail` and puts its rows and tails into its :class:`SqliteAgent`'s m
 from __future__ import annotations
 
 import os
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from typing import Protocol
 
 from clawstats.core.health import HealthLog
@@ -27,8 +27,10 @@ class Owner(Protocol):
     price: Pricer | None
     archived: dict[str, Source]  # its archives' rows, by key
     tails: dict[str, Tail]
-    changed_keys: set[str]
     changed_stats: set[str]
+
+    def note(self, keys: Iterable[str]) -> None:
+        """Keys whose source is about to change (reported by the agent's next scan)."""
 
 
 class ArchivesBeside:
@@ -88,15 +90,15 @@ class ArchivesBeside:
             key = f"agent:{self.agent_id}:{sid}"
             found[key] = Source(key, self.agent_id, None, path, True, owner)
         for key in self.keys - found.keys():
+            agent.note((key,))
             old = agent.archived.pop(key, None)
-            agent.changed_keys.add(key)
             if old is not None and old.stats_id is not None and agent.tails.pop(old.stats_id, None) is not None:
                 agent.changed_stats.add(old.stats_id)
                 self.health.clear_condition(old.stats_id)
         for key, src in found.items():
             if agent.archived.get(key) != src:
+                agent.note((key,))
                 agent.archived[key] = src
-                agent.changed_keys.add(key)
             assert src.stats_id is not None
             if src.stats_id not in agent.tails:
                 tail = restored.pop(src.stats_id, None) or Tail(src.stats_id, agent.price)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterable
 
 import zstandard
 
@@ -30,7 +31,7 @@ from clawstats.core.health import HealthLog
 from clawstats.core.records import BadRecord, IndexRow, parse_index_row
 from clawstats.core.usage import Pricer
 from clawstats.watch.layout import AgentSource
-from clawstats.watch.source import AgentScan, Node, NodeSources, Source, cursor_id
+from clawstats.watch.source import AgentScan, Before, Node, NodeSources, Source, cursor_id, note_before
 from clawstats.watch.sqlite_access import connect, file_mark, marker
 from clawstats.watch.sqlite_archives import ArchivesBeside
 from clawstats.watch.sqlite_cold import keeps_segment
@@ -102,7 +103,7 @@ class SqliteAgent(SessionEvents):
         self.archives = ArchivesBeside(source.sessions_dir, source.agent_id, health, max_line_bytes)
         self._zstd = zstandard.ZstdDecompressor()
         # Since the last scan (the archives beside the database add theirs): what ``scan`` reports.
-        self.changed_keys: set[str] = set()
+        self.changed_keys: Before = {}  # (with each key's source at the last scan: see ``note``)
         self.changed_stats: set[str] = set()
         self.idle_pack_s = IDLE_PACK_S
         self._ids: dict[str, str] = {}  # stats ids made in the read going on (see _stats_id)
@@ -114,10 +115,15 @@ class SqliteAgent(SessionEvents):
         """Row key -> Source: the nodes with a row, and the archives' rows."""
         return NodeSources(self.nodes, self.archived)
 
+    def note(self, keys: Iterable[str]) -> None:
+        """Keys whose source is about to change: reported by the next scan, each with its source
+        now (the store's joins take that one out)."""
+        note_before(self.changed_keys, self.sources, keys)
+
     def _discard(self) -> None:
         """Forget what was read: the next read starts over (from the index cache where it has it).
         Every key and cursor known so far is reported changed (the store rebuilds them)."""
-        self.changed_keys.update(self.nodes)
+        self.note(self.nodes)
         cursors = cursor_id(self.source.agent_id, "")
         self.changed_stats.update(s for s in self.tails if s.startswith(cursors))
         self.nodes = {}
@@ -176,7 +182,7 @@ class SqliteAgent(SessionEvents):
                 self.health.set_condition(path, f"cannot read the SQLite store: {exc}")
         self.archives.scan(changed, self._named, self, self._restored)
         result = AgentScan(self.changed_keys, self.changed_stats, self._pack_idle())
-        self.changed_keys, self.changed_stats = set(), set()
+        self.changed_keys, self.changed_stats = {}, set()
         self._restored = {}
         return result
 
@@ -283,8 +289,8 @@ class SqliteAgent(SessionEvents):
 
     def _apply_nodes(self, moved: dict[str, Node], gone: list[str]) -> None:
         """The nodes read (``gone``: those a full read no longer found) into nodes and sources."""
-        self.changed_keys.update(moved)
-        self.changed_keys.update(gone)  # only a full read can find a node gone
+        self.note(moved)
+        self.note(gone)  # only a full read can find a node gone
         for key in gone:
             self._unname(self._sid(self.nodes.pop(key)))
         for key, node in moved.items():

@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from clawstats.core.catalog import Catalog
@@ -96,7 +96,7 @@ class StatsStore:
         #: set by ``open_store`` for a server: follows agents (and the state dir) appearing later
         self.discovery: Callable[[], bool] | None = None
         self.agents: dict[str, Agent] = {}
-        self._joins = Joins()
+        self._joins = Joins(self.agents)
         self._pending: set[str] = set()  # keys to rebuild at the next scan (agents added, catalog)
         self._bases = BasePrompts(lambda agent_id: self.agents[agent_id].tails.items())
         self._publisher = Publisher(state_dir, catalog, self.health, self._joins, self._bases)
@@ -129,7 +129,7 @@ class StatsStore:
         return self._joins.rollup
 
     @property
-    def _sources(self) -> dict[str, Source]:
+    def _sources(self) -> Mapping[str, Source]:
         return self._joins.sources
 
     @property
@@ -183,8 +183,8 @@ class StatsStore:
 
     def _drop_agent(self, agent: Agent) -> None:
         self._bases.forget_agent(agent.source.agent_id)
-        for key in list(agent.sources):
-            self._joins.set_source(key, None, self._pending)
+        for key, src in list(agent.sources.items()):
+            self._joins.set_source(key, src, None, self._pending)
         for stats_id in list(agent.tails):
             self._joins.drop_tail(stats_id)
 
@@ -240,8 +240,9 @@ class StatsStore:
         repacked: set[str] = set()  # rows whose transcript's view is now read from its dump
         for agent_id, agent in self.agents.items():
             result = agent.scan(changed)
-            for key in result.keys:
-                joins.set_source(key, agent.sources.get(key), keys)
+            sources = agent.sources
+            for key, old in result.keys.items():
+                joins.set_source(key, old, sources.get(key), keys)
             self._index.note_keys(agent_id, result.keys)
             for stats_id in result.stats:
                 current = agent.tails.get(stats_id)

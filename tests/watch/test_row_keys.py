@@ -7,9 +7,15 @@ import json
 import shutil
 from pathlib import Path
 
-from clawstats.core.snapshot import ViewsByRow, usual_stats_id
-from tests.conftest import OPS_TRANSCRIPT, SMALL_STATE, make_store
-from tests.core.lines import assistant, usage
+import msgspec
+
+from clawstats.core.snapshot import Snapshot, ViewsByRow, usual_stats_id
+from clawstats.watch.source import AgentSources
+from clawstats.watch.sqlite_store import SqliteAgent
+from clawstats.watch.store import StatsStore
+from tests.conftest import OPS_TRANSCRIPT, REAL_SQLITE, SMALL_STATE, make_store
+from tests.core.lines import LIVE_MS, assistant, current_session_id, usage
+from tests.core.lines import writer as schema_writer
 
 COPIES = 12
 
@@ -96,3 +102,70 @@ def test_a_snapshot_held_keeps_its_views_while_later_scans_move_a_row(tmp_path: 
     assert fourth.views[key] is store._joins.tviews[str(path)]
     assert third.views[key] is store._joins.tviews[str(moved)]  # the held snapshot's own record
     assert first.views[other] is fourth.views[other]  # (a row nothing moved)
+
+
+def _as_fresh(snap: Snapshot, state: Path) -> None:
+    """The rows and totals a store following the changes gives are those of a cold read."""
+    fresh = make_store(state).scan()
+    assert [msgspec.json.encode(row) for row in snap.rows] == [msgspec.json.encode(row) for row in fresh.rows]
+    assert msgspec.json.encode(snap.totals) == msgspec.json.encode(fresh.totals)
+
+
+def _readers(store: StatsStore, path: Path) -> set[str]:
+    return set(store._joins.readers(str(path)))
+
+
+def test_the_joins_read_sources_through_the_agents_and_take_the_old_one_they_tell(tmp_path: Path) -> None:
+    """No map of every row's source beside the agents': a row moved to a transcript another row
+    reads (two readers, counted once), its own left to an orphan, then the other row gone; the
+    readers follow the old sources the agent tells, and rows and totals stay a cold read's."""
+    state = _state(tmp_path)
+    sessions = state / "agents/ops/sessions"
+    store = make_store(state)
+    store.scan()
+    joins = store._joins
+    assert isinstance(joins.sources, AgentSources)
+    assert {name for name, value in vars(joins).items() if type(value) is dict} == {"refs", "archives", "tviews"}
+    assert all(joins.sources[key] is store.agents["ops"].sources[key] for key in store.agents["ops"].sources)
+    five, six = (sessions / f"00000000-0000-4000-8000-{n:012d}.jsonl" for n in (5, 6))
+    index = _index(state)
+    index["agent:ops:copy-5"] = {**index["agent:ops:copy-5"], "sessionFile": str(six)}
+    _write_index(state, index)
+    snap = store.scan()
+    orphan = "agent:ops:00000000-0000-4000-8000-000000000005"
+    assert _readers(store, six) == {"agent:ops:copy-5", "agent:ops:copy-6"} and _readers(store, five) == {orphan}
+    assert joins.sources["agent:ops:copy-5"].stats_id == str(six) and joins.sources[orphan].stats_id == str(five)
+    _as_fresh(snap, state)
+    del index["agent:ops:copy-6"]
+    _write_index(state, index)
+    snap = store.scan()
+    assert _readers(store, six) == {"agent:ops:copy-5"} and "agent:ops:copy-6" not in joins.sources
+    assert snap.views["agent:ops:copy-5"] is joins.tviews[str(six)]
+    _as_fresh(snap, state)
+
+
+def test_a_sqlite_node_moved_to_another_session_is_taken_out_of_its_old_transcript(tmp_path: Path) -> None:
+    """A SQLite node whose current session becomes another node's: the agent tells the store its
+    old source (read through its nodes), the old session's cursor loses its reader."""
+    state = tmp_path / "state"
+    shutil.copytree(REAL_SQLITE / "state", state)
+    database = state / "agents/ops/agent/openclaw-agent.sqlite"
+    store = make_store(state)
+    store.scan()
+    agent = store.agents["ops"]
+    assert isinstance(agent, SqliteAgent)
+    keys = [key for key, node in agent.nodes.items() if node.row is not None]
+    moving, other = keys[0], keys[1]
+    with schema_writer(database) as db:
+        target = current_session_id(db, other)
+        db.execute(
+            "UPDATE session_nodes SET current_session_id = ?, updated_at = ? WHERE session_key = ?",
+            (target, LIVE_MS, moving),
+        )
+    old = store._joins.sources[moving].stats_id
+    assert old is not None and moving in store._joins.readers(old)
+    snap = store.scan()
+    new = store._joins.sources[moving].stats_id
+    assert new is not None and new != old and moving not in store._joins.readers(old)
+    assert set(store._joins.readers(new)) == {moving, other}
+    _as_fresh(snap, state)

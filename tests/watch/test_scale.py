@@ -375,7 +375,9 @@ class _Walks(dict[str, object]):
 def _watch_maps(owner: object, walked: list[int]) -> None:
     """Every dict attribute of ``owner`` (its per-session maps) counts its walks from now on."""
     for name, value in vars(owner).items():
-        if type(value) is dict:
+        # (``changed_keys``: the keys changed since the last scan, each with its source before, a
+        # dict the store walks: the change's own keys, no map of every session)
+        if type(value) is dict and name != "changed_keys":
             setattr(owner, name, _Walks(value, walked))
 
 
