@@ -51,6 +51,7 @@ class Joins:
         # a tuple of the keys when several do (a set would be 216 bytes)
         self.refs: dict[str, str | tuple[str, ...]] = {}
         self.archives: dict[str, set[str]] = {}  # row key -> keys of its archived transcripts
+        self.owners: dict[str, str] = {}  # and back: an archive's key -> the key it is an archive of
         self.tviews: dict[str, TranscriptView] = {}  # stats id -> frozen view (its source: the tail)
         self.tails = Tails(self.tviews)  # stats id -> (agent, tail)
         self.rollup = Rollup()  # counts the referenced transcripts
@@ -65,6 +66,7 @@ class Joins:
                 self.count(old.stats_id)
             if old.archived_from is not None:
                 self.archives.get(old.archived_from, set()).discard(key)
+                self.owners.pop(key, None)
                 keys.add(old.archived_from)
         if src is None:
             return
@@ -75,6 +77,7 @@ class Joins:
             self.count(src.stats_id)
         if src.archived_from is not None:
             self.archives.setdefault(src.archived_from, set()).add(key)
+            self.owners[key] = src.archived_from
             keys.add(src.archived_from)
 
     def readers(self, stats_id: str) -> tuple[str, ...]:
@@ -131,13 +134,12 @@ class Joins:
 
     def add_readers(self, stats_id: str, keys: set[str]) -> None:
         """Add the rows reading this transcript, and the rows they are archives of, to ``keys``."""
-        sources = self.sources
+        owners = self.owners
         for key in self.readers(stats_id):
             keys.add(key)
-            # (None: a row of an agent whose changes the store takes in later in this scan)
-            src = sources.get(key)
-            if src is not None and src.archived_from is not None:
-                keys.add(src.archived_from)
+            owner_key = owners.get(key)  # (no look-up of the source: a cold scan adds every row)
+            if owner_key is not None:
+                keys.add(owner_key)
 
     def count(self, stats_id: str) -> None:
         """Totals count a transcript once while some row reads it."""

@@ -30,7 +30,7 @@ from clawstats.core.health import Health, HealthLog
 from clawstats.core.layered import Layered
 from clawstats.core.rollup import Members
 from clawstats.core.session import SessionRow, build_row
-from clawstats.core.snapshot import Lazy, Shape, Snapshot, TranscriptView, ViewsByRow, changed_keys, usual_stats_id
+from clawstats.core.snapshot import Lazy, Shape, Snapshot, TranscriptView, ViewsByRow, changed_keys
 from clawstats.watch.base_prompts import BasePrompts
 from clawstats.watch.joins import Joins
 from clawstats.watch.layout import AgentSource
@@ -176,32 +176,36 @@ class Publisher:
             self.shapes = {**self.shapes, agent.agent_id: shape}
             self._reshaped = True
 
-    def _note_stats_ids(self, keys: Iterable[str]) -> None:
-        """Note the stats id of each of ``keys``' rows that does not read the usual one."""
-        rows, sources, shapes = self.table.rows, self.joins.sources, self.shapes
+    def _note_stats_ids(self, served: Iterable[tuple[str, Source | None]]) -> None:
+        """Note the stats id of each served row (key, its source; None: not served) that does not
+        read the usual one of its agent and its index row's session id (a row without one, an
+        orphan or an archive, is noted whatever it reads: the snapshot then needs no session id
+        its transcript told the row)."""
+        for key, src in served:
+            self._note_stats_id(key, src)
+
+    def _note_stats_id(self, key: str, src: Source | None) -> None:
+        stats_id: str | None | object = _USUAL
+        if src is not None:
+            shape, row = self.shapes.get(src.agent_id), src.row
+            if shape is None or row is None or not row.sessionId:
+                stats_id = src.stats_id
+            elif src.stats_id != shape[0] + row.sessionId + shape[1]:
+                stats_id = src.stats_id
         unusual = self._unusual
-        for key in keys:
-            row = rows.get(key)
-            if row is None:
-                if key not in unusual:
-                    continue
-                stats_id: str | None | object = _USUAL
-            else:
-                src = sources.get(key)
-                stats_id = src.stats_id if src is not None else None
-                if stats_id == usual_stats_id(shapes, row):
-                    if key not in unusual:
-                        continue
-                    stats_id = _USUAL
-                elif unusual.get(key, _USUAL) == stats_id:
-                    continue
-            if self._unusual_held:  # (a snapshot reads it: changed in a copy)
-                unusual = self._unusual = dict(unusual)
-                self._unusual_held = False
-            if stats_id is _USUAL:
-                del unusual[key]
-            else:
-                unusual[key] = cast(str | None, stats_id)
+        if unusual.get(key, _USUAL) == stats_id:
+            return
+        if self._unusual_held:  # (a snapshot reads it: changed in a copy)
+            unusual = self._unusual = dict(unusual)
+            self._unusual_held = False
+        if stats_id is _USUAL:
+            del unusual[key]
+        else:
+            unusual[key] = cast(str | None, stats_id)
+
+    def _served(self, keys: Iterable[str]) -> Iterator[tuple[str, Source | None]]:
+        rows, sources = self.table.rows, self.joins.sources
+        return ((key, sources.get(key) if key in rows else None) for key in keys)
 
     def set_catalog(self, catalog: Catalog) -> None:
         self.catalog = catalog
@@ -288,6 +292,8 @@ class Publisher:
                 if table.rows.get(key) != row:
                     table.replace(row)
                     changed.add(key)
+        # (a row's stats id moves only with its source: its key is in ``keys``)
+        self._note_stats_ids(self._served(keys | changed | removed))
         return changed, removed
 
     def _build_all(self, keys: set[str]) -> set[str]:
@@ -309,6 +315,7 @@ class Publisher:
             else:  # built at once, as a server's rows always were (no list of 50,000 pairs between)
                 self._build(src, view)
             order.append(key)
+            self._note_stats_id(key, src)  # (the table was empty: no other row is noted)
             if view is not None:
                 views[key] = view
         if not order:
@@ -332,18 +339,17 @@ class Publisher:
         table, joins = self.table, self.joins
         self._built = {}
         removed: set[str] = set()
-        if not table.rows:  # a cold start (or every row was gone): nothing to patch
+        cold = not table.rows
+        if cold:  # a cold start (or every row was gone): nothing to patch
             changed = self._build_all(keys)
         else:
             changed, removed = self._patch(keys)
         self._built = {}  # the served rows are the only ones kept
         # Frozen mappings for readers that share all but this change with the previous snapshot.
         self._by_key = table.rows.publish()
-        if self._reshaped:
-            self._reshaped = False
-            self._note_stats_ids(list(table.rows) + list(self._unusual))
-        else:  # (a row's stats id moves only with its source: its key is in ``keys``)
-            self._note_stats_ids(keys | changed | removed)
+        if self._reshaped and not cold:  # (an agent's shape changed: every row looked at again)
+            self._note_stats_ids(self._served(list(table.rows) + list(self._unusual)))
+        self._reshaped = False
         health = self.health.freeze()
         if self.snapshot is not None and not changed and not removed and not joins.rollup.dirty:
             if not _same_health(health, self.snapshot.health):

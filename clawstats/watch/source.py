@@ -73,11 +73,11 @@ class NodeSources(Mapping[str, Source]):
     and its archives' rows (which win a key both name): no map of every node beside ``nodes``
     (~25 bytes a session)."""
 
-    __slots__ = ("_nodes", "_archived")
+    __slots__ = ("nodes", "archived")
 
     def __init__(self, nodes: Mapping[str, Node], archived: Mapping[str, Source]) -> None:
-        self._nodes = nodes
-        self._archived = archived
+        self.nodes = nodes
+        self.archived = archived
 
     def __getitem__(self, key: str) -> Source:
         found = self.get(key)
@@ -86,18 +86,18 @@ class NodeSources(Mapping[str, Source]):
         return found
 
     def get(self, key: str, default: Source | None = None) -> Source | None:  # type: ignore[override]
-        found = self._archived.get(key)
+        found = self.archived.get(key)
         if found is not None:
             return found
-        node = self._nodes.get(key)
+        node = self.nodes.get(key)
         if node is None or node.row is None:  # (a rejected row: no session)
             return default
         return node
 
     def __iter__(self) -> Iterator[str]:
-        archived = self._archived
+        archived = self.archived
         yield from archived
-        for key, node in self._nodes.items():
+        for key, node in self.nodes.items():
             if node.row is not None and key not in archived:
                 yield key
 

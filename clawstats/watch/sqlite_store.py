@@ -78,6 +78,7 @@ class SqliteAgent(SessionEvents):
         # beside the database are here too, by path.
         self.tails: dict[str, Tail] = {}
         self.archived: dict[str, Source] = {}  # the archives' rows (sources: see the property)
+        self._sources: NodeSources | None = None
         self.events_read = 0  # lifetime total, for tests and benchmarks
         self.adopted = 0  # lifetime count of sessions read by worker processes, for tests
         # Per sessionId, how many events lie below the cursor: fewer in the database means some
@@ -112,8 +113,12 @@ class SqliteAgent(SessionEvents):
 
     @property
     def sources(self) -> NodeSources:
-        """Row key -> Source: the nodes with a row, and the archives' rows."""
-        return NodeSources(self.nodes, self.archived)
+        """Row key -> Source: the nodes with a row, and the archives' rows (one view while
+        ``nodes`` is the same dict: the joins read every row's source through it)."""
+        found = self._sources
+        if found is None or found.nodes is not self.nodes or found.archived is not self.archived:
+            found = self._sources = NodeSources(self.nodes, self.archived)
+        return found
 
     def note(self, keys: Iterable[str]) -> None:
         """Keys whose source is about to change: reported by the next scan, each with its source

@@ -301,7 +301,7 @@ def test_the_joins_keep_one_map_entry_per_transcript_and_a_row_change_sums_nothi
     store = make_store(state)
     store.scan()
     joins = store._joins
-    assert set(vars(joins)) == {"sources", "refs", "archives", "tviews", "tails", "rollup"}
+    assert set(vars(joins)) == {"sources", "refs", "archives", "owners", "tails", "tviews", "rollup"}
     assert all(type(keys) is str for keys in joins.refs.values())
     path = str(state / "agents/ops/sessions/00000000-0000-4000-8000-000000000003.jsonl")
     assert joins.tails[path] == ("ops", store.tails[path]) and len(joins.tails) == len(joins.tviews)
