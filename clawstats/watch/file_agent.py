@@ -26,7 +26,7 @@ from clawstats.watch.layout import AgentSource
 from clawstats.watch.listing import Listing
 from clawstats.watch.locate import classify_paths, elsewhere, locate
 from clawstats.watch.sessionkeys import owner_from_trajectory
-from clawstats.watch.source import AgentScan, Before, Source, note_before
+from clawstats.watch.source import AgentScan, Before, PlanSources, Source, note_before
 from clawstats.watch.tail import DEFAULT_MAX_LINE_BYTES, Tail
 
 #: OpenClaw writes a new session's row moments before its transcript: normal, not a fault. A row
@@ -53,7 +53,7 @@ class FileAgent:
         self.max_line_bytes = max_line_bytes
         self.sessions_dir = source.sessions_dir
         self.index = IndexFile(source.store)
-        self.sources: dict[str, Source] = {}  # row key -> Source
+        self.sources = PlanSources({}, {}, source.agent_id, os.path.join(self.sessions_dir, ""))  # row key -> Source
         self.tails: dict[str, Tail] = {}  # transcript path -> Tail
         # sessionId -> the key it belonged to, learnt: ids a key moved on from (a reset), ids of
         # rows gone from sessions.json, transcripts' traces, the index's; the ids of the rows now
@@ -128,11 +128,9 @@ class FileAgent:
         """Rebuild the sources; record the keys whose source changed and adopt new transcripts."""
         sources = self._build_plan()
         old = self.sources
-        changed = [k for k, s in sources.items() if old.get(k) != s]
-        changed.extend(k for k in old if k not in sources)
-        note_before(self._changed_keys, old, changed)
+        note_before(self._changed_keys, old, sources.changed_from(old))
         self.sources = sources
-        wanted = {s.stats_id for s in sources.values() if s.stats_id is not None}
+        wanted = sources.paths()
         vanished = {p: t for p, t in self.tails.items() if p not in wanted}
         if not vanished and wanted <= self.tails.keys():
             return
@@ -160,6 +158,8 @@ class FileAgent:
         agent_id, sessions_dir = self.source.agent_id, self.sessions_dir
         if any(elsewhere(folder, sessions_dir) != found for folder, found in outside.items()):
             return False  # a folder a sessionFile names came or went
+        # (the plan's rows are those of its reload, never changed: the new plan's the new ones)
+        planned_now = PlanSources(rows, sources.odd, agent_id, sources.prefix)
         dirs: dict[str, bool] = {}
         probed: list[str] = []
         planned: list[tuple[Source, bool]] = []
@@ -186,10 +186,11 @@ class FileAgent:
                 probed_keys.discard(src.key)
             if sources[src.key] != src:
                 note_before(self._changed_keys, sources, (src.key,))
-                sources[src.key] = src
+            planned_now.put(src)  # (``odd`` is both plans': the old one is not read again)
+        self.sources = planned_now
         return True
 
-    def _build_plan(self) -> dict[str, Source]:
+    def _build_plan(self) -> PlanSources:
         source = self.source
         sessions_dir = source.sessions_dir
         present = self.listing.paths or {}
@@ -197,7 +198,7 @@ class FileAgent:
         self.rows_planned += len(rows)
         self._learn_owners(rows)
         live, archives = classify_paths(sessions_dir, present)
-        sources: dict[str, Source] = {}
+        sources = PlanSources(rows, {}, source.agent_id, self.sources.prefix)
         claimed: set[str] = set()
         self._waiting = False
         now = time.monotonic()
@@ -218,7 +219,7 @@ class FileAgent:
             else:
                 self._missing_since.pop(key, None)
                 claimed.add(path)
-            sources[key] = Source(key, source.agent_id, row, path)
+            sources.put(Source(key, source.agent_id, row, path))
         self._outside = dirs
         if self._missing_since:  # a row gone from sessions.json is not waited for any more
             self._missing_since = {k: at for k, at in self._missing_since.items() if k in rows}
@@ -231,10 +232,10 @@ class FileAgent:
                 owner = self._owner(sid)
                 if owner is None:
                     self._note(path, "transcriptWithoutRow", path)
-                sources[key] = Source(key, source.agent_id, None, path, False, owner)
+                sources.put(Source(key, source.agent_id, None, path, False, owner))
         for sid, path in archives:
             key = f"agent:{source.agent_id}:{sid}"
-            sources[key] = Source(key, source.agent_id, None, path, True, self._owner(sid))
+            sources.put(Source(key, source.agent_id, None, path, True, self._owner(sid)))
         self._by_id = None  # (made for this plan's orphans and archives only)
         return sources
 
@@ -279,11 +280,10 @@ class FileAgent:
         plan of the changed rows alone keeps each row's id), not a map of every key kept for it."""
         learnt, planned = self._learnt, self.sources
         for key, row in rows.items():
-            new, src = row.sessionId, planned.get(key)
-            old = src.row.sessionId if src is not None and src.row is not None else None
-            if new and old and new != old:
-                learnt[old] = key
-        gone = [(src.row.sessionId, key) for key, src in planned.items() if key not in rows and src.row is not None]
+            old = planned.row_of(key)
+            if row.sessionId and old is not None and old.sessionId and row.sessionId != old.sessionId:
+                learnt[old.sessionId] = key
+        gone = [(old.sessionId, key) for key in planned if key not in rows and (old := planned.row_of(key)) is not None]
         if gone or len(learnt) > 64:
             ids = self._by_id = self._ids()
             for sid, key in gone:

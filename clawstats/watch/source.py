@@ -153,3 +153,93 @@ class AgentSources(Mapping[str, Source]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+class PlanSources(Mapping[str, Source]):
+    """A file agent's sources at one plan, by key: a row reading its usual transcript (its
+    ``sessionFile``, else ``<sessions dir>/<sessionId>.jsonl``) is made when asked from the rows
+    of that plan (``rows``: never changed, a reload is a new dict); the others (no transcript, a
+    transcript elsewhere or by another name, orphans, archives) are kept (``odd``, which wins a
+    key both name). No map of every row's source, nor a ``Source`` object per row (~90 bytes a
+    row) beside the index rows."""
+
+    __slots__ = ("rows", "odd", "agent_id", "prefix")
+
+    def __init__(self, rows: Mapping[str, IndexRow], odd: dict[str, Source], agent_id: str, prefix: str) -> None:
+        self.rows = rows
+        self.odd = odd
+        self.agent_id = agent_id
+        self.prefix = prefix  # the sessions dir and a separator
+
+    def usual(self, row: IndexRow) -> str | None:
+        """The transcript a row usually reads (None: it names none)."""
+        if row.sessionFile:
+            return row.sessionFile
+        return self.prefix + row.sessionId + ".jsonl" if row.sessionId else None
+
+    def put(self, src: Source) -> None:
+        """Plan ``src`` (its row, if any, is the one ``rows`` holds for its key)."""
+        row = src.row
+        if row is not None and src.stats_id is not None and not src.archived and src.archived_from is None:
+            if self.rows.get(src.key) is row and src.stats_id == self.usual(row):
+                self.odd.pop(src.key, None)
+                return
+        self.odd[src.key] = src
+
+    def row_of(self, key: str) -> IndexRow | None:
+        """The index row of ``key``'s source (None: none, or no such key), no source made."""
+        found = self.odd.get(key)
+        return found.row if found is not None else self.rows.get(key)
+
+    def paths(self) -> set[str]:
+        """Every transcript this plan reads."""
+        odd = self.odd
+        found = {src.stats_id for src in odd.values() if src.stats_id is not None}
+        for key, row in self.rows.items():
+            path = self.usual(row) if key not in odd else None
+            if path is not None:
+                found.add(path)
+        return found
+
+    def changed_from(self, old: PlanSources) -> list[str]:
+        """The keys whose source differs from ``old``'s (added or gone too). A row reading its
+        usual transcript in both is the same source when it is the same row object (an unchanged
+        row of a reload is: ``parse_index``), compared whole otherwise: no source made per row."""
+        changed: list[str] = []
+        old_rows, old_odd, odd, rows = old.rows, old.odd, self.odd, self.rows
+        for key, row in rows.items():
+            if key in odd or key in old_odd:
+                continue  # (below)
+            before = old_rows.get(key)
+            if before is not row and (before is None or old.get(key) != self.get(key)):
+                changed.append(key)
+        changed.extend(key for key, src in odd.items() if old.get(key) != src)
+        changed.extend(key for key in old_odd if key not in odd and key in rows and old.get(key) != self.get(key))
+        changed.extend(key for key in old if key not in self)
+        return changed
+
+    def get(self, key: str, default: Source | None = None) -> Source | None:  # type: ignore[override]
+        found = self.odd.get(key)
+        if found is not None:
+            return found
+        row = self.rows.get(key)
+        if row is None:
+            return default
+        return Source(key, self.agent_id, row, self.usual(row))
+
+    def __getitem__(self, key: str) -> Source:
+        found = self.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.odd or key in self.rows
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.rows
+        rows = self.rows
+        yield from (key for key in self.odd if key not in rows)
+
+    def __len__(self) -> int:
+        return len(self.rows) + sum(1 for key in self.odd if key not in self.rows)

@@ -127,7 +127,7 @@ def test_the_joins_read_sources_through_the_agents_and_take_the_old_one_they_tel
     assert isinstance(joins.sources, AgentSources)
     maps = {name for name, value in vars(joins).items() if type(value) is dict}
     assert maps == {"refs", "archives", "owners", "tviews"}
-    assert all(joins.sources[key] is store.agents["ops"].sources[key] for key in store.agents["ops"].sources)
+    assert all(joins.sources[key] == store.agents["ops"].sources[key] for key in store.agents["ops"].sources)
     five, six = (sessions / f"00000000-0000-4000-8000-{n:012d}.jsonl" for n in (5, 6))
     index = _index(state)
     index["agent:ops:copy-5"] = {**index["agent:ops:copy-5"], "sessionFile": str(six)}
@@ -169,4 +169,29 @@ def test_a_sqlite_node_moved_to_another_session_is_taken_out_of_its_old_transcri
     new = store._joins.sources[moving].stats_id
     assert new is not None and new != old and moving not in store._joins.readers(old)
     assert set(store._joins.readers(new)) == {moving, other}
+    _as_fresh(snap, state)
+
+
+def test_a_file_agent_keeps_a_source_only_for_rows_off_their_usual_transcript(tmp_path: Path) -> None:
+    """A row reading its ``sessionFile`` (else ``<sessionId>.jsonl``) has no ``Source`` kept: it
+    is made from the plan's index row when asked; the others are kept. A reload plans the new
+    rows while the old plan still reads the old ones (the old source the store is told)."""
+    state = _state(tmp_path)
+    store = make_store(state)
+    store.scan()
+    agent = store.agents["ops"]
+    plan = agent.sources
+    usual = [key for key in plan.rows if key not in plan.odd]
+    assert len(usual) >= COPIES and all(plan[key].stats_id == plan.rows[key].sessionFile for key in usual)
+    assert all(src.row is None or src.stats_id != plan.usual(src.row) for src in plan.odd.values())
+    assert set(plan) == set(plan.rows) | set(plan.odd)
+    index = _index(state)
+    index["agent:ops:copy-2"] = {**index["agent:ops:copy-2"], "updatedAt": 5}
+    _write_index(state, index)
+    planned = agent.rows_planned
+    before = plan["agent:ops:copy-2"]
+    snap = store.scan()
+    assert agent.rows_planned == planned + 1 and snap.changed == {"agent:ops:copy-2"}  # the one changed row
+    assert agent.sources is not plan and agent.sources.rows is agent.index.rows
+    assert plan["agent:ops:copy-2"] == before and agent.sources["agent:ops:copy-2"].row is not before.row
     _as_fresh(snap, state)
