@@ -108,7 +108,14 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
     )
     sources = [src for agent in store.agents.values() for src in agent.sources.values()]
     add("Source (object, key, ids)", [(s.key, s.agent_id, s.stats_id, s.archived_from) for s in sources])
-    out.append(("  Source objects", sum(sys.getsizeof(s) for s in sources) / rows))
+    # a file agent's plan keeps the sources off their usual transcript only (the others are made
+    # when asked: not kept)
+    kept_sources = [
+        src
+        for agent in store.agents.values()
+        for src in (agent.sources.odd.values() if hasattr(agent.sources, "odd") else agent.sources.values())
+    ]
+    out.append(("  Source objects (kept)", sum(sys.getsizeof(s) for s in kept_sources) / rows))
     seen.update(id(s) for s in sources)
     add("  IndexRow (decoded sessions.json row)", [s.row for s in sources])
     agents = list(store.agents.values())
@@ -125,7 +132,8 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
     add("TranscriptView (joins.tviews)", [store._joins.tviews], (TranscriptStats,))
     add("join maps (refs, sources, rollup)", [store._joins.__dict__], (TranscriptStats, Tail))
     add("RowTable unknown (views: read through the joins)", [publisher.table.__dict__], (TranscriptStats, Tail))
-    add("Layered by_key / views", [publisher._by_key, publisher._views], (TranscriptStats, Tail))
+    views = [getattr(publisher, name, None) for name in ("_views", "_unusual")]  # (the rows off their usual stats id)
+    add("Layered by_key / views", [publisher._by_key, *views], (TranscriptStats, Tail))
     add("enricher", [publisher.enricher], (TranscriptStats, Tail))
     add("base prompts", [store._bases], (TranscriptStats, Tail))
     snap = store.snapshot
