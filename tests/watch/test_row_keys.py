@@ -195,3 +195,25 @@ def test_a_file_agent_keeps_a_source_only_for_rows_off_their_usual_transcript(tm
     assert agent.sources is not plan and agent.sources.rows is agent.index.rows
     assert plan["agent:ops:copy-2"] == before and agent.sources["agent:ops:copy-2"].row is not before.row
     _as_fresh(snap, state)
+
+
+def test_a_key_two_agents_name_stays_while_one_of_them_still_names_it(tmp_path: Path) -> None:
+    """``main``'s sessions.json names a key of ``ops`` (a copied row): the row is ``ops``'s (the
+    agent its key names). Once ``main`` drops it, ``ops`` still has it: the row stays, as a cold
+    read gives (the joins kept one source per key, the last agent's: dropping it from one agent
+    took the row away while the other still named it)."""
+    state = tmp_path / "state"
+    shutil.copytree(SMALL_STATE, state)
+    ops_index = json.loads((state / "agents/ops/sessions/sessions.json").read_text())
+    main_path = state / "agents/main/sessions/sessions.json"
+    main_index = json.loads(main_path.read_text())
+    key = next(iter(ops_index))
+    main_path.write_text(json.dumps({**main_index, key: ops_index[key]}))
+    store = make_store(state)
+    first = store.scan()
+    assert first.by_key[key].agent_id == "ops"
+    _as_fresh(first, state)
+    main_path.write_text(json.dumps(main_index))
+    snap = store.scan()
+    assert key in snap.by_key and len(snap.rows) == len(first.rows)
+    _as_fresh(snap, state)
