@@ -52,6 +52,9 @@ IDLE_POLLS = 2
 #: A file of at most this many bytes is packed without its context segment: new bytes rebuild its
 #: statistics by reading it again from the start (~0.4 ms at this size: bench/RESULTS.md, helper seg8).
 REREAD_MAX_BYTES = 128 << 10
+#: A tail's ``_mid`` with nothing mid-line: idle (None), or polled 0 or 1 times unchanged (shared).
+_IDLE: tuple[bytes, bool, bool, int] = (b"", False, False, IDLE_POLLS)
+_QUIET: tuple[tuple[bytes, bool, bool, int], ...] = tuple((b"", False, False, n) for n in range(IDLE_POLLS))
 
 
 class Tail(Identified):
@@ -62,19 +65,14 @@ class Tail(Identified):
     unpacks: ClassVar[int] = 0
     rereads: ClassVar[int] = 0
 
-    __slots__ = (
-        "path",
-        "_state",
-        "price",
-        "idle",
-        "generation",
-        "offset",
-        "pending",
-        "skipping",
-        "revision",
-        "bytes_read",
-        "open_line",
-    )
+    #: lifetime count of the bytes read by every tail in this process (tests read it; not a
+    #: slot of each tail: 8 bytes, and an int object of its own for a file read more than once)
+    bytes_total: ClassVar[int] = 0
+
+    #: 8 slots, 96 bytes a tail (12 were 128): what is only set while a transcript is being
+    #: written to (a partial line, an oversized one skipped, an unterminated last line, the polls
+    #: it has been idle) is one slot, None once it is idle.
+    __slots__ = ("path", "_state", "price", "generation", "offset", "revision", "_mid")
 
     def __init__(self, path: str, price: Pricer | None = None, state: TranscriptStats | bytes | None = None) -> None:
         self.path = path
@@ -82,17 +80,68 @@ class Tail(Identified):
         # reader in another thread (a view's timeline) always sees one or the other.
         self._state: TranscriptStats | bytes = state if state is not None else TranscriptStats(price)
         self.price = price
-        self.idle = 0  # polls that found the file unchanged since it last changed (up to IDLE_POLLS)
         self.generation = 0  # bumped when the statistics start over: a view of older ones reads none
         self.offset = 0  # end of the last complete line consumed
         self.identity = b""  # file id and head digest (see watch/identity.py)
-        self.pending = b""
-        self.skipping = False  # inside an oversized line: drop bytes up to its newline
         self.revision = 0  # bumped whenever stats change
-        self.bytes_read = 0  # lifetime total, for tests and scan metrics
-        # The last line consumed had no newline yet (a complete JSON line at the end of the file):
-        # its newline, when it comes, is skipped, not counted as a second line.
-        self.open_line = False
+        # (pending, skipping, open_line, idle): see those properties; None: (b"", False, False,
+        # IDLE_POLLS), an idle transcript's
+        self._mid: tuple[bytes, bool, bool, int] | None = _QUIET[0]
+
+    # -- what is kept only while the transcript is being written to ----------------------------
+
+    @property
+    def pending(self) -> bytes:
+        """A trailing partial line (OpenClaw may be mid-write), not consumed yet."""
+        mid = self._mid
+        return mid[0] if mid is not None else b""
+
+    @pending.setter
+    def pending(self, pending: bytes) -> None:
+        mid = self._mid or _IDLE
+        self._set_mid(pending, mid[1], mid[2], mid[3])
+
+    @property
+    def skipping(self) -> bool:
+        """Inside an oversized line: bytes are dropped up to its newline."""
+        mid = self._mid
+        return mid[1] if mid is not None else False
+
+    @skipping.setter
+    def skipping(self, skipping: bool) -> None:
+        mid = self._mid or _IDLE
+        self._set_mid(mid[0], skipping, mid[2], mid[3])
+
+    @property
+    def open_line(self) -> bool:
+        """The last line consumed had no newline yet (a complete JSON line at the end of the
+        file): its newline, when it comes, is skipped, not counted as a second line."""
+        mid = self._mid
+        return mid[2] if mid is not None else False
+
+    @open_line.setter
+    def open_line(self, open_line: bool) -> None:
+        mid = self._mid or _IDLE
+        self._set_mid(mid[0], mid[1], open_line, mid[3])
+
+    @property
+    def idle(self) -> int:
+        """Polls that found the file unchanged since it last changed (up to ``IDLE_POLLS``)."""
+        mid = self._mid
+        return mid[3] if mid is not None else IDLE_POLLS
+
+    @idle.setter
+    def idle(self, idle: int) -> None:
+        mid = self._mid or _IDLE
+        self._set_mid(mid[0], mid[1], mid[2], idle)
+
+    def _set_mid(self, pending: bytes, skipping: bool, open_line: bool, idle: int) -> None:
+        if pending or skipping or open_line:
+            self._mid = (pending, skipping, open_line, idle)
+        elif idle >= IDLE_POLLS:
+            self._mid = None
+        else:
+            self._mid = _QUIET[idle]  # (shared: a tail read once and packed keeps no tuple of its own)
 
     # -- the statistics, packed or not ------------------------------------------------------------
 
@@ -228,8 +277,6 @@ class Tail(Identified):
         finally:
             os.close(fd)
         self._identify(file_id, head)  # file id and head in one go (one bytes object)
-        if self.bytes_read == self.offset:  # read once, from the start (most files): one int object, not two
-            self.bytes_read = self.offset
         if changed:
             self.revision += 1
         state = self._state
@@ -313,7 +360,7 @@ class Tail(Identified):
             if position == 0:
                 first = chunk[:HEAD_BYTES]
             position += len(chunk)
-            self.bytes_read += len(chunk)
+            Tail.bytes_total += len(chunk)
             changed |= self._feed(chunk, health, max_line_bytes)
             if len(chunk) < want and position >= size:
                 return changed, first  # the end as of the stat (bytes written since: the next poll)
@@ -385,7 +432,7 @@ class Tail(Identified):
                         chunk = stream.read(CHUNK_BYTES)
                         if not chunk:
                             break
-                        self.bytes_read += len(chunk)
+                        Tail.bytes_total += len(chunk)
                         self._feed(chunk, health, max_line_bytes)
         except (OSError, EOFError, ValueError, zstandard.ZstdError) as exc:  # corrupt archive: keep what decoded
             health.count(self.path, "corruptArchive", str(exc))

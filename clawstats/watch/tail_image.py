@@ -30,7 +30,6 @@ class TailImage(msgspec.Struct, frozen=True, array_like=True):
     identity: bytes  # file id and head digest (see watch/identity.py)
     pending: bytes
     skipping: bool
-    bytes_read: int
     open_line: bool
 
 
@@ -42,7 +41,6 @@ def export(tail: Tail) -> TailImage:
         tail.identity,
         tail.pending,
         tail.skipping,
-        tail.bytes_read,
         tail.open_line,
     )
 
@@ -54,10 +52,9 @@ def adopt(image: TailImage, price: Pricer | None = None) -> Tail:
     tail = Tail(image.path, price, image.state)
     tail.offset = image.offset
     tail.identity = image.identity
-    tail.pending = image.pending
-    tail.skipping = image.skipping
-    # read once, from the start (most files): one int object for both, not two (28 bytes a tail)
-    tail.bytes_read = image.offset if image.bytes_read == image.offset else image.bytes_read
-    tail.open_line = image.open_line
+    if image.pending or image.skipping or image.open_line:  # (most have none: no tuple of their own)
+        tail.pending = image.pending
+        tail.skipping = image.skipping
+        tail.open_line = image.open_line
     tail.revision = 1
     return tail

@@ -8,7 +8,7 @@ from pathlib import Path
 from clawstats.core.catalog import Catalog, ModelFacts
 from clawstats.core.health import HealthLog
 from clawstats.watch.cache import IndexCache
-from clawstats.watch.tail import Tail
+from clawstats.watch.tail import IDLE_POLLS, Tail
 from clawstats.watch.tail_image import adopt, export
 from tests.core.lines import assistant, jsonl, stamp, usage, with_ids
 
@@ -64,26 +64,37 @@ def test_image_round_trip_keeps_the_open_line(tmp_path: Path) -> None:
     assert _calls(again) == 3
 
 
-def test_a_file_read_once_keeps_one_int_for_its_offset_and_bytes_read(tmp_path: Path) -> None:
+def test_an_idle_tail_keeps_nothing_of_a_line_being_written(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
-    path.write_bytes(jsonl(CALLS) * 10)  # past 256 bytes: ints the interpreter does not cache
+    path.write_bytes(jsonl(CALLS) * 10)
     tail = Tail(str(path))
+    assert len(Tail.__slots__) + 1 == 8  # with ``identity``: 96 bytes a tail, 50,000 tails in a server
+    read_before = Tail.bytes_total
     tail.poll(HealthLog())
-    assert tail.offset == tail.bytes_read == path.stat().st_size > 256
-    assert tail.bytes_read is tail.offset  # 28 bytes a tail, 50,000 tails in a server
-    image = pickle.loads(pickle.dumps(export(tail)))  # as a worker hands it back
-    again = adopt(image)
-    assert again.bytes_read is again.offset
+    assert Tail.bytes_total - read_before == tail.offset == path.stat().st_size
+    quiet = tail._mid
+    assert quiet is not None and quiet == (b"", False, False, 0)
+    assert adopt(pickle.loads(pickle.dumps(export(tail))))._mid is quiet  # a worker's read: the shared tuple
+    for _ in range(IDLE_POLLS):
+        tail.poll(HealthLog())
+    assert tail._mid is None and tail.idle == IDLE_POLLS and tail.packed
+    with open(path, "ab") as fh:  # half a line: kept while it is being written
+        fh.write(jsonl(CALLS[:1])[:20])
+    tail.poll(HealthLog())
+    assert tail.pending == jsonl(CALLS[:1])[:20] and tail.idle == 0
     with open(path, "ab") as fh:
-        fh.write(jsonl(CALLS[:1]))
-    tail.poll(HealthLog())
-    assert tail.bytes_read is tail.offset == path.stat().st_size
+        fh.write(jsonl(CALLS[:1])[20:])
+    for _ in range(1 + IDLE_POLLS):
+        tail.poll(HealthLog())
+    assert tail._mid is None and tail.pending == b"" and tail.offset == path.stat().st_size
+    assert _calls(tail) == 3 * 10 + 1
     size = tail.offset
     replacement = tmp_path / "new.jsonl"
     replacement.write_bytes(path.read_bytes())
     replacement.replace(path)  # another file: read again from zero, the lifetime count goes on
+    read_before = Tail.bytes_total
     tail.poll(HealthLog())
-    assert tail.offset == size and tail.bytes_read == 2 * size
+    assert tail.offset == size and Tail.bytes_total - read_before == size
 
 
 def test_cached_open_line_and_other_prices_rebuild(tmp_path: Path) -> None:
