@@ -32,6 +32,7 @@ _DEVICES: dict[int, int] = {}
 #: persisted index marks "read past the offset" with -1).
 _ID = struct.Struct("<QQqq")
 ID_BYTES = _ID.size
+_SIZE = struct.Struct("<q")  # the size, at 16 in a packed FileId
 #: Identities without a head digest (an SQLite store's cursors all carry their database's), one
 #: object each; a bounded table: a store has a few databases.
 _SHARED_IDS: dict[bytes, bytes] = {}
@@ -79,6 +80,12 @@ class Identified:
     @file_id.setter
     def file_id(self, file_id: FileId | None) -> None:
         self._identify(file_id.packed() if file_id is not None else b"", self.head)
+
+    @property
+    def file_size(self) -> int | None:
+        """The file's size at the last poll (None before the first), without a FileId."""
+        ident = self.identity
+        return _SIZE.unpack_from(ident, 16)[0] if len(ident) >= ID_BYTES else None
 
     @property
     def head(self) -> bytes:

@@ -72,7 +72,7 @@ class Tail(Identified):
     #: 8 slots, 96 bytes a tail (12 were 128): what is only set while a transcript is being
     #: written to (a partial line, an oversized one skipped, an unterminated last line, the polls
     #: it has been idle) is one slot, None once it is idle.
-    __slots__ = ("path", "_state", "price", "generation", "offset", "revision", "_mid")
+    __slots__ = ("path", "_state", "price", "generation", "_offset", "revision", "_mid")
 
     def __init__(self, path: str, price: Pricer | None = None, state: TranscriptStats | bytes | None = None) -> None:
         self.path = path
@@ -81,7 +81,9 @@ class Tail(Identified):
         self._state: TranscriptStats | bytes = state if state is not None else TranscriptStats(price)
         self.price = price
         self.generation = 0  # bumped when the statistics start over: a view of older ones reads none
-        self.offset = 0  # end of the last complete line consumed
+        # End of the last complete line consumed; None: the file's size in ``identity`` (an idle
+        # file read to its end: no int object of its own, 32 bytes a tail; see ``_settled``)
+        self._offset: int | None = 0
         self.identity = b""  # file id and head digest (see watch/identity.py)
         self.revision = 0  # bumped whenever stats change
         # (pending, skipping, open_line, idle): see those properties; None: (b"", False, False,
@@ -89,6 +91,32 @@ class Tail(Identified):
         self._mid: tuple[bytes, bool, bool, int] | None = _QUIET[0]
 
     # -- what is kept only while the transcript is being written to ----------------------------
+
+    @property
+    def offset(self) -> int:
+        """End of the last complete line consumed (of a SQLite cursor: the next event's seq)."""
+        offset = self._offset
+        if offset is None:
+            size = self.file_size
+            assert size is not None  # (None only while the identity holds it)
+            return size
+        return offset
+
+    @offset.setter
+    def offset(self, offset: int) -> None:
+        self._offset = offset
+
+    def _identify(self, packed_id: bytes, head: bytes) -> None:
+        if self._offset is None:  # the offset was the size of the identity going now
+            self._offset = self.offset
+        super()._identify(packed_id, head)
+
+    def share_offset(self) -> None:
+        """Keep the offset as the identity's size when they are equal (a file read to its end,
+        nothing pending: most of a store): no int object of its own (32 bytes a tail); a new
+        identity takes it back first (``_identify``)."""
+        if self._offset is not None and self._offset == self.file_size:
+            self._offset = None
 
     @property
     def pending(self) -> bytes:
@@ -277,6 +305,7 @@ class Tail(Identified):
         finally:
             os.close(fd)
         self._identify(file_id, head)  # file id and head in one go (one bytes object)
+        self.share_offset()
         if changed:
             self.revision += 1
         state = self._state

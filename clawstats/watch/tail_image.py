@@ -52,6 +52,7 @@ def adopt(image: TailImage, price: Pricer | None = None) -> Tail:
     tail = Tail(image.path, price, image.state)
     tail.offset = image.offset
     tail.identity = image.identity
+    tail.share_offset()
     if image.pending or image.skipping or image.open_line:  # (most have none: no tuple of their own)
         tail.pending = image.pending
         tail.skipping = image.skipping

@@ -1,0 +1,77 @@
+"""What an idle transcript's tail keeps: its offset as its identity's size, nothing mid-line."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+from clawstats.core.health import HealthLog
+from clawstats.watch.cache import IndexCache
+from clawstats.watch.tail import IDLE_POLLS, Tail
+from clawstats.watch.tail_image import adopt, export
+from tests.core.lines import assistant, jsonl, stamp, usage, with_ids
+
+CALLS = with_ids([assistant(use=usage(10, 5, cost=0.01), ts=stamp(i)) for i in range(3)])
+
+
+def _calls(tail: Tail) -> int:
+    return sum(b.calls for b in tail.current().buckets.values())
+
+
+def _idle(path: Path) -> Tail:
+    tail = Tail(str(path))
+    for _ in range(1 + IDLE_POLLS):
+        tail.poll(HealthLog())
+    return tail
+
+
+def test_an_idle_file_keeps_its_offset_as_its_size(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(jsonl(CALLS) * 10)  # past 256 bytes: an int the interpreter does not cache
+    tail = _idle(path)
+    assert tail._offset is None and tail.offset == path.stat().st_size and tail.packed
+    again = adopt(pickle.loads(pickle.dumps(export(tail))))  # as a worker hands it back
+    assert again._offset is None and again.offset == tail.offset
+    with open(path, "ab") as fh:
+        fh.write(jsonl(CALLS[:1]))
+    assert tail.poll(HealthLog()) and tail.offset == path.stat().st_size and _calls(tail) == 31
+    assert tail._offset is None  # read to the end again
+
+
+def test_an_idle_file_replaced_or_truncated_is_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(jsonl(CALLS) * 10)
+    tail = _idle(path)
+    path.write_bytes(jsonl(CALLS[:1]))  # truncated in place: shorter than the offset
+    assert tail.poll(HealthLog()) and _calls(tail) == 1 and tail.generation == 1
+    assert tail.offset == path.stat().st_size
+    for _ in range(IDLE_POLLS):
+        tail.poll(HealthLog())
+    size = path.stat().st_size
+    other = tmp_path / "new.jsonl"
+    other.write_bytes(path.read_bytes())  # the same bytes, another file
+    other.replace(path)
+    assert tail.poll(HealthLog()) and tail.generation == 2 and tail.offset == size
+
+
+def test_a_file_grown_while_read_keeps_its_offset(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(jsonl(CALLS) * 10)
+    tail = _idle(path)
+    identity = tail.identity
+    tail.file_id = None  # a new identity: the offset is taken back from the one going
+    assert tail._offset == path.stat().st_size and tail.identity != identity
+    tail.identity = identity[:16] + (7).to_bytes(8, "little") + identity[24:]  # another size seen
+    tail.share_offset()
+    assert tail._offset == path.stat().st_size  # not the identity's: kept
+
+
+def test_a_restored_tail_keeps_its_offset_as_its_size(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(jsonl(CALLS) * 10)
+    tail = _idle(path)
+    cache = IndexCache(tmp_path / "index.sqlite")
+    cache.save([tail], [])
+    restored = cache.restore_all()[str(path)]
+    assert restored._offset is None and restored.offset == path.stat().st_size
+    cache.close()
