@@ -42,7 +42,7 @@ def build(n_rows: int, n_calls: int) -> tuple[list[object], dict[str, Transcript
         for k in range(n_calls):
             stats.tl_f.extend((ms[k], cost[k]))
             stats.tl_i.extend((ctx[k], out[k]))
-        views[f"agent:main:s{i}"] = TranscriptView("main", {("2026-12-01", "m/x"): bucket}, (), stats, n_calls)
+        views[f"agent:main:s{i}"] = TranscriptView("main", {("2026-12-01", "m/x"): bucket}, ((), ()), stats, n_calls)
         parent = f"agent:main:s{i - 1}" if i % 10 else None  # trees of ten
         rows.append(msgspec.structs.replace(row(f"agent:main:s{i}", 0.3, parent=parent), context_window=128_000))
     return rows, views

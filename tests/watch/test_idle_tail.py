@@ -6,6 +6,7 @@ import pickle
 from pathlib import Path
 
 from clawstats.core.health import HealthLog
+from clawstats.core.snapshot import TranscriptView
 from clawstats.watch.cache import IndexCache
 from clawstats.watch.tail import IDLE_POLLS, Tail
 from clawstats.watch.tail_image import adopt, export
@@ -75,3 +76,15 @@ def test_a_restored_tail_keeps_its_offset_as_its_size(tmp_path: Path) -> None:
     restored = cache.restore_all()[str(path)]
     assert restored._offset is None and restored.offset == path.stat().st_size
     cache.close()
+
+
+def test_views_without_compactions_or_children_share_their_parts(tmp_path: Path) -> None:
+    one, two = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    one.write_bytes(jsonl(CALLS))
+    two.write_bytes(jsonl(CALLS[:2]))
+    first, second = _idle(one).view("main"), _idle(two).view("main")
+    assert len(TranscriptView.__struct_fields__) == 6  # 64 bytes a view, not 80
+    assert first.parts is second.parts and first.compactions == () and first.spawned == ()
+    live = Tail(str(one))
+    live.poll(HealthLog())
+    assert live.stats is not None and live.view("main").parts is first.parts
