@@ -27,7 +27,17 @@ from clawstats.core.usage import BucketImage, Pricer
 if TYPE_CHECKING:
     from clawstats.core.transcript import TranscriptStats
 
-__all__ = ["SAME", "STATE_VERSION", "check", "day_number", "day_string", "dump", "last_call", "load_into"]
+__all__ = [
+    "SAME",
+    "STATE_FIELDS",
+    "STATE_VERSION",
+    "check",
+    "day_number",
+    "day_string",
+    "dump",
+    "last_call",
+    "load_into",
+]
 
 STATE_VERSION = 12  # bump when dump() changes: older cached states are then re-read
 
@@ -278,3 +288,5 @@ def _unpack_id(packed: bytes) -> str:
 _state_encoder = msgspec.msgpack.Encoder()
 _version_decoder = msgspec.msgpack.Decoder(_Version)
 _state_decoder = msgspec.msgpack.Decoder(_State)
+#: The items of an image (an array of this many; a tail may add one after them: watch/identity.py)
+STATE_FIELDS = len(_State.__struct_fields__)

@@ -144,7 +144,7 @@ class IndexCache:
         tail.open_line = bool(open_line)
         # A trailing partial line was not persisted: make the next poll read past the offset.
         tail.file_id = FileId(dev, ino, size, mtime_ns) if size == offset else FileId(dev, ino, -1, -1)
-        tail.share_offset()
+        tail.compact()
         return tail
 
     def owners(self, agent_id: str) -> dict[str, str]:
@@ -186,7 +186,7 @@ class IndexCache:
                             fid.mtime_ns,
                             tail.offset,
                             tail.head,
-                            tail.dump(),  # a packed transcript's as kept
+                            tail.image(),  # a packed transcript's as kept
                             tail.open_line,
                         ),
                     )

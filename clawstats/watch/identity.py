@@ -13,7 +13,9 @@ import struct
 
 import msgspec
 
-__all__ = ["HEAD_BYTES", "FileId", "Identified", "head_digest"]
+from clawstats.core.transcript_image import STATE_FIELDS
+
+__all__ = ["HEAD_BYTES", "FileId", "Identified", "head_digest", "identity_in", "with_identity", "without_identity"]
 
 HEAD_BYTES = 256
 
@@ -61,15 +63,75 @@ class FileId(msgspec.Struct, frozen=True, array_like=True, gc=False):
         return _ID.pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-class Identified:
-    """The ``identity`` slot of a tail and its two readings, ``file_id`` and ``head``."""
+#: The packed image's array header (msgpack array16: every image has ``STATE_FIELDS`` items).
+_ARRAY16 = 0xDC
+_BIN8 = 0xC4
 
-    __slots__ = ("identity",)
+
+def with_identity(blob: bytes, identity: bytes) -> bytes:
+    """A packed image carrying ``identity`` as one more item at its end (a bin8 of the identity and
+    its length: read back from the end, :func:`identity_in`), an item every reader of the image
+    ignores (an array-like struct skips trailing items); one it carried already is replaced.
+    ``blob`` itself when it cannot carry one (another header: never for an image of this version)."""
+    count = _count(blob)
+    if count not in (STATE_FIELDS, STATE_FIELDS + 1) or len(identity) > 250:
+        return blob
+    end = len(blob) - _trailer_bytes(blob) if count > STATE_FIELDS else len(blob)
+    size = len(identity)
+    return b"".join(
+        (
+            bytes((_ARRAY16,)),
+            (STATE_FIELDS + 1).to_bytes(2, "big"),
+            memoryview(blob)[3:end],
+            bytes((_BIN8, size + 1)),
+            identity,
+            bytes((size,)),
+        )
+    )
+
+
+def identity_in(blob: bytes) -> bytes:
+    """The identity :func:`with_identity` put at the end of ``blob``; b"" when it carries none."""
+    if _count(blob) != STATE_FIELDS + 1:
+        return b""
+    return blob[-1 - blob[-1] : -1]
+
+
+def without_identity(blob: bytes) -> bytes:
+    """``blob`` without the identity :func:`with_identity` put in it (itself when it carries none)."""
+    if _count(blob) != STATE_FIELDS + 1:
+        return blob
+    return b"".join((bytes((_ARRAY16,)), STATE_FIELDS.to_bytes(2, "big"), memoryview(blob)[3 : -_trailer_bytes(blob)]))
+
+
+def _count(blob: bytes) -> int | None:
+    return int.from_bytes(blob[1:3], "big") if len(blob) > 3 and blob[0] == _ARRAY16 else None
+
+
+def _trailer_bytes(blob: bytes) -> int:
+    return blob[-1] + 3  # bin8 marker, its length, the identity, the identity's length
+
+
+class Identified:
+    """The identity of a tail and its two readings, ``file_id`` and ``head``."""
+
+    __slots__ = ("_ident",)
 
     def __init__(self) -> None:
         # the packed FileId (none before the first poll) then the head digest (none until some
-        # bytes were read)
-        self.identity = b""
+        # bytes were read); None: in the packed image (a tail's ``_state``, see ``identity``)
+        self._ident: bytes | None = b""
+
+    @property
+    def identity(self) -> bytes:
+        """The packed FileId then the head digest (see :func:`head_digest`)."""
+        ident = self._ident
+        assert ident is not None  # (a subclass keeping it elsewhere reads it there)
+        return ident
+
+    @identity.setter
+    def identity(self, identity: bytes) -> None:
+        self._ident = identity
 
     @property
     def file_id(self) -> FileId | None:

@@ -29,7 +29,16 @@ from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, decode_lin
 from clawstats.core.snapshot import TranscriptView
 from clawstats.core.transcript import TranscriptStats
 from clawstats.core.usage import Pricer
-from clawstats.watch.identity import HEAD_BYTES, FileId, Identified, head_digest
+from clawstats.watch.identity import (
+    HEAD_BYTES,
+    ID_BYTES,
+    FileId,
+    Identified,
+    head_digest,
+    identity_in,
+    with_identity,
+    without_identity,
+)
 from clawstats.watch.layout import NotRegularFile
 
 __all__ = [
@@ -111,6 +120,48 @@ class Tail(Identified):
             self._offset = self.offset
         super()._identify(packed_id, head)
 
+    @property
+    def identity(self) -> bytes:
+        """The file id and head digest (see watch/identity.py); an idle file's kept at the end of
+        its packed image (no bytes object of its own: ~80 bytes a tail, for ~45 more of the image)."""
+        ident = self._ident
+        if ident is None:
+            state = self._state
+            assert type(state) is bytes
+            return identity_in(state)
+        return ident
+
+    @identity.setter
+    def identity(self, identity: bytes) -> None:
+        self._ident = identity
+
+    def fold_identity(self) -> None:
+        """Keep the identity in the packed image (a file read, packed: most of a store), when it
+        carries that identity already (a worker's or the persisted index's) or a copy can; the
+        next change of the statistics takes it back first (``_unfold``)."""
+        ident, state = self._ident, self._state
+        if ident is None or type(state) is not bytes or len(ident) <= ID_BYTES:
+            return  # (a SQLite cursor's has no head: one shared object, nothing to save)
+        if self.pending:
+            return  # its image is the one its view holds, whose identity was another: no copy while mid-line
+        if identity_in(state) != ident:
+            state = with_identity(state, ident)
+            if identity_in(state) != ident:
+                return
+            self._state = state
+        self._ident = None
+
+    def _unfold(self) -> None:
+        """The identity out of the packed image, before the image goes."""
+        if self._ident is None:
+            self._ident = self.identity
+
+    def compact(self) -> None:
+        """What an idle file's tail keeps once read to its end: the offset as the identity's size,
+        the identity in the packed image."""
+        self.share_offset()
+        self.fold_identity()
+
     def share_offset(self) -> None:
         """Keep the offset as the identity's size when they are equal (a file read to its end,
         nothing pending: most of a store): no int object of its own (32 bytes a tail); a new
@@ -179,12 +230,14 @@ class Tail(Identified):
         them. Readers use :meth:`peek` or :meth:`current`."""
         state = self._state
         if type(state) is bytes:
+            self._unfold()
             state = self._state = self._load(state)
         assert isinstance(state, TranscriptStats)
         return state
 
     @stats.setter
     def stats(self, stats: TranscriptStats) -> None:  # rebuilt, equal (a SQLite session read again)
+        self._unfold()
         self._state = stats
 
     @property
@@ -222,7 +275,13 @@ class Tail(Identified):
         return self.peek().timeline(calls)
 
     def dump(self) -> bytes:
-        """The statistics' dump (packed: as kept, no load and dump)."""
+        """The statistics' dump (packed: as kept, no load and dump, without the identity it keeps)."""
+        state = self._state
+        return without_identity(state) if type(state) is bytes else self.stats.dump()
+
+    def image(self) -> bytes:
+        """What the persisted index and a worker's image keep: the packed image as kept (with the
+        identity an idle file keeps in it: every reader of an image skips it), else the dump."""
         state = self._state
         return state if type(state) is bytes else self.stats.dump()
 
@@ -239,6 +298,7 @@ class Tail(Identified):
         state = self._state
         if isinstance(state, TranscriptStats) and (state.blob is not None or self.idle >= IDLE_POLLS):
             self._state = state.dump(state.blob is not None or self._keeps_segment())  # (its blob as it is)
+            self.fold_identity()
 
     def _keeps_segment(self) -> bool:
         """Not when the file is small: read again when it grows (an archive, read whole)."""
@@ -246,7 +306,7 @@ class Tail(Identified):
 
     def _load(self, blob: bytes) -> TranscriptStats:
         Tail.unpacks += 1
-        return TranscriptStats.load(blob, self.price)
+        return TranscriptStats.load(without_identity(blob), self.price)  # (its blob: the statistics' own)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -258,6 +318,7 @@ class Tail(Identified):
             state.price = price
 
     def restart(self) -> None:
+        self._unfold()
         self._state = TranscriptStats(self.price)
         self.generation += 1
         self.offset = 0
@@ -278,6 +339,7 @@ class Tail(Identified):
                 self.idle += 1
             if self.idle >= IDLE_POLLS:
                 self.pack()
+                self.compact()
             return False
         self.idle = 0
         if self.compressed:
@@ -305,7 +367,6 @@ class Tail(Identified):
         finally:
             os.close(fd)
         self._identify(file_id, head)  # file id and head in one go (one bytes object)
-        self.share_offset()
         if changed:
             self.revision += 1
         state = self._state
@@ -317,12 +378,14 @@ class Tail(Identified):
             self.pack()
         elif isinstance(state, TranscriptStats) and state.blob is not None:
             self._state = state.blob  # unpacked for new bytes that held no new line (a partial one)
+        self.compact()
         return changed
 
     def _unpack(self, fd: int, max_line_bytes: int) -> None:
         """Unpack the statistics for new bytes; packed without their segment, rebuilt from the bytes
         up to the offset in a tail of their own (readers in other threads see the packed ones until
         then; its health counted at the first read), or read from the start if lines no longer end there."""
+        self._unfold()
         state = self._state
         stats = self._load(state) if isinstance(state, bytes) else state
         if stats.seg_chars is None:

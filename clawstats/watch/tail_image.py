@@ -36,7 +36,7 @@ class TailImage(msgspec.Struct, frozen=True, array_like=True):
 def export(tail: Tail) -> TailImage:
     return TailImage(
         tail.path,
-        tail.dump(),
+        tail.image(),
         tail.offset,
         tail.identity,
         tail.pending,
@@ -52,7 +52,7 @@ def adopt(image: TailImage, price: Pricer | None = None) -> Tail:
     tail = Tail(image.path, price, image.state)
     tail.offset = image.offset
     tail.identity = image.identity
-    tail.share_offset()
+    tail.compact()
     if image.pending or image.skipping or image.open_line:  # (most have none: no tuple of their own)
         tail.pending = image.pending
         tail.skipping = image.skipping

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from clawstats.core.health import HealthLog
 from clawstats.core.snapshot import TranscriptView
+from clawstats.core.transcript import TranscriptStats
 from clawstats.watch.cache import IndexCache
+from clawstats.watch.identity import HEAD_BYTES, head_digest, identity_in, without_identity
 from clawstats.watch.tail import IDLE_POLLS, Tail
 from clawstats.watch.tail_image import adopt, export
 from tests.core.lines import assistant, jsonl, stamp, usage, with_ids
@@ -88,3 +90,48 @@ def test_views_without_compactions_or_children_share_their_parts(tmp_path: Path)
     live = Tail(str(one))
     live.poll(HealthLog())
     assert live.stats is not None and live.view("main").parts is first.parts
+
+
+def test_an_idle_file_keeps_its_identity_in_its_packed_image(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(jsonl(CALLS) * 10)
+    tail = _idle(path)
+    fresh = Tail(str(path))
+    fresh.file_id = tail.file_id
+    assert tail._ident is None and tail.identity == identity_in(tail.image()) and len(tail.identity) == 42
+    assert tail.dump() == without_identity(tail.image()) and TranscriptStats.check(tail.image()) is None
+    assert tail.file_id == fresh.file_id and tail.peek().entries == 30
+    again = adopt(pickle.loads(pickle.dumps(export(tail))))  # a worker's: adopted as it carries it
+    assert again._ident is None and again.identity == tail.identity and again.dump() == tail.dump()
+    assert tail.view("main").buckets == TranscriptStats.load(tail.dump()).buckets
+
+
+def test_an_idle_file_rewritten_in_place_is_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(jsonl(CALLS) * 10)
+    tail = _idle(path)
+    assert tail._ident is None
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b'"cost"', b'"cosT"', 1))  # the same size, another head, in place
+    assert tail.poll(HealthLog()) and tail.generation == 1 and tail.offset == len(data)
+    assert tail.head == head_digest(path.read_bytes()[:HEAD_BYTES]) != head_digest(data[:HEAD_BYTES])
+    assert tail._ident is None and tail.identity == identity_in(tail.image())  # read whole: packed at once
+    with open(path, "ab") as fh:
+        fh.write(jsonl(CALLS[:1]))
+    assert tail.poll(HealthLog()) and tail._ident is not None and not tail.packed  # being written to
+    assert tail.offset == path.stat().st_size
+
+
+def test_a_tail_restored_from_the_index_keeps_its_identity_in_its_image(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(jsonl(CALLS) * 10)
+    tail = _idle(path)
+    cache = IndexCache(tmp_path / "index.sqlite")
+    cache.save([tail], [])
+    restored = cache.restore_all()[str(path)]
+    cache.close()
+    assert restored._ident is None and restored.identity == tail.identity
+    assert not restored.poll(HealthLog())  # unchanged: nothing read
+    with open(path, "ab") as fh:
+        fh.write(jsonl(CALLS[:1]))
+    assert restored.poll(HealthLog()) and _calls(restored) == 31

@@ -423,7 +423,7 @@ def test_a_transcript_packs_after_idle_polls_and_its_view_keeps_its_timeline(tmp
     tail.poll(health)  # IDLE_POLLS polls found nothing new: packed
     assert tail.packed and tail.peek().cost == view.source.timeline_at(view.generation, 4)[2][-1]
     assert tuple(list(part) for part in view.timeline()) == expected  # read from the dump
-    assert tail.dump() is tail._state  # what the index flush writes: as kept, no load and dump
+    assert tail.image() is tail._state  # what the index flush writes: as kept, no load and dump
     _append(path, 0.25)
     tail.poll(health)
     assert tuple(list(part) for part in view.timeline()) == expected  # the view's first 4 calls
