@@ -16,7 +16,7 @@ costs a change one block's copy, not a copy of every transcript.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 from clawstats.core.exact import Sum, exact
@@ -139,6 +139,15 @@ class Rollup:
         """What ``stats_id`` is counted as now, as (agent id, buckets) (None: it is not)."""
         kept = self._members[block_of(stats_id)].get(stats_id)
         return _member(kept) if kept is not None else None
+
+    def kept(self, stats_id: str) -> Kept | None:
+        """What ``stats_id`` is counted as, as it was put (None: it is not)."""
+        return self._members[block_of(stats_id)].get(stats_id)
+
+    def ids(self) -> Iterator[str]:
+        """The counted stats ids (the keys as they were put)."""
+        for members in self._members:
+            yield from members
 
     def drop(self, stats_id: str) -> None:
         if stats_id not in self._members[block_of(stats_id)]:

@@ -7,8 +7,9 @@ reads it, however many do. One writer: the store.
 
 Every map here holds an entry per session (at 50,000 sessions a map's table is ~2.6 MB, ~50
 bytes a session), so none is kept twice: a transcript's tail is its view's ``source`` (no map
-of its own), which transcripts are counted is the rollup's membership, and a row's source is
-its agent's (:class:`AgentSources`: the agents tell the old source of a key that changed).
+of its own), which transcripts are counted is the rollup's membership, a counted transcript's
+view is read from that membership (``watch/tviews.py``: no map of every view), and a row's source
+is its agent's (:class:`AgentSources`: the agents tell the old source of a key that changed).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import cast
 
-from clawstats.core.rollup import Rollup
 from clawstats.core.snapshot import TranscriptView
 from clawstats.watch.source import AgentSources, HasSources, Source
 from clawstats.watch.tail import Tail
+from clawstats.watch.tviews import TranscriptViews, ViewRollup
 
 
 class Tails(Mapping[str, tuple[str, Tail]]):
@@ -28,7 +29,7 @@ class Tails(Mapping[str, tuple[str, Tail]]):
 
     __slots__ = ("_views",)
 
-    def __init__(self, views: dict[str, TranscriptView]) -> None:
+    def __init__(self, views: Mapping[str, TranscriptView]) -> None:
         self._views = views
 
     def __getitem__(self, stats_id: str) -> tuple[str, Tail]:
@@ -52,9 +53,9 @@ class Joins:
         self.refs: dict[str, str | tuple[str, ...]] = {}
         self.archives: dict[str, set[str]] = {}  # row key -> keys of its archived transcripts
         self.owners: dict[str, str] = {}  # and back: an archive's key -> the key it is an archive of
-        self.tviews: dict[str, TranscriptView] = {}  # stats id -> frozen view (its source: the tail)
+        self.rollup = ViewRollup()  # counts the referenced transcripts
+        self.tviews = TranscriptViews(self.rollup)  # stats id -> frozen view (its source: the tail)
         self.tails = Tails(self.tviews)  # stats id -> (agent, tail)
-        self.rollup = Rollup()  # counts the referenced transcripts
 
     def set_source(self, key: str, old: Source | None, src: Source | None, keys: set[str]) -> None:
         """A row's source changed from ``old`` (None: a new row; its agent tells it) to ``src``
@@ -96,11 +97,11 @@ class Joins:
     def put_tail(self, agent_id: str, stats_id: str, current: Tail | None) -> None:
         """A transcript's statistics changed (``current`` None: it is gone)."""
         if current is None:
-            self.tviews.pop(stats_id, None)
+            self.tviews.remove(stats_id)
         else:
             # A packed (idle) transcript's view is read from its dump: never unpacked here, so a
             # cold start over 50,000 adopted transcripts never holds all their statistics at once.
-            self.tviews[stats_id] = current.view(agent_id)
+            self.tviews.put(stats_id, current.view(agent_id))
 
     def repack(self, stats_id: str) -> bool:
         """A transcript idle since it was written to packed its statistics: its view is read from
@@ -116,15 +117,12 @@ class Joins:
         packed = tail.view(view.agent_id)
         if packed.points != view.points:  # (not the statistics this view was made of)
             return False
-        self.tviews[stats_id] = packed
-        counted = self.rollup.member(stats_id)
-        if counted is not None and counted[1] is view:
-            self.rollup.swap(stats_id, packed)
+        self.tviews.swap(stats_id, view, packed)  # (in the totals' members too: no sum moves)
         return True
 
     def drop_tail(self, stats_id: str) -> None:
         """A transcript of an agent no longer followed."""
-        self.tviews.pop(stats_id, None)
+        self.tviews.remove(stats_id)
         self.count(stats_id)
 
     def row_view(self, key: str) -> TranscriptView | None:

@@ -126,7 +126,7 @@ def test_the_joins_read_sources_through_the_agents_and_take_the_old_one_they_tel
     joins = store._joins
     assert isinstance(joins.sources, AgentSources)
     maps = {name for name, value in vars(joins).items() if type(value) is dict}
-    assert maps == {"refs", "archives", "owners", "tviews"}
+    assert maps == {"refs", "archives", "owners"}  # (the views: read from the rollup's members, watch/tviews.py)
     assert all(joins.sources[key] == store.agents["ops"].sources[key] for key in store.agents["ops"].sources)
     five, six = (sessions / f"00000000-0000-4000-8000-{n:012d}.jsonl" for n in (5, 6))
     index = _index(state)
