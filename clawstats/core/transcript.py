@@ -373,8 +373,8 @@ class TranscriptStats(ContextSegment):
 
     # -- persistence (the index cache and worker processes: core/transcript_image.py) ---------
 
-    def dump(self, segment: bool = True) -> bytes:
-        return dump(self, segment)
+    def dump(self, segment: bool = True, extra: bytes = b"") -> bytes:
+        return dump(self, segment, extra)
 
     @classmethod
     def load(cls, blob: bytes, price: Pricer | None = None) -> TranscriptStats:

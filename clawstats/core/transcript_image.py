@@ -7,7 +7,8 @@ prefix of it). An idle transcript is kept as this image (50,000 of them in a ser
 transcripts repeat is not written again: a bucket's day as days since the epoch, its model as 0
 when it is the transcript's model, the current provider and model id as 0 when they spell it, the
 cost and last call's time as 0 when they are the timeline's last point, and a UUID session id as
-its 16 bytes.
+its 16 bytes. An image may carry one opaque item after its fields (``with_extra``: an idle file's
+tail keeps its identity there), which every reader skips.
 """
 
 from __future__ import annotations
@@ -35,15 +36,24 @@ __all__ = [
     "day_number",
     "day_string",
     "dump",
+    "extra_of",
     "last_call",
     "load_into",
+    "with_extra",
+    "without_extra",
 ]
 
 STATE_VERSION = 12  # bump when dump() changes: older cached states are then re-read
+#: An image is one msgpack array16 of ``STATE_FIELDS`` items, or one more: an opaque ``extra`` of
+#: at most ``EXTRA_MAX`` bytes after them (a tail keeps its file's identity there while idle).
+EXTRA_MAX = 250
+_ARRAY16 = 0xDC
+_BIN8 = 0xC4
 
 
-def dump(stats: TranscriptStats, segment: bool = True) -> bytes:
-    """The packed image of ``stats`` (the dump it was loaded from when nothing changed it).
+def dump(stats: TranscriptStats, segment: bool = True, extra: bytes = b"") -> bytes:
+    """The packed image of ``stats`` (the dump it was loaded from when nothing changed it), with
+    ``extra`` after its fields when given (:func:`with_extra`).
 
     Without ``segment`` the context segment is written as the one figure its readers need (the
     characters since the last reset, :meth:`~clawstats.core.segment.ContextSegment.chars_since_reset`):
@@ -51,7 +61,7 @@ def dump(stats: TranscriptStats, segment: bool = True) -> bytes:
     never continued: their owner rebuilds them from their source first (``watch/tail.py``)."""
     blob = stats.blob
     if blob is not None and (segment or stats.seg_chars is not None):  # (one without it, the one kept)
-        return blob
+        return (with_extra(blob, extra) or blob) if extra else blob
     # Encoded into a buffer and copied out: ``encode()`` returns its grown buffer shrunk in
     # place, which keeps up to a quarter more than its size (~110 bytes a packed transcript).
     buffer = bytearray()
@@ -96,7 +106,49 @@ def dump(stats: TranscriptStats, segment: bool = True) -> bytes:
         ),
         buffer,
     )
+    if extra and len(extra) <= EXTRA_MAX and buffer[0] == _ARRAY16:  # (in the one copy out)
+        buffer[1:3] = (STATE_FIELDS + 1).to_bytes(2, "big")
+        buffer += bytes((_BIN8, len(extra) + 1))
+        buffer += extra
+        buffer.append(len(extra))
     return bytes(buffer)
+
+
+def with_extra(blob: bytes, extra: bytes) -> bytes | None:
+    """``blob`` carrying ``extra`` as one more item after its fields (a bin8 of it and its length,
+    read back from the end: :func:`extra_of`), an item every reader of an image skips (an
+    array-like struct ignores trailing items); one it carried already is replaced, and ``blob``
+    itself is the answer when it carries this one. None when it cannot carry one."""
+    if len(blob) <= 3 or blob[0] != _ARRAY16 or len(extra) > EXTRA_MAX:
+        return None
+    count = int.from_bytes(blob[1:3], "big")
+    if count == STATE_FIELDS + 1:
+        size = blob[-1]
+        if blob[-1 - size : -1] == extra:
+            return blob
+        end = len(blob) - size - 3  # bin8 marker, its length, the item, the item's length
+    elif count == STATE_FIELDS:
+        end = len(blob)
+    else:
+        return None
+    size = len(extra)
+    parts = (bytes((_ARRAY16,)), (STATE_FIELDS + 1).to_bytes(2, "big"), memoryview(blob)[3:end])
+    return b"".join((*parts, bytes((_BIN8, size + 1)), extra, bytes((size,))))
+
+
+def extra_of(blob: bytes) -> bytes:
+    """The item :func:`with_extra` put after an image's fields; b"" when it carries none."""
+    if len(blob) <= 3 or blob[0] != _ARRAY16 or int.from_bytes(blob[1:3], "big") != STATE_FIELDS + 1:
+        return b""
+    return blob[-1 - blob[-1] : -1]
+
+
+def without_extra(blob: bytes) -> bytes:
+    """``blob`` without the item :func:`with_extra` put in it (itself when it carries none)."""
+    if len(blob) <= 3 or blob[0] != _ARRAY16 or int.from_bytes(blob[1:3], "big") != STATE_FIELDS + 1:
+        return blob
+    parts = (bytes((_ARRAY16,)), STATE_FIELDS.to_bytes(2, "big"), memoryview(blob)[3 : -3 - blob[-1]])
+    return b"".join(parts)
 
 
 def load_into(stats: TranscriptStats, blob: bytes, price: Pricer | None) -> None:

@@ -13,9 +13,7 @@ import struct
 
 import msgspec
 
-from clawstats.core.transcript_image import STATE_FIELDS
-
-__all__ = ["HEAD_BYTES", "FileId", "Identified", "head_digest", "identity_in", "with_identity", "without_identity"]
+__all__ = ["HEAD_BYTES", "FileId", "Identified", "head_digest"]
 
 HEAD_BYTES = 256
 
@@ -61,55 +59,6 @@ class FileId(msgspec.Struct, frozen=True, array_like=True, gc=False):
     def packed_of(st: os.stat_result) -> bytes:
         """:meth:`packed` of :meth:`of` without the FileId (a poll of an unchanged file)."""
         return _ID.pack(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-#: The packed image's array header (msgpack array16: every image has ``STATE_FIELDS`` items).
-_ARRAY16 = 0xDC
-_BIN8 = 0xC4
-
-
-def with_identity(blob: bytes, identity: bytes) -> bytes:
-    """A packed image carrying ``identity`` as one more item at its end (a bin8 of the identity and
-    its length: read back from the end, :func:`identity_in`), an item every reader of the image
-    ignores (an array-like struct skips trailing items); one it carried already is replaced.
-    ``blob`` itself when it cannot carry one (another header: never for an image of this version)."""
-    count = _count(blob)
-    if count not in (STATE_FIELDS, STATE_FIELDS + 1) or len(identity) > 250:
-        return blob
-    end = len(blob) - _trailer_bytes(blob) if count > STATE_FIELDS else len(blob)
-    size = len(identity)
-    return b"".join(
-        (
-            bytes((_ARRAY16,)),
-            (STATE_FIELDS + 1).to_bytes(2, "big"),
-            memoryview(blob)[3:end],
-            bytes((_BIN8, size + 1)),
-            identity,
-            bytes((size,)),
-        )
-    )
-
-
-def identity_in(blob: bytes) -> bytes:
-    """The identity :func:`with_identity` put at the end of ``blob``; b"" when it carries none."""
-    if _count(blob) != STATE_FIELDS + 1:
-        return b""
-    return blob[-1 - blob[-1] : -1]
-
-
-def without_identity(blob: bytes) -> bytes:
-    """``blob`` without the identity :func:`with_identity` put in it (itself when it carries none)."""
-    if _count(blob) != STATE_FIELDS + 1:
-        return blob
-    return b"".join((bytes((_ARRAY16,)), STATE_FIELDS.to_bytes(2, "big"), memoryview(blob)[3 : -_trailer_bytes(blob)]))
-
-
-def _count(blob: bytes) -> int | None:
-    return int.from_bytes(blob[1:3], "big") if len(blob) > 3 and blob[0] == _ARRAY16 else None
-
-
-def _trailer_bytes(blob: bytes) -> int:
-    return blob[-1] + 3  # bin8 marker, its length, the identity, the identity's length
 
 
 class Identified:
@@ -166,7 +115,7 @@ class Identified:
             if len(_SHARED_IDS) >= _SHARED_IDS_MAX:
                 _SHARED_IDS.clear()
             ident = _SHARED_IDS.setdefault(ident, ident)
-        self.identity = ident
+        self._ident = ident
 
     def replaced(self, fd: int, st: os.stat_result, end: int) -> bool:
         """Whether the file open at ``fd`` (``st`` its stat) is another file than the one read up

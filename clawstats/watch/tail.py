@@ -10,6 +10,10 @@ An idle transcript is kept *packed*: its statistics as their dump (``TranscriptS
 about half the objects' size), unpacked when new bytes come (``stats``) and read meanwhile by
 :meth:`Tail.peek` (a few figures), :meth:`Tail.view` (the view's part) or :meth:`Tail.current`
 (a temporary copy). A worker's whole read and the image it hands back: ``watch/tail_image.py``.
+
+What an idle file's tail keeps is little beyond that image (~96 bytes of slots): its offset as the
+size in its identity (``AT_SIZE``), its identity as the image's extra item, nothing of a line
+being written (``_mid`` None); a change takes them back into their slots first (``_wake``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import errno
 import gzip
 import os
 import stat
+import struct
 from array import array
 from typing import Any, BinaryIO, ClassVar
 
@@ -28,6 +33,7 @@ from clawstats.core.peek import Peek, peek
 from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, decode_line, decode_lines
 from clawstats.core.snapshot import TranscriptView
 from clawstats.core.transcript import TranscriptStats
+from clawstats.core.transcript_image import STATE_FIELDS, extra_of, with_extra, without_extra
 from clawstats.core.usage import Pricer
 from clawstats.watch.identity import (
     HEAD_BYTES,
@@ -35,9 +41,6 @@ from clawstats.watch.identity import (
     FileId,
     Identified,
     head_digest,
-    identity_in,
-    with_identity,
-    without_identity,
 )
 from clawstats.watch.layout import NotRegularFile
 
@@ -61,9 +64,24 @@ IDLE_POLLS = 2
 #: A file of at most this many bytes is packed without its context segment: new bytes rebuild its
 #: statistics by reading it again from the start (~0.4 ms at this size: bench/RESULTS.md, helper seg8).
 REREAD_MAX_BYTES = 128 << 10
+#: A tail's ``_offset`` when it is the size in its identity (``Tail.share_offset``)
+AT_SIZE = -1
+#: an image's item count when it carries an extra item (the identity: ``fold_identity``)
+_FOLDED = (STATE_FIELDS + 1).to_bytes(2, "big")
+_SIZE = struct.Struct("<q")  # the size, at 16 in a packed FileId
 #: A tail's ``_mid`` with nothing mid-line: idle (None), or polled 0 or 1 times unchanged (shared).
 _IDLE: tuple[bytes, bool, bool, int] = (b"", False, False, IDLE_POLLS)
 _QUIET: tuple[tuple[bytes, bool, bool, int], ...] = tuple((b"", False, False, n) for n in range(IDLE_POLLS))
+
+
+class ReadCounts:
+    """Lifetime counts of every tail (an object of its own: writing a class attribute at each
+    read would invalidate the interpreter's attribute caches for every tail, ~13 us a file)."""
+
+    __slots__ = ("bytes_read",)
+
+    def __init__(self) -> None:
+        self.bytes_read = 0
 
 
 class Tail(Identified):
@@ -76,7 +94,7 @@ class Tail(Identified):
 
     #: lifetime count of the bytes read by every tail in this process (tests read it; not a
     #: slot of each tail: 8 bytes, and an int object of its own for a file read more than once)
-    bytes_total: ClassVar[int] = 0
+    counts: ClassVar[ReadCounts] = ReadCounts()
 
     #: 8 slots, 96 bytes a tail (12 were 128): what is only set while a transcript is being
     #: written to (a partial line, an oversized one skipped, an unterminated last line, the polls
@@ -90,9 +108,9 @@ class Tail(Identified):
         self._state: TranscriptStats | bytes = state if state is not None else TranscriptStats(price)
         self.price = price
         self.generation = 0  # bumped when the statistics start over: a view of older ones reads none
-        # End of the last complete line consumed; None: the file's size in ``identity`` (an idle
-        # file read to its end: no int object of its own, 32 bytes a tail; see ``_settled``)
-        self._offset: int | None = 0
+        # End of the last complete line consumed; AT_SIZE: the file's size in ``identity`` (an
+        # idle file read to its end: no int object of its own, 32 bytes a tail; ``share_offset``)
+        self._offset = 0
         self.identity = b""  # file id and head digest (see watch/identity.py)
         self.revision = 0  # bumped whenever stats change
         # (pending, skipping, open_line, idle): see those properties; None: (b"", False, False,
@@ -105,18 +123,14 @@ class Tail(Identified):
     def offset(self) -> int:
         """End of the last complete line consumed (of a SQLite cursor: the next event's seq)."""
         offset = self._offset
-        if offset is None:
-            size = self.file_size
-            assert size is not None  # (None only while the identity holds it)
-            return size
-        return offset
+        return offset if offset != AT_SIZE else _SIZE.unpack_from(self.identity, 16)[0]
 
     @offset.setter
     def offset(self, offset: int) -> None:
         self._offset = offset
 
     def _identify(self, packed_id: bytes, head: bytes) -> None:
-        if self._offset is None:  # the offset was the size of the identity going now
+        if self._offset == AT_SIZE:  # the offset was the size of the identity going now
             self._offset = self.offset
         super()._identify(packed_id, head)
 
@@ -128,7 +142,7 @@ class Tail(Identified):
         if ident is None:
             state = self._state
             assert type(state) is bytes
-            return identity_in(state)
+            return extra_of(state)
         return ident
 
     @identity.setter
@@ -136,29 +150,49 @@ class Tail(Identified):
         self._ident = identity
 
     def fold_identity(self) -> None:
-        """Keep the identity in the packed image (a file read, packed: most of a store), when it
-        carries that identity already (a worker's or the persisted index's) or a copy can; the
-        next change of the statistics takes it back first (``_unfold``)."""
-        ident, state = self._ident, self._state
-        if ident is None or type(state) is not bytes or len(ident) <= ID_BYTES:
-            return  # (a SQLite cursor's has no head: one shared object, nothing to save)
-        if self.pending:
-            return  # its image is the one its view holds, whose identity was another: no copy while mid-line
-        if identity_in(state) != ident:
-            state = with_identity(state, ident)
-            if identity_in(state) != ident:
-                return
-            self._state = state
-        self._ident = None
+        """Keep the identity in the packed image (a file read, packed: most of a store), as the
+        image carries it already (a worker's, the persisted index's) or in a copy; the next
+        change of the statistics takes it back first (``_unfold``)."""
+        state, ident = self._state, self._foldable()
+        if ident and type(state) is bytes:
+            folded = with_extra(state, ident)
+            if folded is not None:
+                self._state = folded
+                self._ident = None
+
+    def _foldable(self) -> bytes:
+        """The identity, when the packed image is to keep it (else b"")."""
+        ident, mid = self._ident, self._mid
+        if ident is None or len(ident) <= ID_BYTES:
+            return b""  # (kept there already; a SQLite cursor's has no head: one shared object)
+        if mid is not None and mid[0]:
+            return b""  # its image is the one its view holds, whose identity was another: no copy mid-line
+        return ident
 
     def _unfold(self) -> None:
         """The identity out of the packed image, before the image goes."""
         if self._ident is None:
             self._ident = self.identity
 
+    def kept(self) -> tuple[bytes, int, bytes, tuple[bytes, bool, bool, int]]:
+        """The tail as it keeps it, for its image (``watch/tail_image.py``): the packed image (else
+        the dump), the offset (maybe AT_SIZE), the identity (b"": in the image), the mid-line state."""
+        state, ident = self._state, self._ident
+        image = state if type(state) is bytes else self.stats.dump()
+        return image, self._offset, ident if ident is not None else b"", self._mid or _IDLE
+
+    def keep(self, offset: int, identity: bytes, mid: tuple[bytes, bool, bool, int]) -> None:
+        """Inverse of :meth:`kept`, on a tail made of its image: an identity given is folded into
+        the image when it can be (:meth:`compact`); none, it is the one there (or none at all)."""
+        self._offset = offset
+        self._ident = identity or None
+        self._set_mid(*mid)
+        if identity:
+            self.compact()
+
     def compact(self) -> None:
-        """What an idle file's tail keeps once read to its end: the offset as the identity's size,
-        the identity in the packed image."""
+        """What an idle file's tail keeps once read to its end: the offset as the identity's size
+        (:meth:`share_offset`), the identity in the packed image (:meth:`fold_identity`)."""
         self.share_offset()
         self.fold_identity()
 
@@ -166,8 +200,11 @@ class Tail(Identified):
         """Keep the offset as the identity's size when they are equal (a file read to its end,
         nothing pending: most of a store): no int object of its own (32 bytes a tail); a new
         identity takes it back first (``_identify``)."""
-        if self._offset is not None and self._offset == self.file_size:
-            self._offset = None
+        offset = self._offset
+        if offset > 0:
+            ident = self.identity
+            if len(ident) >= ID_BYTES and _SIZE.unpack_from(ident, 16)[0] == offset:
+                self._offset = AT_SIZE
 
     @property
     def pending(self) -> bytes:
@@ -231,7 +268,7 @@ class Tail(Identified):
         state = self._state
         if type(state) is bytes:
             self._unfold()
-            state = self._state = self._load(state)
+            state = self._state = self._load(without_extra(state))  # (its blob: the statistics' own)
         assert isinstance(state, TranscriptStats)
         return state
 
@@ -277,7 +314,7 @@ class Tail(Identified):
     def dump(self) -> bytes:
         """The statistics' dump (packed: as kept, no load and dump, without the identity it keeps)."""
         state = self._state
-        return without_identity(state) if type(state) is bytes else self.stats.dump()
+        return without_extra(state) if type(state) is bytes else self.stats.dump()
 
     def image(self) -> bytes:
         """What the persisted index and a worker's image keep: the packed image as kept (with the
@@ -290,7 +327,10 @@ class Tail(Identified):
         their segment when ``segment`` is False or, None, the file is small (a SQLite cursor says)."""
         state = self._state
         if isinstance(state, TranscriptStats):
-            self._state = state.dump(self._keeps_segment() if segment is None else segment)
+            ident = self._foldable()
+            self._state = blob = state.dump(self._keeps_segment() if segment is None else segment, ident)
+            if ident and blob[1:3] == _FOLDED:  # (in the dump's one copy out)
+                self._ident = None
 
     def release(self) -> None:
         """A reader is done with the statistics: pack them again when they were only unpacked to
@@ -306,7 +346,7 @@ class Tail(Identified):
 
     def _load(self, blob: bytes) -> TranscriptStats:
         Tail.unpacks += 1
-        return TranscriptStats.load(without_identity(blob), self.price)  # (its blob: the statistics' own)
+        return TranscriptStats.load(blob, self.price)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -334,14 +374,14 @@ class Tail(Identified):
         if not stat.S_ISREG(st.st_mode):  # a FIFO would block open() and read() forever
             raise NotRegularFile(errno.EINVAL, "not a regular file", self.path)
         file_id = FileId.packed_of(st)
-        if self.identity.startswith(file_id):  # the packed FileId comes first
-            if self.idle < IDLE_POLLS:
-                self.idle += 1
-            if self.idle >= IDLE_POLLS:
-                self.pack()
-                self.compact()
+        ident = self._ident
+        if ident is None:  # (kept in the packed image)
+            ident = extra_of(self._state)  # type: ignore[arg-type]
+        if ident.startswith(file_id):  # the packed FileId comes first
+            self._unchanged()
             return False
-        self.idle = 0
+        offset = self._wake(ident)
+        mid = self._mid
         if self.compressed:
             self.restart()
             self._read_compressed(health, max_line_bytes)
@@ -353,20 +393,26 @@ class Tail(Identified):
         # 50,000 small files paid ~16 us a file for open, seeks and reads through one, ~9 so).
         fd = os.open(self.path, _OPEN_FLAGS)
         try:
-            if self.replaced(fd, st, self.offset + len(self.pending)) or not self._close_open_line(fd):
+            pending = mid[0] if mid is not None else b""
+            if (ident and self.replaced(fd, st, offset + len(pending))) or (
+                mid is not None and mid[2] and not self._close_open_line(fd)
+            ):
                 self.restart()
             else:
                 self._unpack(fd, max_line_bytes)
-            whole = self.offset == 0 and not self.pending  # first read, or again from the start
+            whole = self._offset == 0 and (self._mid is None or not self._mid[0])  # first read, or again from the start
             changed, first = self._consume(fd, st.st_size, health, max_line_bytes)
             changed |= self._last_line(health)
             self.stats.settle()
-            head = self.head
-            if not head and self.offset:  # the first bytes, as read from 0 now (else read again)
+            ident = self._ident or b""
+            head = ident[ID_BYTES:] if len(ident) >= ID_BYTES else ident
+            if not head and self._offset:  # the first bytes, as read from 0 now (else read again)
                 head = head_digest(first if len(first) == HEAD_BYTES else os.pread(fd, HEAD_BYTES, 0))
         finally:
             os.close(fd)
         self._identify(file_id, head)  # file id and head in one go (one bytes object)
+        if self._offset == st.st_size and self._offset > 0:  # read to the end as stat'ed (share_offset)
+            self._offset = AT_SIZE
         if changed:
             self.revision += 1
         state = self._state
@@ -378,8 +424,31 @@ class Tail(Identified):
             self.pack()
         elif isinstance(state, TranscriptStats) and state.blob is not None:
             self._state = state.blob  # unpacked for new bytes that held no new line (a partial one)
-        self.compact()
         return changed
+
+    def _unchanged(self) -> None:
+        """A poll found the file as it was: idle once polled so ``IDLE_POLLS`` times (packed)."""
+        mid = self._mid
+        idle = IDLE_POLLS if mid is None else mid[3]
+        if idle < IDLE_POLLS:
+            idle += 1
+            self.idle = idle
+        if idle >= IDLE_POLLS and type(self._state) is not bytes:
+            self.pack()
+            self.compact()
+
+    def _wake(self, ident: bytes) -> int:
+        """The file changed: not idle, and what an idle tail keeps elsewhere back in its slots
+        (the offset, the identity ``ident``: see ``compact``); the offset."""
+        mid = self._mid
+        if mid is None or mid[3]:
+            self.idle = 0
+        offset = self._offset
+        if offset == AT_SIZE:
+            offset = self._offset = _SIZE.unpack_from(ident, 16)[0]
+        if self._ident is None:
+            self._ident = ident
+        return offset
 
     def _unpack(self, fd: int, max_line_bytes: int) -> None:
         """Unpack the statistics for new bytes; packed without their segment, rebuilt from the bytes
@@ -387,7 +456,7 @@ class Tail(Identified):
         then; its health counted at the first read), or read from the start if lines no longer end there."""
         self._unfold()
         state = self._state
-        stats = self._load(state) if isinstance(state, bytes) else state
+        stats = self._load(without_extra(state)) if isinstance(state, bytes) else state
         if stats.seg_chars is None:
             self._state = stats
             return
@@ -424,16 +493,17 @@ class Tail(Identified):
         """A complete JSON line at the end of the file without its newline is a line (OpenClaw
         counts it; a JSON object cannot be a proper prefix of a longer valid line). One that
         does not parse yet is left pending: the writer may be in the middle of it."""
-        if not self.pending or self.skipping or not self.pending.rstrip().endswith(b"}"):
+        mid = self._mid
+        if mid is None or not mid[0] or mid[1] or not mid[0].rstrip().endswith(b"}"):
             return False  # a JSON object line ends with "}": anything else is still being written
+        pending = mid[0]
         try:
-            line = decode_line(self.pending)
+            line = decode_line(pending)
         except BadRecord:
             return False
         self.stats.apply(line)
-        self.offset += len(self.pending)
-        self.pending = b""
-        self.open_line = True
+        self._offset += len(pending)
+        self._set_mid(b"", False, True, mid[3])
         return True
 
     def _consume(self, fd: int, size: int, health: HealthLog, max_line_bytes: int) -> tuple[bool, bytes]:
@@ -442,7 +512,7 @@ class Tail(Identified):
         back short past them is the end, without one more read to see nothing). Returns whether
         the statistics changed and, for a read from the start, its first ``HEAD_BYTES``."""
         changed = False
-        position = self.offset + len(self.pending)
+        position = self._offset + len(self._mid[0] if self._mid is not None else b"")
         first = b""
         while True:
             want = min(size - position + 1, CHUNK_BYTES) if position < size else MIN_READ_BYTES
@@ -452,36 +522,44 @@ class Tail(Identified):
             if position == 0:
                 first = chunk[:HEAD_BYTES]
             position += len(chunk)
-            Tail.bytes_total += len(chunk)
+            Tail.counts.bytes_read += len(chunk)
             changed |= self._feed(chunk, health, max_line_bytes)
             if len(chunk) < want and position >= size:
                 return changed, first  # the end as of the stat (bytes written since: the next poll)
 
     def _feed(self, chunk: bytes, health: HealthLog, max_line_bytes: int) -> bool:
         """Split ``pending + chunk`` into complete lines; keep the unfinished tail."""
+        # (the slots read once and written once: a property call per access was ~10 a file)
+        mid = self._mid or _IDLE
+        pending, skipping = mid[0], mid[1]
+        offset = self._offset
         changed = False
         start = 0
-        if self.skipping:
+        if skipping:
             newline = chunk.find(b"\n")
             if newline < 0:
-                self.offset += len(chunk)
+                self._offset = offset + len(chunk)
                 return False
-            self.offset += newline + 1
-            self.skipping = False
+            offset += newline + 1
+            skipping = False
             start = newline + 1
         last = chunk.rfind(b"\n", start)
         if last < 0:
-            self.pending += chunk[start:]
+            pending += chunk[start:]
         else:
-            data = self.pending + chunk[start : last + 1] if self.pending else chunk[start : last + 1]
-            self.pending = chunk[last + 1 :]
-            self.offset += len(data)
+            data = pending + chunk[start : last + 1] if pending else chunk[start : last + 1]
+            pending = chunk[last + 1 :]
+            offset += len(data)
+            self._offset = offset  # (before the fold: a reader of the offset in it sees this one)
             changed = self._lines(data, health, max_line_bytes)
-        if len(self.pending) > max_line_bytes:
+        if len(pending) > max_line_bytes:
             health.count(self.path, "oversizedLine", f"over {max_line_bytes} bytes")
-            self.offset += len(self.pending)
-            self.pending = b""
-            self.skipping = True
+            offset += len(pending)
+            pending = b""
+            skipping = True
+        self._offset = offset
+        if pending is not mid[0] or skipping is not mid[1]:
+            self._set_mid(pending, skipping, mid[2], mid[3])
         return changed
 
     def _lines(self, data: bytes, health: HealthLog, max_line_bytes: int) -> bool:
@@ -524,7 +602,7 @@ class Tail(Identified):
                         chunk = stream.read(CHUNK_BYTES)
                         if not chunk:
                             break
-                        Tail.bytes_total += len(chunk)
+                        Tail.counts.bytes_read += len(chunk)
                         self._feed(chunk, health, max_line_bytes)
         except (OSError, EOFError, ValueError, zstandard.ZstdError) as exc:  # corrupt archive: keep what decoded
             health.count(self.path, "corruptArchive", str(exc))

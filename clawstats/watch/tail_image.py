@@ -25,24 +25,17 @@ class TailImage(msgspec.Struct, frozen=True, array_like=True):
     process hands back after a cold read."""
 
     path: str
-    state: bytes
-    offset: int
-    identity: bytes  # file id and head digest (see watch/identity.py)
+    state: bytes  # the packed image (an idle file's carries its identity: see watch/tail.py)
+    offset: int  # AT_SIZE: the size in the identity
+    identity: bytes  # file id and head digest (see watch/identity.py); b"": in ``state``
     pending: bytes
     skipping: bool
     open_line: bool
 
 
 def export(tail: Tail) -> TailImage:
-    return TailImage(
-        tail.path,
-        tail.image(),
-        tail.offset,
-        tail.identity,
-        tail.pending,
-        tail.skipping,
-        tail.open_line,
-    )
+    state, offset, identity, (pending, skipping, open_line, _idle) = tail.kept()
+    return TailImage(tail.path, state, offset, identity, pending, skipping, open_line)
 
 
 def adopt(image: TailImage, price: Pricer | None = None) -> Tail:
@@ -50,12 +43,6 @@ def adopt(image: TailImage, price: Pricer | None = None) -> Tail:
     from it, its row from a temporary copy), so a cold read of 50,000 never holds all their
     statistics at once (RSS at ready 298 -> ~260 MiB for a server's first read)."""
     tail = Tail(image.path, price, image.state)
-    tail.offset = image.offset
-    tail.identity = image.identity
-    tail.compact()
-    if image.pending or image.skipping or image.open_line:  # (most have none: no tuple of their own)
-        tail.pending = image.pending
-        tail.skipping = image.skipping
-        tail.open_line = image.open_line
+    tail.keep(image.offset, image.identity, (image.pending, image.skipping, image.open_line, 0))
     tail.revision = 1
     return tail

@@ -8,9 +8,10 @@ from pathlib import Path
 from clawstats.core.health import HealthLog
 from clawstats.core.snapshot import TranscriptView
 from clawstats.core.transcript import TranscriptStats
+from clawstats.core.transcript_image import extra_of, without_extra
 from clawstats.watch.cache import IndexCache
-from clawstats.watch.identity import HEAD_BYTES, head_digest, identity_in, without_identity
-from clawstats.watch.tail import IDLE_POLLS, Tail
+from clawstats.watch.identity import HEAD_BYTES, head_digest
+from clawstats.watch.tail import AT_SIZE, IDLE_POLLS, Tail
 from clawstats.watch.tail_image import adopt, export
 from tests.core.lines import assistant, jsonl, stamp, usage, with_ids
 
@@ -32,13 +33,13 @@ def test_an_idle_file_keeps_its_offset_as_its_size(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
     path.write_bytes(jsonl(CALLS) * 10)  # past 256 bytes: an int the interpreter does not cache
     tail = _idle(path)
-    assert tail._offset is None and tail.offset == path.stat().st_size and tail.packed
+    assert tail._offset == AT_SIZE and tail.offset == path.stat().st_size and tail.packed
     again = adopt(pickle.loads(pickle.dumps(export(tail))))  # as a worker hands it back
-    assert again._offset is None and again.offset == tail.offset
+    assert again._offset == AT_SIZE and again.offset == tail.offset
     with open(path, "ab") as fh:
         fh.write(jsonl(CALLS[:1]))
     assert tail.poll(HealthLog()) and tail.offset == path.stat().st_size and _calls(tail) == 31
-    assert tail._offset is None  # read to the end again
+    assert tail._offset == AT_SIZE  # read to the end again
 
 
 def test_an_idle_file_replaced_or_truncated_is_read_again(tmp_path: Path) -> None:
@@ -76,7 +77,7 @@ def test_a_restored_tail_keeps_its_offset_as_its_size(tmp_path: Path) -> None:
     cache = IndexCache(tmp_path / "index.sqlite")
     cache.save([tail], [])
     restored = cache.restore_all()[str(path)]
-    assert restored._offset is None and restored.offset == path.stat().st_size
+    assert restored._offset == AT_SIZE and restored.offset == path.stat().st_size
     cache.close()
 
 
@@ -98,8 +99,8 @@ def test_an_idle_file_keeps_its_identity_in_its_packed_image(tmp_path: Path) -> 
     tail = _idle(path)
     fresh = Tail(str(path))
     fresh.file_id = tail.file_id
-    assert tail._ident is None and tail.identity == identity_in(tail.image()) and len(tail.identity) == 42
-    assert tail.dump() == without_identity(tail.image()) and TranscriptStats.check(tail.image()) is None
+    assert tail._ident is None and tail.identity == extra_of(tail.image()) and len(tail.identity) == 42
+    assert tail.dump() == without_extra(tail.image()) and TranscriptStats.check(tail.image()) is None
     assert tail.file_id == fresh.file_id and tail.peek().entries == 30
     again = adopt(pickle.loads(pickle.dumps(export(tail))))  # a worker's: adopted as it carries it
     assert again._ident is None and again.identity == tail.identity and again.dump() == tail.dump()
@@ -115,7 +116,7 @@ def test_an_idle_file_rewritten_in_place_is_read_again(tmp_path: Path) -> None:
     path.write_bytes(data.replace(b'"cost"', b'"cosT"', 1))  # the same size, another head, in place
     assert tail.poll(HealthLog()) and tail.generation == 1 and tail.offset == len(data)
     assert tail.head == head_digest(path.read_bytes()[:HEAD_BYTES]) != head_digest(data[:HEAD_BYTES])
-    assert tail._ident is None and tail.identity == identity_in(tail.image())  # read whole: packed at once
+    assert tail._ident is None and tail.identity == extra_of(tail.image())  # read whole: packed at once
     with open(path, "ab") as fh:
         fh.write(jsonl(CALLS[:1]))
     assert tail.poll(HealthLog()) and tail._ident is not None and not tail.packed  # being written to

@@ -100,19 +100,19 @@ def test_a_tail_keeps_a_10_byte_digest_of_the_head_and_a_short_file_may_grow(tmp
     assert len(first) < 256
     path.write_bytes(first)
     tail, health = Tail(str(path)), HealthLog()
-    read_before = Tail.bytes_total
+    read_before = Tail.counts.bytes_read
     tail.poll(health)
     assert len(tail.head) == 10  # 2 bytes of length, 8 of BLAKE2b; not the 256 bytes themselves
     with path.open("ab") as fh:  # grows past 256 bytes: the same file, not a replaced one
         for line in _three_turns()[1:]:
             fh.write(json.dumps(line).encode() + b"\n")
     tail.poll(health)
-    assert Tail.bytes_total - read_before == path.stat().st_size and tail.stats.entries == 6
+    assert Tail.counts.bytes_read - read_before == path.stat().st_size and tail.stats.entries == 6
     assert tail.stats.last_id is None  # a finished read keeps no line's id string
     assert tail.stats.last_ts == tail.stats.last_ms == iso_to_ms("2026-11-24T10:02:00.000Z")  # a number, not text
     path.write_bytes(path.read_bytes().replace(b"e0000", b"f0000", 1))  # rewritten in place, same size
     tail.poll(health)
-    assert Tail.bytes_total - read_before == 2 * path.stat().st_size  # read again from zero
+    assert Tail.counts.bytes_read - read_before == 2 * path.stat().st_size  # read again from zero
 
 
 def _store_of(state: Path, copies: int) -> None:

@@ -82,7 +82,7 @@ def test_reset_renames_transcript_and_nothing_is_reread_or_doubled(small_state: 
     store = make_store(small_state)
     before = store.scan()
     old = small_state / MAIN / f"{RESET_SID}.jsonl"
-    read_before = Tail.bytes_total
+    read_before = Tail.counts.bytes_read
     os.rename(old, old.with_name(f"{RESET_SID}.jsonl.reset.2026-11-24T18-00-00.000Z"))
     new_sid = "11111111-2222-3333-4444-555555555555"
     (old.parent / f"{new_sid}.jsonl").write_text(
@@ -94,7 +94,7 @@ def test_reset_renames_transcript_and_nothing_is_reread_or_doubled(small_state: 
         doc["agent:main:reset-me"].pop(name)
     _replace_index(small_state, "main", doc)
     after = store.scan()
-    read_after = Tail.bytes_total
+    read_after = Tail.counts.bytes_read
     assert read_after - read_before < 200  # only the new header line
     assert math.isclose(after.totals.total_cost, before.totals.total_cost, abs_tol=1e-12)
     live = after.by_key["agent:main:reset-me"]
@@ -213,17 +213,17 @@ def test_warm_restart_reads_only_new_bytes(small_state: Path, tmp_path: Path) ->
     cold = first.scan()
     assert first.cache is not None
     first.flush(force=True)
-    read_before = Tail.bytes_total
+    read_before = Tail.counts.bytes_read
     second = make_store(small_state, no_cache=False, cache_dir=str(cache_dir))
     warm = second.scan()
-    assert Tail.bytes_total == read_before
+    assert Tail.counts.bytes_read == read_before
     assert [r for r in warm.rows] == [r for r in cold.rows]
     line = (small_state / OPS_TRANSCRIPT).read_bytes().splitlines(keepends=True)[56]
     with open(small_state / OPS_TRANSCRIPT, "ab") as fh:
         fh.write(line)
     third = make_store(small_state, no_cache=False, cache_dir=str(cache_dir))
     third.scan()
-    assert Tail.bytes_total - read_before == len(line)
+    assert Tail.counts.bytes_read - read_before == len(line)
 
 
 def test_a_reset_while_not_running_finds_its_owner_in_the_index_which_keeps_no_map(

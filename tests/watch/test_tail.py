@@ -178,10 +178,12 @@ def test_a_whole_read_is_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         return real_pread(fd, size, offset)
 
     monkeypatch.setattr(os, "pread", pread)
-    tail, read_before = Tail(str(path)), Tail.bytes_total
+    tail, read_before = Tail(str(path)), Tail.counts.bytes_read
     assert tail.poll(HealthLog())
     assert reads == [(len(data) + 1, 0)]
-    assert tail.offset == Tail.bytes_total - read_before == len(data) and tail.head == head_digest(data[:HEAD_BYTES])
+    assert tail.offset == Tail.counts.bytes_read - read_before == len(data) and tail.head == head_digest(
+        data[:HEAD_BYTES]
+    )
     assert tail.stats.dump() == one_shot(data, tmp_path / "again")
 
 

@@ -69,9 +69,9 @@ def test_an_idle_tail_keeps_nothing_of_a_line_being_written(tmp_path: Path) -> N
     path.write_bytes(jsonl(CALLS) * 10)
     tail = Tail(str(path))
     assert len(Tail.__slots__) + 1 == 8  # with ``identity``: 96 bytes a tail, 50,000 tails in a server
-    read_before = Tail.bytes_total
+    read_before = Tail.counts.bytes_read
     tail.poll(HealthLog())
-    assert Tail.bytes_total - read_before == tail.offset == path.stat().st_size
+    assert Tail.counts.bytes_read - read_before == tail.offset == path.stat().st_size
     quiet = tail._mid
     assert quiet is not None and quiet == (b"", False, False, 0)
     assert adopt(pickle.loads(pickle.dumps(export(tail))))._mid is quiet  # a worker's read: the shared tuple
@@ -92,9 +92,9 @@ def test_an_idle_tail_keeps_nothing_of_a_line_being_written(tmp_path: Path) -> N
     replacement = tmp_path / "new.jsonl"
     replacement.write_bytes(path.read_bytes())
     replacement.replace(path)  # another file: read again from zero, the lifetime count goes on
-    read_before = Tail.bytes_total
+    read_before = Tail.counts.bytes_read
     tail.poll(HealthLog())
-    assert tail.offset == size and Tail.bytes_total - read_before == size
+    assert tail.offset == size and Tail.counts.bytes_read - read_before == size
 
 
 def test_cached_open_line_and_other_prices_rebuild(tmp_path: Path) -> None:
