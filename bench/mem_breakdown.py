@@ -96,7 +96,9 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
     add("  other fields (ints, floats)", [getattr(s, f) for s in stats for f in _fields(type(s)) if f != "price"])
     out.append(("Tail object (slots)", sum(sys.getsizeof(t) for t in tails) / rows))
     seen.update(id(t) for t in tails)
-    if tails and hasattr(tails[0], "identity"):  # file id and head digest in one bytes object
+    if tails and hasattr(tails[0], "_ident"):  # as kept: an idle file's in its packed image (None here)
+        add("  .identity (file id + head digest, as kept)", [t._ident for t in tails])
+    elif tails and hasattr(tails[0], "identity"):  # file id and head digest in one bytes object
         add("  .identity (file id + head digest)", [t.identity for t in tails])
     else:
         add("  .head", [t.head for t in tails])
@@ -104,7 +106,7 @@ def walk(store: Any, rows: int) -> list[tuple[str, float]]:
     add("  .path", [t.path for t in tails])
     add(
         "  other (pending, ints)",
-        [getattr(t, f) for t in tails for f in _fields(type(t)) if f not in ("stats", "_state", "identity")],
+        [getattr(t, f) for t in tails for f in _fields(type(t)) if f not in ("stats", "_state", "identity", "_ident")],
     )
     sources = [src for agent in store.agents.values() for src in agent.sources.values()]
     add("Source (object, key, ids)", [(s.key, s.agent_id, s.stats_id, s.archived_from) for s in sources])
