@@ -165,7 +165,7 @@ class IndexCache:
         written again."""
         if self._db is None:
             return
-        changed = [tail for tail in tails if tail.file_id is not None and tail.revision]
+        changed = [tail for tail in tails if tail.identified and tail.revision]
         if not changed and not owners:
             return
         try:

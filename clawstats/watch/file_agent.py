@@ -317,7 +317,7 @@ class FileAgent:
             self._cold[path] = None
             self._unread.add(path)
             return
-        if tail.file_id is None:
+        if not tail.identified:
             self._unread.add(path)
         self.tails[path] = tail
 
@@ -384,7 +384,7 @@ class FileAgent:
                 self._changed_stats.add(path)
             elif tail.packed and not was_packed:
                 packed.add(path)  # idle since it was written to: its view can be read from the dump
-            if tail.file_id is not None:
+            if tail.identified:
                 self._unread.discard(path)
         if not self._unread:
             self._unread = set()  # emptied by discards, a set keeps its table: 0.5 MB after a cold read

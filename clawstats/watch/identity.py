@@ -99,6 +99,11 @@ class Identified:
         return _SIZE.unpack_from(ident, 16)[0] if len(ident) >= ID_BYTES else None
 
     @property
+    def identified(self) -> bool:
+        """``file_id is not None`` without making the FileId (a scan asks it of every tail polled)."""
+        return len(self.identity) >= ID_BYTES
+
+    @property
     def head(self) -> bytes:
         """:func:`head_digest` of the file's first bytes; empty until some were read."""
         ident = self.identity

@@ -66,7 +66,7 @@ class ArchivesBeside:
                 continue  # gone between listing and reading: the next listing settles it
             except OSError as exc:
                 self.health.set_condition(path, f"cannot read: {exc.strerror or exc}")
-            if tail.file_id is not None:
+            if tail.identified:
                 self._unread.discard(path)
             if tail.revision != before:
                 agent.changed_stats.add(path)

@@ -149,6 +149,11 @@ class Tail(Identified):
     def identity(self, identity: bytes) -> None:
         self._ident = identity
 
+    @property
+    def identified(self) -> bool:
+        ident = self._ident
+        return ident is None or len(ident) >= ID_BYTES  # (kept in the image: it has one)
+
     def fold_identity(self) -> None:
         """Keep the identity in the packed image (a file read, packed: most of a store), as the
         image carries it already (a worker's, the persisted index's) or in a copy; the next

@@ -20,6 +20,8 @@ from clawstats.core.snapshot import TranscriptView
 
 __all__ = ["TranscriptViews", "ViewRollup"]
 
+_ABSENT = object()
+
 
 class ViewRollup(Rollup):
     """A :class:`Rollup` whose members are the views of a :class:`TranscriptViews`."""
@@ -63,6 +65,14 @@ class TranscriptViews(Mapping[str, TranscriptView]):
         if kept is None:
             raise KeyError(stats_id)
         return cast(TranscriptView, kept)
+
+    def get(self, stats_id: str, default: TranscriptView | None = None) -> TranscriptView | None:  # type: ignore[override]
+        """(Without the KeyError a Mapping's ``get`` catches: the store asks for every transcript.)"""
+        view = self._rollup.loose.get(stats_id, _ABSENT)
+        if view is _ABSENT:
+            kept = self._rollup.kept(stats_id)
+            return cast(TranscriptView, kept) if kept is not None else default
+        return cast(TranscriptView | None, view) if view is not None else default
 
     def __iter__(self) -> Iterator[str]:
         loose = self._rollup.loose

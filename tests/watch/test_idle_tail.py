@@ -136,3 +136,14 @@ def test_a_tail_restored_from_the_index_keeps_its_identity_in_its_image(tmp_path
     with open(path, "ab") as fh:
         fh.write(jsonl(CALLS[:1]))
     assert restored.poll(HealthLog()) and _calls(restored) == 31
+
+
+def test_identified_says_whether_a_file_id_is_known(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(jsonl(CALLS) * 10)
+    fresh = Tail(str(path))
+    assert not fresh.identified and fresh.file_id is None
+    tail = _idle(path)
+    assert tail._ident is None and tail.identified and tail.file_id is not None
+    tail.file_id = None  # (a new price: read again from the start)
+    assert not tail.identified and tail.file_id is None
