@@ -111,7 +111,7 @@ class Tail(Identified):
         # End of the last complete line consumed; AT_SIZE: the file's size in ``identity`` (an
         # idle file read to its end: no int object of its own, 32 bytes a tail; ``share_offset``)
         self._offset = 0
-        self.identity = b""  # file id and head digest (see watch/identity.py)
+        self._ident: bytes | None = b""  # file id and head digest (see watch/identity.py, ``identity``)
         self.revision = 0  # bumped whenever stats change
         # (pending, skipping, open_line, idle): see those properties; None: (b"", False, False,
         # IDLE_POLLS), an idle transcript's
@@ -416,8 +416,6 @@ class Tail(Identified):
         finally:
             os.close(fd)
         self._identify(file_id, head)  # file id and head in one go (one bytes object)
-        if self._offset == st.st_size and self._offset > 0:  # read to the end as stat'ed (share_offset)
-            self._offset = AT_SIZE
         if changed:
             self.revision += 1
         state = self._state
@@ -429,6 +427,8 @@ class Tail(Identified):
             self.pack()
         elif isinstance(state, TranscriptStats) and state.blob is not None:
             self._state = state.blob  # unpacked for new bytes that held no new line (a partial one)
+        if self._offset == st.st_size and self._offset > 0:  # read to the end as stat'ed (share_offset)
+            self._offset = AT_SIZE
         return changed
 
     def _unchanged(self) -> None:
@@ -459,8 +459,7 @@ class Tail(Identified):
         """Unpack the statistics for new bytes; packed without their segment, rebuilt from the bytes
         up to the offset in a tail of their own (readers in other threads see the packed ones until
         then; its health counted at the first read), or read from the start if lines no longer end there."""
-        self._unfold()
-        state = self._state
+        state = self._state  # (its identity out of it already: ``_wake``)
         stats = self._load(without_extra(state)) if isinstance(state, bytes) else state
         if stats.seg_chars is None:
             self._state = stats
