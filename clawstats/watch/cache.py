@@ -139,12 +139,11 @@ class IndexCache:
         except ValueError:
             return None
         tail = Tail(path, state=state)  # packed: unpacked when new bytes come
-        tail.offset = offset
-        tail.head = head or b""
-        tail.open_line = bool(open_line)
         # A trailing partial line was not persisted: make the next poll read past the offset.
-        tail.file_id = FileId(dev, ino, size, mtime_ns) if size == offset else FileId(dev, ino, -1, -1)
-        tail.compact()
+        file_id = FileId(dev, ino, size, mtime_ns) if size == offset else FileId(dev, ino, -1, -1)
+        # (as a worker's image is adopted: the identity folded into the image, which carries it
+        # already when this build saved it)
+        tail.keep(offset, file_id.packed() + (head or b""), (b"", False, bool(open_line), 0))
         return tail
 
     def owners(self, agent_id: str) -> dict[str, str]:

@@ -192,8 +192,10 @@ class Tail(Identified):
         self._offset = offset
         self._ident = identity or None
         self._set_mid(*mid)
-        if identity:
+        if len(identity) > ID_BYTES:
             self.compact()
+        elif identity:  # no head (a SQLite cursor's): one object per database (``_identify``)
+            self._identify(identity, b"")
 
     def compact(self) -> None:
         """What an idle file's tail keeps once read to its end: the offset as the identity's size

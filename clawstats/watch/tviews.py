@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import cast
+from zlib import crc32
 
-from clawstats.core.rollup import Kept, Rollup
+from clawstats.core.rollup import BLOCKS, Kept, Rollup
 from clawstats.core.snapshot import TranscriptView
 
 __all__ = ["TranscriptViews", "ViewRollup"]
@@ -34,6 +35,14 @@ class ViewRollup(Rollup):
     def put(self, stats_id: str, member: Kept) -> None:
         super().put(stats_id, member)
         self.loose.pop(stats_id, None)  # read from the members from now on
+
+    def view(self, stats_id: str) -> TranscriptView | None:
+        """The transcript's view: its own (None: gone), else its member's (one function: the
+        store and the publisher ask it of every transcript on a cold scan)."""
+        view = self.loose.get(stats_id, _ABSENT)
+        if view is _ABSENT:
+            return cast(TranscriptView | None, self._members[crc32(stats_id.encode()) % BLOCKS].get(stats_id))
+        return cast(TranscriptView | None, view)
 
     def drop(self, stats_id: str) -> None:
         kept = self.kept(stats_id)
@@ -55,24 +64,15 @@ class TranscriptViews(Mapping[str, TranscriptView]):
         self._rollup = rollup
 
     def __getitem__(self, stats_id: str) -> TranscriptView:
-        loose = self._rollup.loose
-        if stats_id in loose:
-            view = loose[stats_id]
-            if view is None:
-                raise KeyError(stats_id)
-            return view
-        kept = self._rollup.kept(stats_id)
-        if kept is None:
+        view = self._rollup.view(stats_id)
+        if view is None:
             raise KeyError(stats_id)
-        return cast(TranscriptView, kept)
+        return view
 
     def get(self, stats_id: str, default: TranscriptView | None = None) -> TranscriptView | None:  # type: ignore[override]
         """(Without the KeyError a Mapping's ``get`` catches: the store asks for every transcript.)"""
-        view = self._rollup.loose.get(stats_id, _ABSENT)
-        if view is _ABSENT:
-            kept = self._rollup.kept(stats_id)
-            return cast(TranscriptView, kept) if kept is not None else default
-        return cast(TranscriptView | None, view) if view is not None else default
+        view = self._rollup.view(stats_id)
+        return view if view is not None else default
 
     def __iter__(self) -> Iterator[str]:
         loose = self._rollup.loose

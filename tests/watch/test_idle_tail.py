@@ -10,7 +10,7 @@ from clawstats.core.snapshot import TranscriptView
 from clawstats.core.transcript import TranscriptStats
 from clawstats.core.transcript_image import extra_of, without_extra
 from clawstats.watch.cache import IndexCache
-from clawstats.watch.identity import HEAD_BYTES, head_digest
+from clawstats.watch.identity import HEAD_BYTES, FileId, head_digest
 from clawstats.watch.tail import AT_SIZE, IDLE_POLLS, Tail
 from clawstats.watch.tail_image import adopt, export
 from tests.core.lines import assistant, jsonl, stamp, usage, with_ids
@@ -147,3 +147,24 @@ def test_identified_says_whether_a_file_id_is_known(tmp_path: Path) -> None:
     assert tail._ident is None and tail.identified and tail.file_id is not None
     tail.file_id = None  # (a new price: read again from the start)
     assert not tail.identified and tail.file_id is None
+
+
+def test_restored_cursors_of_one_database_share_its_identity(tmp_path: Path) -> None:
+    db = tmp_path / "db.sqlite"
+    db.write_bytes(b"x" * 4096)
+    cursors = []
+    for sid in ("a", "b"):
+        tail = Tail(f"main/{sid}")  # a SQLite cursor: the database's identity, no head
+        tail.file_id = FileId.of(db.stat())
+        tail.offset, tail.revision = 3, 1
+        tail.pack()
+        cursors.append(tail)
+    assert cursors[0].identity is cursors[1].identity
+    cache = IndexCache(tmp_path / "index.sqlite")
+    cache.save(cursors, [])
+    restored = cache.restore_all()
+    cache.close()
+    one, two = restored["main/a"], restored["main/b"]
+    assert one.identity is two.identity and one.offset == two.offset == 3
+    fid = cursors[0].file_id
+    assert fid is not None and one.file_id == FileId(fid.dev, fid.ino, -1, -1)  # (not at the offset: read past it)
