@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
@@ -18,13 +19,15 @@ from clawstats.api.alerts import AlertManager
 from clawstats.api.auth import HostCheck, JsonCORSMiddleware, RequestLimits, TokenAuth, allowed_hosts
 from clawstats.api.errors import ApiError, api_error_handler, http_error_handler
 from clawstats.api.events import Hub
-from clawstats.api.metrics import make_registry
 from clawstats.api.otlp import otlp_http_export
 from clawstats.api.routes import STATIC, Routes
 from clawstats.settings import Settings
 from clawstats.watch.alert_state import AlertStateFile
 from clawstats.watch.poller import Poller
 from clawstats.watch.store import StatsStore
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
 
 
 class SessionKeyConvertor(Convertor[str]):
@@ -50,7 +53,12 @@ def create_app(
 ) -> Starlette:
     """The app; with a ``store`` its lifespan runs the poller (``None``: the caller publishes)."""
     hub = hub or Hub(queue_size=max(1, settings.events_queue_size))
-    registry = make_registry(lambda: hub.current, settings.metrics_active_minutes)
+
+    def registry() -> CollectorRegistry:
+        from clawstats.api.metrics import make_registry  # (the Prometheus client: at the first scrape)
+
+        return make_registry(lambda: hub.current, settings.metrics_active_minutes)
+
     alert_state = None
     if store is not None and store.cache is not None and store.cache.available:  # else: warned about once
         alert_state = AlertStateFile(store.cache.path)

@@ -14,12 +14,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.registry import CollectorRegistry
 from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -38,6 +36,9 @@ from clawstats.core.query import QueryError, SessionQuery, match_and_sort, parse
 from clawstats.core.session import iso_ms
 from clawstats.core.snapshot import Snapshot
 from clawstats.core.totals import GROUP_BY
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
 
 GROUP_BY_ALLOWED = GROUP_BY + ATTRIBUTION_BY
 #: the burn rate slides with the clock: a cached usage body lives at most this long
@@ -81,14 +82,17 @@ class Routes:
     def __init__(
         self,
         hub: Hub,
-        registry: CollectorRegistry,
+        registry: Callable[[], CollectorRegistry],
         token: str | None,
         alerts: AlertManager,
         daily_budget_usd: float | None = None,
     ) -> None:
         self.hub = hub
         self.daily_budget_usd = daily_budget_usd
-        self.registry = registry
+        # made (and the Prometheus client imported, ~1.3 MiB) at the first scrape: a server no
+        # Prometheus reads does not hold it
+        self._make_registry = registry
+        self._registry: CollectorRegistry | None = None
         self.token = token
         self.alert_manager = alerts
         self.cache = BodyCache()
@@ -307,7 +311,11 @@ class Routes:
 
     async def metrics(self, request: Request) -> Response:
         no_query(request)
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST, headers=NO_CACHE)
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        if self._registry is None:
+            self._registry = self._make_registry()
+        return Response(generate_latest(self._registry), media_type=CONTENT_TYPE_LATEST, headers=NO_CACHE)
 
     async def events(self, request: Request) -> Response:
         no_query(request, allowed=frozenset({"token"}))
