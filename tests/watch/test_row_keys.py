@@ -217,3 +217,43 @@ def test_a_key_two_agents_name_stays_while_one_of_them_still_names_it(tmp_path: 
     snap = store.scan()
     assert key in snap.by_key and len(snap.rows) == len(first.rows)
     _as_fresh(snap, state)
+
+
+def test_a_transcripts_readers_are_its_tails_and_a_map_holds_only_those_of_none_read(tmp_path: Path) -> None:
+    """No map of every transcript's readers: a read transcript's are its tail's (the key, or a
+    tuple when two rows read it), taken from the tail when the file goes and put on the new one
+    when it comes back (the joins' map keeps only those of a stats id without a tail)."""
+    state = _state(tmp_path)
+    sessions = state / "agents/ops/sessions"
+    store = make_store(state)
+    store.scan()
+    joins = store._joins
+    five, six = (sessions / f"00000000-0000-4000-8000-{n:012d}.jsonl" for n in (5, 6))
+    assert not joins.refs and store.tails[str(six)].readers == "agent:ops:copy-6"
+    index = _index(state)
+    index["agent:ops:copy-5"] = {**index["agent:ops:copy-5"], "sessionFile": str(six)}
+    _write_index(state, index)
+    store.scan()
+    assert set(store.tails[str(six)].readers or ()) == {"agent:ops:copy-5", "agent:ops:copy-6"}
+    assert not joins.refs
+    later = sessions / "00000000-0000-4000-8000-000000000099.jsonl"
+    index["agent:ops:copy-7"] = {**index["agent:ops:copy-7"], "sessionId": later.stem, "sessionFile": str(later)}
+    _write_index(state, index)
+    store.scan()
+    assert joins.sources["agent:ops:copy-7"].stats_id is None and not joins.refs  # (no transcript: none read)
+    shutil.copyfile(state / OPS_TRANSCRIPT, later)
+    store.scan()
+    assert not joins.refs and store.tails[str(later)].readers == "agent:ops:copy-7"
+    assert joins.rollup.member(str(later)) is not None
+    later.unlink()
+    store.scan()
+    assert not joins.refs and str(later) not in store.tails and joins.rollup.member(str(later)) is None
+    shutil.copyfile(state / OPS_TRANSCRIPT, later)
+    _append(later)
+    store.scan()
+    assert not joins.refs and store.tails[str(later)].readers == "agent:ops:copy-7"
+    del index["agent:ops:copy-7"]
+    _write_index(state, index)
+    store.scan()
+    orphan = "agent:ops:00000000-0000-4000-8000-000000000099"  # (its row gone, the transcript is an orphan)
+    assert not joins.refs and store.tails[str(later)].readers == orphan and set(joins.readers(str(later))) == {orphan}
