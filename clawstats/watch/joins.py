@@ -14,6 +14,7 @@ is its agent's (:class:`AgentSources`: the agents tell the old source of a key t
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from typing import cast
 
@@ -21,6 +22,9 @@ from clawstats.core.snapshot import TranscriptView
 from clawstats.watch.source import AgentSources, HasSources, Source
 from clawstats.watch.tail import Tail
 from clawstats.watch.tviews import TranscriptViews, ViewRollup
+
+#: Bytes of table the map of tail-less stats ids may keep beyond ~64 a stats id it holds.
+_TABLE_SLACK_B = 256
 
 
 class Tails(Mapping[str, tuple[str, Tail]]):
@@ -118,6 +122,14 @@ class Joins:
     def _tail(self, stats_id: str) -> Tail | None:
         view = self.tviews.get(stats_id)
         return cast(Tail, view.source) if view is not None else None
+
+    def settle(self) -> None:
+        """After a scan: the map of tail-less stats ids made again when its table outgrew what it
+        holds (a cold scan names every transcript there before its tail is put: ~10-20 bytes a
+        row of table a dict never gives back when emptied)."""
+        refs = self.refs
+        if sys.getsizeof(refs) > _TABLE_SLACK_B + 64 * len(refs):
+            self.refs = dict(refs)
 
     def put_tail(self, agent_id: str, stats_id: str, current: Tail | None) -> None:
         """A transcript's statistics changed (``current`` None: it is gone)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import msgspec
@@ -230,6 +231,7 @@ def test_a_transcripts_readers_are_its_tails_and_a_map_holds_only_those_of_none_
     joins = store._joins
     five, six = (sessions / f"00000000-0000-4000-8000-{n:012d}.jsonl" for n in (5, 6))
     assert not joins.refs and store.tails[str(six)].readers == "agent:ops:copy-6"
+    assert sys.getsizeof(joins.refs) == sys.getsizeof({})  # (every transcript passed through it: its table made again)
     index = _index(state)
     index["agent:ops:copy-5"] = {**index["agent:ops:copy-5"], "sessionFile": str(six)}
     _write_index(state, index)
