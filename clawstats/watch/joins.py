@@ -14,6 +14,7 @@ is its agent's (:class:`AgentSources`: the agents tell the old source of a key t
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from typing import cast
 
@@ -21,6 +22,9 @@ from clawstats.core.snapshot import TranscriptView
 from clawstats.watch.source import AgentSources, HasSources, Source
 from clawstats.watch.tail import Tail
 from clawstats.watch.tviews import TranscriptViews, ViewRollup
+
+#: Bytes of table the map of tail-less stats ids may keep beyond ~64 a stats id it holds.
+_TABLE_SLACK_B = 256
 
 
 class Tails(Mapping[str, tuple[str, Tail]]):
@@ -48,8 +52,10 @@ class Joins:
 
     def __init__(self, agents: Mapping[str, HasSources]) -> None:
         self.sources = AgentSources(agents)  # row key -> Source, the agents' own
-        # stats id -> the row key reading it (the usual one: the key itself, no 48-byte tuple), or
-        # a tuple of the keys when several do (a set would be 216 bytes)
+        # The row key(s) reading a transcript are its tail's ``readers`` (one slot, 16 bytes a
+        # tail, where a map of every transcript was ~37 bytes); only a stats id without a tail (a
+        # row naming a transcript not there, or not read yet; one gone) has them here:
+        # stats id -> the key itself (no 48-byte tuple), or a tuple when several (a set: 216 B)
         self.refs: dict[str, str | tuple[str, ...]] = {}
         self.archives: dict[str, set[str]] = {}  # row key -> keys of its archived transcripts
         self.owners: dict[str, str] = {}  # and back: an archive's key -> the key it is an archive of
@@ -83,19 +89,53 @@ class Joins:
 
     def readers(self, stats_id: str) -> tuple[str, ...]:
         """The row keys reading this transcript."""
-        found = self.refs.get(stats_id, ())
+        view = self.rollup.view(stats_id)  # (no cast() calls: one call less per look-up)
+        found = view.source.readers if view is not None else self.refs.get(stats_id)  # type: ignore[attr-defined]
+        if found is None:
+            return ()
         return (found,) if isinstance(found, str) else found
 
     def _set_readers(self, stats_id: str, keys: tuple[str, ...]) -> None:
-        if len(keys) > 1:
-            self.refs[stats_id] = keys
-        elif keys:
-            self.refs[stats_id] = keys[0]
+        found = keys[0] if len(keys) == 1 else keys or None
+        view = self.rollup.view(stats_id)
+        if view is not None:
+            view.source.readers = found  # type: ignore[attr-defined]
+        elif found is not None:
+            self.refs[stats_id] = found
         else:
             self.refs.pop(stats_id, None)
 
+    def _move_readers(self, stats_id: str, old: Tail | None, new: Tail | None) -> None:
+        """The transcript's tail is ``new`` from now on (None: it has none): its readers move
+        there from ``old`` (None: from the map of tail-less stats ids)."""
+        if old is new:
+            return
+        if old is not None:
+            found, old.readers = old.readers, None
+        else:
+            found = self.refs.pop(stats_id, None)
+        if new is not None:
+            new.readers = found
+        elif found is not None:
+            self.refs[stats_id] = found
+
+    def _tail(self, stats_id: str) -> Tail | None:
+        view = self.rollup.view(stats_id)
+        return view.source if view is not None else None  # type: ignore[return-value]
+
+    def settle(self) -> None:
+        """After a scan: the map of tail-less stats ids made again when its table outgrew what it
+        holds (a cold scan names every transcript there before its tail is put: ~10-20 bytes a
+        row of table a dict never gives back when emptied)."""
+        refs = self.refs
+        if sys.getsizeof(refs) > _TABLE_SLACK_B + 64 * len(refs):
+            self.refs = dict(refs)
+
     def put_tail(self, agent_id: str, stats_id: str, current: Tail | None) -> None:
         """A transcript's statistics changed (``current`` None: it is gone)."""
+        old = self._tail(stats_id)
+        if old is not current:  # (the same tail: most changes)
+            self._move_readers(stats_id, old, current)
         if current is None:
             self.tviews.remove(stats_id)
         else:
@@ -122,6 +162,7 @@ class Joins:
 
     def drop_tail(self, stats_id: str) -> None:
         """A transcript of an agent no longer followed."""
+        self._move_readers(stats_id, self._tail(stats_id), None)
         self.tviews.remove(stats_id)
         self.count(stats_id)
 
@@ -141,8 +182,8 @@ class Joins:
 
     def count(self, stats_id: str) -> None:
         """Totals count a transcript once while some row reads it."""
-        view = self.tviews.get(stats_id)
-        if view is not None and stats_id in self.refs:
+        view = self.rollup.view(stats_id)
+        if view is not None and view.source.readers is not None:  # type: ignore[attr-defined]
             counted = self.rollup.member(stats_id)
             # The same view counted again (another row reads it, a row's index fields changed):
             # nothing to sum again (its buckets, of an idle transcript, are not decoded twice).

@@ -255,6 +255,7 @@ class StatsStore:
             for stats_id in result.packed:
                 if joins.repack(stats_id):
                     repacked.update(joins.readers(stats_id))
+        joins.settle()
         for agent_id in bases_moved:
             keys.update(self._bases.rows_showing(agent_id))
         self.health.last_scan_ms = time.time() * 1000.0

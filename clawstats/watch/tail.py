@@ -11,9 +11,10 @@ about half the objects' size), unpacked when new bytes come (``stats``) and read
 :meth:`Tail.peek` (a few figures), :meth:`Tail.view` (the view's part) or :meth:`Tail.current`
 (a temporary copy). A worker's whole read and the image it hands back: ``watch/tail_image.py``.
 
-What an idle file's tail keeps is little beyond that image (~96 bytes of slots): its offset as the
-size in its identity (``AT_SIZE``), its identity as the image's extra item, nothing of a line
-being written (``_mid`` None); a change takes them back into their slots first (``_wake``).
+What an idle file's tail keeps is little beyond that image (~112 bytes of slots, the keys of the
+rows reading it one): its offset as the size in its identity (``AT_SIZE``), its identity as the
+image's extra item, nothing of a line being written (``_mid`` None); a change takes them back into
+their slots first (``_wake``).
 """
 
 from __future__ import annotations
@@ -80,10 +81,10 @@ class Tail(TailState):
     #: slot of each tail: 8 bytes, and an int object of its own for a file read more than once)
     counts: ClassVar[ReadCounts] = ReadCounts()
 
-    #: 8 slots, 96 bytes a tail (12 were 128): what is only set while a transcript is being
+    #: 9 slots, 112 bytes a tail (12 were 128): what is only set while a transcript is being
     #: written to (a partial line, an oversized one skipped, an unterminated last line, the polls
-    #: it has been idle) is one slot, None once it is idle.
-    __slots__ = ("path", "price", "generation", "revision")  # (and TailState's)
+    #: it has been idle) is one slot, None once it is idle; the keys of the rows reading it one.
+    __slots__ = ("path", "price", "generation", "revision", "readers")  # (and TailState's)
 
     def __init__(self, path: str, price: Pricer | None = None, state: TranscriptStats | bytes | None = None) -> None:
         self.path = path
@@ -100,6 +101,9 @@ class Tail(TailState):
         # (pending, skipping, open_line, idle): see those properties; None: (b"", False, False,
         # IDLE_POLLS), an idle transcript's
         self._mid: tuple[bytes, bool, bool, int] | None = _QUIET[0]
+        # The row key reading this transcript, or the keys when several (None: none); kept by the
+        # store's joins (``watch/joins.py``: in a map of every transcript it was ~37 bytes a row)
+        self.readers: str | tuple[str, ...] | None = None
 
     @property
     def compressed(self) -> bool:

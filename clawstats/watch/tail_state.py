@@ -7,7 +7,7 @@ skipped, an unterminated last line) and the polls it has been idle.
 An idle file read to its end keeps little beyond its image: its offset as the size in its
 identity (``AT_SIZE``: no int object of its own), its identity as the image's extra item (no
 bytes object of its own: ``core/transcript_image.py``'s ``with_extra``, skipped by every reader of
-an image), nothing of a line being written (``_mid`` None); 8 slots in all with the tail's own.
+an image), nothing of a line being written (``_mid`` None); 9 slots in all with the tail's own.
 The reading itself (``poll``) is the tail's.
 """
 

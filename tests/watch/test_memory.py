@@ -303,7 +303,8 @@ def test_the_joins_keep_one_map_entry_per_transcript_and_a_row_change_sums_nothi
     store.scan()
     joins = store._joins
     assert set(vars(joins)) == {"sources", "refs", "archives", "owners", "tails", "tviews", "rollup"}
-    assert all(type(keys) is str for keys in joins.refs.values())
+    assert not joins.refs  # every read transcript's readers are its tail's
+    assert all(type(tail.readers) is str for tail in store.tails.values())
     path = str(state / "agents/ops/sessions/00000000-0000-4000-8000-000000000003.jsonl")
     assert joins.tails[path] == ("ops", store.tails[path]) and len(joins.tails) == len(joins.tviews)
     index_path = state / "agents/ops/sessions/sessions.json"

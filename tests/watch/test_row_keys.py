@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import msgspec
@@ -217,3 +218,65 @@ def test_a_key_two_agents_name_stays_while_one_of_them_still_names_it(tmp_path: 
     snap = store.scan()
     assert key in snap.by_key and len(snap.rows) == len(first.rows)
     _as_fresh(snap, state)
+
+
+def _readers_match_sources(store: StatsStore) -> None:
+    """Every transcript's readers (archives read by their own rows included) are the rows whose
+    source reads it, and a tail holds them unless it has none."""
+    joins = store._joins
+    by_stats: dict[str, set[str]] = {}
+    for key, src in joins.sources.items():
+        if src.stats_id is not None:
+            by_stats.setdefault(src.stats_id, set()).add(key)
+    for stats_id, tail in store.tails.items():
+        assert set(joins.readers(stats_id)) == by_stats.get(stats_id, set()), stats_id
+        assert stats_id not in joins.refs and (tail.readers is None) == (stats_id not in by_stats)
+    assert any(".reset." in stats_id for stats_id in by_stats)  # (an archive among them)
+
+
+def test_a_transcripts_readers_are_its_tails_and_a_map_holds_only_those_of_none_read(tmp_path: Path) -> None:
+    """No map of every transcript's readers: a read transcript's are its tail's (the key, or a
+    tuple when two rows read it), taken from the tail when the file goes and put on the new one
+    when it comes back (the joins' map keeps only those of a stats id without a tail)."""
+    state = _state(tmp_path)
+    sessions = state / "agents/ops/sessions"
+    store = make_store(state)
+    store.scan()
+    _readers_match_sources(store)
+    joins = store._joins
+    five, six = (sessions / f"00000000-0000-4000-8000-{n:012d}.jsonl" for n in (5, 6))
+    assert not joins.refs and store.tails[str(six)].readers == "agent:ops:copy-6"
+    assert sys.getsizeof(joins.refs) == sys.getsizeof({})  # (every transcript passed through it: its table made again)
+    index = _index(state)
+    index["agent:ops:copy-5"] = {**index["agent:ops:copy-5"], "sessionFile": str(six)}
+    _write_index(state, index)
+    store.scan()
+    _readers_match_sources(store)
+    assert set(store.tails[str(six)].readers or ()) == {"agent:ops:copy-5", "agent:ops:copy-6"}
+    assert not joins.refs
+    later = sessions / "00000000-0000-4000-8000-000000000099.jsonl"
+    index["agent:ops:copy-7"] = {**index["agent:ops:copy-7"], "sessionId": later.stem, "sessionFile": str(later)}
+    _write_index(state, index)
+    store.scan()
+    _readers_match_sources(store)
+    assert joins.sources["agent:ops:copy-7"].stats_id is None and not joins.refs  # (no transcript: none read)
+    shutil.copyfile(state / OPS_TRANSCRIPT, later)
+    store.scan()
+    _readers_match_sources(store)
+    assert not joins.refs and store.tails[str(later)].readers == "agent:ops:copy-7"
+    assert joins.rollup.member(str(later)) is not None
+    later.unlink()
+    store.scan()
+    _readers_match_sources(store)
+    assert not joins.refs and str(later) not in store.tails and joins.rollup.member(str(later)) is None
+    shutil.copyfile(state / OPS_TRANSCRIPT, later)
+    _append(later)
+    store.scan()
+    _readers_match_sources(store)
+    assert not joins.refs and store.tails[str(later)].readers == "agent:ops:copy-7"
+    del index["agent:ops:copy-7"]
+    _write_index(state, index)
+    store.scan()
+    _readers_match_sources(store)
+    orphan = "agent:ops:00000000-0000-4000-8000-000000000099"  # (its row gone, the transcript is an orphan)
+    assert not joins.refs and store.tails[str(later)].readers == orphan and set(joins.readers(str(later))) == {orphan}
