@@ -70,15 +70,21 @@ def test_a_file_grown_while_read_keeps_its_offset(tmp_path: Path) -> None:
     assert tail._offset == path.stat().st_size  # not the identity's: kept
 
 
-def test_a_restored_tail_keeps_its_offset_as_its_size(tmp_path: Path) -> None:
+def _restored(tmp_path: Path) -> tuple[Path, Tail, Tail]:
+    """An idle tail of a 30-call file, and that tail saved to the persisted index and restored."""
     path = tmp_path / "t.jsonl"
     path.write_bytes(jsonl(CALLS) * 10)
     tail = _idle(path)
     cache = IndexCache(tmp_path / "index.sqlite")
     cache.save([tail], [])
     restored = cache.restore_all()[str(path)]
-    assert restored._offset == AT_SIZE and restored.offset == path.stat().st_size
     cache.close()
+    return path, tail, restored
+
+
+def test_a_restored_tail_keeps_its_offset_as_its_size(tmp_path: Path) -> None:
+    path, _tail, restored = _restored(tmp_path)
+    assert restored._offset == AT_SIZE and restored.offset == path.stat().st_size
 
 
 def test_views_without_compactions_or_children_share_their_parts(tmp_path: Path) -> None:
@@ -124,13 +130,7 @@ def test_an_idle_file_rewritten_in_place_is_read_again(tmp_path: Path) -> None:
 
 
 def test_a_tail_restored_from_the_index_keeps_its_identity_in_its_image(tmp_path: Path) -> None:
-    path = tmp_path / "t.jsonl"
-    path.write_bytes(jsonl(CALLS) * 10)
-    tail = _idle(path)
-    cache = IndexCache(tmp_path / "index.sqlite")
-    cache.save([tail], [])
-    restored = cache.restore_all()[str(path)]
-    cache.close()
+    path, tail, restored = _restored(tmp_path)
     assert restored._ident is None and restored.identity == tail.identity
     assert not restored.poll(HealthLog())  # unchanged: nothing read
     with open(path, "ab") as fh:
