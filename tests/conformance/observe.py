@@ -1,7 +1,8 @@
 """What the conformance suite observes: an SSE client, the store's own records, the report.
 
 - :class:`SseClient`: a page's view of ``/api/events`` in a thread (reconnects with
-  ``Last-Event-ID`` like a browser), with append-to-delivery latency per delta.
+  ``Last-Event-ID`` like a browser), with append-to-delivery latency per delta, measured from the
+  newest write before it in :class:`WriteClock`'s history of the store files' mtimes.
 - :func:`stored_costs` / :func:`stored_index`: ground truth read straight from OpenClaw's store
   (per-message ``usage.cost.total`` and usage; ``compactionCount`` of the index rows).
 - :class:`Report`: checks held / total per field, estimate errors, latencies; one table.
@@ -9,6 +10,7 @@
 
 from __future__ import annotations
 
+import bisect
 import glob
 import json
 import os
@@ -41,17 +43,68 @@ def store_files(state_dir: Path) -> list[str]:
     return [p for pattern in patterns for p in glob.glob(os.path.join(base, pattern))]
 
 
-def last_write_before(state_dir: Path, at: float) -> float | None:
-    """The latest modification time of a store file not after ``at`` (the write a delta reports)."""
-    best: float | None = None
-    for path in store_files(state_dir):
+class WriteClock:
+    """When the store files were written, sampled in a thread every ``interval_s`` and kept.
+
+    A delta's delivery latency is its arrival minus the newest write before it. The files' mtimes
+    at arrival are not enough: in a burst (a compaction commits to the agent's one SQLite ``-wal``
+    every few ms) the file is written again between the arrival and the ``stat``, its mtime is past
+    the arrival, and the newest write left is another file's, seconds older. A delta read 24 ms
+    after its commit was reported 1,744 ms late that way. The kept history has the write before.
+    """
+
+    def __init__(self, state_dir: Path, interval_s: float = 0.005) -> None:
+        self.state_dir = state_dir
+        self.interval_s = interval_s
+        self.times: list[float] = []  # every mtime seen, sorted
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="write-clock", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout=10)
+
+    def sample(self, paths: list[str]) -> None:
+        for path in paths:
+            try:
+                mtime = os.stat(path).st_mtime_ns / 1e9
+            except OSError:
+                continue
+            if self._last.get(path) != mtime:
+                self._last[path] = mtime
+                with self._lock:
+                    bisect.insort(self.times, mtime)
+
+    def _run(self) -> None:
+        paths: list[str] = []
+        listed = 0.0
+        while not self._stop.is_set():
+            if time.monotonic() - listed > 0.25:  # new agents, a -wal created
+                paths, listed = store_files(self.state_dir), time.monotonic()
+            self.sample(paths)
+            self._stop.wait(self.interval_s)
+
+    def last_before(self, at: float) -> float | None:
+        """The newest write not after ``at``: the history, and the files as they are now (a write
+        after the last sample)."""
+        now = [t for t in (self._mtime(p) for p in store_files(self.state_dir)) if t is not None and t <= at]
+        with self._lock:
+            i = bisect.bisect_right(self.times, at)
+            kept = self.times[i - 1] if i else None
+        return max([*now, *([kept] if kept is not None else [])], default=None)
+
+    @staticmethod
+    def _mtime(path: str) -> float | None:
         try:
-            mtime = os.stat(path).st_mtime_ns / 1e9
+            return os.stat(path).st_mtime_ns / 1e9
         except OSError:
-            continue
-        if mtime <= at and (best is None or mtime > best):
-            best = mtime
-    return best
+            return None
 
 
 class SseClient:
@@ -65,18 +118,21 @@ class SseClient:
         self.connects: list[float] = []  # time of each (re)connection
         self.latencies_ms: list[float] = []
         self.slowest: list[tuple[float, str]] = []  # (latency, event id and keys): diagnostics
+        self.clock = WriteClock(state_dir)
         self.last_id: str | None = None
         self.stop_flag = threading.Event()
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name="sse-client", daemon=True)
 
     def start(self) -> None:
+        self.clock.start()
         self.thread.start()
 
     def stop(self) -> None:
         self.stop_flag.set()
         if self.thread.ident is not None:  # started
             self.thread.join(timeout=10)
+        self.clock.stop()
 
     def _run(self) -> None:
         while not self.stop_flag.is_set():
@@ -111,7 +167,7 @@ class SseClient:
                     self.rows[row["key"]] = row
                 for key in event.data["removed"]:
                     self.rows.pop(key, None)
-                written = last_write_before(self.state_dir, event.at) if grew else None
+                written = self.clock.last_before(event.at) if grew else None
                 if written is not None:  # a delta caused by an append: its delivery latency
                     self.latencies_ms.append((event.at - written) * 1000.0)
                     keys = ",".join(row["key"] for row in event.data["sessions"])[:120]
