@@ -66,11 +66,6 @@ class Members:
         self._blocks = blocks
         self._pairs = pairs
 
-    @property
-    def blocks(self) -> tuple[dict[str, Kept], ...]:
-        """The counted transcripts by block (:func:`block_of`), never changed again."""
-        return self._blocks
-
     def get(self, stats_id: str) -> Kept | None:
         """What ``stats_id`` was counted as at that publish (None: it was not)."""
         return self._blocks[block_of(stats_id)].get(stats_id)

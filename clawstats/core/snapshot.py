@@ -12,7 +12,6 @@ from array import array
 from collections.abc import Callable, Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
-from zlib import crc32
 
 import msgspec
 
@@ -22,7 +21,7 @@ from clawstats.core.catalog import Catalog
 from clawstats.core.enrich import calls_of, group_by_attribution, tree_of
 from clawstats.core.health import Health
 from clawstats.core.peek import buckets_of, shape_of
-from clawstats.core.rollup import BLOCKS, Members
+from clawstats.core.rollup import Members
 from clawstats.core.session import SessionRow, iso_ms
 from clawstats.core.totals import Totals, UsageGroup, group_usage
 from clawstats.core.transcript import Compaction, TranscriptStats
@@ -160,7 +159,7 @@ class ViewsByRow(Mapping[str, TranscriptView]):
     (~37 bytes a row at 50,000 rows beside ``by_key``'s); a lookup costs a hash of the stats id.
     """
 
-    __slots__ = ("_rows", "_blocks", "_shapes", "_unusual")
+    __slots__ = ("_rows", "_counted", "_shapes", "_unusual")
 
     def __init__(
         self,
@@ -170,7 +169,7 @@ class ViewsByRow(Mapping[str, TranscriptView]):
         unusual: Mapping[str, str | None],
     ) -> None:
         self._rows = rows
-        self._blocks = counted.blocks  # (the members' own lookup, inlined: a walk of every row)
+        self._counted = counted
         self._shapes = shapes
         self._unusual = unusual
 
@@ -181,20 +180,10 @@ class ViewsByRow(Mapping[str, TranscriptView]):
         return view
 
     def get(self, key: str, default: TranscriptView | None = None) -> TranscriptView | None:  # type: ignore[override]
-        # (one function, no KeyError raised and caught per row: a walk of every row's view, the
-        # lineage tree of a detail request, costs ~1.3 us a row)
-        found = self._unusual.get(key, "")  # ("": the usual one; a stats id is never empty)
-        if found is None:
-            return default
-        if not found:
-            row = self._rows.get(key)
-            if row is None:
-                return default
-            shape = self._shapes.get(row.agent_id)
-            if shape is None or not row.session_id:
-                return default
-            found = shape[0] + row.session_id + shape[1]
-        view = self._blocks[crc32(found.encode()) % BLOCKS].get(found)
+        # (no KeyError raised and caught per row: a walk of every row's view, the lineage tree of
+        # a detail request)
+        found = self.stats_id(key)
+        view = self._counted.get(found) if found is not None else None
         return view if isinstance(view, TranscriptView) else default
 
     def stats_id(self, key: str) -> str | None:

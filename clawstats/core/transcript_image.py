@@ -136,16 +136,18 @@ def with_extra(blob: bytes, extra: bytes) -> bytes | None:
     return b"".join((*parts, bytes((_BIN8, size + 1)), extra, bytes((size,))))
 
 
+def _carries_extra(blob: bytes) -> bool:
+    return len(blob) > 3 and blob[0] == _ARRAY16 and int.from_bytes(blob[1:3], "big") == STATE_FIELDS + 1
+
+
 def extra_of(blob: bytes) -> bytes:
     """The item :func:`with_extra` put after an image's fields; b"" when it carries none."""
-    if len(blob) <= 3 or blob[0] != _ARRAY16 or int.from_bytes(blob[1:3], "big") != STATE_FIELDS + 1:
-        return b""
-    return blob[-1 - blob[-1] : -1]
+    return blob[-1 - blob[-1] : -1] if _carries_extra(blob) else b""
 
 
 def without_extra(blob: bytes) -> bytes:
     """``blob`` without the item :func:`with_extra` put in it (itself when it carries none)."""
-    if len(blob) <= 3 or blob[0] != _ARRAY16 or int.from_bytes(blob[1:3], "big") != STATE_FIELDS + 1:
+    if not _carries_extra(blob):
         return blob
     parts = (bytes((_ARRAY16,)), STATE_FIELDS.to_bytes(2, "big"), memoryview(blob)[3 : -3 - blob[-1]])
     return b"".join(parts)
@@ -340,5 +342,5 @@ def _unpack_id(packed: bytes) -> str:
 _state_encoder = msgspec.msgpack.Encoder()
 _version_decoder = msgspec.msgpack.Decoder(_Version)
 _state_decoder = msgspec.msgpack.Decoder(_State)
-#: The items of an image (an array of this many; a tail may add one after them: watch/identity.py)
+#: The items of an image (an array of this many; a tail may add one after them: watch/tail_state.py)
 STATE_FIELDS = len(_State.__struct_fields__)

@@ -39,6 +39,11 @@ _SHARED_IDS: dict[bytes, bytes] = {}
 _SHARED_IDS_MAX = 256
 
 
+def size_of(identity: bytes) -> int:
+    """The file size in an identity that holds a packed FileId (its first ``ID_BYTES``)."""
+    return int(_SIZE.unpack_from(identity, 16)[0])
+
+
 class FileId(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """What identifies one version of a file: a change in any field means "look again"."""
 
@@ -91,12 +96,6 @@ class Identified:
     @file_id.setter
     def file_id(self, file_id: FileId | None) -> None:
         self._identify(file_id.packed() if file_id is not None else b"", self.head)
-
-    @property
-    def file_size(self) -> int | None:
-        """The file's size at the last poll (None before the first), without a FileId."""
-        ident = self.identity
-        return _SIZE.unpack_from(ident, 16)[0] if len(ident) >= ID_BYTES else None
 
     @property
     def identified(self) -> bool:

@@ -32,14 +32,9 @@ from clawstats.core.records import DEFAULT_MAX_LINE_BYTES, BadRecord, decode_lin
 from clawstats.core.transcript import TranscriptStats
 from clawstats.core.transcript_image import extra_of, without_extra
 from clawstats.core.usage import Pricer
-from clawstats.watch.identity import (
-    HEAD_BYTES,
-    ID_BYTES,
-    FileId,
-    head_digest,
-)
+from clawstats.watch.identity import HEAD_BYTES, ID_BYTES, FileId, head_digest, size_of
 from clawstats.watch.layout import NotRegularFile
-from clawstats.watch.tail_state import _IDLE, _QUIET, _SIZE, AT_SIZE, IDLE_POLLS, TailState
+from clawstats.watch.tail_state import AT_SIZE, IDLE_MID, IDLE_POLLS, QUIET_MIDS, TailState
 
 __all__ = [
     "AT_SIZE",
@@ -100,7 +95,7 @@ class Tail(TailState):
         self.revision = 0  # bumped whenever stats change
         # (pending, skipping, open_line, idle): see those properties; None: (b"", False, False,
         # IDLE_POLLS), an idle transcript's
-        self._mid: tuple[bytes, bool, bool, int] | None = _QUIET[0]
+        self._mid: tuple[bytes, bool, bool, int] | None = QUIET_MIDS[0]
         # The row key reading this transcript, or the keys when several (None: none); kept by the
         # store's joins (``watch/joins.py``: in a map of every transcript it was ~37 bytes a row)
         self.readers: str | tuple[str, ...] | None = None
@@ -215,7 +210,7 @@ class Tail(TailState):
             self.idle = 0
         offset = self._offset
         if offset == AT_SIZE:
-            offset = self._offset = _SIZE.unpack_from(ident, 16)[0]
+            offset = self._offset = size_of(ident)
         if self._ident is None:
             self._ident = ident
         return offset
@@ -299,7 +294,7 @@ class Tail(TailState):
     def _feed(self, chunk: bytes, health: HealthLog, max_line_bytes: int) -> bool:
         """Split ``pending + chunk`` into complete lines; keep the unfinished tail."""
         # (the slots read once and written once: a property call per access was ~10 a file)
-        mid = self._mid or _IDLE
+        mid = self._mid or IDLE_MID
         pending, skipping = mid[0], mid[1]
         offset = self._offset
         changed = False

@@ -13,16 +13,15 @@ The reading itself (``poll``) is the tail's.
 
 from __future__ import annotations
 
-import struct
 from array import array
 
 from clawstats.core.peek import Peek, peek
 from clawstats.core.snapshot import TranscriptView
 from clawstats.core.transcript import TranscriptStats
 from clawstats.core.transcript_image import STATE_FIELDS, extra_of, with_extra, without_extra
-from clawstats.watch.identity import ID_BYTES, Identified
+from clawstats.watch.identity import ID_BYTES, Identified, size_of
 
-__all__ = ["AT_SIZE", "IDLE_POLLS", "TailState"]
+__all__ = ["AT_SIZE", "IDLE_MID", "IDLE_POLLS", "QUIET_MIDS", "TailState"]
 
 #: Polls finding a file unchanged before its statistics are packed. The safety sweep stats every
 #: transcript once a sweep (and an event names a file as it is written), so two such polls mean
@@ -33,10 +32,9 @@ IDLE_POLLS = 2
 AT_SIZE = -1
 #: an image's item count when it carries an extra item (the identity: ``fold_identity``)
 _FOLDED = (STATE_FIELDS + 1).to_bytes(2, "big")
-_SIZE = struct.Struct("<q")  # the size, at 16 in a packed FileId
 #: A tail's ``_mid`` with nothing mid-line: idle (None), or polled 0 or 1 times unchanged (shared).
-_IDLE: tuple[bytes, bool, bool, int] = (b"", False, False, IDLE_POLLS)
-_QUIET: tuple[tuple[bytes, bool, bool, int], ...] = tuple((b"", False, False, n) for n in range(IDLE_POLLS))
+IDLE_MID: tuple[bytes, bool, bool, int] = (b"", False, False, IDLE_POLLS)
+QUIET_MIDS: tuple[tuple[bytes, bool, bool, int], ...] = tuple((b"", False, False, n) for n in range(IDLE_POLLS))
 
 
 class TailState(Identified):
@@ -59,7 +57,7 @@ class TailState(Identified):
     def offset(self) -> int:
         """End of the last complete line consumed (of a SQLite cursor: the next event's seq)."""
         offset = self._offset
-        return offset if offset != AT_SIZE else _SIZE.unpack_from(self.identity, 16)[0]
+        return offset if offset != AT_SIZE else size_of(self.identity)
 
     @offset.setter
     def offset(self, offset: int) -> None:
@@ -120,7 +118,7 @@ class TailState(Identified):
         the dump), the offset (maybe AT_SIZE), the identity (b"": in the image), the mid-line state."""
         state, ident = self._state, self._ident
         image = state if type(state) is bytes else self.stats.dump()
-        return image, self._offset, ident if ident is not None else b"", self._mid or _IDLE
+        return image, self._offset, ident if ident is not None else b"", self._mid or IDLE_MID
 
     def keep(self, offset: int, identity: bytes, mid: tuple[bytes, bool, bool, int]) -> None:
         """Inverse of :meth:`kept`, on a tail made of its image: an identity given is folded into
@@ -146,7 +144,7 @@ class TailState(Identified):
         offset = self._offset
         if offset > 0:
             ident = self.identity
-            if len(ident) >= ID_BYTES and _SIZE.unpack_from(ident, 16)[0] == offset:
+            if len(ident) >= ID_BYTES and size_of(ident) == offset:
                 self._offset = AT_SIZE
 
     @property
@@ -157,7 +155,7 @@ class TailState(Identified):
 
     @pending.setter
     def pending(self, pending: bytes) -> None:
-        mid = self._mid or _IDLE
+        mid = self._mid or IDLE_MID
         self._set_mid(pending, mid[1], mid[2], mid[3])
 
     @property
@@ -168,7 +166,7 @@ class TailState(Identified):
 
     @skipping.setter
     def skipping(self, skipping: bool) -> None:
-        mid = self._mid or _IDLE
+        mid = self._mid or IDLE_MID
         self._set_mid(mid[0], skipping, mid[2], mid[3])
 
     @property
@@ -180,7 +178,7 @@ class TailState(Identified):
 
     @open_line.setter
     def open_line(self, open_line: bool) -> None:
-        mid = self._mid or _IDLE
+        mid = self._mid or IDLE_MID
         self._set_mid(mid[0], mid[1], open_line, mid[3])
 
     @property
@@ -191,7 +189,7 @@ class TailState(Identified):
 
     @idle.setter
     def idle(self, idle: int) -> None:
-        mid = self._mid or _IDLE
+        mid = self._mid or IDLE_MID
         self._set_mid(mid[0], mid[1], mid[2], idle)
 
     def _set_mid(self, pending: bytes, skipping: bool, open_line: bool, idle: int) -> None:
@@ -200,7 +198,7 @@ class TailState(Identified):
         elif idle >= IDLE_POLLS:
             self._mid = None
         else:
-            self._mid = _QUIET[idle]  # (shared: a tail read once and packed keeps no tuple of its own)
+            self._mid = QUIET_MIDS[idle]  # (shared: a tail read once and packed keeps no tuple of its own)
 
     # -- the statistics, packed or not ------------------------------------------------------------
 

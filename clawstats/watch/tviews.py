@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import cast
-from zlib import crc32
 
-from clawstats.core.rollup import BLOCKS, Kept, Rollup
+from clawstats.core.rollup import Kept, Rollup
 from clawstats.core.snapshot import TranscriptView
 
 __all__ = ["TranscriptViews", "ViewRollup"]
@@ -41,8 +40,7 @@ class ViewRollup(Rollup):
         store and the publisher ask it of every transcript on a cold scan)."""
         view = self.loose.get(stats_id, _ABSENT)
         if view is _ABSENT:  # (no cast() calls: a function call each at run time)
-            member: TranscriptView | None = self._members[crc32(stats_id.encode()) % BLOCKS].get(stats_id)  # type: ignore[assignment]
-            return member
+            return self.kept(stats_id)  # type: ignore[return-value]
         return view  # type: ignore[return-value]
 
     def drop(self, stats_id: str) -> None:
