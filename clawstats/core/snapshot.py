@@ -192,7 +192,7 @@ class ViewsByRow(Mapping[str, TranscriptView]):
         if found is None or found:
             return found
         row = self._rows.get(key)
-        return usual_stats_id(self._shapes, row) if row is not None else None
+        return usual_stats_id(self._shapes, row.agent_id, row.session_id) if row is not None else None
 
     def __iter__(self) -> Iterator[str]:
         return (key for key in self._rows if key in self)
@@ -201,12 +201,12 @@ class ViewsByRow(Mapping[str, TranscriptView]):
         return sum(1 for _ in self)
 
 
-def usual_stats_id(shapes: Mapping[str, Shape], row: SessionRow) -> str | None:
-    """The stats id a row of its agent and session id usually reads (None: no shape, no id)."""
-    shape = shapes.get(row.agent_id)
-    if shape is None or not row.session_id:
+def usual_stats_id(shapes: Mapping[str, Shape], agent_id: str, session_id: str | None) -> str | None:
+    """The stats id a row of this agent and session id usually reads (None: no shape, no id)."""
+    shape = shapes.get(agent_id)
+    if shape is None or not session_id:
         return None
-    return shape[0] + row.session_id + shape[1]
+    return shape[0] + session_id + shape[1]
 
 
 def changed_keys(changed: Set[str], by_key: Mapping[str, SessionRow]) -> Set[str]:

@@ -30,7 +30,7 @@ from clawstats.core.health import Health, HealthLog
 from clawstats.core.layered import Layered
 from clawstats.core.rollup import Members
 from clawstats.core.session import SessionRow, build_row
-from clawstats.core.snapshot import Lazy, Shape, Snapshot, TranscriptView, ViewsByRow, changed_keys
+from clawstats.core.snapshot import Lazy, Shape, Snapshot, TranscriptView, ViewsByRow, changed_keys, usual_stats_id
 from clawstats.watch.base_prompts import BasePrompts
 from clawstats.watch.joins import Joins
 from clawstats.watch.layout import AgentSource
@@ -187,10 +187,9 @@ class Publisher:
     def _note_stats_id(self, key: str, src: Source | None) -> None:
         stats_id: str | None | object = _USUAL
         if src is not None:
-            shape, row = self.shapes.get(src.agent_id), src.row
-            if shape is None or row is None or not row.sessionId:
-                stats_id = src.stats_id
-            elif src.stats_id != shape[0] + row.sessionId + shape[1]:
+            row = src.row
+            usual = usual_stats_id(self.shapes, src.agent_id, row.sessionId) if row is not None else None
+            if usual is None or src.stats_id != usual:
                 stats_id = src.stats_id
         unusual = self._unusual
         if unusual.get(key, _USUAL) == stats_id:

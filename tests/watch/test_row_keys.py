@@ -62,8 +62,8 @@ def test_a_snapshot_reads_each_rows_view_through_its_rows_and_counted_transcript
     assert isinstance(snap.views, ViewsByRow)
     unusual = {
         key: src.stats_id
-        for key in publisher.table.rows
-        if (src := store._joins.sources[key]).stats_id != usual_stats_id(publisher.shapes, publisher.table.rows[key])
+        for key, row in publisher.table.rows.items()
+        if (src := store._joins.sources[key]).stats_id != usual_stats_id(publisher.shapes, row.agent_id, row.session_id)
     }
     assert publisher._unusual == unusual and len(unusual) < len(snap.rows) // 4
     assert dict(snap.views).keys() == dict(publisher.views).keys() and len(snap.views) >= COPIES
